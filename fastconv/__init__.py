@@ -1,0 +1,49 @@
+"""fastconv: fast CPU Conv2d, pooling and GEMM kernels under a PyTorch-like API.
+
+The compiled core (``fastconv._core``) holds AVX2/AVX-512 kernels chosen at import from
+CPUID (override with ``FASTCONV_ISA=ref|avx2|avx512``) and threaded with OpenMP
+(``set_num_threads``). ``fastconv.kernels`` exposes convolution and pooling, forward and
+backward, on NumPy arrays; :func:`gemm` is BLAS-style matrix multiply.
+"""
+
+from __future__ import annotations
+
+from fastconv import _core, kernels
+from fastconv._core import gemm, get_num_threads
+
+__version__ = _core.backend_info()["version"]
+
+__all__ = [
+    "__version__",
+    "backend_info",
+    "gemm",
+    "get_num_threads",
+    "kernels",
+    "set_num_threads",
+]
+
+
+def backend_info() -> dict:
+    """What the compiled core was built with and is running now.
+
+    Returns
+    -------
+    dict with keys ``compiled_isas`` (list of 'ref'/'avx2'/'avx512' in this build),
+    ``supported_isas`` (those this CPU and OS can run, by CPUID and XGETBV), ``isa`` (the
+    variant in use), ``num_threads``, ``openmp``, ``compiler``, ``cuda_built``, ``cpu``
+    (brand string), ``gemm_tile_mr_nr`` (micro-kernel tile per dtype) and ``version``.
+    """
+    return dict(_core.backend_info())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every kernel may use (>= 1; ValueError otherwise).
+
+    The default is OpenMP's (``OMP_NUM_THREADS``, else the number of cores). Results of
+    conv backward_weight are reproducible for a fixed thread count; see
+    :func:`fastconv.kernels.conv2d_backward_weight`.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        msg = f"set_num_threads: n must be an int, got {type(n).__name__}"
+        raise TypeError(msg)
+    _core.set_num_threads(n)

@@ -1,0 +1,330 @@
+"""NumPy-level kernels: Conv2d, ConvTranspose2d and pooling, forward and backward.
+
+These functions take and return :class:`numpy.ndarray` (float32 or float64, NCHW) and do
+no autograd; ``fastconv.functional`` builds on them. Argument names, defaults and output
+shapes follow ``torch.nn.functional``; the backward functions follow
+``torch.nn.grad.conv2d_input`` / ``conv2d_weight``. Inputs of any strides are accepted
+(non-contiguous or negative-stride views are copied once); outputs are new C-contiguous
+arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument.
+
+The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'ref')
+forces a convolution algorithm for tests and benchmarks; 'auto' picks by shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Union
+
+import numpy as np
+
+from fastconv import _core
+from fastconv._pooling import (
+    adaptive_avg_pool2d,
+    adaptive_avg_pool2d_backward,
+    adaptive_max_pool2d,
+    adaptive_max_pool2d_backward,
+    avg_pool2d,
+    avg_pool2d_backward,
+    max_pool2d,
+    max_pool2d_backward,
+)
+
+__all__ = [
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_max_pool2d",
+    "adaptive_max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "conv2d",
+    "conv2d_backward_bias",
+    "conv2d_backward_data",
+    "conv2d_backward_weight",
+    "conv2d_output_shape",
+    "conv_transpose2d",
+    "conv_transpose2d_backward_data",
+    "conv_transpose2d_backward_weight",
+    "max_pool2d",
+    "max_pool2d_backward",
+]
+
+IntPair = Union[int, Sequence[int]]
+Padding = Union[int, Sequence[int], str]
+
+
+def _pair(value: IntPair, name: str, op: str) -> tuple[int, int]:
+    """An int or a pair of ints as (h, w); TypeError/ValueError naming `name` otherwise."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value), int(value)
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = list(value)
+        if len(items) == 1:
+            items = items * 2
+        if len(items) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
+        ):
+            return int(items[0]), int(items[1])
+        msg = f"{op}: {name} must be an int or a pair of ints, got {value!r}"
+        raise ValueError(msg)
+    msg = f"{op}: {name} must be an int or a pair of ints, got {type(value).__name__}"
+    raise TypeError(msg)
+
+
+def _conv_padding(
+    padding: Padding, kernel_hw: tuple[int, int], stride: tuple[int, int],
+    dilation: tuple[int, int], op: str,
+) -> tuple[int, int, int, int]:
+    """torch-style padding → (top, bottom, left, right).
+
+    'same' pads d·(k−1) in total per axis, the extra element (odd total) at the bottom/right,
+    as torch does; it requires stride 1. A 4-sequence is taken in ``F.pad`` order
+    (left, right, top, bottom).
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                msg = f"{op}: padding='same' is not supported for strided convolutions"
+                raise ValueError(msg)
+            total_h = dilation[0] * (kernel_hw[0] - 1)
+            total_w = dilation[1] * (kernel_hw[1] - 1)
+            return total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2
+        msg = f"{op}: invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
+        raise ValueError(msg)
+    if isinstance(padding, Sequence) and len(padding) == 4:
+        left, right, top, bottom = (int(v) for v in padding)
+        return top, bottom, left, right
+    ph, pw = _pair(padding, "padding", op)
+    return ph, ph, pw, pw
+
+
+def _weight_hw(weight, op: str) -> tuple[int, int]:
+    shape = np.shape(weight)
+    if len(shape) != 4:
+        msg = f"{op}: expected weight to be 4-D (K, C/groups, KH, KW), got shape {tuple(shape)}"
+        raise ValueError(msg)
+    return int(shape[2]), int(shape[3])
+
+
+def _size_hw(shape: Sequence[int], name: str, op: str) -> tuple[int, int]:
+    """(H, W) from a full (N, C, H, W) shape."""
+    if len(shape) != 4:
+        msg = f"{op}: {name} must be a 4-tuple (N, C, H, W), got {tuple(shape)!r}"
+        raise ValueError(msg)
+    return int(shape[2]), int(shape[3])
+
+
+def conv2d_output_shape(
+    input_shape: Sequence[int], weight_shape: Sequence[int], stride: IntPair = 1,
+    padding: Padding = 0, dilation: IntPair = 1,
+) -> tuple[int, int, int, int]:
+    """Output shape (N, K, OH, OW) of :func:`conv2d`; sizes may be < 1 if the kernel does not fit.
+
+    ``OH = floor((H + pad_top + pad_bottom − dilation·(KH − 1) − 1) / stride) + 1``.
+    """
+    op = "conv2d"
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    kh, kw = int(weight_shape[2]), int(weight_shape[3])
+    top, bottom, left, right = _conv_padding(padding, (kh, kw), s, d, op)
+    n, _, h, w = (int(v) for v in input_shape)
+    oh = (h + top + bottom - d[0] * (kh - 1) - 1) // s[0] + 1
+    ow = (w + left + right - d[1] * (kw - 1) - 1) // s[1] + 1
+    return n, int(weight_shape[0]), oh, ow
+
+
+def conv2d(
+    input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1,
+    *, algorithm: str = "auto",
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, as ``torch.nn.functional.conv2d``), NCHW.
+
+    Parameters
+    ----------
+    input : ndarray, shape (N, C, H, W), float32 or float64
+    weight : ndarray, shape (K, C/groups, KH, KW), same dtype
+    bias : ndarray, shape (K,), optional
+    stride, dilation : int or (int, int), positive
+    padding : int, (int, int), 'valid', 'same' (stride 1 only; odd total padding puts the
+        extra row/column at the bottom/right, as PyTorch), or (left, right, top, bottom)
+    groups : int, divides C and K
+
+    Returns
+    -------
+    ndarray, shape (N, K, OH, OW), ``OH = floor((H + 2·pad − dilation·(KH − 1) − 1)/stride) + 1``.
+
+    Raises
+    ------
+    TypeError
+        Non-array input, dtype other than float32/float64, or mixed dtypes.
+    ValueError
+        Wrong rank, channel/group mismatch, non-positive stride/dilation, negative padding,
+        output smaller than 1, or sizes whose index arithmetic would overflow 64 bits.
+
+    Notes
+    -----
+    ``y[n,k] = bias[k] + Σ_c Σ_{kh,kw} x[n, g·C/g + c, oh·s − p + kh·d, ow·s − p + kw·d] · w[k,c,kh,kw]``.
+    Algorithm: im2col + GEMM (Chellapilla et al. 2006; BLIS-style GEMM), the input used
+    directly as the column matrix for 1×1/stride-1 kernels, and a direct kernel for
+    depthwise convolution (groups == C > 1).
+    """
+    op = "conv2d"
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
+    return _core.conv2d_forward(input, weight, bias, s, pad, d, int(groups), algorithm)
+
+
+def conv2d_backward_data(
+    grad_output: np.ndarray, weight: np.ndarray, input_shape: Sequence[int],
+    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1,
+    *, algorithm: str = "auto",
+) -> np.ndarray:
+    """Gradient of :func:`conv2d` with respect to its input (cuDNN: dgrad).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, K, OH, OW)
+    weight : ndarray, shape (K, C/groups, KH, KW)
+    input_shape : (N, C, H, W) of the forward input
+    stride, padding, dilation, groups : as in :func:`conv2d`
+
+    Returns
+    -------
+    ndarray, shape (N, C, H, W) — as ``torch.nn.grad.conv2d_input``.
+
+    Notes
+    -----
+    Computed as ``col = Wᵀ · dy`` per image and group followed by col2im (the adjoint of
+    im2col, a scatter-add); for 1×1/stride-1 kernels ``dx = Wᵀ · dy`` directly.
+    """
+    op = "conv2d_backward_data"
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
+    hw = _size_hw(input_shape, "input_shape", op)
+    return _core.conv2d_backward_data(grad_output, weight, hw, s, pad, d, int(groups), algorithm)
+
+
+def conv2d_backward_weight(
+    grad_output: np.ndarray, input: np.ndarray, weight_shape: Sequence[int],
+    stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1,
+    *, algorithm: str = "auto",
+) -> np.ndarray:
+    """Gradient of :func:`conv2d` with respect to its weight (cuDNN: wgrad).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, K, OH, OW)
+    input : ndarray, shape (N, C, H, W), the forward input
+    weight_shape : (K, C/groups, KH, KW)
+
+    Returns
+    -------
+    ndarray, shape (K, C/groups, KH, KW) — as ``torch.nn.grad.conv2d_weight``.
+
+    Notes
+    -----
+    ``dW_g = Σ_n dy_{n,g} · im2col(x_{n,g})ᵀ``. With several threads the images are split
+    into one fixed chunk per thread and the partial sums added in thread order, so results
+    are bitwise reproducible for a given thread count but may differ in the last bits
+    between thread counts.
+    """
+    op = "conv2d_backward_weight"
+    if len(weight_shape) != 4:
+        msg = f"{op}: weight_shape must be (K, C/groups, KH, KW), got {tuple(weight_shape)!r}"
+        raise ValueError(msg)
+    kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    pad = _conv_padding(padding, kernel_hw, s, d, op)
+    dw = _core.conv2d_backward_weight(grad_output, input, kernel_hw, s, pad, d, int(groups),
+                                      algorithm)
+    if tuple(dw.shape) != tuple(int(v) for v in weight_shape):
+        msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
+               f"input, which give {tuple(dw.shape)}")
+        raise ValueError(msg)
+    return dw
+
+
+def conv2d_backward_bias(grad_output: np.ndarray) -> np.ndarray:
+    """Gradient of a convolution's bias: ``grad_output`` (N, K, OH, OW) summed to shape (K,)."""
+    return _core.conv2d_backward_bias(grad_output)
+
+
+def _transpose_args(stride, padding, output_padding, dilation, op):
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    p = _pair(padding, "padding", op)
+    op_ = _pair(output_padding, "output_padding", op)
+    return s, p, op_, d
+
+
+def conv_transpose2d(
+    input: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+    stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+    dilation: IntPair = 1, *, algorithm: str = "auto",
+) -> np.ndarray:
+    """2-D transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
+
+    Parameters
+    ----------
+    input : ndarray, shape (N, C_in, H, W)
+    weight : ndarray, shape (C_in, C_out/groups, KH, KW)
+    bias : ndarray, shape (C_out,), optional
+    stride, padding, output_padding, dilation : int or pair; output_padding must be
+        smaller than stride or dilation
+    groups : int
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out),
+    ``H_out = (H − 1)·stride − 2·padding + dilation·(KH − 1) + output_padding + 1``.
+
+    Notes
+    -----
+    The forward pass is exactly Conv2d's backward_data (Dumoulin & Visin 2016, "A guide to
+    convolution arithmetic"), run by the same GEMM + col2im kernels.
+    """
+    op = "conv_transpose2d"
+    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
+    return _core.conv_transpose2d_forward(input, weight, bias, s, p, opad, d, int(groups),
+                                          algorithm)
+
+
+def conv_transpose2d_backward_data(
+    grad_output: np.ndarray, weight: np.ndarray, input_shape: Sequence[int],
+    stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+    dilation: IntPair = 1, *, algorithm: str = "auto",
+) -> np.ndarray:
+    """Gradient of :func:`conv_transpose2d` w.r.t. its input: a Conv2d forward of grad_output.
+
+    Returns an array of ``input_shape`` (N, C_in, H, W).
+    """
+    op = "conv_transpose2d_backward_data"
+    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
+    hw = _size_hw(input_shape, "input_shape", op)
+    return _core.conv_transpose2d_backward_data(grad_output, weight, hw, s, p, opad, d,
+                                                int(groups), algorithm)
+
+
+def conv_transpose2d_backward_weight(
+    grad_output: np.ndarray, input: np.ndarray, weight_shape: Sequence[int],
+    stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+    dilation: IntPair = 1, *, algorithm: str = "auto",
+) -> np.ndarray:
+    """Gradient of :func:`conv_transpose2d` w.r.t. its weight (C_in, C_out/groups, KH, KW).
+
+    Computed as Conv2d's backward_weight with input and output gradient exchanged.
+    """
+    op = "conv_transpose2d_backward_weight"
+    if len(weight_shape) != 4:
+        msg = f"{op}: weight_shape must be (C_in, C_out/groups, KH, KW), got {tuple(weight_shape)!r}"
+        raise ValueError(msg)
+    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
+    kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
+    dw = _core.conv_transpose2d_backward_weight(grad_output, input, kernel_hw, s, p, opad, d,
+                                                int(groups), algorithm)
+    if tuple(dw.shape) != tuple(int(v) for v in weight_shape):
+        msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
+               f"input, which give {tuple(dw.shape)}")
+        raise ValueError(msg)
+    return dw

@@ -1,0 +1,444 @@
+// Conv2d and ConvTranspose2d bindings: validate shapes and arguments (PyTorch-style
+// messages), build Conv2dParams, allocate outputs, release the GIL, call the driver.
+// Transposed convolution runs on the conv drivers: its forward is conv's backward_data, its
+// backward_data is conv's forward and its weight gradient is conv's backward_weight with
+// the roles of input and output gradient exchanged.
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "bindings/validate.h"
+#include "fastconv/ops.h"
+
+namespace fastconv {
+
+namespace py = pybind11;
+using namespace bind;
+
+namespace {
+
+using Pair = std::pair<int64_t, int64_t>;
+
+struct Padding4 {
+    int64_t top, bottom, left, right;
+};
+
+// Arrays of one conv call, checked for type, dtype agreement and rank.
+struct ConvArrays {
+    py::array a, b;  // the two 4-D operands (meaning depends on the op)
+    std::optional<py::array> bias;
+    DType dtype;
+};
+
+ConvArrays check_arrays(const char* op, const char* name_a, const py::object& a_obj,
+                        const char* name_b, const py::object& b_obj, const py::object& bias_obj) {
+    ConvArrays r;
+    r.a = require_array(op, name_a, a_obj);
+    r.b = require_array(op, name_b, b_obj);
+    r.dtype = float_dtype(op, name_a, r.a);
+    float_dtype(op, name_b, r.b);
+    require_same_dtype(op, name_a, r.a, name_b, r.b);
+    require_ndim(op, name_a, r.a, 4, "(N, C, H, W)");
+    require_ndim(op, name_b, r.b, 4, "(N, C, H, W)");
+    if (!bias_obj.is_none()) {
+        r.bias = require_array(op, "bias", bias_obj);
+        float_dtype(op, "bias", *r.bias);
+        require_same_dtype(op, name_a, r.a, "bias", *r.bias);
+    }
+    return r;
+}
+
+void check_hyper(const char* op, Pair stride, Pair dilation, int64_t groups) {
+    require_positive(op, "stride", stride);
+    require_positive(op, "dilation", dilation);
+    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+}
+
+void check_padding(const char* op, const Padding4& pad) {
+    if (pad.top < 0 || pad.bottom < 0 || pad.left < 0 || pad.right < 0)
+        value_error(op, ": padding must be non-negative, got (top=", pad.top, ", bottom=",
+                    pad.bottom, ", left=", pad.left, ", right=", pad.right, ")");
+}
+
+// A weight's 4-D shape; the backward_weight bindings know it without having the array.
+struct WShape {
+    std::vector<int64_t> d;
+    explicit WShape(const py::array& w) : d{w.shape(0), w.shape(1), w.shape(2), w.shape(3)} {}
+    WShape(int64_t a, int64_t b, int64_t c, int64_t e) : d{a, b, c, e} {}
+    int64_t shape(int i) const { return d[i]; }
+};
+std::string shape_str(const WShape& w) { return bind::shape_str(w.d); }
+using bind::shape_str;
+
+void check_weight_dims(const char* op, const WShape& w) {
+    for (int i = 0; i < 4; ++i)
+        if (w.shape(i) < 1)
+            value_error(op, ": weight must have no zero-sized dimension, got shape ", shape_str(w));
+}
+
+// Forward-convolution params from input shape (N, C, H, W), weight (K, C/g, KH, KW).
+Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
+                         const WShape& w, Pair stride, const Padding4& pad, Pair dilation,
+                         int64_t groups, const std::string& input_shape) {
+    check_hyper(op, stride, dilation, groups);
+    check_padding(op, pad);
+    check_weight_dims(op, w);
+    Conv2dParams p;
+    p.N = N, p.C = C, p.H = H, p.W = W;
+    p.K = w.shape(0), p.KH = w.shape(2), p.KW = w.shape(3);
+    p.stride_h = stride.first, p.stride_w = stride.second;
+    p.dil_h = dilation.first, p.dil_w = dilation.second;
+    p.pad_top = pad.top, p.pad_left = pad.left;
+    p.groups = groups;
+    if (H < 1 || W < 1 || C < 1)
+        value_error(op, ": expected input with non-zero C, H and W, got input of shape ", input_shape);
+    if (w.shape(1) * groups != C)
+        value_error(op, ": Given groups=", groups, ", weight of size ", shape_str(w),
+                    ", expected input", input_shape, " to have ", w.shape(1) * groups,
+                    " channels, but got ", C, " channels instead");
+    if (p.K % groups != 0)
+        value_error(op, ": Given groups=", groups, ", expected weight to be divisible by ", groups,
+                    " at dimension 0, but got weight of size ", shape_str(w));
+    p.OH = conv_output_size(H, p.KH, p.stride_h, pad.top, pad.bottom, p.dil_h);
+    p.OW = conv_output_size(W, p.KW, p.stride_w, pad.left, pad.right, p.dil_w);
+    if (p.OH < 1 || p.OW < 1)
+        value_error(op, ": Calculated padded input size per channel: (", H + pad.top + pad.bottom,
+                    " x ", W + pad.left + pad.right, "). Kernel size: (",
+                    p.dil_h * (p.KH - 1) + 1, " x ", p.dil_w * (p.KW - 1) + 1,
+                    "). Kernel size can't be greater than actual input size");
+    checked_numel(op, "the input", {N, C, H, W});
+    checked_numel(op, "the output", {N, p.K, p.OH, p.OW});
+    checked_numel(op, "the im2col workspace", {p.col_rows(), p.OH, p.OW});
+    return p;
+}
+
+void check_bias(const char* op, const std::optional<py::array>& bias, int64_t channels) {
+    if (!bias) return;
+    if (bias->ndim() != 1 || bias->shape(0) != channels)
+        value_error(op, ": expected bias of shape (", channels, ",), got ", shape_str(*bias));
+}
+
+void check_output_grad(const char* op, const py::array& dy, int64_t N, int64_t K, int64_t OH,
+                       int64_t OW) {
+    if (dy.shape(0) != N || dy.shape(1) != K || dy.shape(2) != OH || dy.shape(3) != OW)
+        value_error(op, ": expected grad_output of shape ", shape_str(std::vector<int64_t>{N, K, OH, OW}),
+                    ", got ", shape_str(dy));
+}
+
+template <typename T>
+const T* opt_data(const std::optional<py::array_t<T, py::array::c_style>>& a) {
+    return a ? a->data() : nullptr;
+}
+
+// Calls f.template operator()<T>() with T = float or double.
+template <typename F>
+py::object dispatch(DType dt, F&& f) {
+    if (dt == DType::f32) return f(float{});
+    return f(double{});
+}
+
+std::string shape_of(const py::array& a) { return shape_str(a); }
+
+Padding4 pad4(const std::tuple<int64_t, int64_t, int64_t, int64_t>& t) {
+    return {std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t)};
+}
+
+// ---- Conv2d -----------------------------------------------------------------------------
+
+py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                  const py::object& bias_obj, Pair stride,
+                                  std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+                                  Pair dilation, int64_t groups, const std::string& algorithm) {
+    const char* op = "conv2d";
+    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array& x = r.a;
+    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
+                                 pad4(padding), dilation, groups, shape_of(x));
+    check_bias(op, r.bias, p.K);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto xc = contiguous<T>(x), wc = contiguous<T>(r.b);
+        std::optional<py::array_t<T, py::array::c_style>> bc;
+        if (r.bias) bc = contiguous<T>(*r.bias);
+        auto y = new_array<T>({p.N, p.K, p.OH, p.OW});
+        const T *xd = xc.data(), *wd = wc.data(), *bd = opt_data(bc);
+        T* yd = y.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_forward<T>(p, xd, wd, bd, yd, algo);
+        }
+        return std::move(y);
+    });
+}
+
+py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
+                                        Pair input_size, Pair stride,
+                                        std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+                                        Pair dilation, int64_t groups, const std::string& algorithm) {
+    const char* op = "conv2d_backward_data";
+    ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array& dy = r.a;
+    const int64_t N = dy.shape(0), C = r.b.shape(1) * groups;
+    const std::string in_shape =
+        shape_str(std::vector<int64_t>{N, C, input_size.first, input_size.second});
+    Conv2dParams p = conv_params(op, N, C, input_size.first, input_size.second, WShape(r.b), stride,
+                                 pad4(padding), dilation, groups, in_shape);
+    check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto dyc = contiguous<T>(dy), wc = contiguous<T>(r.b);
+        auto dx = new_array<T>({p.N, p.C, p.H, p.W});
+        const T *dyd = dyc.data(), *wd = wc.data();
+        T* dxd = dx.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_backward_data<T>(p, dxd, dyd, wd, algo);
+        }
+        return std::move(dx);
+    });
+}
+
+py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::object& x_obj,
+                                          Pair kernel_size, Pair stride,
+                                          std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+                                          Pair dilation, int64_t groups,
+                                          const std::string& algorithm) {
+    const char* op = "conv2d_backward_weight";
+    ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array &dy = r.a, &x = r.b;
+    require_positive(op, "kernel_size", kernel_size);
+    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+    const int64_t K = dy.shape(1), C = x.shape(1);
+    if (C % groups != 0 || K % groups != 0)
+        value_error(op, ": in_channels (", C, ") and out_channels (", K,
+                    ") must both be divisible by groups (", groups, ")");
+    const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
+    Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
+                                 pad4(padding), dilation, groups, shape_of(x));
+    check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto dyc = contiguous<T>(dy), xc = contiguous<T>(x);
+        auto dw = new_array<T>({p.K, p.C / p.groups, p.KH, p.KW});
+        const T *dyd = dyc.data(), *xd = xc.data();
+        T* dwd = dw.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_backward_weight<T>(p, dwd, dyd, xd, algo);
+        }
+        return std::move(dw);
+    });
+}
+
+py::object conv2d_backward_bias_binding(const py::object& dy_obj) {
+    const char* op = "conv2d_backward_bias";
+    py::array dy = require_array(op, "grad_output", dy_obj);
+    const DType dt = float_dtype(op, "grad_output", dy);
+    require_ndim(op, "grad_output", dy, 4, "(N, C, H, W)");
+    Conv2dParams p;
+    p.N = dy.shape(0), p.K = dy.shape(1), p.OH = dy.shape(2), p.OW = dy.shape(3);
+    return dispatch(dt, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto dyc = contiguous<T>(dy);
+        auto db = new_array<T>({p.K});
+        const T* dyd = dyc.data();
+        T* dbd = db.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_backward_bias<T>(p, dbd, dyd);
+        }
+        return std::move(db);
+    });
+}
+
+// ---- ConvTranspose2d ----------------------------------------------------------------------
+// Input (N, C_in, H, W), weight (C_in, C_out/g, KH, KW), output (N, C_out, H_out, W_out),
+//   H_out = (H - 1)*stride - 2*padding + dilation*(KH - 1) + output_padding + 1.
+// As a convolution: conv input = transposed output (C = C_out, H = H_out), conv output =
+// transposed input (K = C_in, OH = H), conv weight = the same weight array.
+
+Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H, int64_t W,
+                              const WShape& w, Pair stride, Pair padding, Pair output_padding,
+                              Pair dilation, int64_t groups, const std::string& input_shape) {
+    check_hyper(op, stride, dilation, groups);
+    require_non_negative(op, "padding", padding);
+    require_non_negative(op, "output_padding", output_padding);
+    check_weight_dims(op, w);
+    if (output_padding.first >= std::max(stride.first, dilation.first) ||
+        output_padding.second >= std::max(stride.second, dilation.second))
+        value_error(op, ": output padding must be smaller than either stride or dilation, got "
+                        "output_padding=(", output_padding.first, ", ", output_padding.second,
+                    "), stride=(", stride.first, ", ", stride.second, "), dilation=(",
+                    dilation.first, ", ", dilation.second, ")");
+    if (H < 1 || W < 1 || C_in < 1)
+        value_error(op, ": expected input with non-zero C, H and W, got input of shape ", input_shape);
+    if (w.shape(0) != C_in)
+        value_error(op, ": Given transposed=1, weight of size ", shape_str(w),
+                    ", expected input", input_shape, " to have ", w.shape(0),
+                    " channels, but got ", C_in, " channels instead");
+    if (C_in % groups != 0)
+        value_error(op, ": Given groups=", groups, ", expected weight to be divisible by ", groups,
+                    " at dimension 0, but got weight of size ", shape_str(w));
+    Conv2dParams p;
+    p.N = N, p.K = C_in, p.OH = H, p.OW = W;
+    p.C = w.shape(1) * groups, p.KH = w.shape(2), p.KW = w.shape(3);
+    p.stride_h = stride.first, p.stride_w = stride.second;
+    p.dil_h = dilation.first, p.dil_w = dilation.second;
+    p.pad_top = padding.first, p.pad_left = padding.second;
+    p.groups = groups;
+    p.H = (H - 1) * p.stride_h - 2 * padding.first + p.dil_h * (p.KH - 1) + output_padding.first + 1;
+    p.W = (W - 1) * p.stride_w - 2 * padding.second + p.dil_w * (p.KW - 1) + output_padding.second + 1;
+    if (p.H < 1 || p.W < 1)
+        value_error(op, ": Given input size per channel: (", H, " x ", W,
+                    "). Calculated output size per channel: (", p.H, " x ", p.W,
+                    "). Output size is too small");
+    checked_numel(op, "the input", {N, C_in, H, W});
+    checked_numel(op, "the output", {N, p.C, p.H, p.W});
+    checked_numel(op, "the im2col workspace", {p.col_rows(), p.OH, p.OW});
+    return p;
+}
+
+py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                            const py::object& bias_obj, Pair stride, Pair padding,
+                                            Pair output_padding, Pair dilation, int64_t groups,
+                                            const std::string& algorithm) {
+    const char* op = "conv_transpose2d";
+    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array& x = r.a;
+    Conv2dParams p = transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
+                                      stride, padding, output_padding, dilation, groups,
+                                      shape_of(x));
+    check_bias(op, r.bias, p.C);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto xc = contiguous<T>(x), wc = contiguous<T>(r.b);
+        std::optional<py::array_t<T, py::array::c_style>> bc;
+        if (r.bias) bc = contiguous<T>(*r.bias);
+        auto y = new_array<T>({p.N, p.C, p.H, p.W});
+        const T *xd = xc.data(), *wd = wc.data(), *bd = opt_data(bc);
+        T* yd = y.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv_transpose2d_forward<T>(p, xd, wd, bd, yd, algo);
+        }
+        return std::move(y);
+    });
+}
+
+py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
+                                                  Pair input_size, Pair stride, Pair padding,
+                                                  Pair output_padding, Pair dilation,
+                                                  int64_t groups, const std::string& algorithm) {
+    const char* op = "conv_transpose2d_backward_data";
+    ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array& dy = r.a;
+    const int64_t N = dy.shape(0), C_in = r.b.shape(0);
+    const std::string in_shape =
+        shape_str(std::vector<int64_t>{N, C_in, input_size.first, input_size.second});
+    Conv2dParams p = transpose_params(op, N, C_in, input_size.first, input_size.second, WShape(r.b),
+                                      stride, padding, output_padding, dilation, groups, in_shape);
+    check_output_grad(op, dy, p.N, p.C, p.H, p.W);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto dyc = contiguous<T>(dy), wc = contiguous<T>(r.b);
+        auto dx = new_array<T>({p.N, p.K, p.OH, p.OW});
+        const T *dyd = dyc.data(), *wd = wc.data();
+        T* dxd = dx.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_forward<T>(p, dyd, wd, nullptr, dxd, algo);
+        }
+        return std::move(dx);
+    });
+}
+
+py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
+                                                    const py::object& x_obj, Pair kernel_size,
+                                                    Pair stride, Pair padding, Pair output_padding,
+                                                    Pair dilation, int64_t groups,
+                                                    const std::string& algorithm) {
+    const char* op = "conv_transpose2d_backward_weight";
+    ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
+    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const py::array &dy = r.a, &x = r.b;
+    require_positive(op, "kernel_size", kernel_size);
+    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+    const int64_t C_in = x.shape(1), C_out = dy.shape(1);
+    if (C_in % groups != 0 || C_out % groups != 0)
+        value_error(op, ": in_channels (", C_in, ") and out_channels (", C_out,
+                    ") must both be divisible by groups (", groups, ")");
+    const WShape w_shape(C_in, C_out / groups, kernel_size.first, kernel_size.second);
+    Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape,
+                                      stride, padding, output_padding, dilation, groups,
+                                      shape_of(x));
+    check_output_grad(op, dy, p.N, p.C, p.H, p.W);
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto dyc = contiguous<T>(dy), xc = contiguous<T>(x);
+        auto dw = new_array<T>({p.K, p.C / p.groups, p.KH, p.KW});
+        const T *dyd = dyc.data(), *xd = xc.data();
+        T* dwd = dw.mutable_data();
+        {
+            py::gil_scoped_release release;
+            // Conv's weight gradient with conv "dy" = transposed input, conv "x" = grad_output.
+            conv2d_backward_weight<T>(p, dwd, xd, dyd, algo);
+        }
+        return std::move(dw);
+    });
+}
+
+}  // namespace
+
+void register_conv2d(py::module_& m) {
+    using namespace pybind11::literals;
+    m.def("conv2d_forward", &conv2d_forward_binding, "input"_a, "weight"_a, "bias"_a, "stride"_a,
+          "padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+          R"doc(Conv2d forward, NCHW: input (N, C, H, W), weight (K, C/groups, KH, KW), bias (K,) or None.
+
+padding is (top, bottom, left, right). Returns (N, K, OH, OW) with
+OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
+    m.def("conv2d_backward_data", &conv2d_backward_data_binding, "grad_output"_a, "weight"_a,
+          "input_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+          "algorithm"_a = "auto",
+          "dL/dinput (N, C, H, W) from grad_output (N, K, OH, OW); input_size is (H, W).");
+    m.def("conv2d_backward_weight", &conv2d_backward_weight_binding, "grad_output"_a, "input"_a,
+          "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+          "algorithm"_a = "auto",
+          "dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).");
+    m.def("conv2d_backward_bias", &conv2d_backward_bias_binding, "grad_output"_a,
+          "dL/dbias (K,): grad_output (N, K, OH, OW) summed over N, OH, OW.");
+    m.def("conv_transpose2d_forward", &conv_transpose2d_forward_binding, "input"_a, "weight"_a,
+          "bias"_a, "stride"_a, "padding"_a, "output_padding"_a, "dilation"_a, "groups"_a,
+          "algorithm"_a = "auto",
+          R"doc(ConvTranspose2d forward: input (N, C_in, H, W), weight (C_in, C_out/groups, KH, KW).
+
+Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(KH-1)
++ output_padding + 1. Computed as Conv2d backward_data.)doc");
+    m.def("conv_transpose2d_backward_data", &conv_transpose2d_backward_data_binding,
+          "grad_output"_a, "weight"_a, "input_size"_a, "stride"_a, "padding"_a,
+          "output_padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+          "dL/dinput (N, C_in, H, W) of conv_transpose2d; computed as Conv2d forward.");
+    m.def("conv_transpose2d_backward_weight", &conv_transpose2d_backward_weight_binding,
+          "grad_output"_a, "input"_a, "kernel_size"_a, "stride"_a, "padding"_a,
+          "output_padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+          "dL/dweight (C_in, C_out/groups, KH, KW) of conv_transpose2d; Conv2d backward_weight.");
+    m.def("conv2d_choose_algorithm",
+          [](const py::object& x_obj, const py::object& w_obj, Pair stride,
+             std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
+              ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
+              const py::array& x = r.a;
+              Conv2dParams p = conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2),
+                                           x.shape(3), WShape(r.b), stride, pad4(padding), dilation,
+                                           groups, shape_of(x));
+              return std::string(conv_algo_name(choose_conv_algo(p)));
+          },
+          "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+          "The algorithm 'auto' picks for these shapes (im2col, direct_1x1 or depthwise).");
+}
+
+}  // namespace fastconv

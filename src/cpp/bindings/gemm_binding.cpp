@@ -1,0 +1,110 @@
+// fc.gemm: validate, describe each operand as (pointer, leading dimension, transposed) without
+// copying where its strides allow (C- or F-ordered, or row slices), release the GIL, call.
+#include <optional>
+
+#include "bindings/validate.h"
+#include "common/parallel.h"
+#include "fastconv/ops.h"
+
+namespace fastconv {
+
+namespace py = pybind11;
+using namespace bind;
+
+namespace {
+
+// A 2-D operand as BLAS sees it: data, leading dimension and whether it is stored
+// transposed relative to the array's logical (rows, cols). `keep` owns any copy.
+template <typename T>
+struct Operand {
+    const T* data;
+    int64_t ld;
+    bool transposed;
+    py::array keep;
+};
+
+template <typename T>
+Operand<T> as_operand(const py::array& a) {
+    const int64_t rows = a.shape(0), cols = a.shape(1);
+    const int64_t s0 = a.strides(0), s1 = a.strides(1), item = sizeof(T);
+    const bool aligned = reinterpret_cast<uintptr_t>(a.data()) % alignof(T) == 0;
+    // Row-major with unit column stride (also row slices): ld = row stride.
+    if (aligned && (s1 == item || cols == 1) && s0 % item == 0 && s0 / item >= cols && s0 > 0)
+        return {static_cast<const T*>(a.data()), s0 / item, false, a};
+    // Column-major (e.g. a.T of a C-ordered array): the transposed matrix is row-major.
+    if (aligned && (s0 == item || rows == 1) && s1 % item == 0 && s1 / item >= rows && s1 > 0)
+        return {static_cast<const T*>(a.data()), s1 / item, true, a};
+    auto c = contiguous<T>(a);
+    return {c.data(), cols, false, c};
+}
+
+template <typename T>
+py::array gemm_typed(const py::array& a, const py::array& b, const std::optional<py::array>& c,
+                     double alpha, double beta, bool trans_a, bool trans_b) {
+    const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+    const int64_t N = trans_b ? b.shape(0) : b.shape(1);
+    auto out = new_array<T>({M, N});
+    const bool use_c = c.has_value() && beta != 0.0;
+    if (use_c) {
+        auto cc = contiguous<T>(*c);
+        std::memcpy(out.mutable_data(), cc.data(), sizeof(T) * static_cast<size_t>(M * N));
+    }
+    Operand<T> A = as_operand<T>(a), B = as_operand<T>(b);
+    const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
+    T* C = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, use_c ? T(beta) : T(0), C,
+                N, num_threads());
+    }
+    return out;
+}
+
+py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const py::object& c_obj,
+                       double alpha, double beta, bool trans_a, bool trans_b) {
+    const char* op = "gemm";
+    py::array a = require_array(op, "a", a_obj), b = require_array(op, "b", b_obj);
+    const DType dt = float_dtype(op, "a", a);
+    float_dtype(op, "b", b);
+    require_same_dtype(op, "a", a, "b", b);
+    require_ndim(op, "a", a, 2, "matrix");
+    require_ndim(op, "b", b, 2, "matrix");
+    const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
+    const int64_t K2 = trans_b ? b.shape(1) : b.shape(0), N = trans_b ? b.shape(0) : b.shape(1);
+    if (K != K2)
+        value_error(op, ": op(a) is ", M, "x", K, " and op(b) is ", K2, "x", N,
+                    ": inner dimensions must agree (a.shape=", shape_str(a),
+                    ", b.shape=", shape_str(b), ", trans_a=", trans_a, ", trans_b=", trans_b, ")");
+    checked_numel(op, "the output", {M, N});
+    std::optional<py::array> c;
+    if (!c_obj.is_none()) {
+        c = require_array(op, "c", c_obj);
+        float_dtype(op, "c", *c);
+        require_same_dtype(op, "a", a, "c", *c);
+        require_ndim(op, "c", *c, 2, "matrix");
+        if (c->shape(0) != M || c->shape(1) != N)
+            value_error(op, ": expected c of shape (", M, ", ", N, ") = op(a) @ op(b), got ",
+                        shape_str(*c));
+    }
+    return dt == DType::f32 ? gemm_typed<float>(a, b, c, alpha, beta, trans_a, trans_b)
+                            : gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b);
+}
+
+}  // namespace
+
+void register_gemm(py::module_& m) {
+    m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
+          py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
+          py::arg("trans_b") = false,
+          R"doc(General matrix multiply, BLAS sgemm/dgemm semantics (row-major).
+
+Returns ``alpha * op(a) @ op(b) + beta * c`` as a new array; ``c`` is not modified.
+op(a) is ``a.T`` if ``trans_a`` else ``a`` (shape (M, K)); op(b) likewise (K, N).
+``beta == 0`` ignores ``c`` entirely (NaN in ``c`` does not propagate), as BLAS does.
+``a``, ``b`` and ``c`` must share dtype float32 or float64; any strides are accepted.
+
+Raises TypeError for other dtypes or non-arrays, ValueError for shape mismatches.
+Algorithm: Goto/BLIS packing (packA/packB) with an MR x NR micro-kernel per ISA.)doc");
+}
+
+}  // namespace fastconv

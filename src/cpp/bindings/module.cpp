@@ -1,0 +1,80 @@
+// fastconv._core: the one extension module. PYBIND11_MODULE only; each op family registers
+// itself from its own *_binding.cpp.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "common/parallel.h"
+#include "dispatch/cpu_features.h"
+#include "fastconv/kernel_table.h"
+
+namespace py = pybind11;
+
+namespace fastconv {
+void register_gemm(py::module_& m);
+void register_conv2d(py::module_& m);
+void register_pool2d(py::module_& m);
+}  // namespace fastconv
+
+namespace {
+
+std::vector<std::string> isa_names(const std::vector<fastconv::Isa>& v) {
+    std::vector<std::string> out;
+    for (auto isa : v) out.emplace_back(fastconv::isa_name(isa));
+    return out;
+}
+
+py::dict backend_info() {
+    using namespace fastconv;
+    py::dict d;
+    d["version"] = FASTCONV_VERSION;
+    d["compiled_isas"] = isa_names(compiled_isas());
+    d["supported_isas"] = isa_names(supported_isas());
+    d["isa"] = isa_name(kernels().isa);
+    d["num_threads"] = num_threads();
+#ifdef _OPENMP
+    d["openmp"] = true;
+#else
+    d["openmp"] = false;
+#endif
+    d["compiler"] = FASTCONV_COMPILER;
+#ifdef FASTCONV_HAVE_CUDA
+    d["cuda_built"] = true;
+#else
+    d["cuda_built"] = false;
+#endif
+    d["cpu"] = cpu_features().brand;
+    py::dict tiles;
+    tiles["float32"] = py::make_tuple(kernels().f32.gemm_mr, kernels().f32.gemm_nr);
+    tiles["float64"] = py::make_tuple(kernels().f64.gemm_mr, kernels().f64.gemm_nr);
+    d["gemm_tile_mr_nr"] = tiles;
+    return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "fastconv compiled core: Conv2d, pooling and GEMM kernels (CPU)";
+    fastconv::kernels();  // choose the ISA now: a bad FASTCONV_ISA fails the import
+
+    m.def("backend_info", &backend_info,
+          "Compiled, supported and chosen ISA, thread count, compiler, OpenMP and CUDA build flags.");
+    m.def("compiled_isas", [] { return isa_names(fastconv::compiled_isas()); },
+          "ISA variants compiled into this build, e.g. ['ref', 'avx2', 'avx512'].");
+    m.def("supported_isas", [] { return isa_names(fastconv::supported_isas()); },
+          "Compiled ISA variants this CPU and OS can run (CPUID + XGETBV).");
+    m.def("current_isa", [] { return std::string(fastconv::isa_name(fastconv::kernels().isa)); },
+          "The ISA variant in use.");
+    m.def("_set_isa", &fastconv::set_isa, py::arg("name"),
+          "Switch the kernel table to 'ref', 'avx2' or 'avx512' (tests; ValueError if unsupported).");
+    m.def("set_num_threads",
+          [](int n) {
+              if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+              fastconv::set_num_threads(n);
+          },
+          py::arg("n"), "Threads every kernel may use (OpenMP); default: OMP_NUM_THREADS or all cores.");
+    m.def("get_num_threads", &fastconv::num_threads, "Threads kernels currently use.");
+
+    fastconv::register_gemm(m);
+    fastconv::register_conv2d(m);
+    fastconv::register_pool2d(m);
+}

@@ -1,0 +1,122 @@
+// Validation and conversion helpers for the binding layer: one check per rule, each
+// raising a Python ValueError/TypeError that names the op, the argument and the shapes,
+// before any data pointer is touched (the role of NNPACK's include/nnpack/validation.h).
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace fastconv {
+namespace bind {
+
+namespace py = pybind11;
+
+enum class DType { f32, f64 };
+
+inline std::string shape_str(const py::array& a) {
+    std::ostringstream s;
+    s << "(";
+    for (py::ssize_t i = 0; i < a.ndim(); ++i) s << (i ? ", " : "") << a.shape(i);
+    if (a.ndim() == 1) s << ",";
+    s << ")";
+    return s.str();
+}
+
+inline std::string shape_str(const std::vector<int64_t>& v) {
+    std::ostringstream s;
+    s << "(";
+    for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
+    if (v.size() == 1) s << ",";
+    s << ")";
+    return s.str();
+}
+
+template <typename... Args>
+[[noreturn]] inline void value_error(Args&&... args) {
+    std::ostringstream s;
+    (s << ... << args);
+    throw py::value_error(s.str());
+}
+
+template <typename... Args>
+[[noreturn]] inline void type_error(Args&&... args) {
+    std::ostringstream s;
+    (s << ... << args);
+    throw py::type_error(s.str());
+}
+
+// Accepts only a NumPy ndarray (anything else: TypeError); no implicit conversion.
+inline py::array require_array(const char* op, const char* arg, const py::handle& obj) {
+    if (!py::isinstance<py::array>(obj))
+        type_error(op, ": expected ", arg, " to be a numpy.ndarray, got ",
+                   std::string(py::str(py::type::of(obj).attr("__name__"))));
+    return py::reinterpret_borrow<py::array>(obj);
+}
+
+// float32 or float64 in native byte order; anything else is a TypeError.
+inline DType float_dtype(const char* op, const char* arg, const py::array& a) {
+    if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
+    if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
+    type_error(op, ": expected ", arg, " to have dtype float32 or float64, got ",
+               std::string(py::str(a.dtype())));
+}
+
+inline void require_same_dtype(const char* op, const char* arg_a, const py::array& a,
+                               const char* arg_b, const py::array& b) {
+    if (!a.dtype().equal(b.dtype()))
+        type_error(op, ": expected ", arg_a, " and ", arg_b, " to have the same dtype, but got ",
+                   arg_a, ".dtype=", std::string(py::str(a.dtype())), " and ", arg_b,
+                   ".dtype=", std::string(py::str(b.dtype())));
+}
+
+inline void require_ndim(const char* op, const char* arg, const py::array& a, int ndim,
+                         const char* layout) {
+    if (a.ndim() != ndim)
+        value_error(op, ": expected ", arg, " to be ", ndim, "-D ", layout, ", got ", a.ndim(),
+                    "-D array of shape ", shape_str(a));
+}
+
+inline void require_positive(const char* op, const char* arg, std::pair<int64_t, int64_t> v) {
+    if (v.first < 1 || v.second < 1)
+        value_error(op, ": ", arg, " must be positive, got (", v.first, ", ", v.second, ")");
+}
+
+inline void require_non_negative(const char* op, const char* arg, std::pair<int64_t, int64_t> v) {
+    if (v.first < 0 || v.second < 0)
+        value_error(op, ": ", arg, " must be non-negative, got (", v.first, ", ", v.second, ")");
+}
+
+// Product of sizes with a check that it fits int64 (index arithmetic never overflows).
+inline int64_t checked_numel(const char* op, const char* what, std::initializer_list<int64_t> dims) {
+    int64_t n = 1;
+    for (int64_t d : dims) {
+        if (d < 0) value_error(op, ": negative size in ", what);
+        if (d != 0 && n > std::numeric_limits<int64_t>::max() / d)
+            value_error(op, ": ", what, " has more elements than fit in 64-bit index arithmetic");
+        n *= d;
+    }
+    return n;
+}
+
+// A C-contiguous, aligned view of `a` with element type T (copies only when needed:
+// non-contiguous, negative strides, misaligned). dtype must already have been checked.
+template <typename T>
+py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
+    return py::array_t<T, py::array::c_style>::ensure(a);
+}
+
+template <typename T>
+py::array_t<T, py::array::c_style> new_array(std::vector<int64_t> shape) {
+    std::vector<py::ssize_t> s(shape.begin(), shape.end());
+    return py::array_t<T, py::array::c_style>(s);
+}
+
+}  // namespace bind
+}  // namespace fastconv

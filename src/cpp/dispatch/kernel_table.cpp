@@ -1,0 +1,146 @@
+// Fills one KernelTable per compiled ISA from kernels.def and selects the active one once:
+// FASTCONV_ISA if set (an error if the CPU lacks it), else the best supported variant.
+#include "fastconv/kernel_table.h"
+
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+
+#include "dispatch/cpu_features.h"
+#include "fastconv/plane_kernels.h"
+
+// Declarations of every kernel listed in kernels.def.
+#define FASTCONV_GEMM_UKERNEL(isa, T, fn, MR, NR) \
+    namespace fastconv {                          \
+    namespace isa {                               \
+    FASTCONV_DECLARE_GEMM_UKERNEL(fn, T)          \
+    }                                             \
+    }
+#define FASTCONV_KERNEL(isa, slot, fn)
+#include "dispatch/kernels.def"
+#undef FASTCONV_GEMM_UKERNEL
+#undef FASTCONV_KERNEL
+
+FASTCONV_DECLARE_ISA_KERNELS(ref)
+#ifdef FASTCONV_HAVE_AVX2
+FASTCONV_DECLARE_ISA_KERNELS(avx2)
+#endif
+#ifdef FASTCONV_HAVE_AVX512
+FASTCONV_DECLARE_ISA_KERNELS(avx512)
+#endif
+
+namespace fastconv {
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::ref: return "ref";
+        case Isa::avx2: return "avx2";
+        case Isa::avx512: return "avx512";
+    }
+    return "?";
+}
+
+namespace {
+
+KernelTable make_table(Isa want) {
+    KernelTable t;
+    t.isa = want;
+#define FASTCONV_GEMM_UKERNEL(isa_, T, fn, MR, NR)                \
+    if (want == Isa::isa_) {                                      \
+        KernelSet<T>& s = t.get<T>();              \
+        s.gemm_ukernel = &isa_::fn;                               \
+        s.gemm_mr = MR;                                           \
+        s.gemm_nr = NR;                                           \
+    }
+#define FASTCONV_KERNEL(isa_, slot, fn)              \
+    if (want == Isa::isa_) {                         \
+        t.f32.slot = &isa_::fn<float>;               \
+        t.f64.slot = &isa_::fn<double>;              \
+    }
+#include "dispatch/kernels.def"
+#undef FASTCONV_GEMM_UKERNEL
+#undef FASTCONV_KERNEL
+    return t;
+}
+
+bool cpu_supports(Isa isa) {
+    switch (isa) {
+        case Isa::ref: return true;
+        case Isa::avx2: return cpu_features().avx2_fma;
+        case Isa::avx512: return cpu_features().avx512;
+    }
+    return false;
+}
+
+bool is_compiled(Isa isa) {
+    for (Isa c : compiled_isas())
+        if (c == isa) return true;
+    return false;
+}
+
+std::mutex g_mutex;
+KernelTable g_tables[3];
+const KernelTable* g_active = nullptr;
+
+void init_tables_locked() {
+    if (g_active) return;
+    for (Isa isa : compiled_isas()) g_tables[static_cast<int>(isa)] = make_table(isa);
+    Isa chosen = best_supported_isa();
+    if (const char* env = std::getenv("FASTCONV_ISA"); env && *env) {
+        chosen = parse_isa(env);  // throws for an unknown name
+        if (!is_compiled(chosen) || !cpu_supports(chosen))
+            throw std::invalid_argument(std::string("FASTCONV_ISA=") + env +
+                                        ": this CPU/OS or build does not support that ISA");
+    }
+    g_active = &g_tables[static_cast<int>(chosen)];
+}
+
+}  // namespace
+
+std::vector<Isa> compiled_isas() {
+    std::vector<Isa> v{Isa::ref};
+#ifdef FASTCONV_HAVE_AVX2
+    v.push_back(Isa::avx2);
+#endif
+#ifdef FASTCONV_HAVE_AVX512
+    v.push_back(Isa::avx512);
+#endif
+    return v;
+}
+
+std::vector<Isa> supported_isas() {
+    std::vector<Isa> v;
+    for (Isa isa : compiled_isas())
+        if (cpu_supports(isa)) v.push_back(isa);
+    return v;
+}
+
+Isa best_supported_isa() { return supported_isas().back(); }
+
+Isa parse_isa(const std::string& name) {
+    if (name == "ref") return Isa::ref;
+    if (name == "avx2") return Isa::avx2;
+    if (name == "avx512") return Isa::avx512;
+    throw std::invalid_argument("unknown ISA '" + name + "': expected ref, avx2 or avx512");
+}
+
+const KernelTable& kernels() {
+    // Fast path after initialisation; the table pointer only changes under set_isa.
+    if (const KernelTable* t = __atomic_load_n(&g_active, __ATOMIC_ACQUIRE)) return *t;
+    std::lock_guard<std::mutex> lock(g_mutex);
+    init_tables_locked();
+    return *g_active;
+}
+
+void set_isa(const std::string& name) {
+    const Isa isa = parse_isa(name);
+    std::lock_guard<std::mutex> lock(g_mutex);
+    init_tables_locked();
+    if (!is_compiled(isa))
+        throw std::invalid_argument("ISA '" + name + "' was not compiled into this build");
+    if (!cpu_supports(isa))
+        throw std::invalid_argument("ISA '" + name + "' is not supported by this CPU/OS");
+    __atomic_store_n(&g_active, &g_tables[static_cast<int>(isa)], __ATOMIC_RELEASE);
+}
+
+}  // namespace fastconv

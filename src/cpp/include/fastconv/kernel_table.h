@@ -1,0 +1,91 @@
+// The kernel table: one set of function pointers per ISA variant, chosen once at import
+// (dispatch/kernel_table.cpp) from CPUID + XGETBV, overridable by FASTCONV_ISA.
+//
+// Only the inner, ISA-specific pieces live here: the GEMM register tile and the per-plane
+// depthwise and pooling kernels. Drivers (blocking, threading, im2col) are portable code
+// that calls through this table. The one list of (isa, slot, function) is kernels.def.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fastconv/params.h"
+
+namespace fastconv {
+
+enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2 };
+const char* isa_name(Isa isa);
+
+template <typename T>
+struct KernelSet {
+    // GEMM micro-kernel (BLIS "register tile"): over packed panels a[kc][MR] and b[kc][NR],
+    //   c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * c[i*ldc + j]
+    // for the full MR x NR tile. beta == 0 writes without reading c (NaN in c ignored).
+    // kc >= 1. Panels are 64-byte aligned.
+    using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                                 T alpha, T beta);
+    GemmUkernel gemm_ukernel = nullptr;
+    int gemm_mr = 0, gemm_nr = 0;
+
+    // Depthwise conv on one (image, output channel) plane. Output channel k reads input
+    // channel k / (K/C). x: [H][W], w: [KH][KW], y/dy: [OH][OW].
+    //   forward:         y  = conv(x, w) + bias          (overwrites y)
+    //   backward_data:   dx += conv^T(dy, w)             (ACCUMULATES into dx)
+    //   backward_weight: dw += corr(dy, x)               (ACCUMULATES into dw)
+    void (*depthwise_forward_plane)(const Conv2dParams& p, const T* x, const T* w, T bias,
+                                    T* y) = nullptr;
+    void (*depthwise_backward_data_plane)(const Conv2dParams& p, T* dx, const T* dy,
+                                          const T* w) = nullptr;
+    void (*depthwise_backward_weight_plane)(const Conv2dParams& p, T* dw, const T* dy,
+                                            const T* x) = nullptr;
+
+    // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
+    // Indices are flat positions h*W + w within the plane (PyTorch's convention).
+    // Forward kernels overwrite y (and indices); backward kernels overwrite dx (zero it,
+    // then scatter-add dy), so overlapping windows add up.
+    void (*max_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y,
+                                     int64_t* indices) = nullptr;
+    void (*max_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy,
+                                      const int64_t* indices) = nullptr;
+    void (*avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y) = nullptr;
+    void (*avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;
+    // Adaptive pooling: only N, C, H, W, OH, OW of p are used.
+    void (*adaptive_avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x,
+                                              T* y) = nullptr;
+    void (*adaptive_avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx,
+                                               const T* dy) = nullptr;
+    void (*adaptive_max_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y,
+                                              int64_t* indices) = nullptr;
+};
+
+struct KernelTable {
+    Isa isa = Isa::ref;
+    KernelSet<float> f32;
+    KernelSet<double> f64;
+
+    template <typename T>
+    KernelSet<T>& get() {
+        if constexpr (sizeof(T) == sizeof(float)) return f32; else return f64;
+    }
+    template <typename T>
+    const KernelSet<T>& get() const {
+        if constexpr (sizeof(T) == sizeof(float)) return f32; else return f64;
+    }
+};
+
+// The active table. Initialised on first use from FASTCONV_ISA or the best supported ISA.
+const KernelTable& kernels();
+template <typename T>
+inline const KernelSet<T>& kernel_set() { return kernels().get<T>(); }
+
+// ISA variants compiled into this build, and those this CPU + OS can run.
+std::vector<Isa> compiled_isas();
+std::vector<Isa> supported_isas();
+Isa best_supported_isa();
+// Switch the active table (tests walk every variant in one process). Throws
+// std::invalid_argument for an unknown name or an ISA the CPU lacks.
+void set_isa(const std::string& name);
+Isa parse_isa(const std::string& name);  // throws std::invalid_argument
+
+}  // namespace fastconv

@@ -1,0 +1,74 @@
+// Portable drivers: blocking, threading and algorithm choice over the kernel table.
+// Every function is templated on T = float | double and overwrites its outputs.
+// Preconditions (shapes agree, sizes >= 1, pointers to C-contiguous NCHW buffers) are
+// validated by the binding layer and assert()ed here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "fastconv/params.h"
+
+namespace fastconv {
+
+// ---------------------------------------------------------------------------------------
+// GEMM (BLIS/Goto: packA/packB into MR/NR panels, MR x NR micro-kernel, MC/KC/NC blocks;
+// Goto & van de Geijn 2008, Van Zee & van de Geijn 2015), row-major:
+//   C[M][N] = alpha * op(A) * op(B) + beta * C,  op(A) is M x K, op(B) is K x N.
+// A is stored M x K (lda >= K) or, with trans_a, K x M (lda >= M); likewise B.
+// beta == 0 does not read C (NaN there is ignored, as BLAS). K == 0 gives beta * C.
+// nthreads: threads for this call (1 inside an already parallel driver).
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, int nthreads);
+
+// ---------------------------------------------------------------------------------------
+// Conv2d (NCHW). x[N][C][H][W], w[K][C/g][KH][KW], y[N][K][OH][OW], bias[K] or null.
+enum class ConvAlgo : int { automatic = 0, ref = 1, im2col = 2, direct_1x1 = 3, depthwise = 4 };
+ConvAlgo parse_conv_algo(const std::string& name);  // throws std::invalid_argument
+const char* conv_algo_name(ConvAlgo a);
+// The algorithm `automatic` resolves to for these shapes (pure function of p).
+ConvAlgo choose_conv_algo(const Conv2dParams& p);
+
+template <typename T>
+void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                    ConvAlgo algo);
+// dx[N][C][H][W] = d(loss)/dx given dy[N][K][OH][OW] (cuDNN: dgrad).
+template <typename T>
+void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
+                          ConvAlgo algo);
+// dw[K][C/g][KH][KW] = sum over n of dy (x) x  (cuDNN: wgrad). Deterministic for a given
+// thread count: images are split into fixed chunks, partial sums added in thread order.
+template <typename T>
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
+                            ConvAlgo algo);
+// db[K] = sum over N, OH, OW of dy.
+template <typename T>
+void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy);
+
+// ConvTranspose2d forward, expressed in the params of the convolution it transposes:
+// x is that conv's output-shaped [N][K][OH][OW], y its input-shaped [N][C][H][W]:
+//   y = conv2d_backward_data(x) + bias[C]
+template <typename T>
+void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                              ConvAlgo algo);
+
+// ---------------------------------------------------------------------------------------
+// Pooling drivers: parallel over the N*C planes, one table kernel per plane.
+template <typename T>
+void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
+template <typename T>
+void max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices);
+template <typename T>
+void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y);
+template <typename T>
+void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy);
+template <typename T>
+void adaptive_avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y);
+template <typename T>
+void adaptive_avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy);
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
+// adaptive max backward is max_pool2d_backward: same flat-index scatter.
+
+}  // namespace fastconv

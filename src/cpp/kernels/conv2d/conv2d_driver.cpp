@@ -1,0 +1,297 @@
+// Conv2d drivers: algorithm choice, threading and workspace over im2col + GEMM, the 1x1
+// path that uses the input as the column matrix directly, and the direct depthwise kernels.
+//
+// Threading: with at least as many (image, group) tasks as threads, each thread runs whole
+// tasks with a single-threaded GEMM and its own im2col buffer (one image-and-group column
+// matrix per thread, reused between calls); otherwise tasks run in order and the GEMM
+// itself is threaded. backward_weight splits images into fixed chunks, one per thread,
+// accumulates each chunk into a private buffer and adds the buffers in thread order: the
+// result is bitwise reproducible for a given thread count (not across thread counts).
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "common/aligned_buffer.h"
+#include "common/parallel.h"
+#include "fastconv/kernel_table.h"
+#include "fastconv/ops.h"
+#include "kernels/conv2d/conv2d_ref.h"
+#include "kernels/conv2d/im2col.h"
+
+namespace fastconv {
+
+namespace {
+enum ScratchTag { kColTag = 10, kPartialTag = 11 };
+
+bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
+bool is_pointwise(const Conv2dParams& p) {
+    return p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
+           p.pad_left == 0 && p.OH == p.H && p.OW == p.W;
+}
+
+ConvAlgo resolve(const Conv2dParams& p, ConvAlgo algo) {
+    if (algo == ConvAlgo::automatic) return choose_conv_algo(p);
+    if (algo == ConvAlgo::direct_1x1 && !is_pointwise(p))
+        throw std::invalid_argument(
+            "algorithm 'direct_1x1' needs a 1x1 kernel, stride 1 and no padding");
+    if (algo == ConvAlgo::depthwise && !is_depthwise(p))
+        throw std::invalid_argument("algorithm 'depthwise' needs groups == in_channels > 1");
+    return algo;
+}
+
+// y[k] += bias[k] for the output channels [k0, k1) of one image (y_n points at channel 0).
+template <typename T>
+void add_bias(const Conv2dParams& p, const T* bias, int64_t k0, int64_t k1, T* y_n) {
+    const int64_t ohw = p.OH * p.OW;
+    for (int64_t k = k0; k < k1; ++k) {
+        T* yk = y_n + k * ohw;
+        const T b = bias[k];
+        for (int64_t i = 0; i < ohw; ++i) yk[i] += b;
+    }
+}
+
+// Runs task(i, gemm_threads) for i in [0, ntasks): in parallel with single-threaded GEMMs
+// when there are enough tasks, else in order with the GEMM threaded.
+template <typename F>
+void for_each_task(int64_t ntasks, F&& task) {
+    const int nt = num_threads();
+    if (nt > 1 && ntasks >= nt) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < ntasks; ++i) task(i, 1);
+    } else {
+        for (int64_t i = 0; i < ntasks; ++i) task(i, nt);
+    }
+}
+
+// ---- im2col + GEMM (and the 1x1 special case) -------------------------------------------
+
+template <typename T>
+void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                  bool pointwise) {
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
+    for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
+        const int64_t n = t / G, g = t % G;
+        const T* xg = x + (n * p.C + g * Cg) * HW;
+        const T* col = xg;  // 1x1, stride 1, no padding: the input already is im2col(x)
+        if (!pointwise) {
+            T* buf = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
+            im2col(p, xg, buf);
+            col = buf;
+        }
+        gemm<T>(false, false, Kg, OHW, CKK, T(1), w + g * Kg * CKK, CKK, col, OHW, T(0),
+                y + (n * p.K + g * Kg) * OHW, OHW, gemm_threads);
+        if (bias) add_bias(p, bias, g * Kg, (g + 1) * Kg, y + n * p.K * OHW);
+    });
+}
+
+template <typename T>
+void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, bool pointwise) {
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
+    for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
+        const int64_t n = t / G, g = t % G;
+        T* dxg = dx + (n * p.C + g * Cg) * HW;
+        const T* dyg = dy + (n * p.K + g * Kg) * OHW;
+        // dcol = W_g^T (CKK x Kg) * dy_g (Kg x OHW); for 1x1 dcol is dx itself.
+        T* dcol = pointwise ? dxg : thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
+        gemm<T>(true, false, CKK, OHW, Kg, T(1), w + g * Kg * CKK, CKK, dyg, OHW, T(0), dcol,
+                OHW, gemm_threads);
+        if (!pointwise) col2im(p, dcol, dxg);
+    });
+}
+
+template <typename T>
+void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x, bool pointwise) {
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
+    const int64_t wsize = p.K * CKK;
+    // dW_g (Kg x CKK) += dy_g (Kg x OHW) * col^T (OHW x CKK), over images [n0, n1).
+    auto accumulate = [&](int64_t n0, int64_t n1, T* out, int gemm_threads) {
+        for (int64_t n = n0; n < n1; ++n)
+            for (int64_t g = 0; g < G; ++g) {
+                const T* xg = x + (n * p.C + g * Cg) * HW;
+                const T* col = xg;
+                if (!pointwise) {
+                    T* buf = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
+                    im2col(p, xg, buf);
+                    col = buf;
+                }
+                gemm<T>(false, true, Kg, CKK, OHW, T(1), dy + (n * p.K + g * Kg) * OHW, OHW,
+                        col, OHW, n == n0 ? T(0) : T(1), out + g * Kg * CKK, CKK, gemm_threads);
+            }
+    };
+    const int nt = num_threads();
+    if (nt == 1 || p.N < nt) {
+        accumulate(0, p.N, dw, nt);
+        return;
+    }
+    // One private partial sum per thread (thread 0 writes dw), then a fixed-order reduction.
+    T* partials = thread_scratch<T, kPartialTag>(static_cast<size_t>((nt - 1) * wsize));
+#pragma omp parallel num_threads(nt)
+    {
+        const int tid = thread_id();
+        int64_t n0, n1;
+        split_range(p.N, nt, tid, &n0, &n1);
+        accumulate(n0, n1, tid == 0 ? dw : partials + (tid - 1) * wsize, 1);
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < wsize; ++i) {
+            T s = dw[i];
+            for (int t = 1; t < nt; ++t) s += partials[(t - 1) * wsize + i];
+            dw[i] = s;
+        }
+    }
+}
+
+// ---- direct depthwise (groups == C_in; output channel k reads input channel k / mult) ------
+
+template <typename T>
+void forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+    const auto kern = kernel_set<T>().depthwise_forward_plane;
+    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t t = 0; t < p.N * p.K; ++t) {
+        const int64_t n = t / p.K, k = t % p.K;
+        kern(p, x + (n * p.C + k / mult) * HW, w + k * KK, bias ? bias[k] : T(0), y + t * OHW);
+    }
+}
+
+template <typename T>
+void backward_data_depthwise(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    const auto kern = kernel_set<T>().depthwise_backward_data_plane;
+    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t t = 0; t < p.N * p.C; ++t) {
+        const int64_t n = t / p.C, c = t % p.C;
+        T* dxc = dx + t * HW;
+        std::fill(dxc, dxc + HW, T(0));
+        for (int64_t m = 0; m < mult; ++m) {
+            const int64_t k = c * mult + m;
+            kern(p, dxc, dy + (n * p.K + k) * OHW, w + k * KK);
+        }
+    }
+}
+
+template <typename T>
+void backward_weight_depthwise(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+    const auto kern = kernel_set<T>().depthwise_backward_weight_plane;
+    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
+    // Parallel over output channels, images in order: deterministic with no reduction.
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t k = 0; k < p.K; ++k) {
+        T* dwk = dw + k * KK;
+        std::fill(dwk, dwk + KK, T(0));
+        for (int64_t n = 0; n < p.N; ++n)
+            kern(p, dwk, dy + (n * p.K + k) * OHW, x + (n * p.C + k / mult) * HW);
+    }
+}
+
+}  // namespace
+
+ConvAlgo parse_conv_algo(const std::string& name) {
+    if (name == "auto") return ConvAlgo::automatic;
+    if (name == "ref") return ConvAlgo::ref;
+    if (name == "im2col") return ConvAlgo::im2col;
+    if (name == "direct_1x1") return ConvAlgo::direct_1x1;
+    if (name == "depthwise") return ConvAlgo::depthwise;
+    throw std::invalid_argument("unknown conv algorithm '" + name +
+                                "': expected auto, ref, im2col, direct_1x1 or depthwise");
+}
+
+const char* conv_algo_name(ConvAlgo a) {
+    switch (a) {
+        case ConvAlgo::automatic: return "auto";
+        case ConvAlgo::ref: return "ref";
+        case ConvAlgo::im2col: return "im2col";
+        case ConvAlgo::direct_1x1: return "direct_1x1";
+        case ConvAlgo::depthwise: return "depthwise";
+    }
+    return "?";
+}
+
+ConvAlgo choose_conv_algo(const Conv2dParams& p) {
+    if (is_depthwise(p)) return ConvAlgo::depthwise;  // GEMM with K = KH*KW is wasteful
+    if (is_pointwise(p)) return ConvAlgo::direct_1x1;
+    return ConvAlgo::im2col;
+}
+
+template <typename T>
+void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                    ConvAlgo algo) {
+    switch (resolve(p, algo)) {
+        case ConvAlgo::ref: return conv2d_forward_ref(p, x, w, bias, y);
+        case ConvAlgo::depthwise: return forward_depthwise(p, x, w, bias, y);
+        case ConvAlgo::direct_1x1: return forward_gemm(p, x, w, bias, y, true);
+        default: return forward_gemm(p, x, w, bias, y, false);
+    }
+}
+
+template <typename T>
+void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo) {
+    switch (resolve(p, algo)) {
+        case ConvAlgo::ref: return conv2d_backward_data_ref(p, dx, dy, w);
+        case ConvAlgo::depthwise: return backward_data_depthwise(p, dx, dy, w);
+        case ConvAlgo::direct_1x1: return backward_data_gemm(p, dx, dy, w, true);
+        default: return backward_data_gemm(p, dx, dy, w, false);
+    }
+}
+
+template <typename T>
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
+                            ConvAlgo algo) {
+    switch (resolve(p, algo)) {
+        case ConvAlgo::ref: return conv2d_backward_weight_ref(p, dw, dy, x);
+        case ConvAlgo::depthwise: return backward_weight_depthwise(p, dw, dy, x);
+        case ConvAlgo::direct_1x1: return backward_weight_gemm(p, dw, dy, x, true);
+        default: return backward_weight_gemm(p, dw, dy, x, false);
+    }
+}
+
+template <typename T>
+void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
+    const int64_t OHW = p.OH * p.OW;
+    // Per channel in a fixed order, accumulated in double: deterministic, no reduction.
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t k = 0; k < p.K; ++k) {
+        double acc = 0.0;
+        for (int64_t n = 0; n < p.N; ++n) {
+            const T* g = dy + (n * p.K + k) * OHW;
+            double s = 0.0;
+            for (int64_t i = 0; i < OHW; ++i) s += g[i];
+            acc += s;
+        }
+        db[k] = T(acc);
+    }
+}
+
+template <typename T>
+void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                              ConvAlgo algo) {
+    conv2d_backward_data(p, y, x, w, algo);
+    if (!bias) return;
+    const int64_t HW = p.H * p.W;
+#pragma omp parallel for schedule(static) num_threads(num_threads())
+    for (int64_t t = 0; t < p.N * p.C; ++t) {
+        const T b = bias[t % p.C];
+        T* yc = y + t * HW;
+        for (int64_t i = 0; i < HW; ++i) yc[i] += b;
+    }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                 \
+    template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,     \
+                                    ConvAlgo);                                                  \
+    template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo); \
+    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,       \
+                                            ConvAlgo);                                          \
+    template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                  \
+    template void conv_transpose2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, \
+                                              T*, ConvAlgo);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv

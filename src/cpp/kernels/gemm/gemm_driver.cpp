@@ -1,0 +1,207 @@
+// GEMM driver in the BLIS/Goto scheme (Goto & van de Geijn 2008; Van Zee & van de Geijn,
+// "BLIS", 2015): loops jc (NC) -> pc (KC) -> packB -> ic (MC) -> packA -> jr (NR) -> ir (MR)
+// -> micro-kernel from the kernel table. Row-major C = alpha*op(A)*op(B) + beta*C.
+//
+// Threads: one OpenMP region per call; each (jc, pc) step packs B cooperatively, then splits
+// the (MC block x NR-panel range) grid over threads, so small M (conv: K_out = 6..64) still
+// uses every thread. No omp worksharing constructs are used, only explicit partitioning and
+// barriers lexically bound to this region, so gemm(..., nthreads=1) is safe to call from
+// inside another driver's parallel region.
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+#include <cstring>
+
+#include "common/aligned_buffer.h"
+#include "common/parallel.h"
+#include "fastconv/kernel_table.h"
+#include "fastconv/ops.h"
+
+namespace fastconv {
+
+namespace {
+
+constexpr int kMaxMR = 8, kMaxNR = 32;  // largest tile in kernels.def (edge-tile buffer)
+
+struct Blocking {
+    int64_t mc, kc, nc;
+};
+
+// Cache blocking from the tile shape: the KC x NR B micro-panel reused across the ir loop
+// stays in L1 (~24 KiB of 32), the MC x KC A block in about half of a 1 MiB L2, NC wide.
+template <typename T>
+Blocking blocking(int mr, int nr) {
+    Blocking b;
+    b.kc = std::max<int64_t>(64, (24 * 1024) / (nr * static_cast<int64_t>(sizeof(T))));
+    b.mc = std::max<int64_t>(mr, (512 * 1024) / (b.kc * static_cast<int64_t>(sizeof(T))) / mr * mr);
+    b.nc = std::max<int64_t>(nr, 4096 / nr * nr);
+    return b;
+}
+
+// op(A)[i][p] lives at A[i*rs + p*cs]. packA: rows [i0, i0+mc) x cols [p0, p0+kc) into
+// ceil(mc/MR) panels of kc x MR (element (i, p) of a panel at p*MR + i), zero-padded rows.
+template <typename T>
+void pack_a(const T* A, int64_t rs, int64_t cs, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
+            int mr, T* out) {
+    for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
+        const int64_t rows = std::min<int64_t>(mr, mc - ib);
+        for (int64_t i = 0; i < rows; ++i) {
+            const T* src = A + (i0 + ib + i) * rs + p0 * cs;
+            for (int64_t p = 0; p < kc; ++p) out[p * mr + i] = src[p * cs];
+        }
+        for (int64_t i = rows; i < mr; ++i)
+            for (int64_t p = 0; p < kc; ++p) out[p * mr + i] = T(0);
+    }
+}
+
+// op(B)[p][j] lives at B[p*rs + j*cs]. packB: one NR-column panel starting at column j0,
+// kc x NR (element (p, j) at p*NR + j), zero-padded columns.
+template <typename T>
+void pack_b_panel(const T* B, int64_t rs, int64_t cs, int64_t p0, int64_t kc, int64_t j0,
+                  int64_t cols, int nr, T* out) {
+    if (cs == 1) {
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* src = B + (p0 + p) * rs + j0;
+            T* dst = out + p * nr;
+            std::memcpy(dst, src, sizeof(T) * cols);
+            for (int64_t j = cols; j < nr; ++j) dst[j] = T(0);
+        }
+    } else {
+        for (int64_t j = 0; j < cols; ++j) {
+            const T* src = B + (j0 + j) * cs + p0 * rs;
+            for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = src[p * rs];
+        }
+        for (int64_t j = cols; j < nr; ++j)
+            for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = T(0);
+    }
+}
+
+template <typename T>
+void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
+    for (int64_t i = 0; i < M; ++i) {
+        T* c = C + i * ldc;
+        if (beta == T(0))
+            std::fill(c, c + N, T(0));  // BLAS: beta == 0 ignores NaN/Inf already in C
+        else
+            for (int64_t j = 0; j < N; ++j) c[j] *= beta;
+    }
+}
+
+// Macro-kernel over one packed A block (mc rows) and columns [jp0, jp1) of NR panels of the
+// packed B block. Edge tiles run the full micro-kernel into a scratch tile, then merge.
+template <typename T>
+void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, const T* pa,
+                  const T* pb, int64_t jp0, int64_t jp1, T alpha, T beta, T* C, int64_t ldc) {
+    const int mr = ks.gemm_mr, nr = ks.gemm_nr;
+    alignas(64) T tile[kMaxMR * kMaxNR];
+    for (int64_t jp = jp0; jp < jp1; ++jp) {
+        const int64_t j = jp * nr;
+        const int64_t ncols = std::min<int64_t>(nr, nc - j);
+        const T* b = pb + jp * kc * nr;
+        for (int64_t i = 0; i < mc; i += mr) {
+            const int64_t nrows = std::min<int64_t>(mr, mc - i);
+            const T* a = pa + (i / mr) * kc * mr;
+            T* c = C + i * ldc + j;
+            if (nrows == mr && ncols == nr) {
+                ks.gemm_ukernel(kc, a, b, c, ldc, alpha, beta);
+            } else {
+                ks.gemm_ukernel(kc, a, b, tile, nr, alpha, T(0));
+                for (int64_t ii = 0; ii < nrows; ++ii)
+                    for (int64_t jj = 0; jj < ncols; ++jj) {
+                        T& out = c[ii * ldc + jj];
+                        out = beta == T(0) ? tile[ii * nr + jj] : tile[ii * nr + jj] + beta * out;
+                    }
+            }
+        }
+    }
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, int nthreads) {
+    assert(M >= 0 && N >= 0 && K >= 0);
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const KernelSet<T>& ks = kernel_set<T>();
+    const int mr = ks.gemm_mr, nr = ks.gemm_nr;
+    assert(mr <= kMaxMR && nr <= kMaxNR);
+    const Blocking bl = blocking<T>(mr, nr);
+    const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
+    const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+
+    // Never more threads than there are MR x NR tiles of work.
+    const int64_t tiles = ((M + mr - 1) / mr) * ((N + nr - 1) / nr);
+    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+
+    const int64_t nc_max = std::min<int64_t>(bl.nc, (N + nr - 1) / nr * nr);
+    const int64_t kc_max = std::min<int64_t>(bl.kc, K);
+    const int64_t mc_max = std::min<int64_t>(bl.mc, (M + mr - 1) / mr * mr);
+    T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));  // shared by the team
+
+    auto run = [&](int tid, int nthr, auto&& barrier) {
+        T* pa = thread_scratch<T, 1>(static_cast<size_t>(mc_max * kc_max));
+        for (int64_t jc = 0; jc < N; jc += bl.nc) {
+            const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
+            const int64_t npanels = (nc + nr - 1) / nr;
+            for (int64_t pc = 0; pc < K; pc += bl.kc) {
+                const int64_t kc = std::min<int64_t>(bl.kc, K - pc);
+                const T beta_eff = pc == 0 ? beta : T(1);  // later K blocks accumulate
+                int64_t p0, p1;
+                split_range(npanels, nthr, tid, &p0, &p1);
+                for (int64_t jp = p0; jp < p1; ++jp)
+                    pack_b_panel(B, b_rs, b_cs, pc, kc, jc + jp * nr,
+                                 std::min<int64_t>(nr, nc - jp * nr), nr, pb + jp * kc * nr);
+                barrier();
+                // Work grid: MC blocks x column splits, enough tasks for every thread.
+                const int64_t nblocks = (M + bl.mc - 1) / bl.mc;
+                const int64_t nsplit = std::min<int64_t>(npanels, (nthr + nblocks - 1) / nblocks);
+                const int64_t ntasks = nblocks * nsplit;
+                int64_t t0, t1;
+                split_range(ntasks, nthr, tid, &t0, &t1);
+                int64_t packed_block = -1;
+                for (int64_t t = t0; t < t1; ++t) {
+                    const int64_t blk = t / nsplit, split = t % nsplit;
+                    const int64_t ic = blk * bl.mc;
+                    const int64_t mc = std::min<int64_t>(bl.mc, M - ic);
+                    if (blk != packed_block) {
+                        pack_a(A, a_rs, a_cs, ic, mc, pc, kc, mr, pa);
+                        packed_block = blk;
+                    }
+                    int64_t jp0, jp1;
+                    split_range(npanels, nsplit, split, &jp0, &jp1);
+                    macro_kernel(ks, mc, nc, kc, pa, pb, jp0, jp1, alpha, beta_eff,
+                                 C + ic * ldc + jc, ldc);
+                }
+                barrier();  // pb is repacked next step
+            }
+        }
+    };
+
+    if (nt == 1) {
+        run(0, 1, [] {});
+    } else {
+#pragma omp parallel num_threads(nt)
+        {
+#ifdef _OPENMP
+            const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();
+#else
+            const int tid = 0, nthr = 1;
+#endif
+            run(tid, nthr, [] {
+#pragma omp barrier
+            });
+        }
+    }
+}
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                          const float*, int64_t, float, float*, int64_t, int);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*, int64_t,
+                           const double*, int64_t, double, double*, int64_t, int);
+
+}  // namespace fastconv

@@ -1,0 +1,79 @@
+// AVX-512 GEMM register tiles: sgemm 8x32 (16 zmm accumulators, two B vectors per k,
+// one broadcast A element per row) and dgemm 8x16. Compiled with -mavx512f/bw/dq/vl only.
+// Semantics: KernelSet::gemm_ukernel (kernel_table.h). Panels are 64-byte aligned.
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastconv {
+namespace avx512 {
+
+void sgemm_ukernel_8x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                        float alpha, float beta) {
+    __m512 acc[8][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; ++p, a += 8, b += 32) {
+        // B panel row is reused by all 8 rows of A: load once, FMA 16 times.
+        const __m512 b0 = _mm512_load_ps(b);
+        const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, acc[i][0]));
+            _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, acc[i][1]));
+        }
+    } else {
+        const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            float* ci = c + i * ldc;
+            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
+            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
+        }
+    }
+}
+
+void dgemm_ukernel_8x16(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                        double alpha, double beta) {
+    __m512d acc[8][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_pd();
+    for (int64_t p = 0; p < kc; ++p, a += 8, b += 16) {
+        const __m512d b0 = _mm512_load_pd(b);
+        const __m512d b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            const __m512d ai = _mm512_set1_pd(a[i]);
+            acc[i][0] = _mm512_fmadd_pd(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_pd(ai, b1, acc[i][1]);
+        }
+    }
+    const __m512d va = _mm512_set1_pd(alpha);
+    if (beta == 0.0) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            _mm512_storeu_pd(c + i * ldc, _mm512_mul_pd(va, acc[i][0]));
+            _mm512_storeu_pd(c + i * ldc + 8, _mm512_mul_pd(va, acc[i][1]));
+        }
+    } else {
+        const __m512d vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            double* ci = c + i * ldc;
+            _mm512_storeu_pd(ci, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci), _mm512_mul_pd(va, acc[i][0])));
+            _mm512_storeu_pd(ci + 8, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci + 8), _mm512_mul_pd(va, acc[i][1])));
+        }
+    }
+}
+
+}  // namespace avx512
+}  // namespace fastconv

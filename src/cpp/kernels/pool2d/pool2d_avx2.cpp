@@ -1,0 +1,13 @@
+// avx2 build of the pooling plane kernels (pool2d_impl.h); CMake compiles this file with
+// the avx2 flags only, and everything in it lives in namespace fastconv::avx2.
+#define FASTCONV_ISA avx2
+#include "kernels/pool2d/pool2d_impl.h"
+
+namespace fastconv {
+namespace avx2 {
+
+FASTCONV_INSTANTIATE_POOL2D_KERNELS(float)
+FASTCONV_INSTANTIATE_POOL2D_KERNELS(double)
+
+}  // namespace avx2
+}  // namespace fastconv

@@ -1,0 +1,124 @@
+// Pooling drivers (ops.h): one OpenMP loop over the N*C planes of an NCHW tensor, each
+// plane handled by the active ISA's plane kernel from the kernel table. Planes are
+// independent (no shared output), so the result does not depend on the thread count.
+// Every driver overwrites its outputs.
+
+#include <algorithm>
+#include <cassert>
+#include <cstdint>
+
+#include "common/parallel.h"
+#include "fastconv/kernel_table.h"
+#include "fastconv/ops.h"
+#include "fastconv/params.h"
+
+namespace fastconv {
+
+namespace {
+
+// Threads for a loop over `planes` planes touching about `work` elements in all: never more
+// threads than planes, and one thread when the job is too small to pay for a fork/join.
+int plane_threads(int64_t planes, int64_t work) {
+    constexpr int64_t kMinWorkPerThread = 1 << 14;
+    const int64_t by_work = std::max<int64_t>(1, work / kMinWorkPerThread);
+    return static_cast<int>(
+        std::max<int64_t>(1, std::min<int64_t>({int64_t(num_threads()), planes, by_work})));
+}
+
+void assert_pool_params(const Pool2dParams& p) {
+    (void)p;
+    assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
+    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
+    assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
+}
+
+}  // namespace
+
+template <typename T>
+void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    assert_pool_params(p);
+    const auto kernel = kernel_set<T>().max_pool2d_forward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i)
+        kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
+}
+
+template <typename T>
+void max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
+    assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
+    const auto kernel = kernel_set<T>().max_pool2d_backward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i)
+        kernel(p, dx + i * in_size, dy + i * out_size, indices + i * out_size);
+}
+
+template <typename T>
+void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
+    assert_pool_params(p);
+    const auto kernel = kernel_set<T>().avg_pool2d_forward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
+}
+
+template <typename T>
+void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
+    assert_pool_params(p);
+    const auto kernel = kernel_set<T>().avg_pool2d_backward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
+}
+
+template <typename T>
+void adaptive_avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
+    assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
+    const auto kernel = kernel_set<T>().adaptive_avg_pool2d_forward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
+}
+
+template <typename T>
+void adaptive_avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
+    assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
+    const auto kernel = kernel_set<T>().adaptive_avg_pool2d_backward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
+    const auto kernel = kernel_set<T>().adaptive_max_pool2d_forward_plane;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int nt = plane_threads(planes, planes * (in_size + out_size));
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t i = 0; i < planes; ++i)
+        kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
+}
+
+#define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                              \
+    template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);      \
+    template void max_pool2d_backward<T>(const Pool2dParams&, T*, const T*, const int64_t*); \
+    template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                \
+    template void avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);               \
+    template void adaptive_avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);       \
+    template void adaptive_avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);      \
+    template void adaptive_max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);
+
+FASTCONV_INSTANTIATE_POOL2D_DRIVERS(float)
+FASTCONV_INSTANTIATE_POOL2D_DRIVERS(double)
+
+#undef FASTCONV_INSTANTIATE_POOL2D_DRIVERS
+
+}  // namespace fastconv

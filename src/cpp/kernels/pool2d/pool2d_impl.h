@@ -1,0 +1,429 @@
+// Optimised 2-D pooling plane kernels, written once as templates and compiled per ISA:
+// pool2d_avx2.cpp / pool2d_avx512.cpp define FASTCONV_ISA (avx2 | avx512), include this
+// file and instantiate for float and double; CMake gives each its -m flags, and the loops
+// below are shaped for the auto-vectoriser (-O3) rather than written with intrinsics.
+//
+// Semantics are exactly PyTorch's CPU kernels (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
+// AvgPoolKernel.cpp, AdaptiveAvgPoolKernel.cpp, AdaptiveMaxPoolKernel.cpp), the same as
+// pool2d_ref.cpp: max keeps the first maximum in scan order (h-major) with NaN always
+// replacing; avg divides by divisor_override, the padded window or the clipped window.
+// Averages accumulate in T, as PyTorch's opmath does for float.
+//
+// Scheme: each output row is split into the interior columns [lo, hi), whose windows lie
+// fully inside the input horizontally, and the border columns. Interior columns are
+// processed one window tap at a time across the whole row (a unit- or constant-stride
+// loop over ow with no bounds checks, which vectorises); the y and indices rows serve as
+// accumulators, so per output the taps are still visited in PyTorch's order. Border
+// columns take the scalar path with clipping. Strides 1 and 2 are compile-time constants.
+//
+// Layout: x/dx [H][W], y/dy/indices [OH][OW], row-major; indices are flat h*W + w.
+// Forward kernels overwrite y (and indices); backward kernels zero dx, then scatter-add.
+// Single-threaded: the driver parallelises over planes. No OpenMP here.
+#pragma once
+
+#ifndef FASTCONV_ISA
+#error "define FASTCONV_ISA (the ISA namespace, e.g. avx2) before including pool2d_impl.h"
+#endif
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "fastconv/params.h"
+#include "fastconv/plane_kernels.h"
+
+namespace fastconv {
+namespace FASTCONV_ISA {
+
+FASTCONV_DECLARE_POOL2D_KERNELS
+
+namespace pool2d_detail {
+
+// Interior output columns [lo, hi): windows [ow*stride - pad, ow*stride - pad + span)
+// inside [0, in). span is the window's extent: (K-1)*dil + 1.
+inline void interior_range(int64_t out, int64_t in, int64_t stride, int64_t pad, int64_t span,
+                           int64_t* lo, int64_t* hi) {
+    int64_t l = (pad + stride - 1) / stride;
+    const int64_t last_start = in - span + pad;  // largest ow*stride allowed
+    int64_t h = last_start < 0 ? 0 : last_start / stride + 1;
+    l = std::min(l, out);
+    h = std::min(h, out);
+    *lo = l;
+    *hi = std::max(h, l);
+}
+
+// ---- max ------------------------------------------------------------------------------
+
+// PyTorch's per-output scan (clipped window, NaN rule); used for border columns.
+template <typename T>
+inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
+                    int64_t iw0, int64_t iw1, int64_t dw, T* y, int64_t* index) {
+    int64_t maxindex = ih0 * W + iw0;
+    T maxval = -std::numeric_limits<T>::infinity();
+    for (int64_t ih = ih0; ih < ih1; ih += dh) {
+        for (int64_t iw = iw0; iw < iw1; iw += dw) {
+            const T val = x[ih * W + iw];
+            if (val > maxval || std::isnan(val)) {
+                maxval = val;
+                maxindex = ih * W + iw;
+            }
+        }
+    }
+    *y = maxval;
+    *index = maxindex;
+}
+
+// One window tap for interior outputs [lo, hi): input position base + ow*stride.
+// Written as selects (no branches) so it vectorises; same decision as max_one.
+template <typename T, int S>
+inline void max_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t lo,
+                    int64_t hi, T* __restrict y, int64_t* __restrict index) {
+    const int64_t s = S > 0 ? S : stride;
+    for (int64_t ow = lo; ow < hi; ++ow) {
+        const int64_t i = base + ow * s;
+        const T v = x[i];
+        const T m = y[ow];
+        const bool take = (v > m) | (v != v);
+        y[ow] = take ? v : m;
+        index[ow] = take ? i : index[ow];
+    }
+}
+
+// Interior columns [lo, hi) of one output row over input rows ih0, ih0+dh, ... < ih1
+// (already clipped; ih0 is the first row inside the input).
+template <typename T, int S>
+void max_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
+                      int64_t KW, int64_t dw, int64_t pw, int64_t stride, int64_t lo,
+                      int64_t hi, T* __restrict y, int64_t* __restrict index) {
+    const int64_t s = S > 0 ? S : stride;
+    for (int64_t ow = lo; ow < hi; ++ow) {
+        y[ow] = -std::numeric_limits<T>::infinity();
+        index[ow] = ih0 * W + ow * s - pw;
+    }
+    for (int64_t ih = ih0; ih < ih1; ih += dh)
+        for (int64_t j = 0; j < KW; ++j)
+            max_tap<T, S>(x, ih * W + j * dw - pw, s, lo, hi, y, index);
+}
+
+template <typename T, int S>
+void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    const int64_t s = S > 0 ? S : p.stride_w;
+    int64_t lo, hi;
+    interior_range(p.OW, p.W, s, p.pad_w, (p.KW - 1) * p.dil_w + 1, &lo, &hi);
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        int64_t ih0 = oh * p.stride_h - p.pad_h;
+        const int64_t ih1 = std::min(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
+        while (ih0 < 0) ih0 += p.dil_h;
+        T* yr = y + oh * p.OW;
+        int64_t* ir = indices + oh * p.OW;
+        auto border = [&](int64_t ow) {
+            int64_t iw0 = ow * s - p.pad_w;
+            const int64_t iw1 = std::min(iw0 + (p.KW - 1) * p.dil_w + 1, p.W);
+            while (iw0 < 0) iw0 += p.dil_w;
+            max_one(x, p.W, ih0, ih1, p.dil_h, iw0, iw1, p.dil_w, yr + ow, ir + ow);
+        };
+        for (int64_t ow = 0; ow < lo; ++ow) border(ow);
+        for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
+        max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi,
+                               yr, ir);
+    }
+}
+
+// ---- average --------------------------------------------------------------------------
+
+// One window tap for interior outputs [lo, hi): y[ow] += x[base + ow*stride].
+template <typename T, int S>
+inline void sum_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t lo,
+                    int64_t hi, T* __restrict y) {
+    const int64_t s = S > 0 ? S : stride;
+    for (int64_t ow = lo; ow < hi; ++ow) y[ow] += x[base + ow * s];
+}
+
+// Interior columns [lo, hi) of one output row: y[ow] = sum of the KW-wide windows over
+// rows [ih0, ih1), ih-major as PyTorch sums (the division is left to the caller).
+template <typename T, int S>
+void sum_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t KW,
+                      int64_t pw, int64_t stride, int64_t lo, int64_t hi, T* __restrict y) {
+    const int64_t s = S > 0 ? S : stride;
+    for (int64_t ow = lo; ow < hi; ++ow) y[ow] = T(0);
+    for (int64_t ih = ih0; ih < ih1; ++ih)
+        for (int64_t j = 0; j < KW; ++j) sum_tap<T, S>(x, ih * W + j - pw, s, lo, hi, y);
+}
+
+// Rows of output row oh for average pooling: clipped [*ih0, *ih1) and the unclipped
+// height that enters pool_size (PyTorch's cpu_avg_pool).
+inline void avg_rows(const Pool2dParams& p, int64_t oh, int64_t* ih0, int64_t* ih1,
+                     int64_t* padded_height) {
+    const int64_t h0 = oh * p.stride_h - p.pad_h;
+    const int64_t h1 = std::min(h0 + p.KH, p.H + p.pad_h);
+    *padded_height = h1 - h0;
+    *ih0 = std::max<int64_t>(h0, 0);
+    *ih1 = std::min(h1, p.H);
+}
+
+// Columns of output ow, as avg_rows.
+inline void avg_cols(const Pool2dParams& p, int64_t ow, int64_t* iw0, int64_t* iw1,
+                     int64_t* padded_width) {
+    const int64_t w0 = ow * p.stride_w - p.pad_w;
+    const int64_t w1 = std::min(w0 + p.KW, p.W + p.pad_w);
+    *padded_width = w1 - w0;
+    *iw0 = std::max<int64_t>(w0, 0);
+    *iw1 = std::min(w1, p.W);
+}
+
+inline int64_t avg_divisor(const Pool2dParams& p, int64_t padded_h, int64_t padded_w,
+                           int64_t clipped_h, int64_t clipped_w) {
+    if (p.divisor_override != 0) return p.divisor_override;
+    return p.count_include_pad ? padded_h * padded_w : clipped_h * clipped_w;
+}
+
+template <typename T, int S>
+void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
+    const int64_t s = S > 0 ? S : p.stride_w;
+    int64_t lo, hi;
+    interior_range(p.OW, p.W, s, p.pad_w, p.KW, &lo, &hi);
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        int64_t ih0, ih1, ph;
+        avg_rows(p, oh, &ih0, &ih1, &ph);
+        T* yr = y + oh * p.OW;
+        if (ih0 >= ih1) {  // window with no input row: PyTorch writes 0
+            for (int64_t ow = 0; ow < p.OW; ++ow) yr[ow] = T(0);
+            continue;
+        }
+        auto border = [&](int64_t ow) {
+            int64_t iw0, iw1, pwid;
+            avg_cols(p, ow, &iw0, &iw1, &pwid);
+            if (iw0 >= iw1) {
+                yr[ow] = T(0);
+                return;
+            }
+            T sum = T(0);
+            for (int64_t ih = ih0; ih < ih1; ++ih)
+                for (int64_t iw = iw0; iw < iw1; ++iw) sum += x[ih * p.W + iw];
+            yr[ow] = sum / T(avg_divisor(p, ph, pwid, ih1 - ih0, iw1 - iw0));
+        };
+        for (int64_t ow = 0; ow < lo; ++ow) border(ow);
+        for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
+        if (lo < hi) {
+            sum_row_interior<T, S>(x, p.W, ih0, ih1, p.KW, p.pad_w, s, lo, hi, yr);
+            const T div = T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW));
+            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = yr[ow] / div;
+        }
+    }
+}
+
+// Interior outputs are handled in chunks so their dy/divisor fits a stack buffer.
+constexpr int64_t kGradChunk = 256;
+
+template <typename T, int S>
+void avg_pool2d_backward_impl(const Pool2dParams& p, T* __restrict dx, const T* __restrict dy) {
+    const int64_t s = S > 0 ? S : p.stride_w;
+    for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = T(0);
+    int64_t lo, hi;
+    interior_range(p.OW, p.W, s, p.pad_w, p.KW, &lo, &hi);
+    T g[kGradChunk];
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        int64_t ih0, ih1, ph;
+        avg_rows(p, oh, &ih0, &ih1, &ph);
+        if (ih0 >= ih1) continue;
+        const T* dyr = dy + oh * p.OW;
+        auto border = [&](int64_t ow) {
+            int64_t iw0, iw1, pwid;
+            avg_cols(p, ow, &iw0, &iw1, &pwid);
+            if (iw0 >= iw1) return;
+            const T delta = dyr[ow] / T(avg_divisor(p, ph, pwid, ih1 - ih0, iw1 - iw0));
+            for (int64_t ih = ih0; ih < ih1; ++ih)
+                for (int64_t iw = iw0; iw < iw1; ++iw) dx[ih * p.W + iw] += delta;
+        };
+        for (int64_t ow = 0; ow < lo; ++ow) border(ow);
+        for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
+        const T div = T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW));
+        for (int64_t c0 = lo; c0 < hi; c0 += kGradChunk) {
+            const int64_t n = std::min(hi - c0, kGradChunk);
+            for (int64_t k = 0; k < n; ++k) g[k] = dyr[c0 + k] / div;
+            // For a fixed tap, distinct outputs hit distinct inputs: no conflicts.
+            for (int64_t ih = ih0; ih < ih1; ++ih) {
+                for (int64_t j = 0; j < p.KW; ++j) {
+                    T* d = dx + ih * p.W + c0 * s + j - p.pad_w;
+                    for (int64_t k = 0; k < n; ++k) d[k * s] += g[k];
+                }
+            }
+        }
+    }
+}
+
+// ---- adaptive -------------------------------------------------------------------------
+
+// Sum of a contiguous run, with 8 independent partial sums so it vectorises without
+// -ffast-math (the order differs from a sequential sum; within rounding tolerance).
+template <typename T>
+inline T sum_run(const T* __restrict r, int64_t n) {
+    constexpr int kAcc = 8;
+    T acc[kAcc] = {};
+    int64_t i = 0;
+    for (; i + kAcc <= n; i += kAcc)
+        for (int k = 0; k < kAcc; ++k) acc[k] += r[i + k];
+    T tail = T(0);
+    for (; i < n; ++i) tail += r[i];
+    T sum = T(0);
+    for (int k = 0; k < kAcc; ++k) sum += acc[k];
+    return sum + tail;
+}
+
+// Windows are uniform (start ow*k, width k) when OW divides W; then the strided row
+// machinery of max/avg pooling applies with stride = kernel = W/OW. Worth it only when
+// there are more outputs in a row than taps in a window.
+inline bool adaptive_uniform(int64_t in, int64_t out) {
+    return in % out == 0 && in / out <= out;
+}
+
+template <typename T, int S>
+void adaptive_avg_uniform(const Pool2dParams& p, const T* x, T* y) {
+    const int64_t k = p.W / p.OW;
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
+        T* yr = y + oh * p.OW;
+        sum_row_interior<T, S>(x, p.W, ih0, ih1, k, 0, k, 0, p.OW, yr);
+        const T kh = T(ih1 - ih0), kw = T(k);
+        for (int64_t ow = 0; ow < p.OW; ++ow) yr[ow] = yr[ow] / kh / kw;
+    }
+}
+
+template <typename T, int S>
+void adaptive_max_uniform(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    const int64_t k = p.W / p.OW;
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
+        max_row_interior<T, S>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, y + oh * p.OW,
+                               indices + oh * p.OW);
+    }
+}
+
+}  // namespace pool2d_detail
+
+// ---- the plane kernels (slots of KernelSet) -------------------------------------------
+
+template <typename T>
+void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
+    assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
+    using namespace pool2d_detail;
+    if (p.stride_w == 1)
+        max_pool2d_forward_impl<T, 1>(p, x, y, indices);
+    else if (p.stride_w == 2)
+        max_pool2d_forward_impl<T, 2>(p, x, y, indices);
+    else
+        max_pool2d_forward_impl<T, 0>(p, x, y, indices);
+}
+
+// Scatter: conflicting indices (overlapping windows) make this inherently sequential.
+template <typename T>
+void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
+                               const int64_t* indices) {
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
+    for (int64_t i = 0; i < in_size; ++i) dx[i] = T(0);
+    for (int64_t o = 0; o < out_size; ++o) {
+        assert(indices[o] >= 0 && indices[o] < in_size);
+        dx[indices[o]] += dy[o];
+    }
+}
+
+template <typename T>
+void avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) {
+    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
+    using namespace pool2d_detail;
+    if (p.stride_w == 1)
+        avg_pool2d_forward_impl<T, 1>(p, x, y);
+    else if (p.stride_w == 2)
+        avg_pool2d_forward_impl<T, 2>(p, x, y);
+    else
+        avg_pool2d_forward_impl<T, 0>(p, x, y);
+}
+
+template <typename T>
+void avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy) {
+    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
+    using namespace pool2d_detail;
+    if (p.stride_w == 1)
+        avg_pool2d_backward_impl<T, 1>(p, dx, dy);
+    else if (p.stride_w == 2)
+        avg_pool2d_backward_impl<T, 2>(p, dx, dy);
+    else
+        avg_pool2d_backward_impl<T, 0>(p, dx, dy);
+}
+
+template <typename T>
+void adaptive_avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) {
+    assert(p.OH >= 1 && p.OW >= 1 && p.H >= 1 && p.W >= 1);
+    using namespace pool2d_detail;
+    if (adaptive_uniform(p.W, p.OW)) {
+        const int64_t k = p.W / p.OW;
+        if (k == 1)
+            adaptive_avg_uniform<T, 1>(p, x, y);
+        else if (k == 2)
+            adaptive_avg_uniform<T, 2>(p, x, y);
+        else
+            adaptive_avg_uniform<T, 0>(p, x, y);
+        return;
+    }
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
+        for (int64_t ow = 0; ow < p.OW; ++ow) {
+            const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
+            const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
+            T sum = T(0);
+            for (int64_t ih = ih0; ih < ih1; ++ih) sum += sum_run(x + ih * p.W + iw0, iw1 - iw0);
+            y[oh * p.OW + ow] = sum / T(ih1 - ih0) / T(iw1 - iw0);
+        }
+    }
+}
+
+template <typename T>
+void adaptive_avg_pool2d_backward_plane(const Pool2dParams& p, T* __restrict dx,
+                                        const T* __restrict dy) {
+    assert(p.OH >= 1 && p.OW >= 1 && p.H >= 1 && p.W >= 1);
+    for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = T(0);
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
+        for (int64_t ow = 0; ow < p.OW; ++ow) {
+            const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
+            const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
+            const T delta = dy[oh * p.OW + ow] / T(ih1 - ih0) / T(iw1 - iw0);
+            for (int64_t ih = ih0; ih < ih1; ++ih) {
+                T* d = dx + ih * p.W;
+                for (int64_t iw = iw0; iw < iw1; ++iw) d[iw] += delta;
+            }
+        }
+    }
+}
+
+template <typename T>
+void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y,
+                                       int64_t* indices) {
+    assert(p.OH >= 1 && p.OW >= 1 && p.H >= 1 && p.W >= 1);
+    using namespace pool2d_detail;
+    if (adaptive_uniform(p.W, p.OW)) {
+        const int64_t k = p.W / p.OW;
+        if (k == 1)
+            adaptive_max_uniform<T, 1>(p, x, y, indices);
+        else if (k == 2)
+            adaptive_max_uniform<T, 2>(p, x, y, indices);
+        else
+            adaptive_max_uniform<T, 0>(p, x, y, indices);
+        return;
+    }
+    for (int64_t oh = 0; oh < p.OH; ++oh) {
+        const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
+        for (int64_t ow = 0; ow < p.OW; ++ow) {
+            const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
+            const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
+            max_one(x, p.W, ih0, ih1, 1, iw0, iw1, 1, y + oh * p.OW + ow,
+                    indices + oh * p.OW + ow);
+        }
+    }
+}
+
+}  // namespace FASTCONV_ISA
+}  // namespace fastconv

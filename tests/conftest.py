@@ -1,0 +1,87 @@
+"""Shared test fixtures: ISA walking, seeds, NaN poisoning and derived tolerances.
+
+Tolerances follow STYLE.md §7: float64 paths use rtol=1e-10 with atol=1e-12·scale;
+float32 paths use atol = c · L · 2⁻²³ · max|a| · max|b| where L is the reduction length
+(XNNPACK's compute_sum_tolerance), because float32 rounding error grows with L.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastconv as fc
+from fastconv import _core
+
+# Every variant compiled into the extension and runnable on this CPU. The ones compiled
+# but unsupported are reported in the session header, never silently counted as covered.
+COMPILED_ISAS = list(_core.compiled_isas())
+SUPPORTED_ISAS = [isa for isa in COMPILED_ISAS if isa in _core.supported_isas()]
+
+FLOAT32_EPS = 2.0**-23
+FLOAT32_C = 4.0  # small constant in the float32 bound; the bound is linear in L
+
+
+def pytest_report_header(config):  # noqa: ARG001
+    unsupported = [isa for isa in COMPILED_ISAS if isa not in SUPPORTED_ISAS]
+    return [
+        f"fastconv ISAs compiled={COMPILED_ISAS} tested={SUPPORTED_ISAS} "
+        f"not runnable here={unsupported} default={fc.backend_info()['isa']}"
+    ]
+
+
+@pytest.fixture(params=SUPPORTED_ISAS)
+def isa(request):
+    """Run the test once per ISA variant this machine supports, restoring the default."""
+    default = _core.current_isa()
+    _core._set_isa(request.param)
+    try:
+        yield request.param
+    finally:
+        _core._set_isa(default)
+
+
+@pytest.fixture
+def rng(request):
+    """A NumPy Generator seeded from the test's node id, so a failure replays exactly."""
+    seed = abs(hash(request.node.nodeid)) % (2**32)
+    return np.random.default_rng(seed)
+
+
+def tolerance(dtype, reduction_length: int, max_a: float, max_b: float) -> float:
+    """Absolute tolerance for a sum of `reduction_length` products of magnitudes ≤ max_a·max_b."""
+    scale = max(float(max_a) * float(max_b), 1e-30)
+    length = max(int(reduction_length), 1)
+    if np.dtype(dtype) == np.float64:
+        return 1e-12 * length * scale
+    return FLOAT32_C * length * FLOAT32_EPS * scale
+
+
+def assert_close(ours, ref, atol: float, *, what: str, rtol: float = 0.0) -> None:
+    """Assert |ours - ref| <= atol + rtol·|ref| elementwise; report the worst index.
+
+    NaN in `ours` always fails (it is how unwritten, poisoned outputs show up).
+    """
+    ours = np.asarray(ours, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} != reference {ref.shape}"
+    if ours.size == 0:
+        return
+    nan = np.isnan(ours) & ~np.isnan(ref)
+    assert not nan.any(), f"{what}: NaN at {np.argwhere(nan)[0].tolist()} (unwritten output?)"
+    err = np.abs(ours - ref)
+    err = np.where(np.isnan(ref) & np.isnan(ours), 0.0, err)
+    bound = atol + rtol * np.abs(ref)
+    excess = err - bound
+    worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
+    assert excess[worst] <= 0, (
+        f"{what}: worst index {list(worst)} ours={ours[worst]!r} ref={ref[worst]!r} "
+        f"err={err[worst]:.3e} > tol={bound[worst]:.3e}"
+    )
+
+
+def torch64(a):
+    """A float64 torch tensor with the same values (torch imported lazily)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))
