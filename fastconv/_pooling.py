@@ -101,7 +101,10 @@ def _adaptive_size(output_size: OptionalIntPair, x: np.ndarray, op: str) -> tupl
         )
         raise TypeError(msg)
     if len(items) != 2 or not all(v is None or _is_int(v) for v in items):
-        msg = f"{op}: output_size must be an int or a tuple of two ints or None, got {output_size!r}"
+        msg = (
+            f"{op}: output_size must be an int or a tuple of two ints or None, "
+            f"got {output_size!r}"
+        )
         raise ValueError(msg)
     if any(v is None for v in items):
         # Without a valid x the core raises on x itself; (1, 1) is only a placeholder.

@@ -108,12 +108,20 @@ def _weight_hw(weight, op: str) -> tuple[int, int]:
     return int(shape[2]), int(shape[3])
 
 
-def _size_hw(shape: Sequence[int], name: str, op: str) -> tuple[int, int]:
-    """(H, W) from a full (N, C, H, W) shape."""
+def _shape4(shape: Sequence[int], name: str, op: str) -> list[int]:
+    """A full (N, C, H, W) shape as a list of ints; ValueError naming `name` otherwise."""
     if len(shape) != 4:
         msg = f"{op}: {name} must be a 4-tuple (N, C, H, W), got {tuple(shape)!r}"
         raise ValueError(msg)
-    return int(shape[2]), int(shape[3])
+    return [int(v) for v in shape]
+
+
+def _weight_shape(shape: Sequence[int], layout: str, op: str) -> tuple[int, ...]:
+    """A weight_shape argument: four positive ints."""
+    if len(shape) != 4 or any(int(v) < 1 for v in shape):
+        msg = f"{op}: weight_shape must be 4 positive sizes {layout}, got {tuple(shape)!r}"
+        raise ValueError(msg)
+    return tuple(int(v) for v in shape)
 
 
 def conv2d_output_shape(
@@ -202,8 +210,9 @@ def conv2d_backward_data(
     op = "conv2d_backward_data"
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
-    hw = _size_hw(input_shape, "input_shape", op)
-    return _core.conv2d_backward_data(grad_output, weight, hw, s, pad, d, int(groups), algorithm)
+    shape = _shape4(input_shape, "input_shape", op)
+    return _core.conv2d_backward_data(grad_output, weight, shape, s, pad, d, int(groups),
+                                      algorithm)
 
 
 def conv2d_backward_weight(
@@ -231,15 +240,13 @@ def conv2d_backward_weight(
     between thread counts.
     """
     op = "conv2d_backward_weight"
-    if len(weight_shape) != 4:
-        msg = f"{op}: weight_shape must be (K, C/groups, KH, KW), got {tuple(weight_shape)!r}"
-        raise ValueError(msg)
+    weight_shape = _weight_shape(weight_shape, "(K, C/groups, KH, KW)", op)
     kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     pad = _conv_padding(padding, kernel_hw, s, d, op)
     dw = _core.conv2d_backward_weight(grad_output, input, kernel_hw, s, pad, d, int(groups),
                                       algorithm)
-    if tuple(dw.shape) != tuple(int(v) for v in weight_shape):
+    if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")
         raise ValueError(msg)
@@ -301,8 +308,8 @@ def conv_transpose2d_backward_data(
     """
     op = "conv_transpose2d_backward_data"
     s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
-    hw = _size_hw(input_shape, "input_shape", op)
-    return _core.conv_transpose2d_backward_data(grad_output, weight, hw, s, p, opad, d,
+    shape = _shape4(input_shape, "input_shape", op)
+    return _core.conv_transpose2d_backward_data(grad_output, weight, shape, s, p, opad, d,
                                                 int(groups), algorithm)
 
 
@@ -316,14 +323,12 @@ def conv_transpose2d_backward_weight(
     Computed as Conv2d's backward_weight with input and output gradient exchanged.
     """
     op = "conv_transpose2d_backward_weight"
-    if len(weight_shape) != 4:
-        msg = f"{op}: weight_shape must be (C_in, C_out/groups, KH, KW), got {tuple(weight_shape)!r}"
-        raise ValueError(msg)
+    weight_shape = _weight_shape(weight_shape, "(C_in, C_out/groups, KH, KW)", op)
     s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
     kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
     dw = _core.conv_transpose2d_backward_weight(grad_output, input, kernel_hw, s, p, opad, d,
                                                 int(groups), algorithm)
-    if tuple(dw.shape) != tuple(int(v) for v in weight_shape):
+    if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")
         raise ValueError(msg)

@@ -7,6 +7,8 @@ float32 paths use atol = c · L · 2⁻²³ · max|a| · max|b| where L is the r
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -43,8 +45,11 @@ def isa(request):
 
 @pytest.fixture
 def rng(request):
-    """A NumPy Generator seeded from the test's node id, so a failure replays exactly."""
-    seed = abs(hash(request.node.nodeid)) % (2**32)
+    """A NumPy Generator seeded from the test's node id, so a failure replays exactly.
+
+    crc32, not hash(): str hashes are salted per process and would not replay.
+    """
+    seed = zlib.crc32(request.node.nodeid.encode())
     return np.random.default_rng(seed)
 
 

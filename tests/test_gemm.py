@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from conftest import assert_close, tolerance, torch64
 
 import fastconv as fc
+
+# The torch reference ops are tiny; one torch thread avoids two OpenMP pools spinning
+# against each other on small CI machines.
+torch.set_num_threads(1)
 
 DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
@@ -52,7 +57,7 @@ def _check(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, *, i
     K = a.shape[0] if trans_a else a.shape[1]
     label = (
         f"gemm {what} isa={isa} dtype={np.dtype(dtype).name} a{a.shape} b{b.shape} "
-        f"trans=({trans_a},{trans_b}) alpha={alpha} beta={beta} M,N,K={ref.shape + (K,)}"
+        f"trans=({trans_a},{trans_b}) alpha={alpha} beta={beta} M,N,K={(*ref.shape, K)}"
     )
     assert isinstance(out, np.ndarray), label
     assert out.dtype == dtype, f"{label}: output dtype {out.dtype}"
@@ -124,7 +129,7 @@ def test_gemm_beyond_cache_blocks(isa, rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
+@pytest.mark.parametrize(("trans_a", "trans_b"), [TRANS[1], TRANS[2]], ids=["NT", "TN"])
 @pytest.mark.parametrize("shape", [(37, 70, 45), (8, 32, 1), (1, 5, 300), (130, 3, 20)],
                          ids=["37x70x45", "8x32x1", "1x5x300", "130x3x20"])
 def test_gemm_threads(isa, rng, threads, shape, trans_a, trans_b, dtype):
@@ -140,7 +145,7 @@ ALPHA_BETA = [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 2.0), (1.0, -1.0), (0.0
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
-@pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
+@pytest.mark.parametrize(("trans_a", "trans_b"), [TRANS[0], TRANS[3]], ids=["NN", "TT"])
 @pytest.mark.parametrize(("alpha", "beta"), ALPHA_BETA,
                          ids=[f"a{a}_b{b}" for a, b in ALPHA_BETA])
 def test_gemm_alpha_beta(isa, rng, alpha, beta, trans_a, trans_b, dtype):
@@ -229,13 +234,19 @@ def _layout(arr, kind):
 LAYOUTS = ["C", "F", "T", "rows2", "colslice", "negrows", "negcols", "step2d", "Tslice"]
 
 
+# Every layout for both operands at once, plus mixed pairs.
+LAYOUT_PAIRS = sorted(
+    {(lay, lay) for lay in LAYOUTS}
+    | {("C", "step2d"), ("F", "negrows"), ("negcols", "T"), ("step2d", "Tslice"),
+       ("rows2", "F"), ("Tslice", "colslice"), ("negrows", "C")}
+)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
-@pytest.mark.parametrize("layout_b", LAYOUTS)
-@pytest.mark.parametrize("layout_a", LAYOUTS)
+@pytest.mark.parametrize(("layout_a", "layout_b"), LAYOUT_PAIRS,
+                         ids=[f"a_{x}-b_{y}" for x, y in LAYOUT_PAIRS])
 def test_gemm_strided_operands(isa, rng, layout_a, layout_b, trans_a, trans_b, dtype):
-    if isa != "ref" and layout_a not in ("C", "F", "T", "step2d") and layout_b != "C":
-        pytest.skip("full layout product runs on ref only (every layout still runs per ISA)")
     M, N, K = 9, 17, 13
     a, b = _make(rng, M, N, K, dtype, trans_a, trans_b)
     a, b = _layout(a, layout_a), _layout(b, layout_b)

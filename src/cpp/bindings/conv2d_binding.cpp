@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <string>
 
+#include <pybind11/stl.h>
+
 #include "bindings/validate.h"
 #include "fastconv/ops.h"
 
@@ -139,6 +141,34 @@ py::object dispatch(DType dt, F&& f) {
 
 std::string shape_of(const py::array& a) { return shape_str(a); }
 
+ConvAlgo algo_arg(const char* op, const std::string& name) {
+    try {
+        return parse_conv_algo(name);
+    } catch (const std::invalid_argument& e) {
+        value_error(op, ": ", e.what());
+    }
+}
+
+// input_shape argument of the backward_data bindings: (N, C, H, W) agreeing with the
+// batch of grad_output and the channels implied by the weight.
+Pair check_input_shape(const char* op, const std::vector<int64_t>& shape, int64_t N, int64_t C) {
+    if (shape.size() != 4)
+        value_error(op, ": input_shape must be (N, C, H, W), got ", shape_str(shape));
+    if (shape[0] != N || shape[1] != C)
+        value_error(op, ": input_shape ", shape_str(shape), " disagrees with grad_output and weight,"
+                    " which imply N=", N, " and C=", C);
+    return {shape[2], shape[3]};
+}
+
+// The forced algorithm must fit the shapes: checked here, before the GIL is released.
+ConvAlgo resolve_algo(const char* op, const Conv2dParams& p, ConvAlgo algo) {
+    try {
+        return resolve_conv_algo(p, algo);
+    } catch (const std::invalid_argument& e) {
+        value_error(op, ": ", e.what());
+    }
+}
+
 Padding4 pad4(const std::tuple<int64_t, int64_t, int64_t, int64_t>& t) {
     return {std::get<0>(t), std::get<1>(t), std::get<2>(t), std::get<3>(t)};
 }
@@ -151,10 +181,11 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
                                   Pair dilation, int64_t groups, const std::string& algorithm) {
     const char* op = "conv2d";
     ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& x = r.a;
     Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
                                  pad4(padding), dilation, groups, shape_of(x));
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_bias(op, r.bias, p.K);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -166,25 +197,27 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
         T* yd = y.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_forward<T>(p, xd, wd, bd, yd, algo);
+            conv2d_forward<T>(p, xd, wd, bd, yd, resolved);
         }
         return std::move(y);
     });
 }
 
 py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
-                                        Pair input_size, Pair stride,
+                                        const std::vector<int64_t>& input_shape, Pair stride,
                                         std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
                                         Pair dilation, int64_t groups, const std::string& algorithm) {
     const char* op = "conv2d_backward_data";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& dy = r.a;
+    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
     const int64_t N = dy.shape(0), C = r.b.shape(1) * groups;
-    const std::string in_shape =
-        shape_str(std::vector<int64_t>{N, C, input_size.first, input_size.second});
+    const Pair input_size = check_input_shape(op, input_shape, N, C);
+    const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = conv_params(op, N, C, input_size.first, input_size.second, WShape(r.b), stride,
                                  pad4(padding), dilation, groups, in_shape);
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -194,7 +227,7 @@ py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::obje
         T* dxd = dx.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_backward_data<T>(p, dxd, dyd, wd, algo);
+            conv2d_backward_data<T>(p, dxd, dyd, wd, resolved);
         }
         return std::move(dx);
     });
@@ -207,7 +240,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
                                           const std::string& algorithm) {
     const char* op = "conv2d_backward_weight";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array &dy = r.a, &x = r.b;
     require_positive(op, "kernel_size", kernel_size);
     if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
@@ -218,6 +251,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
     const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
                                  pad4(padding), dilation, groups, shape_of(x));
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -227,7 +261,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
         T* dwd = dw.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_backward_weight<T>(p, dwd, dyd, xd, algo);
+            conv2d_backward_weight<T>(p, dwd, dyd, xd, resolved);
         }
         return std::move(dw);
     });
@@ -307,11 +341,12 @@ py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::o
                                             const std::string& algorithm) {
     const char* op = "conv_transpose2d";
     ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& x = r.a;
     Conv2dParams p = transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
                                       stride, padding, output_padding, dilation, groups,
                                       shape_of(x));
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_bias(op, r.bias, p.C);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -323,25 +358,26 @@ py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::o
         T* yd = y.mutable_data();
         {
             py::gil_scoped_release release;
-            conv_transpose2d_forward<T>(p, xd, wd, bd, yd, algo);
+            conv_transpose2d_forward<T>(p, xd, wd, bd, yd, resolved);
         }
         return std::move(y);
     });
 }
 
 py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
-                                                  Pair input_size, Pair stride, Pair padding,
+                                                  const std::vector<int64_t>& input_shape, Pair stride, Pair padding,
                                                   Pair output_padding, Pair dilation,
                                                   int64_t groups, const std::string& algorithm) {
     const char* op = "conv_transpose2d_backward_data";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& dy = r.a;
     const int64_t N = dy.shape(0), C_in = r.b.shape(0);
-    const std::string in_shape =
-        shape_str(std::vector<int64_t>{N, C_in, input_size.first, input_size.second});
+    const Pair input_size = check_input_shape(op, input_shape, N, C_in);
+    const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = transpose_params(op, N, C_in, input_size.first, input_size.second, WShape(r.b),
                                       stride, padding, output_padding, dilation, groups, in_shape);
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -351,7 +387,7 @@ py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, cons
         T* dxd = dx.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_forward<T>(p, dyd, wd, nullptr, dxd, algo);
+            conv2d_forward<T>(p, dyd, wd, nullptr, dxd, resolved);
         }
         return std::move(dx);
     });
@@ -364,7 +400,7 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
                                                     const std::string& algorithm) {
     const char* op = "conv_transpose2d_backward_weight";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
-    const ConvAlgo algo = parse_conv_algo(algorithm);
+    const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array &dy = r.a, &x = r.b;
     require_positive(op, "kernel_size", kernel_size);
     if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
@@ -376,6 +412,7 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
     Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape,
                                       stride, padding, output_padding, dilation, groups,
                                       shape_of(x));
+    const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -386,7 +423,7 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
         {
             py::gil_scoped_release release;
             // Conv's weight gradient with conv "dy" = transposed input, conv "x" = grad_output.
-            conv2d_backward_weight<T>(p, dwd, xd, dyd, algo);
+            conv2d_backward_weight<T>(p, dwd, xd, dyd, resolved);
         }
         return std::move(dw);
     });
@@ -403,9 +440,9 @@ void register_conv2d(py::module_& m) {
 padding is (top, bottom, left, right). Returns (N, K, OH, OW) with
 OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
     m.def("conv2d_backward_data", &conv2d_backward_data_binding, "grad_output"_a, "weight"_a,
-          "input_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+          "input_shape"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
           "algorithm"_a = "auto",
-          "dL/dinput (N, C, H, W) from grad_output (N, K, OH, OW); input_size is (H, W).");
+          "dL/dinput of shape input_shape (N, C, H, W) from grad_output (N, K, OH, OW).");
     m.def("conv2d_backward_weight", &conv2d_backward_weight_binding, "grad_output"_a, "input"_a,
           "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
           "algorithm"_a = "auto",
@@ -420,7 +457,7 @@ OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
 Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(KH-1)
 + output_padding + 1. Computed as Conv2d backward_data.)doc");
     m.def("conv_transpose2d_backward_data", &conv_transpose2d_backward_data_binding,
-          "grad_output"_a, "weight"_a, "input_size"_a, "stride"_a, "padding"_a,
+          "grad_output"_a, "weight"_a, "input_shape"_a, "stride"_a, "padding"_a,
           "output_padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
           "dL/dinput (N, C_in, H, W) of conv_transpose2d; computed as Conv2d forward.");
     m.def("conv_transpose2d_backward_weight", &conv_transpose2d_backward_weight_binding,

@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -105,11 +106,16 @@ inline int64_t checked_numel(const char* op, const char* what, std::initializer_
     return n;
 }
 
-// A C-contiguous, aligned view of `a` with element type T (copies only when needed:
-// non-contiguous, negative strides, misaligned). dtype must already have been checked.
+// A C-contiguous, aligned view of `a` with element type T, copying only when needed
+// (non-contiguous, negative strides, or data not aligned to alignof(T), which numpy's
+// C-contiguity flag alone does not rule out). dtype must already have been checked.
 template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
-    return py::array_t<T, py::array::c_style>::ensure(a);
+    auto c = py::array_t<T, py::array::c_style>::ensure(a);
+    if (reinterpret_cast<std::uintptr_t>(c.data()) % alignof(T) == 0) return c;
+    py::array_t<T, py::array::c_style> copy(std::vector<py::ssize_t>(c.shape(), c.shape() + c.ndim()));
+    std::memcpy(copy.mutable_data(), c.data(), sizeof(T) * static_cast<size_t>(c.size()));
+    return copy;
 }
 
 template <typename T>

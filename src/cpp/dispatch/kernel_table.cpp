@@ -87,7 +87,11 @@ void init_tables_locked() {
     for (Isa isa : compiled_isas()) g_tables[static_cast<int>(isa)] = make_table(isa);
     Isa chosen = best_supported_isa();
     if (const char* env = std::getenv("FASTCONV_ISA"); env && *env) {
-        chosen = parse_isa(env);  // throws for an unknown name
+        try {
+            chosen = parse_isa(env);
+        } catch (const std::invalid_argument& e) {
+            throw std::invalid_argument(std::string("FASTCONV_ISA=") + env + ": " + e.what());
+        }
         if (!is_compiled(chosen) || !cpu_supports(chosen))
             throw std::invalid_argument(std::string("FASTCONV_ISA=") + env +
                                         ": this CPU/OS or build does not support that ISA");

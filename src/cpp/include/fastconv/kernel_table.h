@@ -28,6 +28,13 @@ struct KernelSet {
     GemmUkernel gemm_ukernel = nullptr;
     int gemm_mr = 0, gemm_nr = 0;
 
+    // im2col into one packed-B panel (gemm_packed.h layout): for rows r < nrows,
+    //   out[r*nr + run.dst + i] = xp[row_off[r] + run.src + i*stride_w]  for every run, i < run.len
+    // Runs cover lanes [0, ncols); lanes [ncols, nr) are zeroed. Overwrites out.
+    void (*im2col_pack_panel)(const T* xp, const int64_t* row_off, int64_t nrows,
+                              const Im2colRun* runs, int64_t nruns, int64_t stride_w, int64_t ncols,
+                              int64_t nr, T* out) = nullptr;
+
     // Depthwise conv on one (image, output channel) plane. Output channel k reads input
     // channel k / (K/C). x: [H][W], w: [KH][KW], y/dy: [OH][OW].
     //   forward:         y  = conv(x, w) + bias          (overwrites y)

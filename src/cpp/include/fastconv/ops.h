@@ -29,6 +29,9 @@ ConvAlgo parse_conv_algo(const std::string& name);  // throws std::invalid_argum
 const char* conv_algo_name(ConvAlgo a);
 // The algorithm `automatic` resolves to for these shapes (pure function of p).
 ConvAlgo choose_conv_algo(const Conv2dParams& p);
+// `algo` itself, or choose_conv_algo(p) for automatic; std::invalid_argument if a forced
+// algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise groups == C).
+ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo);
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,

@@ -37,6 +37,12 @@ struct Conv2dParams {
     FASTCONV_FORCE_INLINE int64_t col_cols() const { return OH * OW; }
 };
 
+// One contiguous run of an im2col panel row: lanes [dst, dst+len) of the NR-wide panel row
+// come from src[i*stride_w], i < len, relative to the row's base in the (padded) input.
+struct Im2colRun {
+    int64_t src, dst, len;
+};
+
 // Pooling over input[N][C][H][W] -> output[N][C][OH][OW] (PyTorch semantics).
 // Window of output (oh, ow) starts at (oh*stride_h - pad_h, ow*stride_w - pad_w) and
 // takes KH x KW taps spaced by dilation. Padding is implicit: -inf for max, and for

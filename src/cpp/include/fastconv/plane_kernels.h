@@ -21,6 +21,17 @@
     void depthwise_backward_weight_plane(const ::fastconv::Conv2dParams& p, T* dw,          \
                                          const T* dy, const T* x);
 
+#define FASTCONV_DECLARE_IM2COL_KERNELS                                                         \
+    template <typename T>                                                                       \
+    void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows,                  \
+                           const ::fastconv::Im2colRun* runs, int64_t nruns, int64_t stride_w,  \
+                           int64_t ncols, int64_t nr, T* out);
+
+#define FASTCONV_INSTANTIATE_IM2COL_KERNELS(T)                                                  \
+    template void im2col_pack_panel<T>(const T*, const int64_t*, int64_t,                       \
+                                       const ::fastconv::Im2colRun*, int64_t, int64_t, int64_t, \
+                                       int64_t, T*);
+
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                      \
     template <typename T>                                                                    \
     void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,       \
@@ -70,6 +81,7 @@
 #define FASTCONV_DECLARE_ISA_KERNELS(isa)  \
     namespace fastconv {                   \
     namespace isa {                        \
+    FASTCONV_DECLARE_IM2COL_KERNELS        \
     FASTCONV_DECLARE_DEPTHWISE_KERNELS     \
     FASTCONV_DECLARE_POOL2D_KERNELS        \
     }                                      \

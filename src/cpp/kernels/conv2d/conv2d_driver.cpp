@@ -19,11 +19,12 @@
 #include "fastconv/ops.h"
 #include "kernels/conv2d/conv2d_ref.h"
 #include "kernels/conv2d/im2col.h"
+#include "kernels/gemm/gemm_packed.h"
 
 namespace fastconv {
 
 namespace {
-enum ScratchTag { kColTag = 10, kPartialTag = 11 };
+enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kRowTag = 13 };
 
 bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
 bool is_pointwise(const Conv2dParams& p) {
@@ -31,7 +32,9 @@ bool is_pointwise(const Conv2dParams& p) {
            p.pad_left == 0 && p.OH == p.H && p.OW == p.W;
 }
 
-ConvAlgo resolve(const Conv2dParams& p, ConvAlgo algo) {
+}  // namespace
+
+ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo) {
     if (algo == ConvAlgo::automatic) return choose_conv_algo(p);
     if (algo == ConvAlgo::direct_1x1 && !is_pointwise(p))
         throw std::invalid_argument(
@@ -40,6 +43,8 @@ ConvAlgo resolve(const Conv2dParams& p, ConvAlgo algo) {
         throw std::invalid_argument("algorithm 'depthwise' needs groups == in_channels > 1");
     return algo;
 }
+
+namespace {
 
 // y[k] += bias[k] for the output channels [k0, k1) of one image (y_n points at channel 0).
 template <typename T>
@@ -67,22 +72,30 @@ void for_each_task(int64_t ntasks, F&& task) {
 
 // ---- im2col + GEMM (and the 1x1 special case) -------------------------------------------
 
+// Weights are packed once per call (packA, every group) and shared by all tasks; each
+// image's columns are written by im2col straight into packed-B layout (no separate packB).
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                   bool pointwise) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
+    const GemmPacking pk = gemm_packing<T>();
+    const int64_t wstride = pk.padded_m(Kg) * CKK, bsize = CKK * pk.padded_n(OHW);
+    const int64_t ws = pointwise ? 0 : im2col_packed_scratch<T>(p, pk);
+    T* pw = thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
+    for (int64_t g = 0; g < G; ++g)
+        gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
     for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
         const int64_t n = t / G, g = t % G;
         const T* xg = x + (n * p.C + g * Cg) * HW;
-        const T* col = xg;  // 1x1, stride 1, no padding: the input already is im2col(x)
-        if (!pointwise) {
-            T* buf = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
-            im2col(p, xg, buf);
-            col = buf;
+        T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(bsize));
+        if (pointwise) {  // 1x1, stride 1, no padding: the input already is im2col(x)
+            gemm_pack_b(pk, false, CKK, OHW, xg, OHW, pb);
+        } else {
+            im2col_packed(p, xg, pk, pb, thread_scratch<T, kRowTag>(static_cast<size_t>(ws)));
         }
-        gemm<T>(false, false, Kg, OHW, CKK, T(1), w + g * Kg * CKK, CKK, col, OHW, T(0),
-                y + (n * p.K + g * Kg) * OHW, OHW, gemm_threads);
+        gemm_packed(pk, Kg, OHW, CKK, T(1), pw + g * wstride, pb, T(0),
+                    y + (n * p.K + g * Kg) * OHW, OHW, gemm_threads);
         if (bias) add_bias(p, bias, g * Kg, (g + 1) * Kg, y + n * p.K * OHW);
     });
 }
@@ -124,6 +137,10 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
             }
     };
     const int nt = num_threads();
+    if (p.N == 0) {  // empty batch: the gradient is zero, not unwritten
+        std::fill(dw, dw + wsize, T(0));
+        return;
+    }
     if (nt == 1 || p.N < nt) {
         accumulate(0, p.N, dw, nt);
         return;
@@ -221,7 +238,7 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p) {
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                     ConvAlgo algo) {
-    switch (resolve(p, algo)) {
+    switch (resolve_conv_algo(p, algo)) {
         case ConvAlgo::ref: return conv2d_forward_ref(p, x, w, bias, y);
         case ConvAlgo::depthwise: return forward_depthwise(p, x, w, bias, y);
         case ConvAlgo::direct_1x1: return forward_gemm(p, x, w, bias, y, true);
@@ -231,7 +248,7 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
 
 template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo) {
-    switch (resolve(p, algo)) {
+    switch (resolve_conv_algo(p, algo)) {
         case ConvAlgo::ref: return conv2d_backward_data_ref(p, dx, dy, w);
         case ConvAlgo::depthwise: return backward_data_depthwise(p, dx, dy, w);
         case ConvAlgo::direct_1x1: return backward_data_gemm(p, dx, dy, w, true);
@@ -242,7 +259,7 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
                             ConvAlgo algo) {
-    switch (resolve(p, algo)) {
+    switch (resolve_conv_algo(p, algo)) {
         case ConvAlgo::ref: return conv2d_backward_weight_ref(p, dw, dy, x);
         case ConvAlgo::depthwise: return backward_weight_depthwise(p, dw, dy, x);
         case ConvAlgo::direct_1x1: return backward_weight_gemm(p, dw, dy, x, true);

@@ -7,11 +7,19 @@
 #include <cstdint>
 
 #include "fastconv/params.h"
+#include "kernels/gemm/gemm_packed.h"
 
 namespace fastconv {
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* col);
+// im2col written straight into the packed-B layout of gemm_packed.h (B = col, K = C/g*KH*KW,
+// N = OH*OW), skipping the separate packB pass. scratch: im2col_packed_scratch() elements
+// (a zero-padded copy of the input group when padding is needed, plus the run table).
+template <typename T>
+void im2col_packed(const Conv2dParams& p, const T* x, const GemmPacking& pk, T* out, T* scratch);
+template <typename T>
+int64_t im2col_packed_scratch(const Conv2dParams& p, const GemmPacking& pk);
 template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx);
 

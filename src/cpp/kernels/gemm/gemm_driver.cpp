@@ -16,6 +16,7 @@
 #include "common/parallel.h"
 #include "fastconv/kernel_table.h"
 #include "fastconv/ops.h"
+#include "kernels/gemm/gemm_packed.h"
 
 namespace fastconv {
 
@@ -198,6 +199,79 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
         }
     }
 }
+
+template <typename T>
+GemmPacking gemm_packing() {
+    const KernelSet<T>& ks = kernel_set<T>();
+    return {ks.gemm_mr, ks.gemm_nr, blocking<T>(ks.gemm_mr, ks.gemm_nr).kc};
+}
+
+template <typename T>
+void gemm_pack_a(const GemmPacking& pk, bool trans, int64_t M, int64_t K, const T* A, int64_t lda,
+                 T* out) {
+    const int64_t rs = trans ? 1 : lda, cs = trans ? lda : 1, Mpad = pk.padded_m(M);
+    for (int64_t pc = 0; pc < K; pc += pk.kc)
+        pack_a(A, rs, cs, 0, M, pc, std::min<int64_t>(pk.kc, K - pc), pk.mr, out + pc * Mpad);
+}
+
+template <typename T>
+void gemm_pack_b(const GemmPacking& pk, bool trans, int64_t K, int64_t N, const T* B, int64_t ldb,
+                 T* out) {
+    const int64_t rs = trans ? 1 : ldb, cs = trans ? ldb : 1, Npad = pk.padded_n(N);
+    for (int64_t pc = 0; pc < K; pc += pk.kc) {
+        const int64_t kc = std::min<int64_t>(pk.kc, K - pc);
+        for (int64_t j = 0; j < N; j += pk.nr)
+            pack_b_panel(B, rs, cs, pc, kc, j, std::min<int64_t>(pk.nr, N - j), pk.nr,
+                         out + pc * Npad + (j / pk.nr) * kc * pk.nr);
+    }
+}
+
+template <typename T>
+void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
+                 const T* pb, T beta, T* C, int64_t ldc, int nthreads) {
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const KernelSet<T>& ks = kernel_set<T>();
+    assert(ks.gemm_mr == pk.mr && ks.gemm_nr == pk.nr);
+    const int64_t Mpad = pk.padded_m(M), Npad = pk.padded_n(N), npanels = Npad / pk.nr;
+    const int64_t mc_blk = blocking<T>(pk.mr, pk.nr).mc;
+    auto run = [&](int64_t jp0, int64_t jp1) {
+        for (int64_t pc = 0; pc < K; pc += pk.kc) {
+            const int64_t kc = std::min<int64_t>(pk.kc, K - pc);
+            const T beta_eff = pc == 0 ? beta : T(1);
+            for (int64_t ic = 0; ic < M; ic += mc_blk)
+                macro_kernel(ks, std::min<int64_t>(mc_blk, M - ic), N, kc,
+                             pa + pc * Mpad + (ic / pk.mr) * kc * pk.mr, pb + pc * Npad, jp0, jp1,
+                             alpha, beta_eff, C + ic * ldc, ldc);
+        }
+    };
+    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, npanels)));
+    if (nt == 1) {
+        run(0, npanels);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int64_t jp0, jp1;
+        split_range(npanels, nt, thread_id(), &jp0, &jp1);
+        run(jp0, jp1);
+    }
+}
+
+#define FASTCONV_INSTANTIATE_PACKED(T)                                                           \
+    template GemmPacking gemm_packing<T>();                                                      \
+    template void gemm_pack_a<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t,  \
+                                 T*);                                                            \
+    template void gemm_pack_b<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t,  \
+                                 T*);                                                            \
+    template void gemm_packed<T>(const GemmPacking&, int64_t, int64_t, int64_t, T, const T*,     \
+                                 const T*, T, T*, int64_t, int);
+FASTCONV_INSTANTIATE_PACKED(float)
+FASTCONV_INSTANTIATE_PACKED(double)
+#undef FASTCONV_INSTANTIATE_PACKED
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t,
                           const float*, int64_t, float, float*, int64_t, int);

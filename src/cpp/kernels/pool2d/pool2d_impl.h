@@ -12,9 +12,12 @@
 // Scheme: each output row is split into the interior columns [lo, hi), whose windows lie
 // fully inside the input horizontally, and the border columns. Interior columns are
 // processed one window tap at a time across the whole row (a unit- or constant-stride
-// loop over ow with no bounds checks, which vectorises); the y and indices rows serve as
-// accumulators, so per output the taps are still visited in PyTorch's order. Border
-// columns take the scalar path with clipping. Strides 1 and 2 are compile-time constants.
+// loop over ow with no bounds checks, which vectorises); the y row (and a per-chunk argmax
+// buffer) serve as accumulators, so per output the taps are still visited in PyTorch's
+// order. Border columns take the scalar path with clipping. Strides 1 and 2 are
+// compile-time constants. Average backward builds one output row's contribution once and
+// adds it to each input row of the window. Adaptive pooling reuses the strided row code
+// when OW divides W (uniform windows); global average pooling sums the plane as one run.
 //
 // Layout: x/dx [H][W], y/dy/indices [OH][OW], row-major; indices are flat h*W + w.
 // Forward kernels overwrite y (and indices); backward kernels zero dx, then scatter-add.
@@ -75,36 +78,64 @@ inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, 
     *index = maxindex;
 }
 
-// One window tap for interior outputs [lo, hi): input position base + ow*stride.
-// Written as selects (no branches) so it vectorises; same decision as max_one.
-template <typename T, int S>
-inline void max_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t lo,
-                    int64_t hi, T* __restrict y, int64_t* __restrict index) {
-    const int64_t s = S > 0 ? S : stride;
-    for (int64_t ow = lo; ow < hi; ++ow) {
-        const int64_t i = base + ow * s;
-        const T v = x[i];
-        const T m = y[ow];
-        const bool take = (v > m) | (v != v);
-        y[ow] = take ? v : m;
-        index[ow] = take ? i : index[ow];
-    }
-}
+// Interior outputs are processed in chunks of kChunk so per-chunk scratch fits the stack.
+constexpr int64_t kChunk = 256;
 
 // Interior columns [lo, hi) of one output row over input rows ih0, ih0+dh, ... < ih1
-// (already clipped; ih0 is the first row inside the input).
+// (already clipped; ih0 is the first row inside the input). One pass per window tap over
+// the row, as selects (no branches) so it vectorises; per output the taps are visited in
+// PyTorch's order with its decision (val > max || isnan(val)). The argmax is tracked as an
+// int32 offset from the window's first tap (rel32: the caller checked H*W < 2^31), which
+// halves the index traffic against int64 and matches float lanes; else int64 directly.
 template <typename T, int S>
-void max_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
+void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
                       int64_t KW, int64_t dw, int64_t pw, int64_t stride, int64_t lo,
-                      int64_t hi, T* __restrict y, int64_t* __restrict index) {
+                      int64_t hi, bool rel32, T* __restrict y, int64_t* __restrict index) {
     const int64_t s = S > 0 ? S : stride;
-    for (int64_t ow = lo; ow < hi; ++ow) {
-        y[ow] = -std::numeric_limits<T>::infinity();
-        index[ow] = ih0 * W + ow * s - pw;
+    if (!rel32) {
+        for (int64_t ow = lo; ow < hi; ++ow) {
+            y[ow] = -std::numeric_limits<T>::infinity();
+            index[ow] = ih0 * W + ow * s - pw;
+        }
+        for (int64_t ih = ih0; ih < ih1; ih += dh) {
+            for (int64_t j = 0; j < KW; ++j) {
+                const int64_t base = ih * W + j * dw - pw;
+                for (int64_t ow = lo; ow < hi; ++ow) {
+                    const int64_t i = base + ow * s;
+                    const T v = x[i];
+                    const T m = y[ow];
+                    const bool take = (v > m) | (v != v);
+                    y[ow] = take ? v : m;
+                    index[ow] = take ? i : index[ow];
+                }
+            }
+        }
+        return;
     }
-    for (int64_t ih = ih0; ih < ih1; ih += dh)
-        for (int64_t j = 0; j < KW; ++j)
-            max_tap<T, S>(x, ih * W + j * dw - pw, s, lo, hi, y, index);
+    int32_t rel[kChunk];
+    for (int64_t c0 = lo; c0 < hi; c0 += kChunk) {
+        const int64_t n = std::min(hi - c0, kChunk);
+        T* __restrict yc = y + c0;
+        for (int64_t k = 0; k < n; ++k) {
+            yc[k] = -std::numeric_limits<T>::infinity();
+            rel[k] = 0;
+        }
+        const int64_t first = ih0 * W + c0 * s - pw;  // first tap of output c0
+        for (int64_t ih = ih0; ih < ih1; ih += dh) {
+            for (int64_t j = 0; j < KW; ++j) {
+                const int32_t r = static_cast<int32_t>((ih - ih0) * W + j * dw);
+                const T* __restrict xr = x + first + r;
+                for (int64_t k = 0; k < n; ++k) {
+                    const T v = xr[k * s];
+                    const T m = yc[k];
+                    const bool take = (v > m) | (v != v);
+                    yc[k] = take ? v : m;
+                    rel[k] = take ? r : rel[k];
+                }
+            }
+        }
+        for (int64_t k = 0; k < n; ++k) index[c0 + k] = first + k * s + rel[k];
+    }
 }
 
 template <typename T, int S>
@@ -112,6 +143,7 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
     const int64_t s = S > 0 ? S : p.stride_w;
     int64_t lo, hi;
     interior_range(p.OW, p.W, s, p.pad_w, (p.KW - 1) * p.dil_w + 1, &lo, &hi);
+    const bool rel32 = p.H * p.W <= std::numeric_limits<int32_t>::max();
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         int64_t ih0 = oh * p.stride_h - p.pad_h;
         const int64_t ih1 = std::min(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
@@ -127,7 +159,7 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
         max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi,
-                               yr, ir);
+                               rel32, yr, ir);
     }
 }
 
@@ -214,8 +246,46 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
     }
 }
 
-// Interior outputs are handled in chunks so their dy/divisor fits a stack buffer.
-constexpr int64_t kGradChunk = 256;
+// Interior columns [lo, hi) of output row oh, whose windows cover input rows [ih0, ih1):
+// the row's contribution r to one input row is the same for every ih, so build it once
+// (per chunk of outputs) and add it to each row: KW + KH passes instead of KW * KH, and
+// the passes over dx never partially overlap one another (no store-forwarding stalls).
+// For stride 1, r[i] = sum_j g[i - j] is a box filter, summed from a zero-padded copy of
+// g with aligned stores; other strides scatter g into r, one tap at a time. KW must be
+// well below kRowBuf (the caller falls back to the border path otherwise).
+constexpr int64_t kRowBuf = 1024;
+
+template <typename T, int S>
+void avg_backward_row_interior(T* __restrict dx, int64_t W, int64_t ih0, int64_t ih1,
+                               int64_t KW, int64_t pw, int64_t stride, int64_t lo, int64_t hi,
+                               const T* __restrict dyr, T div) {
+    const int64_t s = S > 0 ? S : stride;
+    T r[kRowBuf];
+    T gp[kRowBuf];
+    const int64_t n_max = S == 1 ? kRowBuf - 2 * (KW - 1) : (kRowBuf - KW) / s + 1;
+    assert(n_max >= 1);
+    for (int64_t c0 = lo; c0 < hi; c0 += n_max) {
+        const int64_t n = std::min(hi - c0, n_max);
+        const int64_t span = (n - 1) * s + KW;  // input columns touched by this chunk
+        for (int64_t i = 0; i < span; ++i) r[i] = T(0);
+        if (S == 1) {
+            for (int64_t i = 0; i < KW - 1; ++i) gp[i] = gp[KW - 1 + n + i] = T(0);
+            for (int64_t k = 0; k < n; ++k) gp[KW - 1 + k] = dyr[c0 + k] / div;
+            for (int64_t j = 0; j < KW; ++j) {
+                const T* __restrict src = gp + (KW - 1 - j);
+                for (int64_t i = 0; i < span; ++i) r[i] += src[i];
+            }
+        } else {
+            for (int64_t k = 0; k < n; ++k) gp[k] = dyr[c0 + k] / div;
+            for (int64_t j = 0; j < KW; ++j)
+                for (int64_t k = 0; k < n; ++k) r[k * s + j] += gp[k];
+        }
+        for (int64_t ih = ih0; ih < ih1; ++ih) {
+            T* __restrict d = dx + ih * W + c0 * s - pw;
+            for (int64_t i = 0; i < span; ++i) d[i] += r[i];
+        }
+    }
+}
 
 template <typename T, int S>
 void avg_pool2d_backward_impl(const Pool2dParams& p, T* __restrict dx, const T* __restrict dy) {
@@ -223,7 +293,8 @@ void avg_pool2d_backward_impl(const Pool2dParams& p, T* __restrict dx, const T* 
     for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = T(0);
     int64_t lo, hi;
     interior_range(p.OW, p.W, s, p.pad_w, p.KW, &lo, &hi);
-    T g[kGradChunk];
+    // Very wide kernels do not fit the row buffer: treat every column as border.
+    if (p.KW > kRowBuf / 4) lo = hi = 0;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         int64_t ih0, ih1, ph;
         avg_rows(p, oh, &ih0, &ih1, &ph);
@@ -239,18 +310,9 @@ void avg_pool2d_backward_impl(const Pool2dParams& p, T* __restrict dx, const T* 
         };
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
-        const T div = T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW));
-        for (int64_t c0 = lo; c0 < hi; c0 += kGradChunk) {
-            const int64_t n = std::min(hi - c0, kGradChunk);
-            for (int64_t k = 0; k < n; ++k) g[k] = dyr[c0 + k] / div;
-            // For a fixed tap, distinct outputs hit distinct inputs: no conflicts.
-            for (int64_t ih = ih0; ih < ih1; ++ih) {
-                for (int64_t j = 0; j < p.KW; ++j) {
-                    T* d = dx + ih * p.W + c0 * s + j - p.pad_w;
-                    for (int64_t k = 0; k < n; ++k) d[k * s] += g[k];
-                }
-            }
-        }
+        if (lo < hi)
+            avg_backward_row_interior<T, S>(dx, p.W, ih0, ih1, p.KW, p.pad_w, s, lo, hi, dyr,
+                                            T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW)));
     }
 }
 
@@ -294,9 +356,10 @@ void adaptive_avg_uniform(const Pool2dParams& p, const T* x, T* y) {
 template <typename T, int S>
 void adaptive_max_uniform(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     const int64_t k = p.W / p.OW;
+    const bool rel32 = p.H * p.W <= std::numeric_limits<int32_t>::max();
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
-        max_row_interior<T, S>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, y + oh * p.OW,
+        max_row_interior<T, S>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, rel32, y + oh * p.OW,
                                indices + oh * p.OW);
     }
 }
@@ -358,6 +421,10 @@ template <typename T>
 void adaptive_avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) {
     assert(p.OH >= 1 && p.OW >= 1 && p.H >= 1 && p.W >= 1);
     using namespace pool2d_detail;
+    if (p.OH == 1 && p.OW == 1) {  // global average pooling: one contiguous run
+        y[0] = sum_run(x, p.H * p.W) / T(p.H) / T(p.W);
+        return;
+    }
     if (adaptive_uniform(p.W, p.OW)) {
         const int64_t k = p.W / p.OW;
         if (k == 1)
@@ -374,7 +441,11 @@ void adaptive_avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) 
             const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
             const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
             T sum = T(0);
-            for (int64_t ih = ih0; ih < ih1; ++ih) sum += sum_run(x + ih * p.W + iw0, iw1 - iw0);
+            if (iw1 - iw0 == p.W)  // full rows are one contiguous run
+                sum = sum_run(x + ih0 * p.W, (ih1 - ih0) * p.W);
+            else
+                for (int64_t ih = ih0; ih < ih1; ++ih)
+                    sum += sum_run(x + ih * p.W + iw0, iw1 - iw0);
             y[oh * p.OW + ow] = sum / T(ih1 - ih0) / T(iw1 - iw0);
         }
     }

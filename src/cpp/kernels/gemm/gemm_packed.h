@@ -1,0 +1,39 @@
+// GEMM on operands packed once up front, for drivers that reuse an operand across many
+// products (conv weights across images) or build it already packed (im2col into packB
+// layout). Layouts cover the whole K extent, split into KC blocks:
+//   packed A (M x K): for each KC block pc: ceil(M/MR) panels of kc_b x MR at pc*Mpad + ip*kc_b*MR
+//   packed B (K x N): for each KC block pc: ceil(N/NR) panels of kc_b x NR at pc*Npad + jp*kc_b*NR
+// with Mpad/Npad = M/N rounded up to MR/NR, kc_b = min(KC, K - pc), and pad rows/columns 0.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace fastconv {
+
+struct GemmPacking {
+    int mr, nr;   // micro-kernel tile of the active ISA
+    int64_t kc;   // K block
+    int64_t padded_m(int64_t m) const { return (m + mr - 1) / mr * mr; }
+    int64_t padded_n(int64_t n) const { return (n + nr - 1) / nr * nr; }
+};
+
+template <typename T>
+GemmPacking gemm_packing();
+
+// Pack op(A) (M x K; A stored M x K with lda, or K x M if trans) into the layout above.
+template <typename T>
+void gemm_pack_a(const GemmPacking& pk, bool trans, int64_t M, int64_t K, const T* A, int64_t lda,
+                 T* out);
+// Pack op(B) (K x N; B stored K x N with ldb, or N x K if trans).
+template <typename T>
+void gemm_pack_b(const GemmPacking& pk, bool trans, int64_t K, int64_t N, const T* B, int64_t ldb,
+                 T* out);
+
+// C[M][N] = alpha * A * B + beta * C from packed operands (beta == 0: C not read). Threads
+// split the NR panels; no synchronisation inside, so nthreads = 1 is safe in a parallel region.
+template <typename T>
+void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
+                 const T* pb, T beta, T* C, int64_t ldc, int nthreads);
+
+}  // namespace fastconv

@@ -1,0 +1,138 @@
+"""Backend introspection, ISA selection and the thread-count knob."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import fastconv as fc
+from fastconv import _core
+
+INFO_KEYS = {
+    "version", "compiled_isas", "supported_isas", "isa", "num_threads", "openmp", "compiler",
+    "cuda_built", "cpu", "gemm_tile_mr_nr",
+}
+
+
+def test_backend_info_keys_and_consistency():
+    info = fc.backend_info()
+    assert INFO_KEYS <= set(info), f"missing keys {INFO_KEYS - set(info)}"
+    compiled, supported = list(info["compiled_isas"]), list(info["supported_isas"])
+    assert "ref" in compiled
+    assert "ref" in supported
+    assert set(compiled) <= {"ref", "avx2", "avx512"}
+    assert set(supported) <= set(compiled)
+    assert info["isa"] in supported
+    assert info["isa"] == _core.current_isa()
+    assert compiled == list(_core.compiled_isas())
+    assert supported == list(_core.supported_isas())
+    assert info["version"] == fc.__version__
+    assert info["num_threads"] == fc.get_num_threads() >= 1
+    assert isinstance(info["openmp"], bool)
+    assert isinstance(info["cuda_built"], bool)
+    for dtype in ("float32", "float64"):
+        mr, nr = info["gemm_tile_mr_nr"][dtype]
+        assert mr >= 1
+        assert nr >= 1
+
+
+def test_backend_info_returns_a_copy():
+    info = fc.backend_info()
+    info["isa"] = "changed"
+    assert fc.backend_info()["isa"] != "changed"
+
+
+def test_default_isa_is_the_best_supported():
+    """Without FASTCONV_ISA the import picks the last (widest) supported variant."""
+    env = _env_with()
+    env.pop("FASTCONV_ISA", None)
+    out = _run_python("import fastconv; i = fastconv.backend_info(); "
+                      "print(i['isa'], i['supported_isas'][-1])", env)
+    assert out.returncode == 0, out.stderr
+    chosen, best = out.stdout.split()
+    assert chosen == best
+
+
+def test_set_isa_switches_every_supported_variant(isa):
+    info = fc.backend_info()
+    assert info["isa"] == isa == _core.current_isa()
+    assert isa in info["supported_isas"]
+
+
+@pytest.mark.parametrize("name", ["bogus", "", "AVX2", "avx512 "])
+def test_set_isa_rejects_unknown_names(name):
+    before = _core.current_isa()
+    with pytest.raises(ValueError, match="ISA"):
+        _core._set_isa(name)
+    assert _core.current_isa() == before
+
+
+@pytest.fixture
+def restore_threads():
+    old = fc.get_num_threads()
+    try:
+        yield old
+    finally:
+        fc.set_num_threads(old)
+
+
+@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_set_num_threads_round_trip(n):
+    fc.set_num_threads(n)
+    assert fc.get_num_threads() == n
+    assert fc.backend_info()["num_threads"] == n
+
+
+@pytest.mark.usefixtures("restore_threads")
+@pytest.mark.parametrize(
+    ("value", "exc"),
+    [(0, ValueError), (-1, ValueError), (1.5, TypeError), ("2", TypeError), (True, TypeError),
+     (None, TypeError)],
+    ids=["zero", "negative", "float", "str", "bool", "None"],
+)
+def test_set_num_threads_errors(value, exc):
+    before = fc.get_num_threads()
+    with pytest.raises(exc, match=r"\bn\b"):
+        fc.set_num_threads(value)
+    assert fc.get_num_threads() == before
+
+
+def _run_python(code, env):
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+        check=False,
+    )
+
+
+def _env_with(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env.update(extra)
+    return env
+
+
+@pytest.mark.parametrize("isa_name", _core.supported_isas())
+def test_fastconv_isa_env_selects_variant(isa_name):
+    out = _run_python("import fastconv; print(fastconv.backend_info()['isa'])",
+                      _env_with(FASTCONV_ISA=isa_name))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == isa_name
+
+
+def test_fastconv_isa_env_ref():
+    out = _run_python("import fastconv; print(fastconv.backend_info()['isa'])",
+                      _env_with(FASTCONV_ISA="ref"))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ref"
+
+
+@pytest.mark.parametrize("value", ["bogus", "AVX2"])
+def test_fastconv_isa_env_unknown_fails_import(value):
+    out = _run_python("import fastconv", _env_with(FASTCONV_ISA=value))
+    assert out.returncode != 0, out.stdout
+    assert "FASTCONV_ISA" in out.stderr, out.stderr
+    assert value in out.stderr, out.stderr

@@ -1,0 +1,633 @@
+"""Conv2d forward, backward_data, backward_weight and backward_bias against torch float64.
+
+Every case runs on every ISA variant, in float32 and float64, under every algorithm that
+applies to it ('auto', 'im2col', 'ref'; 'direct_1x1' for 1×1/stride-1/no-padding kernels;
+'depthwise' for groups == C > 1). The reference is ``torch.nn.functional.conv2d`` in
+float64 with autograd on the same values and a random upstream gradient. Tolerances come
+from conftest.tolerance with the reduction length of each direction (STYLE.md §7):
+C/g·KH·KW (forward), K/g·KH·KW (backward_data), N·OH·OW (backward_weight and bias).
+
+Outputs are allocated by the kernels; before each call a NaN-filled block of the output's
+size is freed so that an allocator handing the same block back exposes unwritten elements.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import assert_close, tolerance, torch64
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+import fastconv as fc
+from fastconv import _core
+from fastconv import kernels as K
+
+# The torch reference ops are tiny; one torch thread avoids two OpenMP pools spinning
+# against each other on small CI machines.
+torch.set_num_threads(1)
+
+DTYPES = [np.float32, np.float64]
+DTYPE_IDS = ["f32", "f64"]
+
+
+# ---- reference and helpers ---------------------------------------------------------------
+
+
+def _maxabs(a) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.abs(a).max()) if a.size else 0.0
+
+
+def _poison_heap(shape, dtype) -> None:
+    """Allocate and free a NaN block of this size: the next allocation likely reuses it."""
+    block = np.full(shape, np.nan, dtype=dtype)
+    del block
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _pads(padding, kh, kw, dilation):
+    """(top, bottom, left, right) for int / pair / 'same' / 'valid' (torch semantics)."""
+    dh, dw = _pair(dilation)
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        th, tw = dh * (kh - 1), dw * (kw - 1)
+        return th // 2, th - th // 2, tw // 2, tw - tw // 2
+    ph, pw = _pair(padding)
+    return ph, ph, pw, pw
+
+
+def torch_conv2d(x, w, b, dy, stride, padding, dilation, groups):
+    """torch float64 forward output and input/weight/bias gradients for upstream dy."""
+    X = torch64(x).requires_grad_()
+    W = torch64(w).requires_grad_()
+    B = None if b is None else torch64(b).requires_grad_()
+    with warnings.catch_warnings():
+        # torch warns that 'same' with an even kernel copies the input; not our concern.
+        warnings.simplefilter("ignore")
+        Y = F.conv2d(X, W, B, stride=stride, padding=padding, dilation=dilation, groups=groups)
+        if dy is None:
+            return Y.detach().numpy(), None, None, None
+        Y.backward(torch64(dy))
+    db = B.grad if B is not None else torch64(dy).sum(dim=(0, 2, 3))  # bias-free: dL/db anyway
+    return Y.detach().numpy(), X.grad.numpy(), W.grad.numpy(), db.numpy()
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    kh: int
+    kw: int
+    stride: int | tuple = 1
+    padding: int | tuple | str = 0
+    dilation: int | tuple = 1
+    groups: int = 1
+    bias: bool = True
+
+    @property
+    def pads(self):
+        return _pads(self.padding, self.kh, self.kw, self.dilation)
+
+    @property
+    def out_hw(self):
+        top, bottom, left, right = self.pads
+        (sh, sw), (dh, dw) = _pair(self.stride), _pair(self.dilation)
+        oh = (self.H + top + bottom - dh * (self.kh - 1) - 1) // sh + 1
+        ow = (self.W + left + right - dw * (self.kw - 1) - 1) // sw + 1
+        return oh, ow
+
+    def algorithms(self):
+        algos = ["auto", "im2col", "ref"]
+        if (self.kh, self.kw) == (1, 1) and _pair(self.stride) == (1, 1) and self.pads == (
+            0, 0, 0, 0,
+        ):
+            algos.append("direct_1x1")
+        if self.groups == self.C and self.groups > 1:
+            algos.append("depthwise")
+        return algos
+
+
+CASES = [
+    Case("lenet5_conv1", 4, 1, 32, 32, 6, 5, 5),
+    Case("lenet5_conv2", 4, 6, 14, 14, 16, 5, 5),
+    Case("resnet_3x3_p1", 2, 16, 14, 14, 32, 3, 3, padding=1),
+    Case("stride2_p1", 2, 3, 9, 9, 4, 3, 3, stride=2, padding=1),
+    Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
+    Case("stride_1x2", 2, 3, 8, 9, 4, 3, 3, stride=(1, 2), padding=1),
+    Case("stride_3x1", 2, 3, 10, 6, 4, 2, 3, stride=(3, 1)),
+    Case("stride_gt_kernel_k2s3", 2, 3, 10, 11, 5, 2, 2, stride=3),
+    Case("dilation2", 2, 3, 11, 11, 4, 3, 3, padding=2, dilation=2),
+    Case("dilation_2x3", 2, 2, 12, 13, 3, 3, 3, padding=(1, 2), dilation=(2, 3)),
+    Case("kernel_3x5", 2, 3, 9, 12, 4, 3, 5, padding=(1, 2)),
+    Case("kernel_5x2_nobias", 2, 3, 9, 7, 4, 5, 2, bias=False),
+    Case("image_5x17", 2, 2, 5, 17, 3, 3, 3),
+    Case("image_17x4_s2", 1, 2, 17, 4, 3, 3, 3, stride=2, padding=1),
+    Case("padding_pair", 2, 3, 8, 7, 4, 3, 3, padding=(2, 0)),
+    Case("padding_max_k3p2", 2, 3, 4, 4, 4, 3, 3, padding=2),
+    Case("padding_gt_kernel_k2p3", 2, 2, 4, 5, 3, 2, 2, padding=3),
+    Case("same_odd_k3", 2, 3, 9, 8, 4, 3, 3, padding="same"),
+    Case("same_even_k4x2", 2, 3, 9, 8, 4, 4, 2, padding="same"),
+    Case("same_even_dil_k2d3", 2, 3, 9, 10, 2, 2, 4, padding="same", dilation=(3, 2)),
+    Case("valid_k3", 2, 3, 8, 8, 4, 3, 3, padding="valid"),
+    Case("kernel_eq_input", 2, 3, 5, 6, 4, 5, 6),
+    Case("kernel_eq_padded_input", 2, 3, 3, 4, 4, 5, 6, padding=1),
+    Case("image1x1_k1", 2, 3, 1, 1, 4, 1, 1),
+    Case("pointwise_8_16", 2, 8, 7, 9, 16, 1, 1),
+    Case("pointwise_nobias_N1", 1, 5, 6, 6, 7, 1, 1, bias=False),
+    Case("pointwise_same", 2, 4, 5, 5, 6, 1, 1, padding="same"),
+    Case("pointwise_stride2", 2, 8, 7, 9, 5, 1, 1, stride=2),
+    Case("pointwise_pad1", 2, 4, 5, 6, 3, 1, 1, padding=1),
+    Case("pointwise_dil2", 2, 4, 5, 6, 3, 1, 1, dilation=2),
+    Case("groups2", 2, 4, 8, 8, 6, 3, 3, padding=1, groups=2),
+    Case("groups3_s2", 2, 6, 7, 9, 9, 3, 3, stride=2, groups=3),
+    Case("groups2_pointwise", 2, 6, 5, 7, 4, 1, 1, groups=2),
+    Case("depthwise_m1", 2, 8, 7, 7, 8, 3, 3, padding=1, groups=8),
+    Case("depthwise_m2", 2, 5, 6, 7, 10, 3, 3, padding=1, groups=5),
+    Case("depthwise_s2", 2, 6, 9, 10, 6, 3, 3, stride=2, padding=1, groups=6),
+    Case("depthwise_m2_s2_nobias", 1, 3, 9, 8, 6, 3, 3, stride=2, padding=1, groups=3,
+         bias=False),
+    Case("depthwise_dil2", 2, 4, 9, 9, 4, 3, 3, padding=2, dilation=2, groups=4),
+    Case("depthwise_k5_wide", 1, 16, 13, 37, 16, 5, 5, padding=2, groups=16),
+    Case("depthwise_k1", 2, 3, 5, 6, 3, 1, 1, groups=3),
+    Case("depthwise_k2x3_same", 2, 4, 6, 9, 8, 2, 3, padding="same", groups=4),
+    Case("N1", 1, 5, 6, 6, 6, 3, 3),
+    Case("odd_channels_7_5", 2, 7, 9, 9, 5, 3, 3, padding=1),
+    Case("channels_7_9", 2, 7, 6, 6, 9, 3, 3, padding=1),
+    Case("channels_9_15", 2, 9, 6, 5, 15, 3, 3, padding=1, bias=False),
+    Case("channels_15_17", 2, 15, 5, 6, 17, 3, 3, padding=1),
+    Case("channels_17_31", 1, 17, 6, 6, 31, 3, 3, padding=1),
+    Case("channels_32_33", 1, 32, 5, 5, 33, 3, 3, padding=1, bias=False),
+    Case("channels_33_8", 2, 33, 5, 4, 8, 3, 3),
+    Case("channels_16_16_pointwise", 2, 16, 6, 6, 16, 1, 1),
+]
+
+ALGO_PARAMS = [
+    pytest.param(case, algo, id=f"{case.id}-{algo}") for case in CASES
+    for algo in case.algorithms()
+]
+
+
+def _case_seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+@functools.lru_cache(maxsize=None)
+def _case_data(case: Case, dtype):
+    """Inputs (in `dtype`) and the torch float64 results, once per case and dtype."""
+    rng = np.random.default_rng(_case_seed(case.id, np.dtype(dtype).name))
+    x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(dtype)
+    w = rng.standard_normal((case.K, case.C // case.groups, case.kh, case.kw)).astype(dtype)
+    b = rng.standard_normal(case.K).astype(dtype) if case.bias else None
+    oh, ow = case.out_hw
+    dy = rng.standard_normal((case.N, case.K, oh, ow)).astype(dtype)
+    ref = torch_conv2d(x, w, b, dy, case.stride, case.padding, case.dilation, case.groups)
+    for arr in (x, w, b, dy):
+        if arr is not None:
+            arr.setflags(write=False)
+    return x, w, b, dy, ref
+
+
+def _tolerances(dtype, x, w, b, dy, groups, reduce_spatial):
+    """Derived atol for (forward, backward_data, backward_weight, bias)."""
+    N, C = x.shape[:2]
+    Kout, _, kh, kw = w.shape
+    fwd = tolerance(dtype, C // groups * kh * kw, _maxabs(x), _maxabs(w))
+    if b is not None:
+        fwd += tolerance(dtype, 1, _maxabs(b), 1.0)
+    bwd_data = tolerance(dtype, Kout // groups * kh * kw, _maxabs(dy), _maxabs(w))
+    bwd_weight = tolerance(dtype, N * reduce_spatial, _maxabs(dy), _maxabs(x))
+    bias = tolerance(dtype, N * reduce_spatial, _maxabs(dy), 1.0)
+    return fwd, bwd_data, bwd_weight, bias
+
+
+def run_all_directions(x, w, b, dy, ref, *, stride, padding, dilation, groups, algorithm,
+                       what, check_bias=True):
+    """Our four kernels on (possibly strided) inputs vs the torch results in `ref`."""
+    y_ref, dx_ref, dw_ref, db_ref = ref
+    dtype = np.asarray(w).dtype
+    inputs = [a for a in (x, w, b, dy) if a is not None]
+    before = [np.array(a, copy=True) for a in inputs]
+    oh, ow = y_ref.shape[2:]
+    tol_f, tol_d, tol_w, tol_b = _tolerances(dtype, x, w, b, dy, groups, oh * ow)
+    hyper = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+
+    _poison_heap(y_ref.shape, dtype)
+    y = K.conv2d(x, w, b, algorithm=algorithm, **hyper)
+    assert y.dtype == dtype, f"{what} forward: dtype {y.dtype}"
+    assert_close(y, y_ref, tol_f, what=f"{what} forward")
+
+    _poison_heap(dx_ref.shape, dtype)
+    dx = K.conv2d_backward_data(dy, w, x.shape, algorithm=algorithm, **hyper)
+    assert dx.dtype == dtype, f"{what} backward_data: dtype {dx.dtype}"
+    assert_close(dx, dx_ref, tol_d, what=f"{what} backward_data")
+
+    _poison_heap(dw_ref.shape, dtype)
+    dw = K.conv2d_backward_weight(dy, x, w.shape, algorithm=algorithm, **hyper)
+    assert dw.dtype == dtype, f"{what} backward_weight: dtype {dw.dtype}"
+    assert_close(dw, dw_ref, tol_w, what=f"{what} backward_weight")
+
+    if check_bias:
+        _poison_heap(y_ref.shape[1], dtype)
+        db = K.conv2d_backward_bias(dy)
+        assert db.dtype == dtype, f"{what} backward_bias: dtype {db.dtype}"
+        assert_close(db, db_ref, tol_b, what=f"{what} backward_bias")
+
+    for a, a0 in zip(inputs, before):
+        np.testing.assert_array_equal(a, a0, err_msg=f"{what}: an input was modified")
+    return y, dx, dw
+
+
+# ---- the edge battery ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("case", "algorithm"), ALGO_PARAMS)
+def test_conv2d_battery(isa, case, algorithm, dtype):
+    x, w, b, dy, ref = _case_data(case, dtype)
+    what = f"conv2d[{case.id}] isa={isa} algo={algorithm} dtype={np.dtype(dtype).name} " \
+           f"x{x.shape} w{w.shape}"
+    run_all_directions(x, w, b, dy, ref, stride=case.stride, padding=case.padding,
+                       dilation=case.dilation, groups=case.groups, algorithm=algorithm,
+                       what=what)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (Case("a", 1, 4, 5, 5, 3, 1, 1), "direct_1x1"),
+        (Case("b", 1, 4, 5, 5, 3, 1, 1, stride=2), "im2col"),
+        (Case("c", 1, 4, 5, 5, 3, 1, 1, padding=1), "im2col"),
+        (Case("d", 1, 4, 5, 5, 4, 3, 3, groups=4), "depthwise"),
+        (Case("e", 1, 4, 5, 5, 4, 3, 3, groups=2), "im2col"),
+        (Case("f", 1, 1, 5, 5, 4, 3, 3, groups=1), "im2col"),
+    ],
+    ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1"],
+)
+def test_auto_algorithm_choice(case, expected):
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
+                                        _pair(case.dilation), case.groups)
+    assert got == expected
+
+
+# ---- (left, right, top, bottom) padding: against torch F.pad + conv2d --------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("pad4", [(0, 2, 1, 0), (3, 0, 0, 2), (1, 1, 2, 2)],
+                         ids=["l0r2t1b0", "l3r0t0b2", "l1r1t2b2"])
+def test_conv2d_four_sided_padding(isa, rng, pad4, dtype):
+    x = rng.standard_normal((2, 3, 6, 7)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 2)).astype(dtype)
+    b = rng.standard_normal(4).astype(dtype)
+    X, W, B = (torch64(a).requires_grad_() for a in (x, w, b))
+    Y = F.conv2d(F.pad(X, pad4), W, B, stride=(2, 1))
+    dy = rng.standard_normal(tuple(Y.shape)).astype(dtype)
+    Y.backward(torch64(dy))
+    ref = (Y.detach().numpy(), X.grad.numpy(), W.grad.numpy(), B.grad.numpy())
+    for algo in ("auto", "im2col", "ref"):
+        run_all_directions(x, w, b, dy, ref, stride=(2, 1), padding=pad4, dilation=1, groups=1,
+                           algorithm=algo, what=f"conv2d pad4={pad4} isa={isa} algo={algo}")
+
+
+# ---- strided, negative-stride and transposed views ----------------------------------------
+
+
+def _view4(arr, kind):
+    """A view with the values of the 4-D (or 1-D bias) `arr` in memory layout `kind`."""
+    if arr is None:
+        return None
+    arr = np.array(arr)  # writable copy
+    if arr.ndim == 1:
+        if kind in ("C", "F", "nhwc"):
+            return arr
+        if kind.startswith("step"):
+            base = np.full(2 * arr.size, np.nan, dtype=arr.dtype)
+            base[::2] = arr
+            return base[::2]
+        return arr[::-1].copy()[::-1]
+    if kind == "C":
+        return arr
+    if kind == "F":
+        return np.asfortranarray(arr)
+    if kind == "flipW":  # x[:, :, :, ::-1]
+        return arr[..., ::-1].copy()[..., ::-1]
+    if kind == "flipH":  # x[:, :, ::-1]
+        return arr[:, :, ::-1].copy()[:, :, ::-1]
+    if kind == "flipNC":
+        return arr[::-1, ::-1].copy()[::-1, ::-1]
+    if kind == "nhwc":  # np.transpose of an NHWC buffer
+        return np.ascontiguousarray(arr.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    if kind == "stepW":  # x[..., ::2] of a wider buffer whose skipped columns are NaN
+        base = np.full((*arr.shape[:3], 2 * arr.shape[3]), np.nan, dtype=arr.dtype)
+        base[..., ::2] = arr
+        return base[..., ::2]
+    if kind == "stepC":  # x[:, ::2]
+        base = np.full((arr.shape[0], 2 * arr.shape[1], *arr.shape[2:]), np.nan, dtype=arr.dtype)
+        base[:, ::2] = arr
+        return base[:, ::2]
+    raise AssertionError(kind)
+
+
+VIEW_KINDS = ["F", "flipW", "flipH", "flipNC", "nhwc", "stepW", "stepC"]
+VIEW_CASES = [c for c in CASES if c.id in (
+    "stride2_p1", "pointwise_8_16", "depthwise_m2", "groups2", "same_even_k4x2")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("kind", VIEW_KINDS)
+@pytest.mark.parametrize("case", VIEW_CASES, ids=[c.id for c in VIEW_CASES])
+def test_conv2d_strided_views(isa, case, kind, dtype):
+    x, w, b, dy, ref = _case_data(case, dtype)
+    xv, wv, bv, dyv = (_view4(a, kind) for a in (x, w, b, dy))
+    assert not xv.flags.c_contiguous
+    for algo in case.algorithms():
+        run_all_directions(xv, wv, bv, dyv, ref, stride=case.stride, padding=case.padding,
+                           dilation=case.dilation, groups=case.groups, algorithm=algo,
+                           what=f"conv2d[{case.id}] views={kind} isa={isa} algo={algo}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_conv2d_misaligned_inputs(isa, dtype):
+    """C-contiguous arrays whose data pointer is not a multiple of the element size."""
+    case = next(c for c in CASES if c.id == "pointwise_8_16")
+    x, w, b, dy, ref = _case_data(case, dtype)
+    itemsize = np.dtype(dtype).itemsize
+
+    def misaligned(values):
+        buf = np.zeros(values.size * itemsize + 1, dtype=np.uint8)
+        out = buf[1:].view(dtype).reshape(values.shape)
+        out[...] = values
+        assert not out.flags.aligned
+        return out
+
+    xm, wm, bm, dym = (misaligned(a) for a in (x, w, b, dy))
+    for algo in case.algorithms():
+        run_all_directions(xm, wm, bm, dym, ref, stride=1, padding=0, dilation=1, groups=1,
+                           algorithm=algo, what=f"conv2d misaligned isa={isa} algo={algo}")
+
+
+# ---- threads: backward_weight splits images over threads ------------------------------
+
+
+@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
+def threads(request):
+    old = fc.get_num_threads()
+    fc.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        fc.set_num_threads(old)
+
+
+THREAD_CASES = [
+    Case("t_N4_3x3", 4, 3, 9, 8, 5, 3, 3, padding=1),
+    Case("t_N3_s2_g2", 3, 4, 9, 9, 6, 3, 3, stride=2, groups=2),
+    Case("t_N5_pointwise", 5, 8, 6, 5, 7, 1, 1),
+    Case("t_N2_depthwise", 2, 6, 7, 7, 12, 3, 3, padding=1, groups=6),
+    Case("t_N1_lenet2", 1, 6, 14, 14, 16, 5, 5),
+    Case("t_N4_lenet1", 4, 1, 32, 32, 6, 5, 5),
+]
+THREAD_PARAMS = [
+    pytest.param(case, algo, id=f"{case.id}-{algo}") for case in THREAD_CASES
+    for algo in case.algorithms()
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("case", "algorithm"), THREAD_PARAMS)
+def test_conv2d_threads(isa, threads, case, algorithm, dtype):
+    x, w, b, dy, ref = _case_data(case, dtype)
+    what = f"conv2d[{case.id}] threads={threads} isa={isa} algo={algorithm}"
+    hyper = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
+             "groups": case.groups}
+    _, _, dw = run_all_directions(x, w, b, dy, ref, algorithm=algorithm, what=what, **hyper)
+    # Same thread count, same bits (fixed chunking and a fixed-order reduction).
+    for _ in range(2):
+        again = K.conv2d_backward_weight(dy, x, w.shape, algorithm=algorithm, **hyper)
+        assert np.array_equal(again, dw), f"{what}: backward_weight not bitwise reproducible"
+
+
+# ---- empty batch -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("algorithm", ["auto", "im2col", "ref", "depthwise"])
+def test_conv2d_empty_batch(isa, algorithm, dtype):
+    """N = 0: torch returns an empty output, an empty dx and all-zero dw / db."""
+    groups = 3 if algorithm == "depthwise" else 1
+    x = np.zeros((0, 3, 6, 6), dtype)
+    w = np.ones((6, 3 // groups, 3, 3), dtype)
+    dy = np.zeros((0, 6, 4, 4), dtype)
+    ref = torch_conv2d(x, w, np.ones(6, dtype), dy, 1, 0, 1, groups)
+    run_all_directions(x, w, np.ones(6, dtype), dy, ref, stride=1, padding=0, dilation=1,
+                       groups=groups, algorithm=algorithm,
+                       what=f"conv2d N=0 isa={isa} algo={algorithm}")
+
+
+# ---- random configurations (hypothesis) --------------------------------------------------
+
+
+@st.composite
+def conv_configs(draw):
+    groups = draw(st.integers(1, 3))
+    return {
+        "N": draw(st.integers(1, 3)),
+        "groups": groups,
+        "C": groups * draw(st.integers(1, 4)),
+        "K": groups * draw(st.integers(1, 4)),
+        "H": draw(st.integers(1, 12)),
+        "W": draw(st.integers(1, 12)),
+        "kh": draw(st.integers(1, 4)),
+        "kw": draw(st.integers(1, 4)),
+        "stride": (draw(st.integers(1, 3)), draw(st.integers(1, 3))),
+        "padding": (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
+        "dilation": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        "bias": draw(st.booleans()),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+    }
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cfg=conv_configs())
+def test_conv2d_hypothesis(isa, cfg):
+    seed = cfg.pop("seed")
+    case = Case("hypothesis", **cfg)
+    oh, ow = case.out_hw
+    assume(oh >= 1 and ow >= 1)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case.N, case.C, case.H, case.W))
+    w = rng.standard_normal((case.K, case.C // case.groups, case.kh, case.kw))
+    b = rng.standard_normal(case.K) if case.bias else None
+    dy = rng.standard_normal((case.N, case.K, oh, ow))
+    ref = torch_conv2d(x, w, b, dy, case.stride, case.padding, case.dilation, case.groups)
+    for algo in case.algorithms():
+        run_all_directions(x, w, b, dy, ref, stride=case.stride, padding=case.padding,
+                           dilation=case.dilation, groups=case.groups, algorithm=algo,
+                           what=f"conv2d {case} isa={isa} algo={algo}")
+
+
+# ---- validation: each rule raises the right type and names the argument -------------------
+
+_X = np.ones((2, 4, 6, 6), np.float32)
+_W = np.ones((6, 4, 3, 3), np.float32)
+_B = np.ones(6, np.float32)
+_DY = np.ones((2, 6, 4, 4), np.float32)
+_W1 = np.ones((6, 4, 1, 1), np.float32)
+
+CONV_ERRORS = [
+    # conv2d forward
+    ("input-list", lambda: K.conv2d(_X.tolist(), _W), TypeError, r"\binput\b.*numpy\.ndarray"),
+    ("weight-list", lambda: K.conv2d(_X, _W.tolist()), TypeError, r"\bweight\b.*numpy\.ndarray"),
+    ("bias-list", lambda: K.conv2d(_X, _W, _B.tolist()), TypeError, r"\bbias\b.*numpy\.ndarray"),
+    ("input-int", lambda: K.conv2d(_X.astype(np.int32), _W), TypeError,
+     r"\binput\b.*float32 or float64"),
+    ("weight-int", lambda: K.conv2d(_X, _W.astype(np.int64)), TypeError,
+     r"\bweight\b.*float32 or float64"),
+    ("bias-int", lambda: K.conv2d(_X, _W, _B.astype(np.int32)), TypeError,
+     r"\bbias\b.*float32 or float64"),
+    ("mixed-input-weight", lambda: K.conv2d(_X, _W.astype(np.float64)), TypeError,
+     r"\binput and weight\b.*same dtype"),
+    ("mixed-input-bias", lambda: K.conv2d(_X, _W, _B.astype(np.float64)), TypeError,
+     r"\binput and bias\b.*same dtype"),
+    ("input-3d", lambda: K.conv2d(_X[0], _W), ValueError, r"\binput\b.*4-D"),
+    ("input-5d", lambda: K.conv2d(_X[None], _W), ValueError, r"\binput\b.*4-D"),
+    ("weight-3d", lambda: K.conv2d(_X, _W[0]), ValueError, r"\bweight\b.*4-D"),
+    ("channels-vs-weight", lambda: K.conv2d(_X, _W[:, :3]), ValueError,
+     r"\binput\b.*to have 3 channels, but got 4"),
+    ("channels-vs-groups", lambda: K.conv2d(_X, _W[:, :3], groups=2), ValueError,
+     r"groups=2.*\binput\b.*to have 6 channels, but got 4"),
+    ("K-mod-groups", lambda: K.conv2d(_X, np.ones((5, 2, 3, 3), np.float32), groups=2),
+     ValueError, r"groups=2.*\bweight\b.*divisible by 2"),
+    ("groups-0", lambda: K.conv2d(_X, _W, groups=0), ValueError, r"\bgroups\b.*positive"),
+    ("bias-shape", lambda: K.conv2d(_X, _W, np.ones(5, np.float32)), ValueError,
+     r"\bbias\b of shape \(6,\)"),
+    ("bias-2d", lambda: K.conv2d(_X, _W, np.ones((6, 1), np.float32)), ValueError,
+     r"\bbias\b of shape \(6,\)"),
+    ("stride-0", lambda: K.conv2d(_X, _W, stride=0), ValueError, r"\bstride\b.*positive"),
+    ("stride-pair-neg", lambda: K.conv2d(_X, _W, stride=(1, -1)), ValueError,
+     r"\bstride\b.*positive"),
+    ("stride-float", lambda: K.conv2d(_X, _W, stride=1.5), TypeError, r"\bstride\b"),
+    ("stride-triple", lambda: K.conv2d(_X, _W, stride=(1, 1, 1)), ValueError, r"\bstride\b"),
+    ("dilation-0", lambda: K.conv2d(_X, _W, dilation=0), ValueError, r"\bdilation\b.*positive"),
+    ("padding-negative", lambda: K.conv2d(_X, _W, padding=-1), ValueError,
+     r"\bpadding\b.*non-negative"),
+    ("padding-pair-negative", lambda: K.conv2d(_X, _W, padding=(0, -2)), ValueError,
+     r"\bpadding\b.*non-negative"),
+    ("padding-bad-string", lambda: K.conv2d(_X, _W, padding="full"), ValueError,
+     r"\bpadding\b.*'full'"),
+    ("same-stride2", lambda: K.conv2d(_X, _W, stride=2, padding="same"), ValueError,
+     r"padding='same'.*strided"),
+    ("kernel-gt-input", lambda: K.conv2d(_X, np.ones((6, 4, 7, 3), np.float32)), ValueError,
+     r"Kernel size"),
+    ("kernel-gt-padded-input-dilated",
+     lambda: K.conv2d(_X, _W, padding=1, dilation=4), ValueError, r"Kernel size"),
+    ("weight-zero-dim", lambda: K.conv2d(_X, np.ones((6, 4, 0, 3), np.float32)), ValueError,
+     r"\bweight\b.*zero-sized"),
+    ("input-zero-H", lambda: K.conv2d(np.ones((2, 4, 0, 6), np.float32), _W), ValueError,
+     r"\binput\b.*non-zero"),
+    ("unknown-algorithm", lambda: K.conv2d(_X, _W, algorithm="winograd"), ValueError,
+     r"algorithm 'winograd'"),
+    ("direct_1x1-on-3x3", lambda: K.conv2d(_X, _W, algorithm="direct_1x1"), ValueError,
+     r"'direct_1x1'.*1x1"),
+    ("direct_1x1-on-strided-1x1", lambda: K.conv2d(_X, _W1, stride=2, algorithm="direct_1x1"),
+     ValueError, r"'direct_1x1'.*stride 1"),
+    ("depthwise-on-groups1", lambda: K.conv2d(_X, _W, algorithm="depthwise"), ValueError,
+     r"'depthwise'.*groups"),
+    # backward_data
+    ("bd-grad_output-list", lambda: K.conv2d_backward_data(_DY.tolist(), _W, _X.shape),
+     TypeError, r"\bgrad_output\b.*numpy\.ndarray"),
+    ("bd-grad_output-int", lambda: K.conv2d_backward_data(_DY.astype(np.int32), _W, _X.shape),
+     TypeError, r"\bgrad_output\b.*float32 or float64"),
+    ("bd-mixed", lambda: K.conv2d_backward_data(_DY, _W.astype(np.float64), _X.shape),
+     TypeError, r"\bgrad_output and weight\b.*same dtype"),
+    ("bd-grad_output-3d", lambda: K.conv2d_backward_data(_DY[0], _W, _X.shape), ValueError,
+     r"\bgrad_output\b.*4-D"),
+    ("bd-grad_output-shape", lambda: K.conv2d_backward_data(_DY[:, :, :3], _W, _X.shape),
+     ValueError, r"\bgrad_output\b of shape \(2, 6, 4, 4\)"),
+    ("bd-grad_output-channels", lambda: K.conv2d_backward_data(_DY[:, :5], _W, _X.shape),
+     ValueError, r"\bgrad_output\b of shape \(2, 6, 4, 4\)"),
+    ("bd-input_shape-3", lambda: K.conv2d_backward_data(_DY, _W, (4, 6, 6)), ValueError,
+     r"\binput_shape\b"),
+    ("bd-stride-0", lambda: K.conv2d_backward_data(_DY, _W, _X.shape, stride=0), ValueError,
+     r"\bstride\b.*positive"),
+    ("bd-unknown-algorithm", lambda: K.conv2d_backward_data(_DY, _W, _X.shape, algorithm="x"),
+     ValueError, r"algorithm 'x'"),
+    ("bd-direct_1x1-on-3x3",
+     lambda: K.conv2d_backward_data(_DY, _W, _X.shape, algorithm="direct_1x1"), ValueError,
+     r"'direct_1x1'"),
+    ("bd-depthwise-on-groups1",
+     lambda: K.conv2d_backward_data(_DY, _W, _X.shape, algorithm="depthwise"), ValueError,
+     r"'depthwise'"),
+    # backward_weight
+    ("bw-input-list", lambda: K.conv2d_backward_weight(_DY, _X.tolist(), _W.shape), TypeError,
+     r"\binput\b.*numpy\.ndarray"),
+    ("bw-mixed", lambda: K.conv2d_backward_weight(_DY, _X.astype(np.float64), _W.shape),
+     TypeError, r"\bgrad_output and input\b.*same dtype"),
+    ("bw-input-3d", lambda: K.conv2d_backward_weight(_DY, _X[0], _W.shape), ValueError,
+     r"\binput\b.*4-D"),
+    ("bw-grad_output-shape", lambda: K.conv2d_backward_weight(_DY[:, :, :, :3], _X, _W.shape),
+     ValueError, r"\bgrad_output\b of shape \(2, 6, 4, 4\)"),
+    ("bw-grad_output-batch", lambda: K.conv2d_backward_weight(_DY[:1], _X, _W.shape),
+     ValueError, r"\bgrad_output\b of shape \(2, 6, 4, 4\)"),
+    ("bw-weight_shape-mismatch",
+     lambda: K.conv2d_backward_weight(_DY, _X, (6, 3, 3, 3)), ValueError, r"\bweight_shape\b"),
+    ("bw-weight_shape-3", lambda: K.conv2d_backward_weight(_DY, _X, (6, 4, 3)), ValueError,
+     r"\bweight_shape\b"),
+    ("bw-groups-divide", lambda: K.conv2d_backward_weight(_DY, _X, (6, 4, 3, 3), groups=4),
+     ValueError, r"divisible by groups \(4\)"),
+    ("bw-kernel-0", lambda: K.conv2d_backward_weight(_DY, _X, (6, 4, 0, 3)), ValueError,
+     r"kernel_size|weight_shape"),
+    ("bw-dilation-0", lambda: K.conv2d_backward_weight(_DY, _X, _W.shape, dilation=(1, 0)),
+     ValueError, r"\bdilation\b.*positive"),
+    ("bw-depthwise-on-groups1",
+     lambda: K.conv2d_backward_weight(_DY, _X, _W.shape, algorithm="depthwise"), ValueError,
+     r"'depthwise'"),
+    ("bw-unknown-algorithm",
+     lambda: K.conv2d_backward_weight(_DY, _X, _W.shape, algorithm="fft"), ValueError,
+     r"algorithm 'fft'"),
+    # backward_bias
+    ("bb-list", lambda: K.conv2d_backward_bias(_DY.tolist()), TypeError,
+     r"\bgrad_output\b.*numpy\.ndarray"),
+    ("bb-int", lambda: K.conv2d_backward_bias(_DY.astype(np.int16)), TypeError,
+     r"\bgrad_output\b.*float32 or float64"),
+    ("bb-2d", lambda: K.conv2d_backward_bias(_DY[0, 0]), ValueError, r"\bgrad_output\b.*4-D"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), [e[1:] for e in CONV_ERRORS],
+                         ids=[e[0] for e in CONV_ERRORS])
+def test_conv2d_errors(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    "input_shape", [(2, 5, 6, 6), (3, 4, 6, 6)], ids=["wrong-C", "wrong-N"]
+)
+def test_conv2d_backward_data_input_shape_must_agree(input_shape):
+    """input_shape's N and C must agree with grad_output and weight (the result has that shape).
+
+    torch.nn.grad.conv2d_input rejects such a shape; silently returning another shape
+    would hand autograd a gradient of the wrong shape.
+    """
+    with pytest.raises(ValueError, match=r"input_shape|input"):
+        K.conv2d_backward_data(_DY, _W, input_shape)
