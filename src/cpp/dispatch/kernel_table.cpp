@@ -10,11 +10,12 @@
 #include "fastconv/plane_kernels.h"
 
 // Declarations of every kernel listed in kernels.def.
-#define FASTCONV_GEMM_UKERNEL(isa, T, fn, MR, NR) \
-    namespace fastconv {                          \
-    namespace isa {                               \
-    FASTCONV_DECLARE_GEMM_UKERNEL(fn, T)          \
-    }                                             \
+#define FASTCONV_GEMM_UKERNEL(isa, T, fn, MR, NR, half_fn) \
+    namespace fastconv {                                   \
+    namespace isa {                                        \
+    FASTCONV_DECLARE_GEMM_UKERNEL(fn, T)                   \
+    FASTCONV_DECLARE_GEMM_UKERNEL(half_fn, T)              \
+    }                                                      \
     }
 #define FASTCONV_KERNEL(isa, slot, fn)
 #include "dispatch/kernels.def"
@@ -45,10 +46,11 @@ namespace {
 KernelTable make_table(Isa want) {
     KernelTable t;
     t.isa = want;
-#define FASTCONV_GEMM_UKERNEL(isa_, T, fn, MR, NR)                \
+#define FASTCONV_GEMM_UKERNEL(isa_, T, fn, MR, NR, half_fn)       \
     if (want == Isa::isa_) {                                      \
-        KernelSet<T>& s = t.get<T>();              \
+        KernelSet<T>& s = t.get<T>();                             \
         s.gemm_ukernel = &isa_::fn;                               \
+        s.gemm_ukernel_half = &isa_::half_fn;                     \
         s.gemm_mr = MR;                                           \
         s.gemm_nr = NR;                                           \
     }

@@ -26,6 +26,8 @@ struct KernelSet {
     using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                                  T alpha, T beta);
     GemmUkernel gemm_ukernel = nullptr;
+    // The same over the first NR/2 columns only (b rows still NR apart), for N remainders.
+    GemmUkernel gemm_ukernel_half = nullptr;
     int gemm_mr = 0, gemm_nr = 0;
 
     // im2col into one packed-B panel (gemm_packed.h layout): for rows r < nrows,

@@ -24,7 +24,7 @@
 namespace fastconv {
 
 namespace {
-enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kRowTag = 13 };
+enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kPadTag = 13 };
 
 bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
 bool is_pointwise(const Conv2dParams& p) {
@@ -74,28 +74,44 @@ void for_each_task(int64_t ntasks, F&& task) {
 
 // Weights are packed once per call (packA, every group) and shared by all tasks; each
 // image's columns are written by im2col straight into packed-B layout (no separate packB).
+// With a whole task per thread, each NR panel is packed and consumed at once while it is
+// in L1; a lone task (batch 1) packs every panel, then splits them over the GEMM's threads.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                   bool pointwise) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
     const GemmPacking pk = gemm_packing<T>();
-    const int64_t wstride = pk.padded_m(Kg) * CKK, bsize = CKK * pk.padded_n(OHW);
-    const int64_t ws = pointwise ? 0 : im2col_packed_scratch<T>(p, pk);
+    const int64_t wstride = pk.padded_m(Kg) * CKK, npanels = pk.padded_n(OHW) / pk.nr;
     T* pw = thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
     for (int64_t g = 0; g < G; ++g)
         gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
+    const Im2colPlan plan = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk);
     for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
         const int64_t n = t / G, g = t % G;
         const T* xg = x + (n * p.C + g * Cg) * HW;
-        T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(bsize));
+        T* yg = y + (n * p.K + g * Kg) * OHW;
+        const T* wg = pw + g * wstride;
         if (pointwise) {  // 1x1, stride 1, no padding: the input already is im2col(x)
+            T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * npanels * pk.nr));
             gemm_pack_b(pk, false, CKK, OHW, xg, OHW, pb);
+            gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
         } else {
-            im2col_packed(p, xg, pk, pb, thread_scratch<T, kRowTag>(static_cast<size_t>(ws)));
+            const T* xp = im2col_pad(p, plan, xg,
+                                     thread_scratch<T, kPadTag>(static_cast<size_t>(plan.padded_size(Cg))));
+            if (gemm_threads == 1) {
+                T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
+                for (int64_t jp = 0; jp < npanels; ++jp) {
+                    im2col_pack_panels(p, plan, xp, pk, jp, jp + 1, pb);
+                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, OHW - jp * pk.nr), CKK, T(1), wg,
+                                pb, T(0), yg + jp * pk.nr, OHW, 1);
+                }
+            } else {
+                T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * npanels * pk.nr));
+                im2col_pack_panels(p, plan, xp, pk, 0, npanels, pb);
+                gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
+            }
         }
-        gemm_packed(pk, Kg, OHW, CKK, T(1), pw + g * wstride, pb, T(0),
-                    y + (n * p.K + g * Kg) * OHW, OHW, gemm_threads);
         if (bias) add_bias(p, bias, g * Kg, (g + 1) * Kg, y + n * p.K * OHW);
     });
 }

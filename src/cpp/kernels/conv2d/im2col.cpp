@@ -47,85 +47,66 @@ void im2col(const Conv2dParams& p, const T* x, T* col) {
 // (r = (c, kh, kw), j = (oh, ow)) of the column matrix is xp[row_off[r] + oh*sh*Wp + ow*sw]
 // with row_off[r] = c*Hp*Wp + kh*dh*Wp + kw*dw: a row-dependent base plus a column-dependent
 // offset. So every NR panel is one fixed list of runs (one per output row it touches),
-// copied for each row by the ISA's im2col_pack_panel, panel by panel so writes are sequential.
-namespace {
-struct PackGeometry {
-    int64_t Hp, Wp;
-    bool need_pad;
-};
-PackGeometry pack_geometry(const Conv2dParams& p) {
-    PackGeometry g;
-    g.Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
-    g.Wp = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
-    g.need_pad = p.pad_top > 0 || p.pad_left > 0 || g.Hp > p.H || g.Wp > p.W;
-    if (!g.need_pad) g.Hp = p.H, g.Wp = p.W;
-    return g;
-}
-int64_t round8(int64_t n) { return (n + 7) / 8 * 8; }
-}  // namespace
-
-template <typename T>
-int64_t im2col_packed_scratch(const Conv2dParams& p, const GemmPacking& pk) {
-    const PackGeometry g = pack_geometry(p);
-    const int64_t npanels = pk.padded_n(p.OH * p.OW) / pk.nr;
-    const int64_t table_bytes = (npanels + p.OH) * static_cast<int64_t>(sizeof(Im2colRun)) +
-                                (npanels + 1 + p.col_rows()) * 8;
-    return (g.need_pad ? round8(p.c_per_group() * g.Hp * g.Wp) : 0) +
-           round8((table_bytes + sizeof(T) - 1) / sizeof(T));
-}
-
-template <typename T>
-void im2col_packed(const Conv2dParams& p, const T* x, const GemmPacking& pk, T* out,
-                   T* scratch) {
-    const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW, CKK = p.col_rows(), nr = pk.nr;
-    const int64_t Npad = pk.padded_n(OHW), npanels = Npad / nr;
-    const PackGeometry g = pack_geometry(p);
-    const T* xp = x;
-    T* tables = scratch;
-    if (g.need_pad) {
-        T* buf = scratch;
-        for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t h = 0; h < g.Hp; ++h) {
-                T* dst = buf + (c * g.Hp + h) * g.Wp;
-                const int64_t ih = h - p.pad_top;
-                if (ih < 0 || ih >= p.H) {
-                    std::fill(dst, dst + g.Wp, T(0));
-                    continue;
-                }
-                const int64_t w0 = std::min<int64_t>(p.pad_left, g.Wp);
-                const int64_t w1 = std::min<int64_t>(p.pad_left + p.W, g.Wp);
-                std::fill(dst, dst + w0, T(0));
-                std::memcpy(dst + w0, x + (c * p.H + ih) * p.W, sizeof(T) * (w1 - w0));
-                std::fill(dst + w1, dst + g.Wp, T(0));
-            }
-        xp = buf;
-        tables = scratch + round8(Cg * g.Hp * g.Wp);
-    }
-    Im2colRun* runs = reinterpret_cast<Im2colRun*>(tables);
-    int64_t* first = reinterpret_cast<int64_t*>(runs + npanels + p.OH);  // npanels + 1
-    int64_t* row_off = first + npanels + 1;                               // CKK
-    int64_t nruns = 0;
+// copied for all rows by the ISA's im2col_pack_panel, panel by panel so writes are sequential.
+Im2colPlan make_im2col_plan(const Conv2dParams& p, const GemmPacking& pk) {
+    Im2colPlan plan;
+    plan.Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+    plan.Wp = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
+    plan.need_pad = p.pad_top > 0 || p.pad_left > 0 || plan.Hp > p.H || plan.Wp > p.W;
+    if (!plan.need_pad) plan.Hp = p.H, plan.Wp = p.W;
+    const int64_t OHW = p.OH * p.OW, nr = pk.nr, npanels = pk.padded_n(OHW) / nr;
+    plan.first.reserve(npanels + 1);
+    plan.runs.reserve(npanels + p.OH);
     for (int64_t jp = 0; jp < npanels; ++jp) {
-        first[jp] = nruns;
+        plan.first.push_back(static_cast<int64_t>(plan.runs.size()));
         const int64_t j_end = std::min<int64_t>(OHW, (jp + 1) * nr);
         for (int64_t j = jp * nr; j < j_end;) {
             const int64_t oh = j / p.OW, ow = j % p.OW;
             const int64_t len = std::min<int64_t>(p.OW - ow, j_end - j);
-            runs[nruns++] = {oh * p.stride_h * g.Wp + ow * p.stride_w, j - jp * nr, len};
+            plan.runs.push_back({oh * p.stride_h * plan.Wp + ow * p.stride_w, j - jp * nr, len});
             j += len;
         }
     }
-    first[npanels] = nruns;
-    for (int64_t r = 0; r < CKK; ++r) {
+    plan.first.push_back(static_cast<int64_t>(plan.runs.size()));
+    plan.row_off.resize(p.col_rows());
+    for (int64_t r = 0; r < p.col_rows(); ++r) {
         const int64_t c = r / (p.KH * p.KW), kh = (r / p.KW) % p.KH, kw = r % p.KW;
-        row_off[r] = c * g.Hp * g.Wp + kh * p.dil_h * g.Wp + kw * p.dil_w;
+        plan.row_off[r] = c * plan.Hp * plan.Wp + kh * p.dil_h * plan.Wp + kw * p.dil_w;
     }
+    return plan;
+}
+
+template <typename T>
+const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T* padded) {
+    if (!plan.need_pad) return x;
+    const int64_t Hp = plan.Hp, Wp = plan.Wp;
+    const int64_t w0 = std::min<int64_t>(p.pad_left, Wp), w1 = std::min<int64_t>(p.pad_left + p.W, Wp);
+    for (int64_t c = 0; c < p.c_per_group(); ++c)
+        for (int64_t h = 0; h < Hp; ++h) {
+            T* dst = padded + (c * Hp + h) * Wp;
+            const int64_t ih = h - p.pad_top;
+            if (ih < 0 || ih >= p.H) {
+                std::fill(dst, dst + Wp, T(0));
+                continue;
+            }
+            std::fill(dst, dst + w0, T(0));
+            std::memcpy(dst + w0, x + (c * p.H + ih) * p.W, sizeof(T) * (w1 - w0));
+            std::fill(dst + w1, dst + Wp, T(0));
+        }
+    return padded;
+}
+
+template <typename T>
+void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                        const GemmPacking& pk, int64_t jp0, int64_t jp1, T* out) {
+    const int64_t OHW = p.OH * p.OW, CKK = p.col_rows(), nr = pk.nr, width = (jp1 - jp0) * nr;
     const auto pack = kernel_set<T>().im2col_pack_panel;
     for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
         const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
-        for (int64_t jp = 0; jp < npanels; ++jp)
-            pack(xp, row_off + pc, kc, runs + first[jp], first[jp + 1] - first[jp], p.stride_w,
-                 std::min<int64_t>(nr, OHW - jp * nr), nr, out + pc * Npad + jp * kc * nr);
+        for (int64_t jp = jp0; jp < jp1; ++jp)
+            pack(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
+                 plan.first[jp + 1] - plan.first[jp], p.stride_w,
+                 std::min<int64_t>(nr, OHW - jp * nr), nr, out + pc * width + (jp - jp0) * kc * nr);
     }
 }
 
@@ -156,12 +137,13 @@ void col2im(const Conv2dParams& p, const T* col, T* dx) {
 
 template void im2col<float>(const Conv2dParams&, const float*, float*);
 template void im2col<double>(const Conv2dParams&, const double*, double*);
-template int64_t im2col_packed_scratch<float>(const Conv2dParams&, const GemmPacking&);
-template int64_t im2col_packed_scratch<double>(const Conv2dParams&, const GemmPacking&);
-template void im2col_packed<float>(const Conv2dParams&, const float*, const GemmPacking&, float*,
-                                   float*);
-template void im2col_packed<double>(const Conv2dParams&, const double*, const GemmPacking&,
-                                    double*, double*);
+#define FASTCONV_INSTANTIATE(T)                                                                \
+    template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*);     \
+    template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,      \
+                                        const GemmPacking&, int64_t, int64_t, T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
 template void col2im<float>(const Conv2dParams&, const float*, float*);
 template void col2im<double>(const Conv2dParams&, const double*, double*);
 

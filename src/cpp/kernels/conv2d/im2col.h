@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "fastconv/params.h"
 #include "kernels/gemm/gemm_packed.h"
@@ -13,13 +14,29 @@ namespace fastconv {
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* col);
+// Plan for im2col into packed-B panels, built once per call (it depends only on shapes):
+// the padded input extent, the copy runs of each NR panel and each column-matrix row's
+// offset in the padded input.
+struct Im2colPlan {
+    int64_t Hp = 0, Wp = 0;  // padded input extent the taps reach
+    bool need_pad = false;   // if false the input is used in place (Hp = H, Wp = W)
+    std::vector<Im2colRun> runs;
+    std::vector<int64_t> first;    // runs of panel jp: [first[jp], first[jp+1])
+    std::vector<int64_t> row_off;  // per column-matrix row r = (c, kh, kw)
+    int64_t padded_size(int64_t c_per_group) const { return need_pad ? c_per_group * Hp * Wp : 0; }
+};
+Im2colPlan make_im2col_plan(const Conv2dParams& p, const GemmPacking& pk);
+
+// The input group zero-padded to the plan's Hp x Wp in `padded` (plan.padded_size(C/g)
+// elements), or x itself when the plan needs no padding. Returns the array to pack from.
+template <typename T>
+const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T* padded);
 // im2col written straight into the packed-B layout of gemm_packed.h (B = col, K = C/g*KH*KW,
-// N = OH*OW), skipping the separate packB pass. scratch: im2col_packed_scratch() elements
-// (a zero-padded copy of the input group when padding is needed, plus the run table).
+// N = OH*OW) for the NR panels [jp0, jp1) only, as if N were (jp1 - jp0)*NR wide: the
+// separate packB pass is skipped, and a driver can pack and consume one panel at a time.
 template <typename T>
-void im2col_packed(const Conv2dParams& p, const T* x, const GemmPacking& pk, T* out, T* scratch);
-template <typename T>
-int64_t im2col_packed_scratch(const Conv2dParams& p, const GemmPacking& pk);
+void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                        const GemmPacking& pk, int64_t jp0, int64_t jp1, T* out);
 template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx);
 

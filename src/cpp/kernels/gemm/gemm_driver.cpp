@@ -103,10 +103,13 @@ void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, co
             const int64_t nrows = std::min<int64_t>(mr, mc - i);
             const T* a = pa + (i / mr) * kc * mr;
             T* c = C + i * ldc + j;
-            if (nrows == mr && ncols == nr) {
-                ks.gemm_ukernel(kc, a, b, c, ldc, alpha, beta);
+            // A remainder of at most NR/2 columns runs the half-width tile: half the FMAs.
+            const bool half = 2 * ncols <= nr;
+            const auto ukernel = half ? ks.gemm_ukernel_half : ks.gemm_ukernel;
+            if (nrows == mr && ncols == (half ? nr / 2 : nr)) {
+                ukernel(kc, a, b, c, ldc, alpha, beta);
             } else {
-                ks.gemm_ukernel(kc, a, b, tile, nr, alpha, T(0));
+                ukernel(kc, a, b, tile, nr, alpha, T(0));
                 for (int64_t ii = 0; ii < nrows; ++ii)
                     for (int64_t jj = 0; jj < ncols; ++jj) {
                         T& out = c[ii * ldc + jj];

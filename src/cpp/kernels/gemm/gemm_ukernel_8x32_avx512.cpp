@@ -75,5 +75,45 @@ void dgemm_ukernel_8x16(int64_t kc, const double* a, const double* b, double* c,
     }
 }
 
+// Half-width tiles for N remainders of at most NR/2 columns: one vector per row, reading
+// the first half of each packed B row (B panels stay NR wide, so the row stride is NR).
+void sgemm_ukernel_8x16(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                        float alpha, float beta) {
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < kc; ++p, a += 8, b += 32) {
+        const __m512 b0 = _mm512_load_ps(b);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i]);
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        const __m512 v = _mm512_mul_ps(va, acc[i]);
+        _mm512_storeu_ps(c + i * ldc,
+                         beta == 0.0f ? v : _mm512_fmadd_ps(vb, _mm512_loadu_ps(c + i * ldc), v));
+    }
+}
+
+void dgemm_ukernel_8x8(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                       double alpha, double beta) {
+    __m512d acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) acc[i] = _mm512_setzero_pd();
+    for (int64_t p = 0; p < kc; ++p, a += 8, b += 16) {
+        const __m512d b0 = _mm512_load_pd(b);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) acc[i] = _mm512_fmadd_pd(_mm512_set1_pd(a[i]), b0, acc[i]);
+    }
+    const __m512d va = _mm512_set1_pd(alpha), vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        const __m512d v = _mm512_mul_pd(va, acc[i]);
+        _mm512_storeu_pd(c + i * ldc,
+                         beta == 0.0 ? v : _mm512_fmadd_pd(vb, _mm512_loadu_pd(c + i * ldc), v));
+    }
+}
+
 }  // namespace avx512
 }  // namespace fastconv
