@@ -17,6 +17,9 @@ from typing import Optional, Union
 import numpy as np
 
 from fastconv import _core
+from fastconv._args import IntPair
+from fastconv._args import is_int as _is_int
+from fastconv._args import pair as _pair
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -29,26 +32,7 @@ __all__ = [
     "max_pool2d_backward",
 ]
 
-IntPair = Union[int, Sequence[int]]
 OptionalIntPair = Union[int, None, Sequence[Optional[int]]]
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _pair(value: IntPair, name: str, op: str) -> tuple[int, int]:
-    """An int, or a sequence of one or two ints, as (h, w) (torch accepts both lengths)."""
-    if _is_int(value):
-        return int(value), int(value)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        items = list(value)
-        if len(items) in (1, 2) and all(_is_int(v) for v in items):
-            return int(items[0]), int(items[-1])
-        msg = f"{op}: {name} must be a single int or a tuple of two ints, got {value!r}"
-        raise ValueError(msg)
-    msg = f"{op}: {name} must be a single int or a tuple of two ints, got {type(value).__name__}"
-    raise TypeError(msg)
 
 
 def _stride(stride: IntPair | None, kernel: tuple[int, int], op: str) -> tuple[int, int]:

@@ -19,6 +19,8 @@ from typing import Union
 import numpy as np
 
 from fastconv import _core
+from fastconv._args import IntPair
+from fastconv._args import pair as _pair
 from fastconv._pooling import (
     adaptive_avg_pool2d,
     adaptive_avg_pool2d_backward,
@@ -49,26 +51,7 @@ __all__ = [
     "max_pool2d_backward",
 ]
 
-IntPair = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], str]
-
-
-def _pair(value: IntPair, name: str, op: str) -> tuple[int, int]:
-    """An int or a pair of ints as (h, w); TypeError/ValueError naming `name` otherwise."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return int(value), int(value)
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        items = list(value)
-        if len(items) == 1:
-            items = items * 2
-        if len(items) == 2 and all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in items
-        ):
-            return int(items[0]), int(items[1])
-        msg = f"{op}: {name} must be an int or a pair of ints, got {value!r}"
-        raise ValueError(msg)
-    msg = f"{op}: {name} must be an int or a pair of ints, got {type(value).__name__}"
-    raise TypeError(msg)
 
 
 def _conv_padding(

@@ -27,8 +27,8 @@ FLOAT32_C = 4.0  # small constant in the float32 bound; the bound is linear in L
 def pytest_report_header(config):  # noqa: ARG001
     unsupported = [isa for isa in COMPILED_ISAS if isa not in SUPPORTED_ISAS]
     return [
-        f"fastconv ISAs compiled={COMPILED_ISAS} tested={SUPPORTED_ISAS} "
-        f"not runnable here={unsupported} default={fc.backend_info()['isa']}"
+        (f"fastconv ISAs compiled={COMPILED_ISAS} tested={SUPPORTED_ISAS} "
+        f"not runnable here={unsupported} default={fc.backend_info()['isa']}")
     ]
 
 

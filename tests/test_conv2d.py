@@ -187,7 +187,7 @@ def _case_seed(*parts) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _case_data(case: Case, dtype):
     """Inputs (in `dtype`) and the torch float64 results, once per case and dtype."""
     rng = np.random.default_rng(_case_seed(case.id, np.dtype(dtype).name))

@@ -173,8 +173,8 @@ def pool_cases(name: str, x_shape, k: int, s: int, p: int, rng, torch) -> list[C
     if torch is not None:
         tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
         tidx = torch.from_numpy(idx)
-        peer_f = lambda: torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)  # noqa: E731
-        peer_b = lambda: torch.ops.aten.max_pool2d_with_indices_backward(  # noqa: E731
+        peer_f = lambda: torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
+        peer_b = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
             tdy, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx)
     return [
         Case(name, "max_pool fwd", lambda: K.max_pool2d(x, k, s, p), peer_f, "torch",
