@@ -1,13 +1,14 @@
 """Type stub for the compiled core (src/cpp/bindings). Arrays are float32/float64 NCHW."""
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 
-_Array = npt.NDArray[np.floating]
-_Pair = tuple[int, int]
-_Pad4 = tuple[int, int, int, int]  # (top, bottom, left, right)
+_Array: TypeAlias = npt.NDArray[np.floating]
+_Pair: TypeAlias = tuple[int, int]
+_Pad4: TypeAlias = tuple[int, int, int, int]  # (top, bottom, left, right)
 
 def backend_info() -> dict[str, object]: ...
 def compiled_isas() -> list[str]: ...
