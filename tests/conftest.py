@@ -11,14 +11,22 @@ import zlib
 
 import numpy as np
 import pytest
+import torch  # the reference of every numeric test (test extra: torch==2.13.0)
 
 import fastconv as fc
 from fastconv import _core
+
+# The torch reference ops are tiny; one torch thread keeps torch's OpenMP pool from
+# spinning against fastconv's on small CI machines.
+torch.set_num_threads(1)
 
 # Every variant compiled into the extension and runnable on this CPU. The ones compiled
 # but unsupported are reported in the session header, never silently counted as covered.
 COMPILED_ISAS = list(_core.compiled_isas())
 SUPPORTED_ISAS = [isa for isa in COMPILED_ISAS if isa in _core.supported_isas()]
+
+DTYPES = [np.float32, np.float64]
+DTYPE_IDS = ["f32", "f64"]
 
 FLOAT32_EPS = 2.0**-23
 FLOAT32_C = 4.0  # small constant in the float32 bound; the bound is linear in L
@@ -43,6 +51,17 @@ def isa(request):
         _core._set_isa(default)
 
 
+@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
+def threads(request):
+    """Run the test with fastconv using 1 and then 2 threads, restoring the setting."""
+    old = fc.get_num_threads()
+    fc.set_num_threads(request.param)
+    try:
+        yield request.param
+    finally:
+        fc.set_num_threads(old)
+
+
 @pytest.fixture
 def rng(request):
     """A NumPy Generator seeded from the test's node id, so a failure replays exactly.
@@ -51,6 +70,12 @@ def rng(request):
     """
     seed = zlib.crc32(request.node.nodeid.encode())
     return np.random.default_rng(seed)
+
+
+def maxabs(a) -> float:
+    """max |a| as a float (0 for an empty array): the magnitude in `tolerance`."""
+    a = np.asarray(a, dtype=np.float64)
+    return float(np.abs(a).max()) if a.size else 0.0
 
 
 def tolerance(dtype, reduction_length: int, max_a: float, max_b: float) -> float:
@@ -86,7 +111,5 @@ def assert_close(ours, ref, atol: float, *, what: str, rtol: float = 0.0) -> Non
 
 
 def torch64(a):
-    """A float64 torch tensor with the same values (torch imported lazily)."""
-    import torch
-
+    """A float64 torch tensor with the same values."""
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))

@@ -20,30 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
-from conftest import assert_close, tolerance, torch64
+from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, tolerance, torch64
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-import fastconv as fc
 from fastconv import _core
 from fastconv import kernels as K
-
-# The torch reference ops are tiny; one torch thread avoids two OpenMP pools spinning
-# against each other on small CI machines.
-torch.set_num_threads(1)
-
-DTYPES = [np.float32, np.float64]
-DTYPE_IDS = ["f32", "f64"]
-
 
 # ---- reference and helpers ---------------------------------------------------------------
 
 
-def _maxabs(a) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.abs(a).max()) if a.size else 0.0
 
 
 def _poison_heap(shape, dtype) -> None:
@@ -207,12 +194,12 @@ def _tolerances(dtype, x, w, b, dy, groups, reduce_spatial):
     """Derived atol for (forward, backward_data, backward_weight, bias)."""
     N, C = x.shape[:2]
     Kout, _, kh, kw = w.shape
-    fwd = tolerance(dtype, C // groups * kh * kw, _maxabs(x), _maxabs(w))
+    fwd = tolerance(dtype, C // groups * kh * kw, maxabs(x), maxabs(w))
     if b is not None:
-        fwd += tolerance(dtype, 1, _maxabs(b), 1.0)
-    bwd_data = tolerance(dtype, Kout // groups * kh * kw, _maxabs(dy), _maxabs(w))
-    bwd_weight = tolerance(dtype, N * reduce_spatial, _maxabs(dy), _maxabs(x))
-    bias = tolerance(dtype, N * reduce_spatial, _maxabs(dy), 1.0)
+        fwd += tolerance(dtype, 1, maxabs(b), 1.0)
+    bwd_data = tolerance(dtype, Kout // groups * kh * kw, maxabs(dy), maxabs(w))
+    bwd_weight = tolerance(dtype, N * reduce_spatial, maxabs(dy), maxabs(x))
+    bias = tolerance(dtype, N * reduce_spatial, maxabs(dy), 1.0)
     return fwd, bwd_data, bwd_weight, bias
 
 
@@ -387,14 +374,6 @@ def test_conv2d_misaligned_inputs(isa, dtype):
 # ---- threads: backward_weight splits images over threads ------------------------------
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = fc.get_num_threads()
-    fc.set_num_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        fc.set_num_threads(old)
 
 
 THREAD_CASES = [

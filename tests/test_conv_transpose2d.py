@@ -15,23 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
-from conftest import assert_close, tolerance, torch64
+from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, tolerance, torch64
 
 from fastconv import kernels as K
-
-# The torch reference ops are tiny; one torch thread avoids two OpenMP pools spinning
-# against each other on small CI machines.
-torch.set_num_threads(1)
-
-DTYPES = [np.float32, np.float64]
-DTYPE_IDS = ["f32", "f64"]
-
-
-def _maxabs(a) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.abs(a).max()) if a.size else 0.0
 
 
 def _pair(v):
@@ -142,12 +129,12 @@ def _run(x, w, b, dy, ref, case: TCase, algorithm, what):
     y_ref, dx_ref, dw_ref, db_ref = ref
     dtype = np.asarray(w).dtype
     g, kk = case.groups, case.kh * case.kw
-    tol_f = tolerance(dtype, case.C_in // g * kk, _maxabs(x), _maxabs(w))
+    tol_f = tolerance(dtype, case.C_in // g * kk, maxabs(x), maxabs(w))
     if b is not None:
-        tol_f += tolerance(dtype, 1, _maxabs(b), 1.0)
-    tol_d = tolerance(dtype, case.C_out // g * kk, _maxabs(dy), _maxabs(w))
-    tol_w = tolerance(dtype, case.N * case.H * case.W, _maxabs(dy), _maxabs(x))
-    tol_b = tolerance(dtype, dy.shape[0] * dy.shape[2] * dy.shape[3], _maxabs(dy), 1.0)
+        tol_f += tolerance(dtype, 1, maxabs(b), 1.0)
+    tol_d = tolerance(dtype, case.C_out // g * kk, maxabs(dy), maxabs(w))
+    tol_w = tolerance(dtype, case.N * case.H * case.W, maxabs(dy), maxabs(x))
+    tol_b = tolerance(dtype, dy.shape[0] * dy.shape[2] * dy.shape[3], maxabs(dy), 1.0)
 
     _poison_heap(y_ref.shape, dtype)
     y = K.conv_transpose2d(x, w, b, algorithm=algorithm, **case.hyper)

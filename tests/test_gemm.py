@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from conftest import assert_close, tolerance, torch64
+from conftest import DTYPES, assert_close, maxabs, tolerance, torch64
 
 import fastconv as fc
 
-# The torch reference ops are tiny; one torch thread avoids two OpenMP pools spinning
-# against each other on small CI machines.
-torch.set_num_threads(1)
-
-DTYPES = [np.float32, np.float64]
 TRANS = [(False, False), (False, True), (True, False), (True, True)]
 TRANS_IDS = ["NN", "NT", "TN", "TT"]
 
 
-def _maxabs(a) -> float:
-    a = np.asarray(a, dtype=np.float64)
-    return float(np.abs(a).max()) if a.size else 0.0
 
 
 def _make(rng, M, N, K, dtype, trans_a, trans_b):
@@ -61,9 +52,9 @@ def _check(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, *, i
     )
     assert isinstance(out, np.ndarray), label
     assert out.dtype == dtype, f"{label}: output dtype {out.dtype}"
-    atol = tolerance(dtype, K, abs(alpha) * _maxabs(a), _maxabs(b))
+    atol = tolerance(dtype, K, abs(alpha) * maxabs(a), maxabs(b))
     if c is not None and beta != 0.0:
-        atol += tolerance(dtype, 1, abs(beta), _maxabs(c))
+        atol += tolerance(dtype, 1, abs(beta), maxabs(c))
     assert_close(out, ref, atol, what=label)
     if c is not None:
         np.testing.assert_array_equal(c, c_before, err_msg=f"{label}: c was modified")
@@ -71,14 +62,6 @@ def _check(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, *, i
     return out
 
 
-@pytest.fixture(params=[1, 2], ids=["threads1", "threads2"])
-def threads(request):
-    old = fc.get_num_threads()
-    fc.set_num_threads(request.param)
-    try:
-        yield request.param
-    finally:
-        fc.set_num_threads(old)
 
 
 # (M, N, K): 1, primes, the MR/NR tiles of every variant −1/+0/+1, several tiles.

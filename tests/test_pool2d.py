@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_close, tolerance, torch64
+from conftest import DTYPES, assert_close, tolerance, torch64
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +23,6 @@ from fastconv import kernels as K
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
-DTYPES = [np.float32, np.float64]
 
 
 @pytest.fixture(params=DTYPES, ids=["f32", "f64"])
