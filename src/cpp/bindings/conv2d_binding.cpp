@@ -58,8 +58,8 @@ void check_hyper(const char* op, Pair stride, Pair dilation, int64_t groups) {
 
 void check_padding(const char* op, const Padding4& pad) {
     if (pad.top < 0 || pad.bottom < 0 || pad.left < 0 || pad.right < 0)
-        value_error(op, ": padding must be non-negative, got (top=", pad.top, ", bottom=",
-                    pad.bottom, ", left=", pad.left, ", right=", pad.right, ")");
+        value_error(op, ": padding must be non-negative, got (top=", pad.top,
+                    ", bottom=", pad.bottom, ", left=", pad.left, ", right=", pad.right, ")");
 }
 
 // A weight's 4-D shape; the backward_weight bindings know it without having the array.
@@ -69,7 +69,9 @@ struct WShape {
     WShape(int64_t a, int64_t b, int64_t c, int64_t e) : d{a, b, c, e} {}
     int64_t shape(int i) const { return d[i]; }
 };
-std::string shape_str(const WShape& w) { return bind::shape_str(w.d); }
+std::string shape_str(const WShape& w) {
+    return bind::shape_str(w.d);
+}
 using bind::shape_str;
 
 void check_weight_dims(const char* op, const WShape& w) {
@@ -93,7 +95,8 @@ Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_
     p.pad_top = pad.top, p.pad_left = pad.left;
     p.groups = groups;
     if (H < 1 || W < 1 || C < 1)
-        value_error(op, ": expected input with non-zero C, H and W, got input of shape ", input_shape);
+        value_error(op, ": expected input with non-zero C, H and W, got input of shape ",
+                    input_shape);
     if (w.shape(1) * groups != C)
         value_error(op, ": Given groups=", groups, ", weight of size ", shape_str(w),
                     ", expected input", input_shape, " to have ", w.shape(1) * groups,
@@ -105,8 +108,8 @@ Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_
     p.OW = conv_output_size(W, p.KW, p.stride_w, pad.left, pad.right, p.dil_w);
     if (p.OH < 1 || p.OW < 1)
         value_error(op, ": Calculated padded input size per channel: (", H + pad.top + pad.bottom,
-                    " x ", W + pad.left + pad.right, "). Kernel size: (",
-                    p.dil_h * (p.KH - 1) + 1, " x ", p.dil_w * (p.KW - 1) + 1,
+                    " x ", W + pad.left + pad.right, "). Kernel size: (", p.dil_h * (p.KH - 1) + 1,
+                    " x ", p.dil_w * (p.KW - 1) + 1,
                     "). Kernel size can't be greater than actual input size");
     checked_numel(op, "the input", {N, C, H, W});
     checked_numel(op, "the output", {N, p.K, p.OH, p.OW});
@@ -123,13 +126,8 @@ void check_bias(const char* op, const std::optional<py::array>& bias, int64_t ch
 void check_output_grad(const char* op, const py::array& dy, int64_t N, int64_t K, int64_t OH,
                        int64_t OW) {
     if (dy.shape(0) != N || dy.shape(1) != K || dy.shape(2) != OH || dy.shape(3) != OW)
-        value_error(op, ": expected grad_output of shape ", shape_str(std::vector<int64_t>{N, K, OH, OW}),
-                    ", got ", shape_str(dy));
-}
-
-template <typename T>
-const T* opt_data(const std::optional<py::array_t<T, py::array::c_style>>& a) {
-    return a ? a->data() : nullptr;
+        value_error(op, ": expected grad_output of shape ",
+                    shape_str(std::vector<int64_t>{N, K, OH, OW}), ", got ", shape_str(dy));
 }
 
 // Calls f.template operator()<T>() with T = float or double.
@@ -139,7 +137,9 @@ py::object dispatch(DType dt, F&& f) {
     return f(double{});
 }
 
-std::string shape_of(const py::array& a) { return shape_str(a); }
+std::string shape_of(const py::array& a) {
+    return shape_str(a);
+}
 
 ConvAlgo algo_arg(const char* op, const std::string& name) {
     try {
@@ -155,8 +155,10 @@ Pair check_input_shape(const char* op, const std::vector<int64_t>& shape, int64_
     if (shape.size() != 4)
         value_error(op, ": input_shape must be (N, C, H, W), got ", shape_str(shape));
     if (shape[0] != N || shape[1] != C)
-        value_error(op, ": input_shape ", shape_str(shape), " disagrees with grad_output and weight,"
-                    " which imply N=", N, " and C=", C);
+        value_error(op, ": input_shape ", shape_str(shape),
+                    " disagrees with grad_output and weight,"
+                    " which imply N=",
+                    N, " and C=", C);
     return {shape[2], shape[3]};
 }
 
@@ -183,30 +185,26 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
     ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
     const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& x = r.a;
-    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
-                                 pad4(padding), dilation, groups, shape_of(x));
+    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
+                                 stride, pad4(padding), dilation, groups, shape_of(x));
     const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_bias(op, r.bias, p.K);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto xc = contiguous<T>(x), wc = contiguous<T>(r.b);
-        std::optional<py::array_t<T, py::array::c_style>> bc;
-        if (r.bias) bc = contiguous<T>(*r.bias);
-        auto y = new_array<T>({p.N, p.K, p.OH, p.OW});
-        const T *xd = xc.data(), *wd = wc.data(), *bd = opt_data(bc);
-        T* yd = y.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_forward<T>(p, xd, wd, bd, yd, resolved);
-        }
-        return std::move(y);
+        return call_released<T>(
+            {p.N, p.K, p.OH, p.OW},
+            [&](T* out, const T* xd, const T* wd, const T* bd) {
+                conv2d_forward<T>(p, xd, wd, bd, out, resolved);
+            },
+            x, r.b, r.bias);
     });
 }
 
 py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
                                         const std::vector<int64_t>& input_shape, Pair stride,
                                         std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
-                                        Pair dilation, int64_t groups, const std::string& algorithm) {
+                                        Pair dilation, int64_t groups,
+                                        const std::string& algorithm) {
     const char* op = "conv2d_backward_data";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
     const ConvAlgo algo = algo_arg(op, algorithm);
@@ -221,15 +219,12 @@ py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::obje
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto dyc = contiguous<T>(dy), wc = contiguous<T>(r.b);
-        auto dx = new_array<T>({p.N, p.C, p.H, p.W});
-        const T *dyd = dyc.data(), *wd = wc.data();
-        T* dxd = dx.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_backward_data<T>(p, dxd, dyd, wd, resolved);
-        }
-        return std::move(dx);
+        return call_released<T>(
+            {p.N, p.C, p.H, p.W},
+            [&](T* out, const T* dyd, const T* wd) {
+                conv2d_backward_data<T>(p, out, dyd, wd, resolved);
+            },
+            dy, r.b);
     });
 }
 
@@ -255,15 +250,12 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto dyc = contiguous<T>(dy), xc = contiguous<T>(x);
-        auto dw = new_array<T>({p.K, p.C / p.groups, p.KH, p.KW});
-        const T *dyd = dyc.data(), *xd = xc.data();
-        T* dwd = dw.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_backward_weight<T>(p, dwd, dyd, xd, resolved);
-        }
-        return std::move(dw);
+        return call_released<T>(
+            {p.K, p.C / p.groups, p.KH, p.KW},
+            [&](T* out, const T* dyd, const T* xd) {
+                conv2d_backward_weight<T>(p, out, dyd, xd, resolved);
+            },
+            dy, x);
     });
 }
 
@@ -276,15 +268,8 @@ py::object conv2d_backward_bias_binding(const py::object& dy_obj) {
     p.N = dy.shape(0), p.K = dy.shape(1), p.OH = dy.shape(2), p.OW = dy.shape(3);
     return dispatch(dt, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto dyc = contiguous<T>(dy);
-        auto db = new_array<T>({p.K});
-        const T* dyd = dyc.data();
-        T* dbd = db.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_backward_bias<T>(p, dbd, dyd);
-        }
-        return std::move(db);
+        return call_released<T>(
+            {p.K}, [&](T* out, const T* dyd) { conv2d_backward_bias<T>(p, out, dyd); }, dy);
     });
 }
 
@@ -303,16 +288,19 @@ Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H
     check_weight_dims(op, w);
     if (output_padding.first >= std::max(stride.first, dilation.first) ||
         output_padding.second >= std::max(stride.second, dilation.second))
-        value_error(op, ": output padding must be smaller than either stride or dilation, got "
-                        "output_padding=(", output_padding.first, ", ", output_padding.second,
-                    "), stride=(", stride.first, ", ", stride.second, "), dilation=(",
-                    dilation.first, ", ", dilation.second, ")");
+        value_error(op,
+                    ": output padding must be smaller than either stride or dilation, got "
+                    "output_padding=(",
+                    output_padding.first, ", ", output_padding.second, "), stride=(", stride.first,
+                    ", ", stride.second, "), dilation=(", dilation.first, ", ", dilation.second,
+                    ")");
     if (H < 1 || W < 1 || C_in < 1)
-        value_error(op, ": expected input with non-zero C, H and W, got input of shape ", input_shape);
+        value_error(op, ": expected input with non-zero C, H and W, got input of shape ",
+                    input_shape);
     if (w.shape(0) != C_in)
-        value_error(op, ": Given transposed=1, weight of size ", shape_str(w),
-                    ", expected input", input_shape, " to have ", w.shape(0),
-                    " channels, but got ", C_in, " channels instead");
+        value_error(op, ": Given transposed=1, weight of size ", shape_str(w), ", expected input",
+                    input_shape, " to have ", w.shape(0), " channels, but got ", C_in,
+                    " channels instead");
     if (C_in % groups != 0)
         value_error(op, ": Given groups=", groups, ", expected weight to be divisible by ", groups,
                     " at dimension 0, but got weight of size ", shape_str(w));
@@ -323,8 +311,10 @@ Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H
     p.dil_h = dilation.first, p.dil_w = dilation.second;
     p.pad_top = padding.first, p.pad_left = padding.second;
     p.groups = groups;
-    p.H = (H - 1) * p.stride_h - 2 * padding.first + p.dil_h * (p.KH - 1) + output_padding.first + 1;
-    p.W = (W - 1) * p.stride_w - 2 * padding.second + p.dil_w * (p.KW - 1) + output_padding.second + 1;
+    p.H =
+        (H - 1) * p.stride_h - 2 * padding.first + p.dil_h * (p.KH - 1) + output_padding.first + 1;
+    p.W = (W - 1) * p.stride_w - 2 * padding.second + p.dil_w * (p.KW - 1) + output_padding.second +
+          1;
     if (p.H < 1 || p.W < 1)
         value_error(op, ": Given input size per channel: (", H, " x ", W,
                     "). Calculated output size per channel: (", p.H, " x ", p.W,
@@ -343,31 +333,27 @@ py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::o
     ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
     const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& x = r.a;
-    Conv2dParams p = transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                                      stride, padding, output_padding, dilation, groups,
-                                      shape_of(x));
+    Conv2dParams p =
+        transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
+                         padding, output_padding, dilation, groups, shape_of(x));
     const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_bias(op, r.bias, p.C);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto xc = contiguous<T>(x), wc = contiguous<T>(r.b);
-        std::optional<py::array_t<T, py::array::c_style>> bc;
-        if (r.bias) bc = contiguous<T>(*r.bias);
-        auto y = new_array<T>({p.N, p.C, p.H, p.W});
-        const T *xd = xc.data(), *wd = wc.data(), *bd = opt_data(bc);
-        T* yd = y.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv_transpose2d_forward<T>(p, xd, wd, bd, yd, resolved);
-        }
-        return std::move(y);
+        return call_released<T>(
+            {p.N, p.C, p.H, p.W},
+            [&](T* out, const T* xd, const T* wd, const T* bd) {
+                conv_transpose2d_forward<T>(p, xd, wd, bd, out, resolved);
+            },
+            x, r.b, r.bias);
     });
 }
 
 py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
-                                                  const std::vector<int64_t>& input_shape, Pair stride, Pair padding,
-                                                  Pair output_padding, Pair dilation,
-                                                  int64_t groups, const std::string& algorithm) {
+                                                  const std::vector<int64_t>& input_shape,
+                                                  Pair stride, Pair padding, Pair output_padding,
+                                                  Pair dilation, int64_t groups,
+                                                  const std::string& algorithm) {
     const char* op = "conv_transpose2d_backward_data";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "weight", w_obj, py::none());
     const ConvAlgo algo = algo_arg(op, algorithm);
@@ -381,15 +367,12 @@ py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, cons
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto dyc = contiguous<T>(dy), wc = contiguous<T>(r.b);
-        auto dx = new_array<T>({p.N, p.K, p.OH, p.OW});
-        const T *dyd = dyc.data(), *wd = wc.data();
-        T* dxd = dx.mutable_data();
-        {
-            py::gil_scoped_release release;
-            conv2d_forward<T>(p, dyd, wd, nullptr, dxd, resolved);
-        }
-        return std::move(dx);
+        return call_released<T>(
+            {p.N, p.K, p.OH, p.OW},
+            [&](T* out, const T* dyd, const T* wd) {
+                conv2d_forward<T>(p, dyd, wd, nullptr, out, resolved);
+            },
+            dy, r.b);
     });
 }
 
@@ -409,23 +392,18 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
         value_error(op, ": in_channels (", C_in, ") and out_channels (", C_out,
                     ") must both be divisible by groups (", groups, ")");
     const WShape w_shape(C_in, C_out / groups, kernel_size.first, kernel_size.second);
-    Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape,
-                                      stride, padding, output_padding, dilation, groups,
-                                      shape_of(x));
+    Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape, stride,
+                                      padding, output_padding, dilation, groups, shape_of(x));
     const ConvAlgo resolved = resolve_algo(op, p, algo);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto dyc = contiguous<T>(dy), xc = contiguous<T>(x);
-        auto dw = new_array<T>({p.K, p.C / p.groups, p.KH, p.KW});
-        const T *dyd = dyc.data(), *xd = xc.data();
-        T* dwd = dw.mutable_data();
-        {
-            py::gil_scoped_release release;
-            // Conv's weight gradient with conv "dy" = transposed input, conv "x" = grad_output.
-            conv2d_backward_weight<T>(p, dwd, xd, dyd, resolved);
-        }
-        return std::move(dw);
+        return call_released<T>(
+            {p.K, p.C / p.groups, p.KH, p.KW},
+            [&](T* out, const T* xd, const T* dyd) {
+                conv2d_backward_weight<T>(p, out, xd, dyd, resolved);
+            },
+            x, dy);
     });
 }
 
@@ -433,9 +411,10 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
 
 void register_conv2d(py::module_& m) {
     using namespace pybind11::literals;
-    m.def("conv2d_forward", &conv2d_forward_binding, "input"_a, "weight"_a, "bias"_a, "stride"_a,
-          "padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
-          R"doc(Conv2d forward, NCHW: input (N, C, H, W), weight (K, C/groups, KH, KW), bias (K,) or None.
+    m.def(
+        "conv2d_forward", &conv2d_forward_binding, "input"_a, "weight"_a, "bias"_a, "stride"_a,
+        "padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+        R"doc(Conv2d forward, NCHW: input (N, C, H, W), weight (K, C/groups, KH, KW), bias (K,) or None.
 
 padding is (top, bottom, left, right). Returns (N, K, OH, OW) with
 OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
@@ -443,10 +422,10 @@ OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
           "input_shape"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
           "algorithm"_a = "auto",
           "dL/dinput of shape input_shape (N, C, H, W) from grad_output (N, K, OH, OW).");
-    m.def("conv2d_backward_weight", &conv2d_backward_weight_binding, "grad_output"_a, "input"_a,
-          "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
-          "algorithm"_a = "auto",
-          "dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).");
+    m.def(
+        "conv2d_backward_weight", &conv2d_backward_weight_binding, "grad_output"_a, "input"_a,
+        "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+        "dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).");
     m.def("conv2d_backward_bias", &conv2d_backward_bias_binding, "grad_output"_a,
           "dL/dbias (K,): grad_output (N, K, OH, OW) summed over N, OH, OW.");
     m.def("conv_transpose2d_forward", &conv_transpose2d_forward_binding, "input"_a, "weight"_a,
@@ -457,25 +436,26 @@ OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
 Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(KH-1)
 + output_padding + 1. Computed as Conv2d backward_data.)doc");
     m.def("conv_transpose2d_backward_data", &conv_transpose2d_backward_data_binding,
-          "grad_output"_a, "weight"_a, "input_shape"_a, "stride"_a, "padding"_a,
-          "output_padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+          "grad_output"_a, "weight"_a, "input_shape"_a, "stride"_a, "padding"_a, "output_padding"_a,
+          "dilation"_a, "groups"_a, "algorithm"_a = "auto",
           "dL/dinput (N, C_in, H, W) of conv_transpose2d; computed as Conv2d forward.");
     m.def("conv_transpose2d_backward_weight", &conv_transpose2d_backward_weight_binding,
-          "grad_output"_a, "input"_a, "kernel_size"_a, "stride"_a, "padding"_a,
-          "output_padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
+          "grad_output"_a, "input"_a, "kernel_size"_a, "stride"_a, "padding"_a, "output_padding"_a,
+          "dilation"_a, "groups"_a, "algorithm"_a = "auto",
           "dL/dweight (C_in, C_out/groups, KH, KW) of conv_transpose2d; Conv2d backward_weight.");
-    m.def("conv2d_choose_algorithm",
-          [](const py::object& x_obj, const py::object& w_obj, Pair stride,
-             std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
-              ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
-              const py::array& x = r.a;
-              Conv2dParams p = conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2),
-                                           x.shape(3), WShape(r.b), stride, pad4(padding), dilation,
-                                           groups, shape_of(x));
-              return std::string(conv_algo_name(choose_conv_algo(p)));
-          },
-          "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
-          "The algorithm 'auto' picks for these shapes (im2col, direct_1x1 or depthwise).");
+    m.def(
+        "conv2d_choose_algorithm",
+        [](const py::object& x_obj, const py::object& w_obj, Pair stride,
+           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
+            ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
+            const py::array& x = r.a;
+            Conv2dParams p =
+                conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
+                            stride, pad4(padding), dilation, groups, shape_of(x));
+            return std::string(conv_algo_name(choose_conv_algo(p)));
+        },
+        "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+        "The algorithm 'auto' picks for these shapes (im2col, direct_1x1 or depthwise).");
 }
 
 }  // namespace fastconv

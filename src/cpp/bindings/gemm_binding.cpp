@@ -54,8 +54,8 @@ py::array gemm_typed(const py::array& a, const py::array& b, const std::optional
     T* C = out.mutable_data();
     {
         py::gil_scoped_release release;
-        gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, use_c ? T(beta) : T(0), C,
-                N, num_threads());
+        gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, use_c ? T(beta) : T(0), C, N,
+                num_threads());
     }
     return out;
 }

@@ -56,22 +56,30 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "fastconv compiled core: Conv2d, pooling and GEMM kernels (CPU)";
     fastconv::kernels();  // choose the ISA now: a bad FASTCONV_ISA fails the import
 
-    m.def("backend_info", &backend_info,
-          "Compiled, supported and chosen ISA, thread count, compiler, OpenMP and CUDA build flags.");
-    m.def("compiled_isas", [] { return isa_names(fastconv::compiled_isas()); },
-          "ISA variants compiled into this build, e.g. ['ref', 'avx2', 'avx512'].");
-    m.def("supported_isas", [] { return isa_names(fastconv::supported_isas()); },
-          "Compiled ISA variants this CPU and OS can run (CPUID + XGETBV).");
-    m.def("current_isa", [] { return std::string(fastconv::isa_name(fastconv::kernels().isa)); },
-          "The ISA variant in use.");
-    m.def("_set_isa", &fastconv::set_isa, py::arg("name"),
-          "Switch the kernel table to 'ref', 'avx2' or 'avx512' (tests; ValueError if unsupported).");
-    m.def("set_num_threads",
-          [](int n) {
-              if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
-              fastconv::set_num_threads(n);
-          },
-          py::arg("n"), "Threads every kernel may use (OpenMP); default: OMP_NUM_THREADS or all cores.");
+    m.def(
+        "backend_info", &backend_info,
+        "Compiled, supported and chosen ISA, thread count, compiler, OpenMP and CUDA build flags.");
+    m.def(
+        "compiled_isas", [] { return isa_names(fastconv::compiled_isas()); },
+        "ISA variants compiled into this build, e.g. ['ref', 'avx2', 'avx512'].");
+    m.def(
+        "supported_isas", [] { return isa_names(fastconv::supported_isas()); },
+        "Compiled ISA variants this CPU and OS can run (CPUID + XGETBV).");
+    m.def(
+        "current_isa", [] { return std::string(fastconv::isa_name(fastconv::kernels().isa)); },
+        "The ISA variant in use.");
+    m.def(
+        "_set_isa", &fastconv::set_isa, py::arg("name"),
+        "Switch the kernel table to 'ref', 'avx2' or 'avx512' (tests; ValueError if unsupported).");
+    m.def(
+        "set_num_threads",
+        [](int n) {
+            if (n < 1)
+                throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+            fastconv::set_num_threads(n);
+        },
+        py::arg("n"),
+        "Threads every kernel may use (OpenMP); default: OMP_NUM_THREADS or all cores.");
     m.def("get_num_threads", &fastconv::num_threads, "Threads kernels currently use.");
 
     fastconv::register_gemm(m);

@@ -50,8 +50,12 @@ std::string pair_str(Pair v) {
 }
 
 // a + b and a * b without signed overflow (UB); false when the result does not fit.
-bool add_ok(int64_t a, int64_t b, int64_t* r) { return !__builtin_add_overflow(a, b, r); }
-bool mul_ok(int64_t a, int64_t b, int64_t* r) { return !__builtin_mul_overflow(a, b, r); }
+bool add_ok(int64_t a, int64_t b, int64_t* r) {
+    return !__builtin_add_overflow(a, b, r);
+}
+bool mul_ok(int64_t a, int64_t b, int64_t* r) {
+    return !__builtin_mul_overflow(a, b, r);
+}
 
 // Window sizes along one axis fit 64-bit index arithmetic: the kernels compute positions up
 // to in + 2*pad + stride + (k-1)*dil + 1 (pad <= k/2 is checked first).
@@ -86,12 +90,11 @@ void check_window(const char* op, int64_t C, int64_t H, int64_t W, Pair kernel, 
     p->OH = pool_output_size(H, p->KH, p->pad_h, p->stride_h, p->dil_h, ceil_mode);
     p->OW = pool_output_size(W, p->KW, p->pad_w, p->stride_w, p->dil_w, ceil_mode);
     if (p->OH < 1 || p->OW < 1)
-        bind::value_error(op, ": Given input size: (", C, ", ", H, ", ", W,
-                          "). Calculated output size: (", C, ", ", p->OH, ", ", p->OW,
-                          "). Output size is too small (kernel_size=", pair_str(kernel),
-                          ", stride=", pair_str(stride), ", padding=", pair_str(padding),
-                          ", dilation=", pair_str(dilation),
-                          ", ceil_mode=", ceil_mode ? "True" : "False", ")");
+        bind::value_error(
+            op, ": Given input size: (", C, ", ", H, ", ", W, "). Calculated output size: (", C,
+            ", ", p->OH, ", ", p->OW, "). Output size is too small (kernel_size=", pair_str(kernel),
+            ", stride=", pair_str(stride), ", padding=", pair_str(padding),
+            ", dilation=", pair_str(dilation), ", ceil_mode=", ceil_mode ? "True" : "False", ")");
 }
 
 // Adaptive windows: output_size >= 1 (PyTorch allows it larger than the input) and
@@ -110,7 +113,9 @@ void check_divisor(const char* op, const std::optional<int64_t>& divisor_overrid
         bind::value_error(op, ": divisor_override must be non-zero, got 0");
 }
 
-std::vector<int64_t> nchw(int64_t N, int64_t C, int64_t H, int64_t W) { return {N, C, H, W}; }
+std::vector<int64_t> nchw(int64_t N, int64_t C, int64_t H, int64_t W) {
+    return {N, C, H, W};
+}
 
 // ---- max_pool2d -----------------------------------------------------------------------
 
@@ -175,8 +180,8 @@ py::array max_backward_run(const char* op, const py::array& ga, const py::array&
     return std::move(dx);
 }
 
-py::array max_pool2d_backward_py(const py::object& grad_output_obj,
-                                 const py::object& indices_obj, Pair input_size) {
+py::array max_pool2d_backward_py(const py::object& grad_output_obj, const py::object& indices_obj,
+                                 Pair input_size) {
     const char* op = "max_pool2d_backward";
     const Input4d g = require_input(op, "grad_output", grad_output_obj);
     const py::array ia = bind::require_array(op, "indices", indices_obj);
@@ -200,15 +205,9 @@ py::array max_pool2d_backward_py(const py::object& grad_output_obj,
 
 template <typename T>
 py::array avg_forward_run(const py::array& xa, const Pool2dParams& p) {
-    auto x = bind::contiguous<T>(xa);
-    auto y = bind::new_array<T>(nchw(p.N, p.C, p.OH, p.OW));
-    const T* xp = x.data();
-    T* yp = y.mutable_data();
-    {
-        py::gil_scoped_release release;
-        avg_pool2d_forward<T>(p, xp, yp);
-    }
-    return std::move(y);
+    return bind::call_released<T>(
+        nchw(p.N, p.C, p.OH, p.OW), [&](T* out, const T* in) { avg_pool2d_forward<T>(p, in, out); },
+        xa);
 }
 
 py::array avg_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair stride,
@@ -229,21 +228,14 @@ py::array avg_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair 
 
 template <typename T>
 py::array avg_backward_run(const py::array& ga, const Pool2dParams& p) {
-    auto dy = bind::contiguous<T>(ga);
-    auto dx = bind::new_array<T>(nchw(p.N, p.C, p.H, p.W));
-    const T* dyp = dy.data();
-    T* dxp = dx.mutable_data();
-    {
-        py::gil_scoped_release release;
-        avg_pool2d_backward<T>(p, dxp, dyp);
-    }
-    return std::move(dx);
+    return bind::call_released<T>(
+        nchw(p.N, p.C, p.H, p.W), [&](T* out, const T* in) { avg_pool2d_backward<T>(p, out, in); },
+        ga);
 }
 
 py::array avg_pool2d_backward_py(const py::object& grad_output_obj, Pair input_size,
                                  Pair kernel_size, Pair stride, Pair padding, bool ceil_mode,
-                                 bool count_include_pad,
-                                 std::optional<int64_t> divisor_override) {
+                                 bool count_include_pad, std::optional<int64_t> divisor_override) {
     const char* op = "avg_pool2d_backward";
     const Input4d g = require_input(op, "grad_output", grad_output_obj);
     bind::require_positive(op, "input_size", input_size);
@@ -257,8 +249,8 @@ py::array avg_pool2d_backward_py(const py::object& grad_output_obj, Pair input_s
     if (g.H != p.OH || g.W != p.OW)
         bind::value_error(op, ": expected grad_output of shape ",
                           bind::shape_str(nchw(p.N, p.C, p.OH, p.OW)),
-                          " (the forward output for input_size ", pair_str(input_size),
-                          "), got ", bind::shape_str(g.a));
+                          " (the forward output for input_size ", pair_str(input_size), "), got ",
+                          bind::shape_str(g.a));
     bind::checked_numel(op, "grad_input", {p.N, p.C, p.H, p.W});
     return g.dtype == DType::f32 ? avg_backward_run<float>(g.a, p)
                                  : avg_backward_run<double>(g.a, p);
@@ -268,15 +260,9 @@ py::array avg_pool2d_backward_py(const py::object& grad_output_obj, Pair input_s
 
 template <typename T>
 py::array adaptive_avg_forward_run(const py::array& xa, const Pool2dParams& p) {
-    auto x = bind::contiguous<T>(xa);
-    auto y = bind::new_array<T>(nchw(p.N, p.C, p.OH, p.OW));
-    const T* xp = x.data();
-    T* yp = y.mutable_data();
-    {
-        py::gil_scoped_release release;
-        adaptive_avg_pool2d_forward<T>(p, xp, yp);
-    }
-    return std::move(y);
+    return bind::call_released<T>(
+        nchw(p.N, p.C, p.OH, p.OW),
+        [&](T* out, const T* in) { adaptive_avg_pool2d_forward<T>(p, in, out); }, xa);
 }
 
 Pool2dParams adaptive_params(int64_t N, int64_t C, int64_t H, int64_t W, Pair out) {
@@ -297,19 +283,12 @@ py::array adaptive_avg_pool2d_forward_py(const py::object& x_obj, Pair output_si
 
 template <typename T>
 py::array adaptive_avg_backward_run(const py::array& ga, const Pool2dParams& p) {
-    auto dy = bind::contiguous<T>(ga);
-    auto dx = bind::new_array<T>(nchw(p.N, p.C, p.H, p.W));
-    const T* dyp = dy.data();
-    T* dxp = dx.mutable_data();
-    {
-        py::gil_scoped_release release;
-        adaptive_avg_pool2d_backward<T>(p, dxp, dyp);
-    }
-    return std::move(dx);
+    return bind::call_released<T>(
+        nchw(p.N, p.C, p.H, p.W),
+        [&](T* out, const T* in) { adaptive_avg_pool2d_backward<T>(p, out, in); }, ga);
 }
 
-py::array adaptive_avg_pool2d_backward_py(const py::object& grad_output_obj,
-                                          Pair input_size) {
+py::array adaptive_avg_pool2d_backward_py(const py::object& grad_output_obj, Pair input_size) {
     const char* op = "adaptive_avg_pool2d_backward";
     const Input4d g = require_input(op, "grad_output", grad_output_obj);
     bind::require_positive(op, "input_size", input_size);
@@ -351,8 +330,8 @@ py::tuple adaptive_max_pool2d_forward_py(const py::object& x_obj, Pair output_si
 
 void register_pool2d(py::module_& m) {
     using py::arg;
-    m.def("max_pool2d_forward", &max_pool2d_forward_py, arg("x"), arg("kernel_size"),
-          arg("stride"), arg("padding"), arg("dilation"), arg("ceil_mode"),
+    m.def("max_pool2d_forward", &max_pool2d_forward_py, arg("x"), arg("kernel_size"), arg("stride"),
+          arg("padding"), arg("dilation"), arg("ceil_mode"),
           "Max pooling of x (N, C, H, W) float32/float64 (PyTorch semantics).\n\n"
           "kernel_size, stride, dilation: (h, w) >= 1; padding: (h, w), 0 <= pad <= k // 2.\n"
           "Returns (y, indices), both (N, C, OH, OW): y of x's dtype, indices int64 flat\n"
@@ -366,17 +345,16 @@ void register_pool2d(py::module_& m) {
           "the forward, input_size (H, W). Returns grad_input (N, C, H, W): zero, then\n"
           "grad_input[n, c].flat[indices[n, c, i, j]] += grad_output[n, c, i, j].\n"
           "Raises ValueError if any index is outside [0, H*W).");
-    m.def("avg_pool2d_forward", &avg_pool2d_forward_py, arg("x"), arg("kernel_size"),
-          arg("stride"), arg("padding"), arg("ceil_mode"), arg("count_include_pad"),
-          arg("divisor_override"),
+    m.def("avg_pool2d_forward", &avg_pool2d_forward_py, arg("x"), arg("kernel_size"), arg("stride"),
+          arg("padding"), arg("ceil_mode"), arg("count_include_pad"), arg("divisor_override"),
           "Average pooling of x (N, C, H, W) float32/float64 (PyTorch semantics).\n\n"
           "kernel_size, stride: (h, w) >= 1; padding: (h, w), 0 <= pad <= k // 2.\n"
           "Each output is the window sum divided by divisor_override if given (non-zero),\n"
           "else by the window area including padding (count_include_pad) or only the\n"
           "in-bounds taps. Returns y (N, C, OH, OW), OH as max_pool2d_forward with dilation 1.");
-    m.def("avg_pool2d_backward", &avg_pool2d_backward_py, arg("grad_output"),
-          arg("input_size"), arg("kernel_size"), arg("stride"), arg("padding"),
-          arg("ceil_mode"), arg("count_include_pad"), arg("divisor_override"),
+    m.def("avg_pool2d_backward", &avg_pool2d_backward_py, arg("grad_output"), arg("input_size"),
+          arg("kernel_size"), arg("stride"), arg("padding"), arg("ceil_mode"),
+          arg("count_include_pad"), arg("divisor_override"),
           "Gradient of average pooling w.r.t. its input.\n\n"
           "grad_output must have the forward output shape (N, C, OH, OW) for input_size\n"
           "(H, W) and the same window arguments as avg_pool2d_forward. Returns grad_input\n"

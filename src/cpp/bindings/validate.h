@@ -9,8 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -95,7 +97,8 @@ inline void require_non_negative(const char* op, const char* arg, std::pair<int6
 }
 
 // Product of sizes with a check that it fits int64 (index arithmetic never overflows).
-inline int64_t checked_numel(const char* op, const char* what, std::initializer_list<int64_t> dims) {
+inline int64_t checked_numel(const char* op, const char* what,
+                             std::initializer_list<int64_t> dims) {
     int64_t n = 1;
     for (int64_t d : dims) {
         if (d < 0) value_error(op, ": negative size in ", what);
@@ -113,15 +116,52 @@ template <typename T>
 py::array_t<T, py::array::c_style> contiguous(const py::array& a) {
     auto c = py::array_t<T, py::array::c_style>::ensure(a);
     if (reinterpret_cast<std::uintptr_t>(c.data()) % alignof(T) == 0) return c;
-    py::array_t<T, py::array::c_style> copy(std::vector<py::ssize_t>(c.shape(), c.shape() + c.ndim()));
+    py::array_t<T, py::array::c_style> copy(
+        std::vector<py::ssize_t>(c.shape(), c.shape() + c.ndim()));
     std::memcpy(copy.mutable_data(), c.data(), sizeof(T) * static_cast<size_t>(c.size()));
     return copy;
+}
+
+template <typename T>
+py::array_t<T, py::array::c_style> contiguous_or_none(const py::array& a) {
+    return contiguous<T>(a);
+}
+template <typename T>
+std::optional<py::array_t<T, py::array::c_style>> contiguous_or_none(
+    const std::optional<py::array>& a) {
+    if (!a) return std::nullopt;
+    return contiguous<T>(*a);
+}
+template <typename T>
+const T* data_or_null(const py::array_t<T, py::array::c_style>& a) {
+    return a.data();
+}
+template <typename T>
+const T* data_or_null(const std::optional<py::array_t<T, py::array::c_style>>& a) {
+    return a ? a->data() : nullptr;
 }
 
 template <typename T>
 py::array_t<T, py::array::c_style> new_array(std::vector<int64_t> shape) {
     std::vector<py::ssize_t> s(shape.begin(), shape.end());
     return py::array_t<T, py::array::c_style>(s);
+}
+
+// The tail of every binding: C-contiguous views of the inputs (a null optional stays a
+// null pointer), a new output array of `out_shape`, then f(out, inputs...) with the GIL
+// released. Returns the output.
+template <typename T, typename F, typename... In>
+py::array call_released(std::vector<int64_t> out_shape, F&& f, const In&... inputs) {
+    auto views = std::make_tuple(contiguous_or_none<T>(inputs)...);
+    auto out = new_array<T>(std::move(out_shape));
+    T* o = out.mutable_data();
+    std::apply(
+        [&](const auto&... v) {
+            py::gil_scoped_release release;
+            f(o, data_or_null(v)...);
+        },
+        views);
+    return std::move(out);
 }
 
 }  // namespace bind

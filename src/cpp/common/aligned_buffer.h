@@ -12,7 +12,7 @@ constexpr std::size_t kAlignment = 64;  // cache line; also the AVX-512 vector s
 
 template <typename T>
 class AlignedBuffer {
-public:
+  public:
     AlignedBuffer() = default;
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
@@ -32,7 +32,7 @@ public:
         return data_;
     }
 
-private:
+  private:
     T* data_ = nullptr;
     std::size_t capacity_ = 0;
 };

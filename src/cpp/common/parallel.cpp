@@ -15,7 +15,11 @@ int default_threads() {
 std::atomic<int> g_threads{default_threads()};
 }  // namespace
 
-int num_threads() { return g_threads.load(std::memory_order_relaxed); }
-void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
+int num_threads() {
+    return g_threads.load(std::memory_order_relaxed);
+}
+void set_num_threads(int n) {
+    g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed);
+}
 
 }  // namespace fastconv

@@ -46,8 +46,8 @@ CpuFeatures detect() {
     const bool avx512vl = r[1] & (1u << 31);
     if (osxsave) {
         const uint64_t xcr0 = xgetbv0();
-        const bool ymm_state = (xcr0 & 0x6) == 0x6;     // SSE + AVX state
-        const bool zmm_state = (xcr0 & 0xe6) == 0xe6;   // + opmask, ZMM_Hi256, Hi16_ZMM
+        const bool ymm_state = (xcr0 & 0x6) == 0x6;    // SSE + AVX state
+        const bool zmm_state = (xcr0 & 0xe6) == 0xe6;  // + opmask, ZMM_Hi256, Hi16_ZMM
         f.avx2_fma = avx && avx2 && fma && ymm_state;
         f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && zmm_state;
     }

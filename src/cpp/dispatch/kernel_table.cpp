@@ -34,9 +34,12 @@ namespace fastconv {
 
 const char* isa_name(Isa isa) {
     switch (isa) {
-        case Isa::ref: return "ref";
-        case Isa::avx2: return "avx2";
-        case Isa::avx512: return "avx512";
+        case Isa::ref:
+            return "ref";
+        case Isa::avx2:
+            return "avx2";
+        case Isa::avx512:
+            return "avx512";
     }
     return "?";
 }
@@ -46,18 +49,18 @@ namespace {
 KernelTable make_table(Isa want) {
     KernelTable t;
     t.isa = want;
-#define FASTCONV_GEMM_UKERNEL(isa_, T, fn, MR, NR, half_fn)       \
-    if (want == Isa::isa_) {                                      \
-        KernelSet<T>& s = t.get<T>();                             \
-        s.gemm_ukernel = &isa_::fn;                               \
-        s.gemm_ukernel_half = &isa_::half_fn;                     \
-        s.gemm_mr = MR;                                           \
-        s.gemm_nr = NR;                                           \
+#define FASTCONV_GEMM_UKERNEL(isa_, T, fn, MR, NR, half_fn) \
+    if (want == Isa::isa_) {                                \
+        KernelSet<T>& s = t.get<T>();                       \
+        s.gemm_ukernel = &isa_::fn;                         \
+        s.gemm_ukernel_half = &isa_::half_fn;               \
+        s.gemm_mr = MR;                                     \
+        s.gemm_nr = NR;                                     \
     }
-#define FASTCONV_KERNEL(isa_, slot, fn)              \
-    if (want == Isa::isa_) {                         \
-        t.f32.slot = &isa_::fn<float>;               \
-        t.f64.slot = &isa_::fn<double>;              \
+#define FASTCONV_KERNEL(isa_, slot, fn) \
+    if (want == Isa::isa_) {            \
+        t.f32.slot = &isa_::fn<float>;  \
+        t.f64.slot = &isa_::fn<double>; \
     }
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
@@ -67,9 +70,12 @@ KernelTable make_table(Isa want) {
 
 bool cpu_supports(Isa isa) {
     switch (isa) {
-        case Isa::ref: return true;
-        case Isa::avx2: return cpu_features().avx2_fma;
-        case Isa::avx512: return cpu_features().avx512;
+        case Isa::ref:
+            return true;
+        case Isa::avx2:
+            return cpu_features().avx2_fma;
+        case Isa::avx512:
+            return cpu_features().avx512;
     }
     return false;
 }
@@ -121,7 +127,9 @@ std::vector<Isa> supported_isas() {
     return v;
 }
 
-Isa best_supported_isa() { return supported_isas().back(); }
+Isa best_supported_isa() {
+    return supported_isas().back();
+}
 
 Isa parse_isa(const std::string& name) {
     if (name == "ref") return Isa::ref;

@@ -23,8 +23,8 @@ struct KernelSet {
     //   c[i*ldc + j] = alpha * sum_p a[p*MR + i] * b[p*NR + j] + beta * c[i*ldc + j]
     // for the full MR x NR tile. beta == 0 writes without reading c (NaN in c ignored).
     // kc >= 1. Panels are 64-byte aligned.
-    using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
-                                 T alpha, T beta);
+    using GemmUkernel = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha,
+                                 T beta);
     GemmUkernel gemm_ukernel = nullptr;
     // The same over the first NR/2 columns only (b rows still NR apart), for N remainders.
     GemmUkernel gemm_ukernel_half = nullptr;
@@ -60,10 +60,8 @@ struct KernelSet {
     void (*avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y) = nullptr;
     void (*avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;
     // Adaptive pooling: only N, C, H, W, OH, OW of p are used.
-    void (*adaptive_avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x,
-                                              T* y) = nullptr;
-    void (*adaptive_avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx,
-                                               const T* dy) = nullptr;
+    void (*adaptive_avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y) = nullptr;
+    void (*adaptive_avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;
     void (*adaptive_max_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y,
                                               int64_t* indices) = nullptr;
 };
@@ -75,18 +73,26 @@ struct KernelTable {
 
     template <typename T>
     KernelSet<T>& get() {
-        if constexpr (sizeof(T) == sizeof(float)) return f32; else return f64;
+        if constexpr (sizeof(T) == sizeof(float))
+            return f32;
+        else
+            return f64;
     }
     template <typename T>
     const KernelSet<T>& get() const {
-        if constexpr (sizeof(T) == sizeof(float)) return f32; else return f64;
+        if constexpr (sizeof(T) == sizeof(float))
+            return f32;
+        else
+            return f64;
     }
 };
 
 // The active table. Initialised on first use from FASTCONV_ISA or the best supported ISA.
 const KernelTable& kernels();
 template <typename T>
-inline const KernelSet<T>& kernel_set() { return kernels().get<T>(); }
+inline const KernelSet<T>& kernel_set() {
+    return kernels().get<T>();
+}
 
 // ISA variants compiled into this build, and those this CPU + OS can run.
 std::vector<Isa> compiled_isas();

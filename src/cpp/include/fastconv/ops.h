@@ -38,13 +38,11 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
                     ConvAlgo algo);
 // dx[N][C][H][W] = d(loss)/dx given dy[N][K][OH][OW] (cuDNN: dgrad).
 template <typename T>
-void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
-                          ConvAlgo algo);
+void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo);
 // dw[K][C/g][KH][KW] = sum over n of dy (x) x  (cuDNN: wgrad). Deterministic for a given
 // thread count: images are split into fixed chunks, partial sums added in thread order.
 template <typename T>
-void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
-                            ConvAlgo algo);
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo);
 // db[K] = sum over N, OH, OW of dy.
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy);

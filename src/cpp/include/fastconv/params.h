@@ -61,7 +61,7 @@ struct Pool2dParams {
 // Convolution output size along one axis (floor), as torch.nn.Conv2d documents.
 // Returns a value < 1 when the kernel does not fit; callers turn that into an error.
 static inline int64_t conv_output_size(int64_t in, int64_t k, int64_t stride, int64_t pad_lo,
-                                int64_t pad_hi, int64_t dil) {
+                                       int64_t pad_hi, int64_t dil) {
     const int64_t span = in + pad_lo + pad_hi - dil * (k - 1) - 1;
     if (span < 0) return 0;
     return span / stride + 1;
@@ -70,7 +70,7 @@ static inline int64_t conv_output_size(int64_t in, int64_t k, int64_t stride, in
 // Pooling output size along one axis, PyTorch's pooling_output_shape(): with ceil_mode
 // the last window may run past the input but must start inside input or left padding.
 static inline int64_t pool_output_size(int64_t in, int64_t k, int64_t pad, int64_t stride,
-                                int64_t dil, bool ceil_mode) {
+                                       int64_t dil, bool ceil_mode) {
     const int64_t num = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
     // floor division rounding toward -inf (div_rtn), num may be negative
     int64_t q = num / stride;
@@ -82,7 +82,9 @@ static inline int64_t pool_output_size(int64_t in, int64_t k, int64_t pad, int64
 
 // Adaptive pooling window [start, end) of output index o, as PyTorch's
 // start_index/end_index: start = floor(o*in/out), end = ceil((o+1)*in/out).
-static inline int64_t adaptive_start(int64_t o, int64_t in, int64_t out) { return (o * in) / out; }
+static inline int64_t adaptive_start(int64_t o, int64_t in, int64_t out) {
+    return (o * in) / out;
+}
 static inline int64_t adaptive_end(int64_t o, int64_t in, int64_t out) {
     return ((o + 1) * in + out - 1) / out;
 }

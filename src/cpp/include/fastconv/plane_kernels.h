@@ -10,21 +10,21 @@
 
 #include "fastconv/params.h"
 
-#define FASTCONV_DECLARE_DEPTHWISE_KERNELS                                                  \
-    template <typename T>                                                                   \
-    void depthwise_forward_plane(const ::fastconv::Conv2dParams& p, const T* x, const T* w, \
-                                 T bias, T* y);                                             \
-    template <typename T>                                                                   \
-    void depthwise_backward_data_plane(const ::fastconv::Conv2dParams& p, T* dx,            \
-                                       const T* dy, const T* w);                            \
-    template <typename T>                                                                   \
-    void depthwise_backward_weight_plane(const ::fastconv::Conv2dParams& p, T* dw,          \
-                                         const T* dy, const T* x);
-
-#define FASTCONV_DECLARE_IM2COL_KERNELS                                                         \
+#define FASTCONV_DECLARE_DEPTHWISE_KERNELS                                                      \
     template <typename T>                                                                       \
-    void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows,                  \
-                           const ::fastconv::Im2colRun* runs, int64_t nruns, int64_t stride_w,  \
+    void depthwise_forward_plane(const ::fastconv::Conv2dParams& p, const T* x, const T* w,     \
+                                 T bias, T* y);                                                 \
+    template <typename T>                                                                       \
+    void depthwise_backward_data_plane(const ::fastconv::Conv2dParams& p, T* dx, const T* dy,   \
+                                       const T* w);                                             \
+    template <typename T>                                                                       \
+    void depthwise_backward_weight_plane(const ::fastconv::Conv2dParams& p, T* dw, const T* dy, \
+                                         const T* x);
+
+#define FASTCONV_DECLARE_IM2COL_KERNELS                                                        \
+    template <typename T>                                                                      \
+    void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows,                 \
+                           const ::fastconv::Im2colRun* runs, int64_t nruns, int64_t stride_w, \
                            int64_t ncols, int64_t nr, T* out);
 
 #define FASTCONV_INSTANTIATE_IM2COL_KERNELS(T)                                                  \
@@ -32,57 +32,56 @@
                                        const ::fastconv::Im2colRun*, int64_t, int64_t, int64_t, \
                                        int64_t, T*);
 
-#define FASTCONV_DECLARE_POOL2D_KERNELS                                                      \
-    template <typename T>                                                                    \
-    void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,       \
-                                  int64_t* indices);                                         \
-    template <typename T>                                                                    \
-    void max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,    \
-                                   const int64_t* indices);                                  \
-    template <typename T>                                                                    \
-    void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);      \
-    template <typename T>                                                                    \
-    void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);   \
-    template <typename T>                                                                    \
-    void adaptive_avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x,    \
-                                           T* y);                                            \
-    template <typename T>                                                                    \
-    void adaptive_avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx,        \
-                                            const T* dy);                                    \
-    template <typename T>                                                                    \
-    void adaptive_max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x,    \
-                                           T* y, int64_t* indices);
+#define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
+    template <typename T>                                                                        \
+    void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,           \
+                                  int64_t* indices);                                             \
+    template <typename T>                                                                        \
+    void max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,        \
+                                   const int64_t* indices);                                      \
+    template <typename T>                                                                        \
+    void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);          \
+    template <typename T>                                                                        \
+    void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);       \
+    template <typename T>                                                                        \
+    void adaptive_avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y); \
+    template <typename T>                                                                        \
+    void adaptive_avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx,            \
+                                            const T* dy);                                        \
+    template <typename T>                                                                        \
+    void adaptive_max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,  \
+                                           int64_t* indices);
 
 #define FASTCONV_DECLARE_GEMM_UKERNEL(name, T) \
     void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
 
-#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                              \
-    template void depthwise_forward_plane<T>(const ::fastconv::Conv2dParams&, const T*,        \
-                                             const T*, T, T*);                                 \
-    template void depthwise_backward_data_plane<T>(const ::fastconv::Conv2dParams&, T*,        \
-                                                   const T*, const T*);                        \
-    template void depthwise_backward_weight_plane<T>(const ::fastconv::Conv2dParams&, T*,      \
+#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                 \
+    template void depthwise_forward_plane<T>(const ::fastconv::Conv2dParams&, const T*, const T*, \
+                                             T, T*);                                              \
+    template void depthwise_backward_data_plane<T>(const ::fastconv::Conv2dParams&, T*, const T*, \
+                                                   const T*);                                     \
+    template void depthwise_backward_weight_plane<T>(const ::fastconv::Conv2dParams&, T*,         \
                                                      const T*, const T*);
 
-#define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                 \
-    template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,   \
-                                              int64_t*);                                       \
-    template void max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,  \
-                                               const int64_t*);                                \
-    template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);  \
-    template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*); \
-    template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&,        \
-                                                       const T*, T*);                          \
-    template void adaptive_avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*,   \
-                                                        const T*);                             \
-    template void adaptive_max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&,        \
-                                                       const T*, T*, int64_t*);
+#define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
+    template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,      \
+                                              int64_t*);                                          \
+    template void max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,     \
+                                               const int64_t*);                                   \
+    template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);     \
+    template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);    \
+    template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \
+                                                       T*);                                       \
+    template void adaptive_avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*,      \
+                                                        const T*);                                \
+    template void adaptive_max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \
+                                                       T*, int64_t*);
 
-#define FASTCONV_DECLARE_ISA_KERNELS(isa)  \
-    namespace fastconv {                   \
-    namespace isa {                        \
-    FASTCONV_DECLARE_IM2COL_KERNELS        \
-    FASTCONV_DECLARE_DEPTHWISE_KERNELS     \
-    FASTCONV_DECLARE_POOL2D_KERNELS        \
-    }                                      \
+#define FASTCONV_DECLARE_ISA_KERNELS(isa) \
+    namespace fastconv {                  \
+    namespace isa {                       \
+    FASTCONV_DECLARE_IM2COL_KERNELS       \
+    FASTCONV_DECLARE_DEPTHWISE_KERNELS    \
+    FASTCONV_DECLARE_POOL2D_KERNELS       \
+    }                                     \
     }

@@ -26,7 +26,9 @@ namespace fastconv {
 namespace {
 enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kPadTag = 13 };
 
-bool is_depthwise(const Conv2dParams& p) { return p.groups == p.C && p.groups > 1; }
+bool is_depthwise(const Conv2dParams& p) {
+    return p.groups == p.C && p.groups > 1;
+}
 bool is_pointwise(const Conv2dParams& p) {
     return p.KH == 1 && p.KW == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_top == 0 &&
            p.pad_left == 0 && p.OH == p.H && p.OW == p.W;
@@ -97,8 +99,8 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
             gemm_pack_b(pk, false, CKK, OHW, xg, OHW, pb);
             gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
         } else {
-            const T* xp = im2col_pad(p, plan, xg,
-                                     thread_scratch<T, kPadTag>(static_cast<size_t>(plan.padded_size(Cg))));
+            const T* xp = im2col_pad(
+                p, plan, xg, thread_scratch<T, kPadTag>(static_cast<size_t>(plan.padded_size(Cg))));
             if (gemm_threads == 1) {
                 T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
                 for (int64_t jp = 0; jp < npanels; ++jp) {
@@ -126,8 +128,8 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
         const T* dyg = dy + (n * p.K + g * Kg) * OHW;
         // dcol = W_g^T (CKK x Kg) * dy_g (Kg x OHW); for 1x1 dcol is dx itself.
         T* dcol = pointwise ? dxg : thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
-        gemm<T>(true, false, CKK, OHW, Kg, T(1), w + g * Kg * CKK, CKK, dyg, OHW, T(0), dcol,
-                OHW, gemm_threads);
+        gemm<T>(true, false, CKK, OHW, Kg, T(1), w + g * Kg * CKK, CKK, dyg, OHW, T(0), dcol, OHW,
+                gemm_threads);
         if (!pointwise) col2im(p, dcol, dxg);
     });
 }
@@ -148,8 +150,8 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
                     im2col(p, xg, buf);
                     col = buf;
                 }
-                gemm<T>(false, true, Kg, CKK, OHW, T(1), dy + (n * p.K + g * Kg) * OHW, OHW,
-                        col, OHW, n == n0 ? T(0) : T(1), out + g * Kg * CKK, CKK, gemm_threads);
+                gemm<T>(false, true, Kg, CKK, OHW, T(1), dy + (n * p.K + g * Kg) * OHW, OHW, col,
+                        OHW, n == n0 ? T(0) : T(1), out + g * Kg * CKK, CKK, gemm_threads);
             }
     };
     const int nt = num_threads();
@@ -236,11 +238,16 @@ ConvAlgo parse_conv_algo(const std::string& name) {
 
 const char* conv_algo_name(ConvAlgo a) {
     switch (a) {
-        case ConvAlgo::automatic: return "auto";
-        case ConvAlgo::ref: return "ref";
-        case ConvAlgo::im2col: return "im2col";
-        case ConvAlgo::direct_1x1: return "direct_1x1";
-        case ConvAlgo::depthwise: return "depthwise";
+        case ConvAlgo::automatic:
+            return "auto";
+        case ConvAlgo::ref:
+            return "ref";
+        case ConvAlgo::im2col:
+            return "im2col";
+        case ConvAlgo::direct_1x1:
+            return "direct_1x1";
+        case ConvAlgo::depthwise:
+            return "depthwise";
     }
     return "?";
 }
@@ -255,31 +262,42 @@ template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                     ConvAlgo algo) {
     switch (resolve_conv_algo(p, algo)) {
-        case ConvAlgo::ref: return conv2d_forward_ref(p, x, w, bias, y);
-        case ConvAlgo::depthwise: return forward_depthwise(p, x, w, bias, y);
-        case ConvAlgo::direct_1x1: return forward_gemm(p, x, w, bias, y, true);
-        default: return forward_gemm(p, x, w, bias, y, false);
+        case ConvAlgo::ref:
+            return conv2d_forward_ref(p, x, w, bias, y);
+        case ConvAlgo::depthwise:
+            return forward_depthwise(p, x, w, bias, y);
+        case ConvAlgo::direct_1x1:
+            return forward_gemm(p, x, w, bias, y, true);
+        default:
+            return forward_gemm(p, x, w, bias, y, false);
     }
 }
 
 template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo) {
     switch (resolve_conv_algo(p, algo)) {
-        case ConvAlgo::ref: return conv2d_backward_data_ref(p, dx, dy, w);
-        case ConvAlgo::depthwise: return backward_data_depthwise(p, dx, dy, w);
-        case ConvAlgo::direct_1x1: return backward_data_gemm(p, dx, dy, w, true);
-        default: return backward_data_gemm(p, dx, dy, w, false);
+        case ConvAlgo::ref:
+            return conv2d_backward_data_ref(p, dx, dy, w);
+        case ConvAlgo::depthwise:
+            return backward_data_depthwise(p, dx, dy, w);
+        case ConvAlgo::direct_1x1:
+            return backward_data_gemm(p, dx, dy, w, true);
+        default:
+            return backward_data_gemm(p, dx, dy, w, false);
     }
 }
 
 template <typename T>
-void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
-                            ConvAlgo algo) {
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo) {
     switch (resolve_conv_algo(p, algo)) {
-        case ConvAlgo::ref: return conv2d_backward_weight_ref(p, dw, dy, x);
-        case ConvAlgo::depthwise: return backward_weight_depthwise(p, dw, dy, x);
-        case ConvAlgo::direct_1x1: return backward_weight_gemm(p, dw, dy, x, true);
-        default: return backward_weight_gemm(p, dw, dy, x, false);
+        case ConvAlgo::ref:
+            return conv2d_backward_weight_ref(p, dw, dy, x);
+        case ConvAlgo::depthwise:
+            return backward_weight_depthwise(p, dw, dy, x);
+        case ConvAlgo::direct_1x1:
+            return backward_weight_gemm(p, dw, dy, x, true);
+        default:
+            return backward_weight_gemm(p, dw, dy, x, false);
     }
 }
 
@@ -314,14 +332,14 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     }
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                 \
-    template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,     \
-                                    ConvAlgo);                                                  \
+#define FASTCONV_INSTANTIATE(T)                                                                   \
+    template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,        \
+                                    ConvAlgo);                                                    \
     template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo); \
-    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,       \
-                                            ConvAlgo);                                          \
-    template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                  \
-    template void conv_transpose2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, \
+    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,          \
+                                            ConvAlgo);                                            \
+    template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                     \
+    template void conv_transpose2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*,  \
                                               T*, ConvAlgo);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

@@ -1,6 +1,5 @@
 #include "kernels/conv2d/conv2d_ref.h"
 
-
 #include "common/parallel.h"
 
 namespace fastconv {
@@ -92,9 +91,9 @@ void conv2d_backward_weight_ref(const Conv2dParams& p, T* dw, const T* dy, const
         }
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                  \
+#define FASTCONV_INSTANTIATE(T)                                                                 \
     template void conv2d_forward_ref<T>(const Conv2dParams&, const T*, const T*, const T*, T*); \
-    template void conv2d_backward_data_ref<T>(const Conv2dParams&, T*, const T*, const T*);      \
+    template void conv2d_backward_data_ref<T>(const Conv2dParams&, T*, const T*, const T*);     \
     template void conv2d_backward_weight_ref<T>(const Conv2dParams&, T*, const T*, const T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

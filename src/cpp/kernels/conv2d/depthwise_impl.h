@@ -20,8 +20,8 @@ namespace FASTCONV_ISA {
 FASTCONV_DECLARE_DEPTHWISE_KERNELS
 
 template <typename T>
-void depthwise_forward_plane(const Conv2dParams& p, const T* __restrict x,
-                             const T* __restrict w, T bias, T* __restrict y) {
+void depthwise_forward_plane(const Conv2dParams& p, const T* __restrict x, const T* __restrict w,
+                             T bias, T* __restrict y) {
     const int64_t sw = p.stride_w;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         T* __restrict yr = y + oh * p.OW;
@@ -48,8 +48,8 @@ void depthwise_forward_plane(const Conv2dParams& p, const T* __restrict x,
 }
 
 template <typename T>
-void depthwise_backward_data_plane(const Conv2dParams& p, T* __restrict dx,
-                                   const T* __restrict dy, const T* __restrict w) {
+void depthwise_backward_data_plane(const Conv2dParams& p, T* __restrict dx, const T* __restrict dy,
+                                   const T* __restrict w) {
     const int64_t sw = p.stride_w;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         const T* __restrict gr = dy + oh * p.OW;

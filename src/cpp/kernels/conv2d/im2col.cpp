@@ -80,7 +80,8 @@ template <typename T>
 const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T* padded) {
     if (!plan.need_pad) return x;
     const int64_t Hp = plan.Hp, Wp = plan.Wp;
-    const int64_t w0 = std::min<int64_t>(p.pad_left, Wp), w1 = std::min<int64_t>(p.pad_left + p.W, Wp);
+    const int64_t w0 = std::min<int64_t>(p.pad_left, Wp),
+                  w1 = std::min<int64_t>(p.pad_left + p.W, Wp);
     for (int64_t c = 0; c < p.c_per_group(); ++c)
         for (int64_t h = 0; h < Hp; ++h) {
             T* dst = padded + (c * Hp + h) * Wp;
@@ -137,9 +138,9 @@ void col2im(const Conv2dParams& p, const T* col, T* dx) {
 
 template void im2col<float>(const Conv2dParams&, const float*, float*);
 template void im2col<double>(const Conv2dParams&, const double*, double*);
-#define FASTCONV_INSTANTIATE(T)                                                                \
-    template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*);     \
-    template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,      \
+#define FASTCONV_INSTANTIATE(T)                                                            \
+    template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*); \
+    template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,  \
                                         const GemmPacking&, int64_t, int64_t, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

@@ -42,7 +42,7 @@ void col2im(const Conv2dParams& p, const T* col, T* dx);
 
 // Output positions o in [*lo, *hi) whose tap o*stride + offset lies in [0, size).
 static inline void valid_output_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size,
-                               int64_t* lo, int64_t* hi) {
+                                      int64_t* lo, int64_t* hi) {
     *lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
     *hi = offset > size - 1 ? 0 : (size - 1 - offset) / stride + 1;
     if (*hi > n_out) *hi = n_out;

@@ -38,13 +38,15 @@ inline void copy_run_all_rows(T* __restrict out, int64_t nr, const T* __restrict
         const T* s = base + row_off[r];
         T* d = out + r * nr;
         if constexpr (std::is_same_v<T, float>) {
-            for (int64_t c = 0; c < full; ++c) _mm512_storeu_ps(d + c * W, _mm512_loadu_ps(s + c * W));
+            for (int64_t c = 0; c < full; ++c)
+                _mm512_storeu_ps(d + c * W, _mm512_loadu_ps(s + c * W));
             if (rem) {
                 const __mmask16 m = static_cast<__mmask16>(bits);
                 _mm512_mask_storeu_ps(d + full * W, m, _mm512_maskz_loadu_ps(m, s + full * W));
             }
         } else {
-            for (int64_t c = 0; c < full; ++c) _mm512_storeu_pd(d + c * W, _mm512_loadu_pd(s + c * W));
+            for (int64_t c = 0; c < full; ++c)
+                _mm512_storeu_pd(d + c * W, _mm512_loadu_pd(s + c * W));
             if (rem) {
                 const __mmask8 m = static_cast<__mmask8>(bits);
                 _mm512_mask_storeu_pd(d + full * W, m, _mm512_maskz_loadu_pd(m, s + full * W));

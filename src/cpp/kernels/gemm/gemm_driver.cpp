@@ -264,13 +264,13 @@ void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha
     }
 }
 
-#define FASTCONV_INSTANTIATE_PACKED(T)                                                           \
-    template GemmPacking gemm_packing<T>();                                                      \
-    template void gemm_pack_a<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t,  \
-                                 T*);                                                            \
-    template void gemm_pack_b<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t,  \
-                                 T*);                                                            \
-    template void gemm_packed<T>(const GemmPacking&, int64_t, int64_t, int64_t, T, const T*,     \
+#define FASTCONV_INSTANTIATE_PACKED(T)                                                          \
+    template GemmPacking gemm_packing<T>();                                                     \
+    template void gemm_pack_a<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t, \
+                                 T*);                                                           \
+    template void gemm_pack_b<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t, \
+                                 T*);                                                           \
+    template void gemm_packed<T>(const GemmPacking&, int64_t, int64_t, int64_t, T, const T*,    \
                                  const T*, T, T*, int64_t, int);
 FASTCONV_INSTANTIATE_PACKED(float)
 FASTCONV_INSTANTIATE_PACKED(double)

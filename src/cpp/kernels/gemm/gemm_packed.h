@@ -12,8 +12,8 @@
 namespace fastconv {
 
 struct GemmPacking {
-    int mr, nr;   // micro-kernel tile of the active ISA
-    int64_t kc;   // K block
+    int mr, nr;  // micro-kernel tile of the active ISA
+    int64_t kc;  // K block
     int64_t padded_m(int64_t m) const { return (m + mr - 1) / mr * mr; }
     int64_t padded_n(int64_t n) const { return (n + nr - 1) / nr * nr; }
 };

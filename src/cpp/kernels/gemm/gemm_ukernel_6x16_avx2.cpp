@@ -35,8 +35,10 @@ void sgemm_ukernel_6x16(int64_t kc, const float* a, const float* b, float* c, in
 #pragma GCC unroll 6
         for (int i = 0; i < 6; ++i) {
             float* ci = c + i * ldc;
-            _mm256_storeu_ps(ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, acc[i][0])));
-            _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, acc[i][1])));
+            _mm256_storeu_ps(
+                ci, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), _mm256_mul_ps(va, acc[i][0])));
+            _mm256_storeu_ps(
+                ci + 8, _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), _mm256_mul_ps(va, acc[i][1])));
         }
     }
 }
@@ -68,8 +70,10 @@ void dgemm_ukernel_6x8(int64_t kc, const double* a, const double* b, double* c, 
 #pragma GCC unroll 6
         for (int i = 0; i < 6; ++i) {
             double* ci = c + i * ldc;
-            _mm256_storeu_pd(ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, acc[i][0])));
-            _mm256_storeu_pd(ci + 4, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, acc[i][1])));
+            _mm256_storeu_pd(
+                ci, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci), _mm256_mul_pd(va, acc[i][0])));
+            _mm256_storeu_pd(
+                ci + 4, _mm256_fmadd_pd(vb, _mm256_loadu_pd(ci + 4), _mm256_mul_pd(va, acc[i][1])));
         }
     }
 }
@@ -83,7 +87,8 @@ void sgemm_ukernel_6x8(int64_t kc, const float* a, const float* b, float* c, int
     for (int64_t p = 0; p < kc; ++p, a += 6, b += 16) {
         const __m256 b0 = _mm256_load_ps(b);
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
+        for (int i = 0; i < 6; ++i)
+            acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
 #pragma GCC unroll 6
@@ -102,7 +107,8 @@ void dgemm_ukernel_6x4(int64_t kc, const double* a, const double* b, double* c, 
     for (int64_t p = 0; p < kc; ++p, a += 6, b += 8) {
         const __m256d b0 = _mm256_load_pd(b);
 #pragma GCC unroll 6
-        for (int i = 0; i < 6; ++i) acc[i] = _mm256_fmadd_pd(_mm256_broadcast_sd(a + i), b0, acc[i]);
+        for (int i = 0; i < 6; ++i)
+            acc[i] = _mm256_fmadd_pd(_mm256_broadcast_sd(a + i), b0, acc[i]);
     }
     const __m256d va = _mm256_set1_pd(alpha), vb = _mm256_set1_pd(beta);
 #pragma GCC unroll 6

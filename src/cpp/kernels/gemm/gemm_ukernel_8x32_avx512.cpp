@@ -36,8 +36,10 @@ void sgemm_ukernel_8x32(int64_t kc, const float* a, const float* b, float* c, in
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) {
             float* ci = c + i * ldc;
-            _mm512_storeu_ps(ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
-            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), _mm512_mul_ps(va, acc[i][1])));
+            _mm512_storeu_ps(
+                ci, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), _mm512_mul_ps(va, acc[i][0])));
+            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16),
+                                                      _mm512_mul_ps(va, acc[i][1])));
         }
     }
 }
@@ -69,8 +71,10 @@ void dgemm_ukernel_8x16(int64_t kc, const double* a, const double* b, double* c,
 #pragma GCC unroll 8
         for (int i = 0; i < 8; ++i) {
             double* ci = c + i * ldc;
-            _mm512_storeu_pd(ci, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci), _mm512_mul_pd(va, acc[i][0])));
-            _mm512_storeu_pd(ci + 8, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci + 8), _mm512_mul_pd(va, acc[i][1])));
+            _mm512_storeu_pd(
+                ci, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci), _mm512_mul_pd(va, acc[i][0])));
+            _mm512_storeu_pd(
+                ci + 8, _mm512_fmadd_pd(vb, _mm512_loadu_pd(ci + 8), _mm512_mul_pd(va, acc[i][1])));
         }
     }
 }

@@ -107,13 +107,13 @@ void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_
         kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
 }
 
-#define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                              \
-    template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);      \
+#define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                               \
+    template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);        \
     template void max_pool2d_backward<T>(const Pool2dParams&, T*, const T*, const int64_t*); \
-    template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                \
-    template void avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);               \
-    template void adaptive_avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);       \
-    template void adaptive_avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);      \
+    template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                  \
+    template void avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);                 \
+    template void adaptive_avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);         \
+    template void adaptive_avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);        \
     template void adaptive_max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);
 
 FASTCONV_INSTANTIATE_POOL2D_DRIVERS(float)

@@ -89,8 +89,8 @@ constexpr int64_t kChunk = 256;
 // halves the index traffic against int64 and matches float lanes; else int64 directly.
 template <typename T, int S>
 void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
-                      int64_t KW, int64_t dw, int64_t pw, int64_t stride, int64_t lo,
-                      int64_t hi, bool rel32, T* __restrict y, int64_t* __restrict index) {
+                      int64_t KW, int64_t dw, int64_t pw, int64_t stride, int64_t lo, int64_t hi,
+                      bool rel32, T* __restrict y, int64_t* __restrict index) {
     const int64_t s = S > 0 ? S : stride;
     if (!rel32) {
         for (int64_t ow = lo; ow < hi; ++ow) {
@@ -158,8 +158,8 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
         };
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
-        max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi,
-                               rel32, yr, ir);
+        max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi, rel32,
+                               yr, ir);
     }
 }
 
@@ -167,8 +167,8 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
 
 // One window tap for interior outputs [lo, hi): y[ow] += x[base + ow*stride].
 template <typename T, int S>
-inline void sum_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t lo,
-                    int64_t hi, T* __restrict y) {
+inline void sum_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t lo, int64_t hi,
+                    T* __restrict y) {
     const int64_t s = S > 0 ? S : stride;
     for (int64_t ow = lo; ow < hi; ++ow) y[ow] += x[base + ow * s];
 }
@@ -176,8 +176,8 @@ inline void sum_tap(const T* __restrict x, int64_t base, int64_t stride, int64_t
 // Interior columns [lo, hi) of one output row: y[ow] = sum of the KW-wide windows over
 // rows [ih0, ih1), ih-major as PyTorch sums (the division is left to the caller).
 template <typename T, int S>
-void sum_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t KW,
-                      int64_t pw, int64_t stride, int64_t lo, int64_t hi, T* __restrict y) {
+void sum_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t KW, int64_t pw,
+                      int64_t stride, int64_t lo, int64_t hi, T* __restrict y) {
     const int64_t s = S > 0 ? S : stride;
     for (int64_t ow = lo; ow < hi; ++ow) y[ow] = T(0);
     for (int64_t ih = ih0; ih < ih1; ++ih)
@@ -256,8 +256,8 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
 constexpr int64_t kRowBuf = 1024;
 
 template <typename T, int S>
-void avg_backward_row_interior(T* __restrict dx, int64_t W, int64_t ih0, int64_t ih1,
-                               int64_t KW, int64_t pw, int64_t stride, int64_t lo, int64_t hi,
+void avg_backward_row_interior(T* __restrict dx, int64_t W, int64_t ih0, int64_t ih1, int64_t KW,
+                               int64_t pw, int64_t stride, int64_t lo, int64_t hi,
                                const T* __restrict dyr, T div) {
     const int64_t s = S > 0 ? S : stride;
     T r[kRowBuf];
@@ -383,8 +383,7 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
 
 // Scatter: conflicting indices (overlapping windows) make this inherently sequential.
 template <typename T>
-void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
-                               const int64_t* indices) {
+void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     for (int64_t i = 0; i < in_size; ++i) dx[i] = T(0);
     for (int64_t o = 0; o < out_size; ++o) {
@@ -471,8 +470,7 @@ void adaptive_avg_pool2d_backward_plane(const Pool2dParams& p, T* __restrict dx,
 }
 
 template <typename T>
-void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y,
-                                       int64_t* indices) {
+void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert(p.OH >= 1 && p.OW >= 1 && p.H >= 1 && p.W >= 1);
     using namespace pool2d_detail;
     if (adaptive_uniform(p.W, p.OW)) {
@@ -490,8 +488,7 @@ void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y,
         for (int64_t ow = 0; ow < p.OW; ++ow) {
             const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
             const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
-            max_one(x, p.W, ih0, ih1, 1, iw0, iw1, 1, y + oh * p.OW + ow,
-                    indices + oh * p.OW + ow);
+            max_one(x, p.W, ih0, ih1, 1, iw0, iw1, 1, y + oh * p.OW + ow, indices + oh * p.OW + ow);
         }
     }
 }

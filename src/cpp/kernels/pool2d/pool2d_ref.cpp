@@ -59,8 +59,7 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
 // dx = 0, then dx[indices[o]] += dy[o] for every output o. Indices must lie in [0, H*W)
 // (the binding checks). Serves adaptive max pooling too.
 template <typename T>
-void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
-                               const int64_t* indices) {
+void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     for (int64_t i = 0; i < in_size; ++i) dx[i] = T(0);
     for (int64_t o = 0; o < out_size; ++o) {
@@ -72,8 +71,8 @@ void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
 // Window of output (oh, ow) and its divisor, PyTorch's cpu_avg_pool: the unclipped window
 // (bounded by the padded input) sets pool_size, the clipped one the summed taps.
 // Returns false for a window with no tap inside the input (output 0, no gradient).
-static bool avg_window(const Pool2dParams& p, int64_t oh, int64_t ow, int64_t* ih0,
-                       int64_t* ih1, int64_t* iw0, int64_t* iw1, int64_t* divide_factor) {
+static bool avg_window(const Pool2dParams& p, int64_t oh, int64_t ow, int64_t* ih0, int64_t* ih1,
+                       int64_t* iw0, int64_t* iw1, int64_t* divide_factor) {
     int64_t h0 = oh * p.stride_h - p.pad_h, w0 = ow * p.stride_w - p.pad_w;
     int64_t h1 = std::min(h0 + p.KH, p.H + p.pad_h), w1 = std::min(w0 + p.KW, p.W + p.pad_w);
     const int64_t pool_size = (h1 - h0) * (w1 - w0);
@@ -147,8 +146,7 @@ void adaptive_avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* d
         for (int64_t ow = 0; ow < p.OW; ++ow) {
             const int64_t iw0 = adaptive_start(ow, p.W, p.OW);
             const int64_t iw1 = adaptive_end(ow, p.W, p.OW);
-            const T grad_delta =
-                T(double(dy[oh * p.OW + ow]) / double((ih1 - ih0) * (iw1 - iw0)));
+            const T grad_delta = T(double(dy[oh * p.OW + ow]) / double((ih1 - ih0) * (iw1 - iw0)));
             for (int64_t ih = ih0; ih < ih1; ++ih)
                 for (int64_t iw = iw0; iw < iw1; ++iw) dx[ih * p.W + iw] += grad_delta;
         }
@@ -156,8 +154,7 @@ void adaptive_avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* d
 }
 
 template <typename T>
-void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y,
-                                       int64_t* indices) {
+void adaptive_max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
         for (int64_t ow = 0; ow < p.OW; ++ow) {
