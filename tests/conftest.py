@@ -7,8 +7,11 @@ float32 paths use atol = c · L · 2⁻²³ · max|a| · max|b| where L is the r
 
 from __future__ import annotations
 
+import os
+import random
 import zlib
 
+import hypothesis
 import numpy as np
 import pytest
 import torch  # the reference of every numeric test (test extra: torch==2.13.0)
@@ -32,9 +35,22 @@ FLOAT32_EPS = 2.0**-23
 FLOAT32_C = 4.0  # small constant in the float32 bound; the bound is linear in L
 
 
+# One seed for every hypothesis test of the run, printed in the header: a failure replays
+# with FASTCONV_HYPOTHESIS_SEED=<seed> (hypothesis also prints the falsifying example).
+HYPOTHESIS_SEED = int(os.environ.get("FASTCONV_HYPOTHESIS_SEED") or random.SystemRandom().randrange(2**32))
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        function = getattr(item, "obj", None)
+        if getattr(function, "is_hypothesis_test", False):
+            hypothesis.seed(HYPOTHESIS_SEED)(function)
+
+
 def pytest_report_header(config):  # noqa: ARG001
     unsupported = [isa for isa in COMPILED_ISAS if isa not in SUPPORTED_ISAS]
     return [
+        f"hypothesis seed={HYPOTHESIS_SEED} (replay: FASTCONV_HYPOTHESIS_SEED={HYPOTHESIS_SEED})",
         (f"fastconv ISAs compiled={COMPILED_ISAS} tested={SUPPORTED_ISAS} "
         f"not runnable here={unsupported} default={fc.backend_info()['isa']}")
     ]
