@@ -3,10 +3,10 @@
 // -> micro-kernel from the kernel table. Row-major C = alpha*op(A)*op(B) + beta*C.
 //
 // Threads: one OpenMP region per call; each (jc, pc) step packs B cooperatively, then splits
-// the (MC block x NR-panel range) grid over threads, so small M (conv: K_out = 6..64) still
-// uses every thread. No omp worksharing constructs are used, only explicit partitioning and
-// barriers lexically bound to this region, so gemm(..., nthreads=1) is safe to call from
-// inside another driver's parallel region.
+// the (MC block x NR panel) grid into one contiguous range per thread, so small M (conv:
+// K_out = 6..64) still uses every thread. No omp worksharing constructs are used, only explicit
+// partitioning and barriers lexically bound to this region, so gemm(..., nthreads=1) is safe to
+// call from inside another driver's parallel region.
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
@@ -138,7 +138,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     const KernelSet<T>& ks = kernel_set<T>();
     const int mr = ks.gemm_mr, nr = ks.gemm_nr;
     assert(mr <= kMaxMR && nr <= kMaxNR);
-    const Blocking bl = blocking<T>(mr, nr);
+    Blocking bl = blocking<T>(mr, nr);
+    // Equal MC blocks (M = 512 as 2 x 256, not 384 + 128): threads get equal work.
+    const int64_t nblk = (M + bl.mc - 1) / bl.mc;
+    bl.mc = ((M + nblk - 1) / nblk + mr - 1) / mr * mr;
     const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
 
@@ -165,25 +168,25 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
                     pack_b_panel(B, b_rs, b_cs, pc, kc, jc + jp * nr,
                                  std::min<int64_t>(nr, nc - jp * nr), nr, pb + jp * kc * nr);
                 barrier();
-                // Work grid: MC blocks x column splits, enough tasks for every thread.
+                // Work grid: (MC block, NR panel) units in block-major order, split into one
+                // contiguous range per thread: balanced, and each thread packs only the A
+                // blocks its range touches.
                 const int64_t nblocks = (M + bl.mc - 1) / bl.mc;
-                const int64_t nsplit = std::min<int64_t>(npanels, (nthr + nblocks - 1) / nblocks);
-                const int64_t ntasks = nblocks * nsplit;
                 int64_t t0, t1;
-                split_range(ntasks, nthr, tid, &t0, &t1);
+                split_range(nblocks * npanels, nthr, tid, &t0, &t1);
                 int64_t packed_block = -1;
-                for (int64_t t = t0; t < t1; ++t) {
-                    const int64_t blk = t / nsplit, split = t % nsplit;
+                for (int64_t t = t0; t < t1;) {
+                    const int64_t blk = t / npanels, jp0 = t % npanels;
+                    const int64_t jp1 = std::min<int64_t>(npanels, jp0 + (t1 - t));
                     const int64_t ic = blk * bl.mc;
                     const int64_t mc = std::min<int64_t>(bl.mc, M - ic);
                     if (blk != packed_block) {
                         pack_a(A, a_rs, a_cs, ic, mc, pc, kc, mr, pa);
                         packed_block = blk;
                     }
-                    int64_t jp0, jp1;
-                    split_range(npanels, nsplit, split, &jp0, &jp1);
                     macro_kernel(ks, mc, nc, kc, pa, pb, jp0, jp1, alpha, beta_eff,
                                  C + ic * ldc + jc, ldc);
+                    t += jp1 - jp0;
                 }
                 barrier();  // pb is repacked next step
             }
