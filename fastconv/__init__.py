@@ -10,16 +10,51 @@ from __future__ import annotations
 
 from fastconv import _core, kernels
 from fastconv._core import gemm, get_num_threads
+from fastconv.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.tensor import (
+    Tensor,
+    cat,
+    float32,
+    float64,
+    int64,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    stack,
+    tensor,
+    zeros,
+    zeros_like,
+)
 
 __version__ = _core.backend_info()["version"]
 
 __all__ = [
+    "Tensor",
     "__version__",
     "backend_info",
+    "cat",
+    "enable_grad",
+    "float32",
+    "float64",
     "gemm",
     "get_num_threads",
+    "int64",
+    "is_grad_enabled",
     "kernels",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "set_grad_enabled",
     "set_num_threads",
+    "stack",
+    "tensor",
+    "zeros",
+    "zeros_like",
 ]
 
 

@@ -1,0 +1,1 @@
+"""Function subclasses (forward + backward adjacent), one module per op family."""
