@@ -8,7 +8,7 @@ backward, on NumPy arrays; :func:`gemm` is BLAS-style matrix multiply.
 
 from __future__ import annotations
 
-from fastconv import _core, kernels
+from fastconv import _core, cuda, kernels
 from fastconv._core import gemm, get_num_threads
 from fastconv.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastconv.tensor import (
@@ -35,6 +35,7 @@ __all__ = [
     "__version__",
     "backend_info",
     "cat",
+    "cuda",
     "enable_grad",
     "float32",
     "float64",

@@ -43,7 +43,7 @@ def is_grad_enabled() -> bool:
     return _mode.enabled
 
 
-class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801 (torch's name)
+class set_grad_enabled(contextlib.ContextDecorator):
     """Context manager / decorator setting grad mode on or off for its body."""
 
     def __init__(self, mode: bool) -> None:
@@ -58,14 +58,14 @@ class set_grad_enabled(contextlib.ContextDecorator):  # noqa: N801 (torch's name
         _mode.enabled = self.prev
 
 
-class no_grad(set_grad_enabled):  # noqa: N801
+class no_grad(set_grad_enabled):
     """Disable graph recording, as ``torch.no_grad()``: results have requires_grad=False."""
 
     def __init__(self) -> None:
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):  # noqa: N801
+class enable_grad(set_grad_enabled):
     """Re-enable graph recording inside a no_grad block."""
 
     def __init__(self) -> None:

@@ -117,7 +117,7 @@ class Tensor:
         return self._node
 
     @property
-    def T(self) -> Tensor:  # noqa: N802 (torch's name)
+    def T(self) -> Tensor:
         return self.permute(*reversed(range(self.ndim)))
 
     def size(self, dim: int | None = None):
@@ -138,7 +138,7 @@ class Tensor:
     def __repr__(self) -> str:
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = ", requires_grad=True" if self.requires_grad else ""
-        if self.dtype != np.float32 and self.dtype != np.int64:
+        if self.dtype not in (np.float32, np.int64):
             extra = f", dtype={self.dtype}" + extra
         return f"tensor({body}{extra})"
 
@@ -409,7 +409,7 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        shape = (*self.shape[:start], -1, *self.shape[end + 1:])
         return B.Reshape.apply(self, shape)
 
     def permute(self, *dims) -> Tensor:
@@ -434,10 +434,7 @@ class Tensor:
         return B.Reshape.apply(self, shape)
 
     def __getitem__(self, index) -> Tensor:
-        if isinstance(index, tuple):
-            index = tuple(_raw(i) for i in index)
-        else:
-            index = _raw(index)
+        index = tuple(_raw(i) for i in index) if isinstance(index, tuple) else _raw(index)
         return B.GetItem.apply(self, index)
 
     def __setitem__(self, index, value) -> None:
