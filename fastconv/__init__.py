@@ -4,13 +4,18 @@ The compiled core (``fastconv._core``) holds AVX2/AVX-512 kernels chosen at impo
 CPUID (override with ``FASTCONV_ISA=ref|avx2|avx512``) and threaded with OpenMP
 (``set_num_threads``). ``fastconv.kernels`` exposes convolution and pooling, forward and
 backward, on NumPy arrays; :func:`gemm` is BLAS-style matrix multiply.
+
+On top of them, the PyTorch-shaped layer: :class:`Tensor` with reverse-mode autograd,
+``fastconv.functional`` (``F``), ``fastconv.nn`` modules, ``fastconv.optim`` optimisers and
+schedulers, and :func:`save` / :func:`load` for state dicts (.npz, no pickle).
 """
 
 from __future__ import annotations
 
-from fastconv import _core, cuda, kernels
+from fastconv import _core, cuda, functional, kernels, nn, optim
 from fastconv._core import gemm, get_num_threads
 from fastconv.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.serialization import load, save
 from fastconv.tensor import (
     Tensor,
     cat,
@@ -39,17 +44,22 @@ __all__ = [
     "enable_grad",
     "float32",
     "float64",
+    "functional",
     "gemm",
     "get_num_threads",
     "int64",
     "is_grad_enabled",
     "kernels",
+    "load",
     "manual_seed",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",
+    "optim",
     "rand",
     "randn",
+    "save",
     "set_grad_enabled",
     "set_num_threads",
     "stack",

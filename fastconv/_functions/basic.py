@@ -178,11 +178,13 @@ class MatMul(Function):
         na, nb = ctx.needs_input_grad
         a2 = a[np.newaxis, :] if a.ndim == 1 else a
         b2 = b[:, np.newaxis] if b.ndim == 1 else b
+        # Restore the axes matmul removed for 1-D operands: b's trailing one first, so a
+        # 0-d gradient (vector . vector) becomes (1, 1).
         g2 = g
-        if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
         if b.ndim == 1:
             g2 = np.expand_dims(g2, -1)
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
         ga = gb = None
         if na:
             ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)

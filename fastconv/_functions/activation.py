@@ -1,0 +1,105 @@
+"""Elementwise activations and softmax as Functions (NumPy ufuncs, one pass each way).
+
+Each forward saves the one array its backward reads: relu, sigmoid and tanh their output,
+leaky_relu its input, softmax/log_softmax their output. Softmax and log_softmax subtract
+the maximum along ``dim`` first (no overflow in exp), and sigmoid evaluates ``exp(-|x|)``
+only, so no float warning is raised for any finite input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv.autograd import Context, Function
+
+__all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
+
+
+class ReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = np.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (y,) = ctx.saved
+        # torch: the gradient at 0 is 0 (the mask is y > 0).
+        return (g * (y > 0),)
+
+
+class LeakyReLU(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, negative_slope):
+        ctx.save_for_backward(x)
+        ctx.slope = negative_slope
+        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (x,) = ctx.saved
+        # torch: x > 0 ? g : g * slope (slope at exactly 0).
+        return (np.where(x > 0, g, g * g.dtype.type(ctx.slope)),)
+
+
+class Sigmoid(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        e = np.exp(-np.abs(x))
+        y = np.where(x >= 0, 1, e) / (1 + e)
+        y = y.astype(x.dtype, copy=False)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (y,) = ctx.saved
+        return (g * y * (1 - y),)
+
+
+class Tanh(Function):
+    @staticmethod
+    def forward(ctx: Context, x):
+        y = np.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (y,) = ctx.saved
+        return (g * (1 - y * y),)
+
+
+class Softmax(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, dim):
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        e /= e.sum(axis=dim, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.dim = dim
+        return e
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (y,) = ctx.saved
+        gy = g * y
+        # d softmax: y ⊙ (g − Σ_dim g ⊙ y)
+        gy -= y * gy.sum(axis=ctx.dim, keepdims=True)
+        return (gy,)
+
+
+class LogSoftmax(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, dim):
+        z = x - x.max(axis=dim, keepdims=True)
+        z -= np.log(np.exp(z).sum(axis=dim, keepdims=True))
+        ctx.save_for_backward(z)
+        ctx.dim = dim
+        return z
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (y,) = ctx.saved
+        # d log_softmax: g − softmax ⊙ Σ_dim g
+        return (g - np.exp(y) * g.sum(axis=ctx.dim, keepdims=True),)

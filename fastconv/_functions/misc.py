@@ -1,0 +1,128 @@
+"""Linear (over the C++ GEMM), padding and dropout as Functions.
+
+Linear flattens the leading dimensions of x to one batch axis (a view when x is
+contiguous) and runs the three products of a fully connected layer as single GEMM calls:
+``y = x·Wᵀ + b``, ``dW = dyᵀ·x``, ``dx = dy·W``; the transposes are GEMM flags, never
+copies. Pad handles constant padding by a slice copy and reflect/replicate/circular by one
+``take`` per padded axis with a precomputed source index (its backward is the matching
+scatter-add). Dropout keeps its scaled mask, the only array its backward reads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fastconv import _core
+from fastconv.autograd import Context, Function
+
+__all__ = ["Dropout", "Linear", "Pad", "pad_source_index"]
+
+
+class Linear(Function):
+    """y = x @ W^T + b for x of shape (*, in_features) and W of shape (out, in_features)."""
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b=None):
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
+        y = _core.gemm(x2, w, trans_b=True)
+        if b is not None:
+            y += b
+        need_x, need_w, _ = ctx.needs_input_grad
+        ctx.save_for_backward(x2 if need_w else None, w if need_x else None)
+        ctx.x_shape = x.shape
+        return y.reshape(*lead, w.shape[0]) if x.ndim != 2 else y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        x2, w = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2 = g.reshape(-1, g.shape[-1]) if g.ndim != 2 else g
+        dx = dw = db = None
+        if need_x:
+            dx = _core.gemm(g2, w)
+            if len(ctx.x_shape) != 2:
+                dx = dx.reshape(ctx.x_shape)
+        if need_w:
+            dw = _core.gemm(g2, x2, trans_a=True)
+        if need_b:
+            db = g2.sum(axis=0)
+        return dx, dw, db
+
+
+def pad_source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:
+    """For one axis of size n padded by (before, after): the source index of each output.
+
+    reflect mirrors about the edge without repeating it, replicate repeats the edge,
+    circular wraps; negative padding crops (for circular, the wrap is over the cropped
+    part, as torch).
+    """
+    if mode == "circular":
+        # torch crops first and wraps around what is left (length n − crops).
+        lo = max(-before, 0)
+        kept = n - lo - max(-after, 0)
+        return lo + np.arange(-max(before, 0), kept + max(after, 0), dtype=np.intp) % kept
+    src = np.arange(-before, n + after, dtype=np.intp)
+    if mode == "reflect":
+        src = np.abs(src)
+        return np.where(src >= n, 2 * (n - 1) - src, src)
+    return np.clip(src, 0, n - 1)  # replicate
+
+
+class Pad(Function):
+    """Pad x by ``pads``: one (before, after) pair per axis of x, in axis order."""
+
+    @staticmethod
+    def forward(ctx: Context, x, *, pads, mode, value):
+        ctx.x_shape, ctx.mode = x.shape, mode
+        if mode == "constant":
+            out_shape = tuple(n + b + a for n, (b, a) in zip(x.shape, pads))
+            # Negative padding crops: copy the part of x that survives into its place.
+            src = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape, pads))
+            dst = tuple(slice(max(b, 0), m - max(a, 0)) for m, (b, a) in zip(out_shape, pads))
+            ctx.slices = (src, dst)
+            y = np.full(out_shape, value, dtype=x.dtype)
+            y[dst] = x[src]
+            return y
+        ctx.index = [(axis, pad_source_index(x.shape[axis], b, a, mode))
+                     for axis, (b, a) in enumerate(pads) if b or a]
+        y = x
+        for axis, src in ctx.index:
+            y = np.take(y, src, axis=axis)
+        return y if y is not x else x.copy()
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        if ctx.mode == "constant":
+            src, dst = ctx.slices
+            dx = np.zeros(ctx.x_shape, dtype=g.dtype)
+            dx[src] = g[dst]
+            return (dx,)
+        shape = list(g.shape)
+        for axis, src in reversed(ctx.index):
+            shape[axis] = ctx.x_shape[axis]
+            acc = np.zeros(shape, dtype=g.dtype)
+            # Border outputs read the same source as interior ones: scatter-add them.
+            np.add.at(acc, (slice(None),) * axis + (src,), g)
+            g = acc
+        return (g,)
+
+
+class Dropout(Function):
+    """x ⊙ mask / (1 − p) with mask ~ Bernoulli(1 − p) from fastconv's generator."""
+
+    @staticmethod
+    def forward(ctx: Context, x, *, p, generator):
+        if p >= 1.0:
+            mask = np.zeros(x.shape, dtype=x.dtype)
+        else:
+            # float32 uniforms: half the generator cost of float64; P(u >= p) = 1 − p.
+            keep = generator.random(x.shape, dtype=np.float32) >= np.float32(p)
+            mask = np.multiply(keep, 1.0 / (1.0 - p), dtype=x.dtype)
+        ctx.save_for_backward(mask)
+        return x * mask
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        (mask,) = ctx.saved
+        return (g * mask,)

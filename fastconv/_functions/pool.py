@@ -1,0 +1,96 @@
+"""2-D pooling as Functions over the C++ kernels: max, average, adaptive average/max.
+
+The input is the one positional argument; pooling parameters are keywords in the form
+``fastconv.kernels`` accepts. A 3-D input (C, H, W) runs as a batch of one. Max pooling
+saves only its argmax indices (backward scatters through them, never reading x); average
+pooling saves only the input shape. ``indices_out``, when given, is a list that receives
+the int64 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them.
+"""
+
+from __future__ import annotations
+
+from fastconv import kernels
+from fastconv.autograd import Context, Function
+
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
+
+
+def _batched(ctx: Context, x):
+    ctx.unbatched = x.ndim == 3
+    return x[None] if ctx.unbatched else x
+
+
+class MaxPool2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, kernel_size, stride, padding, dilation, ceil_mode,
+                indices_out=None):
+        x = _batched(ctx, x)
+        y, idx = kernels.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
+        ctx.indices, ctx.x_shape = idx, x.shape
+        if ctx.unbatched:
+            y, idx = y[0], idx[0]
+        if indices_out is not None:
+            indices_out.append(idx)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        if ctx.unbatched:
+            g = g[None]
+        dx = kernels.max_pool2d_backward(g, ctx.indices, ctx.x_shape)
+        return (dx[0] if ctx.unbatched else dx,)
+
+
+class AvgPool2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, kernel_size, stride, padding, ceil_mode,
+                count_include_pad, divisor_override):
+        x = _batched(ctx, x)
+        ctx.x_shape = x.shape
+        ctx.args = (kernel_size, stride, padding, ceil_mode, count_include_pad,
+                    divisor_override)
+        y = kernels.avg_pool2d(x, *ctx.args)
+        return y[0] if ctx.unbatched else y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        if ctx.unbatched:
+            g = g[None]
+        dx = kernels.avg_pool2d_backward(g, ctx.x_shape, *ctx.args)
+        return (dx[0] if ctx.unbatched else dx,)
+
+
+class AdaptiveAvgPool2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, output_size):
+        x = _batched(ctx, x)
+        ctx.x_shape = x.shape
+        y = kernels.adaptive_avg_pool2d(x, output_size)
+        return y[0] if ctx.unbatched else y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        if ctx.unbatched:
+            g = g[None]
+        dx = kernels.adaptive_avg_pool2d_backward(g, ctx.x_shape)
+        return (dx[0] if ctx.unbatched else dx,)
+
+
+class AdaptiveMaxPool2d(Function):
+    @staticmethod
+    def forward(ctx: Context, x, *, output_size, indices_out=None):
+        x = _batched(ctx, x)
+        y, idx = kernels.adaptive_max_pool2d(x, output_size)
+        ctx.indices, ctx.x_shape = idx, x.shape
+        if ctx.unbatched:
+            y, idx = y[0], idx[0]
+        if indices_out is not None:
+            indices_out.append(idx)
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        if ctx.unbatched:
+            g = g[None]
+        dx = kernels.adaptive_max_pool2d_backward(g, ctx.indices, ctx.x_shape)
+        return (dx[0] if ctx.unbatched else dx,)
