@@ -31,3 +31,11 @@ def pair(value: IntPair, name: str, op: str) -> tuple[int, int]:
         raise ValueError(msg)
     msg = f"{op}: {name} must be a single int or a tuple of two ints, got {type(value).__name__}"
     raise TypeError(msg)
+
+
+def integer(value: object, name: str, op: str) -> int:
+    """An int argument (Python or NumPy integer, not bool); TypeError naming `name` otherwise."""
+    if not is_int(value):
+        msg = f"{op}: {name} must be an int, got {type(value).__name__}"
+        raise TypeError(msg)
+    return int(value)

@@ -20,6 +20,7 @@ import numpy as np
 
 from fastconv import _core
 from fastconv._args import IntPair
+from fastconv._args import integer as _integer
 from fastconv._args import pair as _pair
 from fastconv._pooling import (
     adaptive_avg_pool2d,
@@ -77,7 +78,7 @@ def _conv_padding(
         msg = f"{op}: invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
         raise ValueError(msg)
     if isinstance(padding, Sequence) and len(padding) == 4:
-        left, right, top, bottom = (int(v) for v in padding)
+        left, right, top, bottom = (_integer(v, "padding", op) for v in padding)
         return top, bottom, left, right
     ph, pw = _pair(padding, "padding", op)
     return ph, ph, pw, pw
@@ -164,7 +165,7 @@ def conv2d(
     op = "conv2d"
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
-    return _core.conv2d_forward(input, weight, bias, s, pad, d, int(groups), algorithm)
+    return _core.conv2d_forward(input, weight, bias, s, pad, d, _integer(groups, "groups", op), algorithm)
 
 
 def conv2d_backward_data(
@@ -194,7 +195,7 @@ def conv2d_backward_data(
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
     shape = _shape4(input_shape, "input_shape", op)
-    return _core.conv2d_backward_data(grad_output, weight, shape, s, pad, d, int(groups),
+    return _core.conv2d_backward_data(grad_output, weight, shape, s, pad, d, _integer(groups, "groups", op),
                                       algorithm)
 
 
@@ -227,7 +228,7 @@ def conv2d_backward_weight(
     kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     pad = _conv_padding(padding, kernel_hw, s, d, op)
-    dw = _core.conv2d_backward_weight(grad_output, input, kernel_hw, s, pad, d, int(groups),
+    dw = _core.conv2d_backward_weight(grad_output, input, kernel_hw, s, pad, d, _integer(groups, "groups", op),
                                       algorithm)
     if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
@@ -276,7 +277,7 @@ def conv_transpose2d(
     """
     op = "conv_transpose2d"
     s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
-    return _core.conv_transpose2d_forward(input, weight, bias, s, p, opad, d, int(groups),
+    return _core.conv_transpose2d_forward(input, weight, bias, s, p, opad, d, _integer(groups, "groups", op),
                                           algorithm)
 
 
@@ -293,7 +294,7 @@ def conv_transpose2d_backward_data(
     s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
     shape = _shape4(input_shape, "input_shape", op)
     return _core.conv_transpose2d_backward_data(grad_output, weight, shape, s, p, opad, d,
-                                                int(groups), algorithm)
+                                                _integer(groups, "groups", op), algorithm)
 
 
 def conv_transpose2d_backward_weight(
@@ -310,7 +311,7 @@ def conv_transpose2d_backward_weight(
     s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
     kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
     dw = _core.conv_transpose2d_backward_weight(grad_output, input, kernel_hw, s, p, opad, d,
-                                                int(groups), algorithm)
+                                                _integer(groups, "groups", op), algorithm)
     if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")

@@ -9,6 +9,8 @@ the int64 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can retur
 
 from __future__ import annotations
 
+import numpy as np
+
 from fastconv import kernels
 from fastconv.autograd import Context, Function
 
@@ -26,7 +28,14 @@ class MaxPool2d(Function):
                 indices_out=None):
         x = _batched(ctx, x)
         y, idx = kernels.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
-        ctx.indices, ctx.x_shape = idx, x.shape
+        ctx.indices, ctx.x_shape, ctx.empty = idx, x.shape, None
+        if dilation not in ((1, 1), 1):
+            # A dilated window can hold no input element at all: torch then returns -inf and
+            # an index outside the plane. Such an output sends no gradient anywhere.
+            plane = x.shape[-2] * x.shape[-1]
+            empty = (idx < 0) | (idx >= plane)
+            if empty.any():
+                ctx.empty = empty
         if ctx.unbatched:
             y, idx = y[0], idx[0]
         if indices_out is not None:
@@ -37,7 +46,11 @@ class MaxPool2d(Function):
     def backward(ctx: Context, g):
         if ctx.unbatched:
             g = g[None]
-        dx = kernels.max_pool2d_backward(g, ctx.indices, ctx.x_shape)
+        indices = ctx.indices
+        if ctx.empty is not None:
+            g = np.where(ctx.empty, g.dtype.type(0), g)
+            indices = np.where(ctx.empty, 0, indices)
+        dx = kernels.max_pool2d_backward(g, indices, ctx.x_shape)
         return (dx[0] if ctx.unbatched else dx,)
 
 

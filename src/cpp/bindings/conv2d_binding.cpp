@@ -50,16 +50,32 @@ ConvArrays check_arrays(const char* op, const char* name_a, const py::object& a_
     return r;
 }
 
+void check_groups(const char* op, int64_t groups) {
+    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+    if (groups > kMaxHyperparameter)
+        value_error(op, ": groups must be at most ", kMaxHyperparameter, ", got ", groups);
+}
+
 void check_hyper(const char* op, Pair stride, Pair dilation, int64_t groups) {
     require_positive(op, "stride", stride);
     require_positive(op, "dilation", dilation);
-    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
+    check_groups(op, groups);
+}
+
+// Array dimensions can be huge (broadcast views); sizes computed from them and the
+// hyperparameters are formed in 128 bits and must come back inside [lo, 2^62].
+int64_t checked_size(const char* op, const char* what, __int128 v, int64_t lo = 0) {
+    if (v < lo || v > (static_cast<__int128>(1) << 62))
+        value_error(op, ": ", what, " is out of range for 64-bit index arithmetic");
+    return static_cast<int64_t>(v);
 }
 
 void check_padding(const char* op, const Padding4& pad) {
     if (pad.top < 0 || pad.bottom < 0 || pad.left < 0 || pad.right < 0)
         value_error(op, ": padding must be non-negative, got (top=", pad.top,
                     ", bottom=", pad.bottom, ", left=", pad.left, ", right=", pad.right, ")");
+    require_at_most(op, "padding", {pad.top, pad.bottom});
+    require_at_most(op, "padding", {pad.left, pad.right});
 }
 
 // A weight's 4-D shape; the backward_weight bindings know it without having the array.
@@ -78,6 +94,7 @@ void check_weight_dims(const char* op, const WShape& w) {
     for (int i = 0; i < 4; ++i)
         if (w.shape(i) < 1)
             value_error(op, ": weight must have no zero-sized dimension, got shape ", shape_str(w));
+    require_at_most(op, "kernel_size", {w.shape(2), w.shape(3)});
 }
 
 // Forward-convolution params from input shape (N, C, H, W), weight (K, C/g, KH, KW).
@@ -97,13 +114,20 @@ Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_
     if (H < 1 || W < 1 || C < 1)
         value_error(op, ": expected input with non-zero C, H and W, got input of shape ",
                     input_shape);
-    if (w.shape(1) * groups != C)
+    if (static_cast<__int128>(w.shape(1)) * groups != C)
         value_error(op, ": Given groups=", groups, ", weight of size ", shape_str(w),
-                    ", expected input", input_shape, " to have ", w.shape(1) * groups,
+                    ", expected input", input_shape, " to have ",
+                    checked_size(op, "weight.shape[1] * groups",
+                                 static_cast<__int128>(w.shape(1)) * groups),
                     " channels, but got ", C, " channels instead");
     if (p.K % groups != 0)
         value_error(op, ": Given groups=", groups, ", expected weight to be divisible by ", groups,
                     " at dimension 0, but got weight of size ", shape_str(w));
+    // Padded extents and the kernel span in 128 bits: array dims may be near 2^63.
+    checked_size(op, "the padded input height", static_cast<__int128>(H) + pad.top + pad.bottom);
+    checked_size(op, "the padded input width", static_cast<__int128>(W) + pad.left + pad.right);
+    checked_size(op, "the dilated kernel height", static_cast<__int128>(p.dil_h) * (p.KH - 1) + 1);
+    checked_size(op, "the dilated kernel width", static_cast<__int128>(p.dil_w) * (p.KW - 1) + 1);
     p.OH = conv_output_size(H, p.KH, p.stride_h, pad.top, pad.bottom, p.dil_h);
     p.OW = conv_output_size(W, p.KW, p.stride_w, pad.left, pad.right, p.dil_w);
     if (p.OH < 1 || p.OW < 1)
@@ -306,19 +330,28 @@ Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H
                     " at dimension 0, but got weight of size ", shape_str(w));
     Conv2dParams p;
     p.N = N, p.K = C_in, p.OH = H, p.OW = W;
-    p.C = w.shape(1) * groups, p.KH = w.shape(2), p.KW = w.shape(3);
+    p.C = checked_size(op, "out_channels", static_cast<__int128>(w.shape(1)) * groups, 1);
+    p.KH = w.shape(2), p.KW = w.shape(3);
     p.stride_h = stride.first, p.stride_w = stride.second;
     p.dil_h = dilation.first, p.dil_w = dilation.second;
     p.pad_top = padding.first, p.pad_left = padding.second;
     p.groups = groups;
-    p.H =
-        (H - 1) * p.stride_h - 2 * padding.first + p.dil_h * (p.KH - 1) + output_padding.first + 1;
-    p.W = (W - 1) * p.stride_w - 2 * padding.second + p.dil_w * (p.KW - 1) + output_padding.second +
-          1;
-    if (p.H < 1 || p.W < 1)
+    using i128 = __int128;
+    const i128 out_h = (static_cast<i128>(H) - 1) * p.stride_h -
+                       2 * static_cast<i128>(padding.first) +
+                       static_cast<i128>(p.dil_h) * (p.KH - 1) + output_padding.first + 1;
+    const i128 out_w = (static_cast<i128>(W) - 1) * p.stride_w -
+                       2 * static_cast<i128>(padding.second) +
+                       static_cast<i128>(p.dil_w) * (p.KW - 1) + output_padding.second + 1;
+    if (out_h < 1 || out_w < 1)
         value_error(op, ": Given input size per channel: (", H, " x ", W,
-                    "). Calculated output size per channel: (", p.H, " x ", p.W,
-                    "). Output size is too small");
+                    "). Calculated output size per channel: (", static_cast<int64_t>(out_h), " x ",
+                    static_cast<int64_t>(out_w), "). Output size is too small");
+    p.H = checked_size(op, "the output height", out_h, 1);
+    p.W = checked_size(op, "the output width", out_w, 1);
+    // The equivalent convolution's padded extent must fit too.
+    checked_size(op, "the padded output height", out_h + 2 * static_cast<i128>(padding.first));
+    checked_size(op, "the padded output width", out_w + 2 * static_cast<i128>(padding.second));
     checked_numel(op, "the input", {N, C_in, H, W});
     checked_numel(op, "the output", {N, p.C, p.H, p.W});
     checked_numel(op, "the im2col workspace", {p.col_rows(), p.OH, p.OW});

@@ -3,6 +3,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdlib>
+#include <string>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "common/parallel.h"
 #include "dispatch/cpu_features.h"
 #include "fastconv/kernel_table.h"
@@ -17,11 +23,28 @@ void register_pool2d(py::module_& m);
 
 namespace {
 
+// glibc returns freed blocks above M_MMAP_THRESHOLD to the OS and trims the heap top past
+// M_TRIM_THRESHOLD, so the megabyte-sized temporaries of every training step are mapped and
+// page-faulted afresh each time (LeNet-5 batch-64 step: 11.3 -> 7.5 ms with both raised).
+// Raised once at import; FASTCONV_MALLOC_TUNING=0 keeps glibc's defaults.
+bool tune_malloc() {
+#if defined(__GLIBC__)
+    const char* env = std::getenv("FASTCONV_MALLOC_TUNING");
+    if (env && std::string(env) == "0") return false;
+    return mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 &&
+           mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024) == 1;
+#else
+    return false;
+#endif
+}
+
 std::vector<std::string> isa_names(const std::vector<fastconv::Isa>& v) {
     std::vector<std::string> out;
     for (auto isa : v) out.emplace_back(fastconv::isa_name(isa));
     return out;
 }
+
+bool g_malloc_tuned = false;  // set once at import
 
 py::dict backend_info() {
     using namespace fastconv;
@@ -43,6 +66,7 @@ py::dict backend_info() {
     d["cuda_built"] = false;
 #endif
     d["cpu"] = cpu_features().brand;
+    d["malloc_tuned"] = g_malloc_tuned;
     py::dict tiles;
     tiles["float32"] = py::make_tuple(kernels().f32.gemm_mr, kernels().f32.gemm_nr);
     tiles["float64"] = py::make_tuple(kernels().f64.gemm_mr, kernels().f64.gemm_nr);
@@ -55,6 +79,7 @@ py::dict backend_info() {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "fastconv compiled core: Conv2d, pooling and GEMM kernels (CPU)";
     fastconv::kernels();  // choose the ISA now: a bad FASTCONV_ISA fails the import
+    g_malloc_tuned = tune_malloc();
 
     m.def(
         "backend_info", &backend_info,
@@ -74,8 +99,10 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "set_num_threads",
         [](int n) {
-            if (n < 1)
-                throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+            if (n < 1 || n > fastconv::kMaxThreads)
+                throw py::value_error("set_num_threads: n must be in [1, " +
+                                      std::to_string(fastconv::kMaxThreads) + "], got " +
+                                      std::to_string(n));
             fastconv::set_num_threads(n);
         },
         py::arg("n"),

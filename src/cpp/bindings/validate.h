@@ -86,14 +86,27 @@ inline void require_ndim(const char* op, const char* arg, const py::array& a, in
                     "-D array of shape ", shape_str(a));
 }
 
+// Kernel sizes, strides, paddings, dilations and groups are at most 2^31 - 1 (as PyTorch's
+// CPU kernels, which index them in int). Composite sizes built from them and from array
+// dimensions then stay far inside int64 (checked separately where they meet).
+constexpr int64_t kMaxHyperparameter = 2147483647;
+
+inline void require_at_most(const char* op, const char* arg, std::pair<int64_t, int64_t> v) {
+    if (v.first > kMaxHyperparameter || v.second > kMaxHyperparameter)
+        value_error(op, ": ", arg, " must be at most ", kMaxHyperparameter, ", got (", v.first,
+                    ", ", v.second, ")");
+}
+
 inline void require_positive(const char* op, const char* arg, std::pair<int64_t, int64_t> v) {
     if (v.first < 1 || v.second < 1)
         value_error(op, ": ", arg, " must be positive, got (", v.first, ", ", v.second, ")");
+    require_at_most(op, arg, v);
 }
 
 inline void require_non_negative(const char* op, const char* arg, std::pair<int64_t, int64_t> v) {
     if (v.first < 0 || v.second < 0)
         value_error(op, ": ", arg, " must be non-negative, got (", v.first, ", ", v.second, ")");
+    require_at_most(op, arg, v);
 }
 
 // Product of sizes with a check that it fits int64 (index arithmetic never overflows).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <new>
 
@@ -21,6 +22,7 @@ class AlignedBuffer {
     // Pointer to at least n elements; contents unspecified after a grow.
     T* get(std::size_t n) {
         if (n > capacity_) {
+            if (n > (SIZE_MAX - kAlignment) / sizeof(T)) throw std::bad_alloc();
             std::free(data_);
             data_ = nullptr;
             capacity_ = 0;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
+#include <mutex>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -11,7 +13,23 @@ namespace fastconv {
 
 // Threads a driver may use (fc.set_num_threads). Defaults to OpenMP's max threads.
 int num_threads();
-void set_num_threads(int n);  // n >= 1, validated by the binding
+void set_num_threads(int n);  // 1 <= n <= kMaxThreads, validated by the binding
+constexpr int kMaxThreads = 1024;
+
+// Threads of the current team (1 outside a parallel region).
+inline int team_size() {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+// Threads for a parallel loop of `items` independent iterations: never more than items.
+inline int threads_for(int64_t items) {
+    const int64_t n = num_threads();
+    return static_cast<int>(items < 1 ? 1 : (items < n ? items : n));
+}
 
 inline int thread_id() {
 #ifdef _OPENMP
@@ -27,5 +45,28 @@ inline void split_range(int64_t total, int64_t parts, int64_t i, int64_t* begin,
     *begin = i * base + (i < rem ? i : rem);
     *end = *begin + base + (i < rem ? 1 : 0);
 }
+
+// Exceptions cannot cross an OpenMP region's boundary (std::terminate): bodies that may
+// throw (scratch allocation) run under run(), and the first exception is rethrown by
+// rethrow() after the region has joined.
+class RegionErrors {
+  public:
+    template <typename F>
+    void run(F&& f) {
+        try {
+            f();
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
+    void rethrow() {
+        if (error_) std::rethrow_exception(error_);
+    }
+
+  private:
+    std::mutex mutex_;
+    std::exception_ptr error_;
+};
 
 }  // namespace fastconv

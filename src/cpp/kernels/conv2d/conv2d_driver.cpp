@@ -24,7 +24,7 @@
 namespace fastconv {
 
 namespace {
-enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kPadTag = 13 };
+enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kPadTag = 13, kRowsTag = 14 };
 
 bool is_depthwise(const Conv2dParams& p) {
     return p.groups == p.C && p.groups > 1;
@@ -60,13 +60,16 @@ void add_bias(const Conv2dParams& p, const T* bias, int64_t k0, int64_t k1, T* y
 }
 
 // Runs task(i, gemm_threads) for i in [0, ntasks): in parallel with single-threaded GEMMs
-// when there are enough tasks, else in order with the GEMM threaded.
+// when there are enough tasks, else in order with the GEMM threaded. A task's exception
+// (scratch allocation) is carried out of the parallel region and rethrown.
 template <typename F>
 void for_each_task(int64_t ntasks, F&& task) {
     const int nt = num_threads();
     if (nt > 1 && ntasks >= nt) {
+        RegionErrors errors;
 #pragma omp parallel for schedule(static) num_threads(nt)
-        for (int64_t i = 0; i < ntasks; ++i) task(i, 1);
+        for (int64_t i = 0; i < ntasks; ++i) errors.run([&] { task(i, 1); });
+        errors.rethrow();
     } else {
         for (int64_t i = 0; i < ntasks; ++i) task(i, nt);
     }
@@ -83,20 +86,31 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                   bool pointwise) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
-    const GemmPacking pk = gemm_packing<T>();
+    const GemmPacking<T> pk = gemm_packing<T>();
     const int64_t wstride = pk.padded_m(Kg) * CKK, npanels = pk.padded_n(OHW) / pk.nr;
     T* pw = thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
     for (int64_t g = 0; g < G; ++g)
         gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
-    const Im2colPlan plan = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk);
+    const Im2colPlan plan = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk.nr);
+    // The padded-input copy pays off unless padding or stride make it much larger than the
+    // column matrix itself; then im2col writes plain rows (bounds-checked) and packB follows.
+    const bool via_rows = !pointwise && plan.need_pad &&
+                          static_cast<__int128>(Cg) * plan.Hp * plan.Wp >
+                              2 * (static_cast<__int128>(Cg) * HW + CKK * OHW);
     for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
         const int64_t n = t / G, g = t % G;
         const T* xg = x + (n * p.C + g * Cg) * HW;
         T* yg = y + (n * p.K + g * Kg) * OHW;
         const T* wg = pw + g * wstride;
-        if (pointwise) {  // 1x1, stride 1, no padding: the input already is im2col(x)
+        if (pointwise || via_rows) {  // 1x1, stride 1, no padding: the input is im2col(x)
+            const T* col = xg;
+            if (via_rows) {
+                T* rows = thread_scratch<T, kRowsTag>(static_cast<size_t>(CKK * OHW));
+                im2col(p, xg, rows);
+                col = rows;
+            }
             T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * npanels * pk.nr));
-            gemm_pack_b(pk, false, CKK, OHW, xg, OHW, pb);
+            gemm_pack_b(pk, false, CKK, OHW, col, OHW, pb);
             gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
         } else {
             const T* xp = im2col_pad(
@@ -163,22 +177,25 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
         accumulate(0, p.N, dw, nt);
         return;
     }
-    // One private partial sum per thread (thread 0 writes dw), then a fixed-order reduction.
+    // One private partial sum per thread (thread 0 writes dw), then a fixed-order reduction,
+    // over the team actually granted (OMP_DYNAMIC or a thread limit may give fewer than nt).
     T* partials = thread_scratch<T, kPartialTag>(static_cast<size_t>((nt - 1) * wsize));
+    RegionErrors errors;
 #pragma omp parallel num_threads(nt)
     {
-        const int tid = thread_id();
+        const int tid = thread_id(), team = team_size();
         int64_t n0, n1;
-        split_range(p.N, nt, tid, &n0, &n1);
-        accumulate(n0, n1, tid == 0 ? dw : partials + (tid - 1) * wsize, 1);
+        split_range(p.N, team, tid, &n0, &n1);
+        errors.run([&] { accumulate(n0, n1, tid == 0 ? dw : partials + (tid - 1) * wsize, 1); });
 #pragma omp barrier
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < wsize; ++i) {
             T s = dw[i];
-            for (int t = 1; t < nt; ++t) s += partials[(t - 1) * wsize + i];
+            for (int t = 1; t < team; ++t) s += partials[(t - 1) * wsize + i];
             dw[i] = s;
         }
     }
+    errors.rethrow();
 }
 
 // ---- direct depthwise (groups == C_in; output channel k reads input channel k / mult) ------
@@ -187,7 +204,7 @@ template <typename T>
 void forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
     const auto kern = kernel_set<T>().depthwise_forward_plane;
     const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.K))
     for (int64_t t = 0; t < p.N * p.K; ++t) {
         const int64_t n = t / p.K, k = t % p.K;
         kern(p, x + (n * p.C + k / mult) * HW, w + k * KK, bias ? bias[k] : T(0), y + t * OHW);
@@ -198,7 +215,7 @@ template <typename T>
 void backward_data_depthwise(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const auto kern = kernel_set<T>().depthwise_backward_data_plane;
     const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.C))
     for (int64_t t = 0; t < p.N * p.C; ++t) {
         const int64_t n = t / p.C, c = t % p.C;
         T* dxc = dx + t * HW;
@@ -215,7 +232,7 @@ void backward_weight_depthwise(const Conv2dParams& p, T* dw, const T* dy, const 
     const auto kern = kernel_set<T>().depthwise_backward_weight_plane;
     const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
     // Parallel over output channels, images in order: deterministic with no reduction.
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
         T* dwk = dw + k * KK;
         std::fill(dwk, dwk + KK, T(0));
@@ -305,7 +322,7 @@ template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
     const int64_t OHW = p.OH * p.OW;
     // Per channel in a fixed order, accumulated in double: deterministic, no reduction.
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
         double acc = 0.0;
         for (int64_t n = 0; n < p.N; ++n) {
@@ -324,7 +341,7 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     conv2d_backward_data(p, y, x, w, algo);
     if (!bias) return;
     const int64_t HW = p.H * p.W;
-#pragma omp parallel for schedule(static) num_threads(num_threads())
+#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.C))
     for (int64_t t = 0; t < p.N * p.C; ++t) {
         const T b = bias[t % p.C];
         T* yc = y + t * HW;

@@ -1,7 +1,5 @@
 #include "kernels/conv2d/im2col.h"
 
-#include "fastconv/kernel_table.h"
-
 #include <algorithm>
 #include <cstring>
 
@@ -48,13 +46,13 @@ void im2col(const Conv2dParams& p, const T* x, T* col) {
 // with row_off[r] = c*Hp*Wp + kh*dh*Wp + kw*dw: a row-dependent base plus a column-dependent
 // offset. So every NR panel is one fixed list of runs (one per output row it touches),
 // copied for all rows by the ISA's im2col_pack_panel, panel by panel so writes are sequential.
-Im2colPlan make_im2col_plan(const Conv2dParams& p, const GemmPacking& pk) {
+Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr) {
     Im2colPlan plan;
     plan.Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
     plan.Wp = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
     plan.need_pad = p.pad_top > 0 || p.pad_left > 0 || plan.Hp > p.H || plan.Wp > p.W;
     if (!plan.need_pad) plan.Hp = p.H, plan.Wp = p.W;
-    const int64_t OHW = p.OH * p.OW, nr = pk.nr, npanels = pk.padded_n(OHW) / nr;
+    const int64_t OHW = p.OH * p.OW, npanels = (OHW + nr - 1) / nr;
     plan.first.reserve(npanels + 1);
     plan.runs.reserve(npanels + p.OH);
     for (int64_t jp = 0; jp < npanels; ++jp) {
@@ -99,9 +97,9 @@ const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T
 
 template <typename T>
 void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
-                        const GemmPacking& pk, int64_t jp0, int64_t jp1, T* out) {
+                        const GemmPacking<T>& pk, int64_t jp0, int64_t jp1, T* out) {
     const int64_t OHW = p.OH * p.OW, CKK = p.col_rows(), nr = pk.nr, width = (jp1 - jp0) * nr;
-    const auto pack = kernel_set<T>().im2col_pack_panel;
+    const auto pack = pk.ks->im2col_pack_panel;
     for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
         const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
         for (int64_t jp = jp0; jp < jp1; ++jp)
@@ -141,7 +139,7 @@ template void im2col<double>(const Conv2dParams&, const double*, double*);
 #define FASTCONV_INSTANTIATE(T)                                                            \
     template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*); \
     template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,  \
-                                        const GemmPacking&, int64_t, int64_t, T*);
+                                        const GemmPacking<T>&, int64_t, int64_t, T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

@@ -14,9 +14,9 @@ namespace fastconv {
 
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* col);
-// Plan for im2col into packed-B panels, built once per call (it depends only on shapes):
-// the padded input extent, the copy runs of each NR panel and each column-matrix row's
-// offset in the padded input.
+// Plan for im2col into packed-B panels of NR columns, built once per call (it depends only
+// on shapes): the padded input extent, the copy runs of each panel and each column-matrix
+// row's offset in the padded input.
 struct Im2colPlan {
     int64_t Hp = 0, Wp = 0;  // padded input extent the taps reach
     bool need_pad = false;   // if false the input is used in place (Hp = H, Wp = W)
@@ -25,7 +25,7 @@ struct Im2colPlan {
     std::vector<int64_t> row_off;  // per column-matrix row r = (c, kh, kw)
     int64_t padded_size(int64_t c_per_group) const { return need_pad ? c_per_group * Hp * Wp : 0; }
 };
-Im2colPlan make_im2col_plan(const Conv2dParams& p, const GemmPacking& pk);
+Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr);
 
 // The input group zero-padded to the plan's Hp x Wp in `padded` (plan.padded_size(C/g)
 // elements), or x itself when the plan needs no padding. Returns the array to pack from.
@@ -36,7 +36,7 @@ const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T
 // separate packB pass is skipped, and a driver can pack and consume one panel at a time.
 template <typename T>
 void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
-                        const GemmPacking& pk, int64_t jp0, int64_t jp1, T* out);
+                        const GemmPacking<T>& pk, int64_t jp0, int64_t jp1, T* out);
 template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx);
 

@@ -152,10 +152,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     const int64_t nc_max = std::min<int64_t>(bl.nc, (N + nr - 1) / nr * nr);
     const int64_t kc_max = std::min<int64_t>(bl.kc, K);
     const int64_t mc_max = std::min<int64_t>(bl.mc, (M + mr - 1) / mr * mr);
-    T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));  // shared by the team
+    // Scratch for the whole team, allocated before it starts: an allocation failure inside
+    // the parallel region could not be reported (and would strand the barriers).
+    T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
+    T* pa_all = thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
 
     auto run = [&](int tid, int nthr, auto&& barrier) {
-        T* pa = thread_scratch<T, 1>(static_cast<size_t>(mc_max * kc_max));
+        T* pa = pa_all + static_cast<int64_t>(tid) * mc_max * kc_max;
         for (int64_t jc = 0; jc < N; jc += bl.nc) {
             const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
             const int64_t npanels = (nc + nr - 1) / nr;
@@ -211,22 +214,22 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 }
 
 template <typename T>
-GemmPacking gemm_packing() {
+GemmPacking<T> gemm_packing() {
     const KernelSet<T>& ks = kernel_set<T>();
-    return {ks.gemm_mr, ks.gemm_nr, blocking<T>(ks.gemm_mr, ks.gemm_nr).kc};
+    return {&ks, ks.gemm_mr, ks.gemm_nr, blocking<T>(ks.gemm_mr, ks.gemm_nr).kc};
 }
 
 template <typename T>
-void gemm_pack_a(const GemmPacking& pk, bool trans, int64_t M, int64_t K, const T* A, int64_t lda,
-                 T* out) {
+void gemm_pack_a(const GemmPacking<T>& pk, bool trans, int64_t M, int64_t K, const T* A,
+                 int64_t lda, T* out) {
     const int64_t rs = trans ? 1 : lda, cs = trans ? lda : 1, Mpad = pk.padded_m(M);
     for (int64_t pc = 0; pc < K; pc += pk.kc)
         pack_a(A, rs, cs, 0, M, pc, std::min<int64_t>(pk.kc, K - pc), pk.mr, out + pc * Mpad);
 }
 
 template <typename T>
-void gemm_pack_b(const GemmPacking& pk, bool trans, int64_t K, int64_t N, const T* B, int64_t ldb,
-                 T* out) {
+void gemm_pack_b(const GemmPacking<T>& pk, bool trans, int64_t K, int64_t N, const T* B,
+                 int64_t ldb, T* out) {
     const int64_t rs = trans ? 1 : ldb, cs = trans ? ldb : 1, Npad = pk.padded_n(N);
     for (int64_t pc = 0; pc < K; pc += pk.kc) {
         const int64_t kc = std::min<int64_t>(pk.kc, K - pc);
@@ -237,15 +240,14 @@ void gemm_pack_b(const GemmPacking& pk, bool trans, int64_t K, int64_t N, const 
 }
 
 template <typename T>
-void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
+void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
                  const T* pb, T beta, T* C, int64_t ldc, int nthreads) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == T(0)) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const KernelSet<T>& ks = kernel_set<T>();
-    assert(ks.gemm_mr == pk.mr && ks.gemm_nr == pk.nr);
+    const KernelSet<T>& ks = *pk.ks;
     const int64_t Mpad = pk.padded_m(M), Npad = pk.padded_n(N), npanels = Npad / pk.nr;
     const int64_t mc_blk = blocking<T>(pk.mr, pk.nr).mc;
     auto run = [&](int64_t jp0, int64_t jp1) {
@@ -265,19 +267,20 @@ void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha
     }
 #pragma omp parallel num_threads(nt)
     {
+        // Split by the team actually granted (OMP_DYNAMIC or a thread limit may give fewer).
         int64_t jp0, jp1;
-        split_range(npanels, nt, thread_id(), &jp0, &jp1);
+        split_range(npanels, team_size(), thread_id(), &jp0, &jp1);
         run(jp0, jp1);
     }
 }
 
-#define FASTCONV_INSTANTIATE_PACKED(T)                                                          \
-    template GemmPacking gemm_packing<T>();                                                     \
-    template void gemm_pack_a<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t, \
-                                 T*);                                                           \
-    template void gemm_pack_b<T>(const GemmPacking&, bool, int64_t, int64_t, const T*, int64_t, \
-                                 T*);                                                           \
-    template void gemm_packed<T>(const GemmPacking&, int64_t, int64_t, int64_t, T, const T*,    \
+#define FASTCONV_INSTANTIATE_PACKED(T)                                                             \
+    template GemmPacking<T> gemm_packing<T>();                                                     \
+    template void gemm_pack_a<T>(const GemmPacking<T>&, bool, int64_t, int64_t, const T*, int64_t, \
+                                 T*);                                                              \
+    template void gemm_pack_b<T>(const GemmPacking<T>&, bool, int64_t, int64_t, const T*, int64_t, \
+                                 T*);                                                              \
+    template void gemm_packed<T>(const GemmPacking<T>&, int64_t, int64_t, int64_t, T, const T*,    \
                                  const T*, T, T*, int64_t, int);
 FASTCONV_INSTANTIATE_PACKED(float)
 FASTCONV_INSTANTIATE_PACKED(double)

@@ -9,31 +9,37 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "fastconv/kernel_table.h"
+
 namespace fastconv {
 
+// The kernel set a whole driver call runs with (one snapshot of the table, so switching
+// the ISA from another thread can never mix tile sizes within a call) and its tiling.
+template <typename T>
 struct GemmPacking {
-    int mr, nr;  // micro-kernel tile of the active ISA
+    const KernelSet<T>* ks;
+    int mr, nr;  // micro-kernel tile
     int64_t kc;  // K block
     int64_t padded_m(int64_t m) const { return (m + mr - 1) / mr * mr; }
     int64_t padded_n(int64_t n) const { return (n + nr - 1) / nr * nr; }
 };
 
 template <typename T>
-GemmPacking gemm_packing();
+GemmPacking<T> gemm_packing();
 
 // Pack op(A) (M x K; A stored M x K with lda, or K x M if trans) into the layout above.
 template <typename T>
-void gemm_pack_a(const GemmPacking& pk, bool trans, int64_t M, int64_t K, const T* A, int64_t lda,
-                 T* out);
+void gemm_pack_a(const GemmPacking<T>& pk, bool trans, int64_t M, int64_t K, const T* A,
+                 int64_t lda, T* out);
 // Pack op(B) (K x N; B stored K x N with ldb, or N x K if trans).
 template <typename T>
-void gemm_pack_b(const GemmPacking& pk, bool trans, int64_t K, int64_t N, const T* B, int64_t ldb,
-                 T* out);
+void gemm_pack_b(const GemmPacking<T>& pk, bool trans, int64_t K, int64_t N, const T* B,
+                 int64_t ldb, T* out);
 
 // C[M][N] = alpha * A * B + beta * C from packed operands (beta == 0: C not read). Threads
 // split the NR panels; no synchronisation inside, so nthreads = 1 is safe in a parallel region.
 template <typename T>
-void gemm_packed(const GemmPacking& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
+void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
                  const T* pb, T beta, T* C, int64_t ldc, int nthreads);
 
 }  // namespace fastconv

@@ -28,11 +28,8 @@
 #error "define FASTCONV_ISA (the ISA namespace, e.g. avx2) before including pool2d_impl.h"
 #endif
 
-#include <algorithm>
 #include <cassert>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include "fastconv/params.h"
 #include "fastconv/plane_kernels.h"
@@ -44,6 +41,20 @@ FASTCONV_DECLARE_POOL2D_KERNELS
 
 namespace pool2d_detail {
 
+// Local helpers instead of std::min/max/isnan/numeric_limits: an out-of-line copy of a
+// std template instantiated here (e.g. at -O0) would carry this file's ISA flags, and the
+// linker could hand it to baseline callers. These live in the ISA's own namespace.
+inline int64_t lmin(int64_t a, int64_t b) {
+    return a < b ? a : b;
+}
+inline int64_t lmax(int64_t a, int64_t b) {
+    return a > b ? a : b;
+}
+template <typename T>
+inline T neg_inf() {
+    return -static_cast<T>(__builtin_inf());
+}
+
 // Interior output columns [lo, hi): windows [ow*stride - pad, ow*stride - pad + span)
 // inside [0, in). span is the window's extent: (K-1)*dil + 1.
 inline void interior_range(int64_t out, int64_t in, int64_t stride, int64_t pad, int64_t span,
@@ -51,10 +62,10 @@ inline void interior_range(int64_t out, int64_t in, int64_t stride, int64_t pad,
     int64_t l = (pad + stride - 1) / stride;
     const int64_t last_start = in - span + pad;  // largest ow*stride allowed
     int64_t h = last_start < 0 ? 0 : last_start / stride + 1;
-    l = std::min(l, out);
-    h = std::min(h, out);
+    l = lmin(l, out);
+    h = lmin(h, out);
     *lo = l;
-    *hi = std::max(h, l);
+    *hi = lmax(h, l);
 }
 
 // ---- max ------------------------------------------------------------------------------
@@ -64,11 +75,11 @@ template <typename T>
 inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
                     int64_t iw0, int64_t iw1, int64_t dw, T* y, int64_t* index) {
     int64_t maxindex = ih0 * W + iw0;
-    T maxval = -std::numeric_limits<T>::infinity();
+    T maxval = neg_inf<T>();
     for (int64_t ih = ih0; ih < ih1; ih += dh) {
         for (int64_t iw = iw0; iw < iw1; iw += dw) {
             const T val = x[ih * W + iw];
-            if (val > maxval || std::isnan(val)) {
+            if (val > maxval || __builtin_isnan(val)) {
                 maxval = val;
                 maxindex = ih * W + iw;
             }
@@ -94,7 +105,7 @@ void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1
     const int64_t s = S > 0 ? S : stride;
     if (!rel32) {
         for (int64_t ow = lo; ow < hi; ++ow) {
-            y[ow] = -std::numeric_limits<T>::infinity();
+            y[ow] = neg_inf<T>();
             index[ow] = ih0 * W + ow * s - pw;
         }
         for (int64_t ih = ih0; ih < ih1; ih += dh) {
@@ -114,10 +125,10 @@ void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1
     }
     int32_t rel[kChunk];
     for (int64_t c0 = lo; c0 < hi; c0 += kChunk) {
-        const int64_t n = std::min(hi - c0, kChunk);
+        const int64_t n = lmin(hi - c0, kChunk);
         T* __restrict yc = y + c0;
         for (int64_t k = 0; k < n; ++k) {
-            yc[k] = -std::numeric_limits<T>::infinity();
+            yc[k] = neg_inf<T>();
             rel[k] = 0;
         }
         const int64_t first = ih0 * W + c0 * s - pw;  // first tap of output c0
@@ -143,17 +154,17 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
     const int64_t s = S > 0 ? S : p.stride_w;
     int64_t lo, hi;
     interior_range(p.OW, p.W, s, p.pad_w, (p.KW - 1) * p.dil_w + 1, &lo, &hi);
-    const bool rel32 = p.H * p.W <= std::numeric_limits<int32_t>::max();
+    const bool rel32 = p.H * p.W <= INT32_MAX;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         int64_t ih0 = oh * p.stride_h - p.pad_h;
-        const int64_t ih1 = std::min(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
-        while (ih0 < 0) ih0 += p.dil_h;
+        const int64_t ih1 = lmin(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
+        if (ih0 < 0) ih0 += (-ih0 + p.dil_h - 1) / p.dil_h * p.dil_h;  // first tap >= 0
         T* yr = y + oh * p.OW;
         int64_t* ir = indices + oh * p.OW;
         auto border = [&](int64_t ow) {
             int64_t iw0 = ow * s - p.pad_w;
-            const int64_t iw1 = std::min(iw0 + (p.KW - 1) * p.dil_w + 1, p.W);
-            while (iw0 < 0) iw0 += p.dil_w;
+            const int64_t iw1 = lmin(iw0 + (p.KW - 1) * p.dil_w + 1, p.W);
+            if (iw0 < 0) iw0 += (-iw0 + p.dil_w - 1) / p.dil_w * p.dil_w;
             max_one(x, p.W, ih0, ih1, p.dil_h, iw0, iw1, p.dil_w, yr + ow, ir + ow);
         };
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
@@ -189,20 +200,20 @@ void sum_row_interior(const T* x, int64_t W, int64_t ih0, int64_t ih1, int64_t K
 inline void avg_rows(const Pool2dParams& p, int64_t oh, int64_t* ih0, int64_t* ih1,
                      int64_t* padded_height) {
     const int64_t h0 = oh * p.stride_h - p.pad_h;
-    const int64_t h1 = std::min(h0 + p.KH, p.H + p.pad_h);
+    const int64_t h1 = lmin(h0 + p.KH, p.H + p.pad_h);
     *padded_height = h1 - h0;
-    *ih0 = std::max<int64_t>(h0, 0);
-    *ih1 = std::min(h1, p.H);
+    *ih0 = lmax(h0, 0);
+    *ih1 = lmin(h1, p.H);
 }
 
 // Columns of output ow, as avg_rows.
 inline void avg_cols(const Pool2dParams& p, int64_t ow, int64_t* iw0, int64_t* iw1,
                      int64_t* padded_width) {
     const int64_t w0 = ow * p.stride_w - p.pad_w;
-    const int64_t w1 = std::min(w0 + p.KW, p.W + p.pad_w);
+    const int64_t w1 = lmin(w0 + p.KW, p.W + p.pad_w);
     *padded_width = w1 - w0;
-    *iw0 = std::max<int64_t>(w0, 0);
-    *iw1 = std::min(w1, p.W);
+    *iw0 = lmax(w0, 0);
+    *iw1 = lmin(w1, p.W);
 }
 
 inline int64_t avg_divisor(const Pool2dParams& p, int64_t padded_h, int64_t padded_w,
@@ -265,7 +276,7 @@ void avg_backward_row_interior(T* __restrict dx, int64_t W, int64_t ih0, int64_t
     const int64_t n_max = S == 1 ? kRowBuf - 2 * (KW - 1) : (kRowBuf - KW) / s + 1;
     assert(n_max >= 1);
     for (int64_t c0 = lo; c0 < hi; c0 += n_max) {
-        const int64_t n = std::min(hi - c0, n_max);
+        const int64_t n = lmin(hi - c0, n_max);
         const int64_t span = (n - 1) * s + KW;  // input columns touched by this chunk
         for (int64_t i = 0; i < span; ++i) r[i] = T(0);
         if (S == 1) {
@@ -356,7 +367,7 @@ void adaptive_avg_uniform(const Pool2dParams& p, const T* x, T* y) {
 template <typename T, int S>
 void adaptive_max_uniform(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     const int64_t k = p.W / p.OW;
-    const bool rel32 = p.H * p.W <= std::numeric_limits<int32_t>::max();
+    const bool rel32 = p.H * p.W <= INT32_MAX;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
         max_row_interior<T, S>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, rel32, y + oh * p.OW,

@@ -36,8 +36,8 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
             int64_t iw0 = ow * p.stride_w - p.pad_w;
             const int64_t ih1 = std::min(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
             const int64_t iw1 = std::min(iw0 + (p.KW - 1) * p.dil_w + 1, p.W);
-            while (ih0 < 0) ih0 += p.dil_h;
-            while (iw0 < 0) iw0 += p.dil_w;
+            if (ih0 < 0) ih0 += (-ih0 + p.dil_h - 1) / p.dil_h * p.dil_h;  // first tap >= 0
+            if (iw0 < 0) iw0 += (-iw0 + p.dil_w - 1) / p.dil_w * p.dil_w;
             int64_t maxindex = ih0 * p.W + iw0;
             T maxval = -std::numeric_limits<T>::infinity();
             for (int64_t ih = ih0; ih < ih1; ih += p.dil_h) {
