@@ -13,8 +13,8 @@ cost well under a microsecond per call, a few percent of the smallest kernel.
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import functools
 import pstats
 import time
@@ -22,9 +22,8 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv import _core
+from fastconv import _core, nn
 from fastconv import functional as F
-from fastconv import nn
 
 KERNEL_TIME: collections.Counter = collections.Counter()
 KERNEL_CALLS: collections.Counter = collections.Counter()
