@@ -227,17 +227,23 @@ void backward_data_depthwise(const Conv2dParams& p, T* dx, const T* dy, const T*
     }
 }
 
+// Weight gradient by direct correlation of each (output, input channel) plane pair, with
+// the depthwise plane kernel: dW[k][c] = sum_n corr(dy[n][k], x[n][g*C/g + c]); used for
+// depthwise convolution (C/g = 1). Parallel over output channels, images in order:
+// deterministic, no reduction across threads.
 template <typename T>
-void backward_weight_depthwise(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+void backward_weight_direct(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
     const auto kern = kernel_set<T>().depthwise_backward_weight_plane;
-    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-    // Parallel over output channels, images in order: deterministic with no reduction.
+    const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
 #pragma omp parallel for schedule(static) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
-        T* dwk = dw + k * KK;
-        std::fill(dwk, dwk + KK, T(0));
+        T* dwk = dw + k * Cg * KK;
+        std::fill(dwk, dwk + Cg * KK, T(0));
+        const int64_t c0 = (k / Kg) * Cg;
         for (int64_t n = 0; n < p.N; ++n)
-            kern(p, dwk, dy + (n * p.K + k) * OHW, x + (n * p.C + k / mult) * HW);
+            for (int64_t c = 0; c < Cg; ++c)
+                kern(p, dwk + c * KK, dy + (n * p.K + k) * OHW, x + (n * p.C + c0 + c) * HW);
     }
 }
 
@@ -310,7 +316,7 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
         case ConvAlgo::ref:
             return conv2d_backward_weight_ref(p, dw, dy, x);
         case ConvAlgo::depthwise:
-            return backward_weight_depthwise(p, dw, dy, x);
+            return backward_weight_direct(p, dw, dy, x);
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
         default:

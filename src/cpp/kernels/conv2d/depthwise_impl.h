@@ -75,30 +75,43 @@ void depthwise_backward_data_plane(const Conv2dParams& p, T* __restrict dx, cons
     }
 }
 
+// Each tap's sum runs over all output rows in per-lane partial sums (acc[ow]) and is reduced
+// to a scalar once per tap, not once per row: rows are short (10..56) and a horizontal sum
+// per row would cost as much as the row's FMAs.
 template <typename T>
 void depthwise_backward_weight_plane(const Conv2dParams& p, T* __restrict dw,
                                      const T* __restrict dy, const T* __restrict x) {
+    constexpr int64_t kChunk = 256;  // output columns per pass: acc stays in L1
+    T acc[kChunk];
     const int64_t sw = p.stride_w;
     for (int64_t kh = 0; kh < p.KH; ++kh)
         for (int64_t kw = 0; kw < p.KW; ++kw) {
             const int64_t off = kw * p.dil_w - p.pad_left;
             int64_t lo, hi;
             valid_output_range(p.OW, sw, off, p.W, &lo, &hi);
-            T acc = T(0);
-            for (int64_t oh = 0; oh < p.OH; ++oh) {
-                const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dil_h;
-                if (ih < 0 || ih >= p.H) continue;
-                const T* __restrict gr = dy + oh * p.OW;
-                const T* __restrict xr = x + ih * p.W + off;
-                if (sw == 1) {
-#pragma omp simd reduction(+ : acc)
-                    for (int64_t ow = lo; ow < hi; ++ow) acc += gr[ow] * xr[ow];
-                } else {
-#pragma omp simd reduction(+ : acc)
-                    for (int64_t ow = lo; ow < hi; ++ow) acc += gr[ow] * xr[ow * sw];
+            T total = T(0);
+            for (int64_t c0 = lo; c0 < hi; c0 += kChunk) {
+                const int64_t n = hi - c0 < kChunk ? hi - c0 : kChunk;
+                for (int64_t i = 0; i < n; ++i) acc[i] = T(0);
+                for (int64_t oh = 0; oh < p.OH; ++oh) {
+                    const int64_t ih = oh * p.stride_h - p.pad_top + kh * p.dil_h;
+                    if (ih < 0 || ih >= p.H) continue;
+                    const T* __restrict gr = dy + oh * p.OW + c0;
+                    const T* __restrict xr = x + ih * p.W + off + c0 * sw;
+                    if (sw == 1) {
+#pragma omp simd
+                        for (int64_t i = 0; i < n; ++i) acc[i] += gr[i] * xr[i];
+                    } else {
+#pragma omp simd
+                        for (int64_t i = 0; i < n; ++i) acc[i] += gr[i] * xr[i * sw];
+                    }
                 }
+                T s = T(0);
+#pragma omp simd reduction(+ : s)
+                for (int64_t i = 0; i < n; ++i) s += acc[i];
+                total += s;
             }
-            dw[kh * p.KW + kw] += acc;
+            dw[kh * p.KW + kw] += total;
         }
 }
 
