@@ -4,6 +4,12 @@ Semantics follow ``torch.Tensor`` where this module is silent: arithmetic broadc
 NumPy does and gradients are summed back to each operand's shape; ``backward()`` with no
 argument needs a single-element tensor; ``.grad`` of a leaf accumulates across backward
 calls until zeroed; ``numpy()`` refuses a tensor that requires grad (use ``detach()``).
+
+The array comes from the array-module abstraction (:mod:`fastconv._array`): creation and
+the factories take the module of their device (:func:`~fastconv._array.array_module`, NumPy
+for 'cpu'), and a tensor's device is read off its array's module
+(:func:`~fastconv._array.get_array_module`: a CuPy array is 'cuda'), so a CuPy-backed device
+can slot in without changing the ops.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from fastconv import autograd
-from fastconv._array import check_device, default_float_dtype
+from fastconv._array import array_module, check_device, default_float_dtype, get_array_module
 from fastconv._functions import basic as B
 
 __all__ = [
@@ -30,16 +36,17 @@ int64 = np.int64
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
 
-def _as_array(data: Any, dtype=None) -> np.ndarray:
-    """ndarray from data; Python floats default to float32 and ints to int64, as torch."""
+def _as_array(data: Any, dtype=None, xp=np) -> np.ndarray:
+    """An array of module `xp` from data; Python floats default to float32 and ints to
+    int64, as torch (NumPy arrays and scalars keep their dtype)."""
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
-        return np.array(data, dtype=np.dtype(dtype))
-    if isinstance(data, np.ndarray):
+        return xp.array(data, dtype=np.dtype(dtype))
+    if isinstance(data, xp.ndarray):
         return data
-    arr = np.asarray(data)
-    if arr.dtype == np.float64 and not isinstance(data, np.generic):
+    arr = xp.asarray(data)
+    if arr.dtype == np.float64 and not isinstance(data, (np.generic, np.ndarray)):
         arr = arr.astype(default_float_dtype())  # Python floats and lists of them
     return arr
 
@@ -74,8 +81,7 @@ class Tensor:
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype=None, device: str = "cpu"):
-        check_device(device)
-        self.data = _as_array(data, dtype)
+        self.data = _as_array(data, dtype, array_module(device))
         self.grad: Tensor | None = None
         self._node: autograd.Node | None = None
         self.requires_grad = False
@@ -85,7 +91,8 @@ class Tensor:
     @classmethod
     def _from_op(cls, data: np.ndarray, node) -> Tensor:
         t = object.__new__(cls)
-        t.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        # Op results are arrays of the inputs' module; NumPy scalars become 0-d arrays.
+        t.data = data if isinstance(data, np.ndarray) else get_array_module(data).asarray(data)
         t.grad = None
         t._node = node
         t.requires_grad = node is not None
@@ -102,7 +109,8 @@ class Tensor:
 
     @property
     def device(self) -> str:
-        return "cpu"
+        """'cuda' for a CuPy-backed tensor, 'cpu' otherwise."""
+        return "cpu" if get_array_module(self.data) is np else "cuda"
 
     @property
     def ndim(self) -> int:
@@ -166,9 +174,9 @@ class Tensor:
             if self.numel() != 1:
                 msg = "grad can be implicitly created only for scalar outputs"
                 raise RuntimeError(msg)
-            g = np.ones(self.shape, dtype=self.dtype)
+            g = get_array_module(self.data).ones(self.shape, dtype=self.dtype)
         else:
-            g = np.asarray(_raw(grad), dtype=self.dtype)
+            g = get_array_module(self.data).asarray(_raw(grad), dtype=self.dtype)
             if g.shape != self.shape:
                 msg = (f"Mismatch in shape: grad_output has a shape of {g.shape} and output "
                        f"has a shape of {self.shape}")
@@ -176,14 +184,15 @@ class Tensor:
         autograd.backward(self, g)
 
     def _accumulate(self, g: np.ndarray) -> None:
-        g = np.asarray(g)
+        xp = get_array_module(g)
+        g = xp.asarray(g)
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
         if g.shape != self.shape:
             g = B.unbroadcast(g, self.shape)
         if self.grad is None:
             # A private copy: backward functions may return views of shared buffers.
-            self.grad = Tensor._from_op(np.array(g, copy=True), None)
+            self.grad = Tensor._from_op(xp.array(g, copy=True), None)
         else:
             self.grad.data = self.grad.data + g
 
@@ -202,6 +211,10 @@ class Tensor:
 
     # ---- conversion ---------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
+        if get_array_module(self.data) is not np:
+            msg = ("can't convert cuda tensor to numpy. Use Tensor.cpu() to copy the tensor "
+                   "to host memory first.")
+            raise TypeError(msg)
         if self.requires_grad:
             msg = "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead."
             raise RuntimeError(msg)
@@ -460,26 +473,34 @@ def tensor(data: Any, requires_grad: bool = False, device: str = "cpu", dtype=No
     Python floats become float32 and ints int64; NumPy arrays keep their dtype unless
     `dtype` is given.
     """
-    arr = _as_array(data, dtype)
+    arr = _as_array(data, dtype, array_module(device))
     if arr is data or (isinstance(data, Tensor) and arr is data.data):
         arr = arr.copy()
     return Tensor(arr, requires_grad=requires_grad, device=device)
 
 
-def zeros(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_dims(size), dtype=dtype or default_float_dtype()), requires_grad)
+def zeros(*size, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    xp = array_module(device)
+    return Tensor(xp.zeros(_dims(size), dtype=dtype or default_float_dtype()), requires_grad,
+                  device=device)
 
 
-def ones(*size, dtype=None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_dims(size), dtype=dtype or default_float_dtype()), requires_grad)
+def ones(*size, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    xp = array_module(device)
+    return Tensor(xp.ones(_dims(size), dtype=dtype or default_float_dtype()), requires_grad,
+                  device=device)
 
 
 def zeros_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.zeros(t.shape, dtype=dtype or t.dtype))
+    """Zeros of t's shape, on t's device, in `dtype` (default t's)."""
+    xp = get_array_module(t.data)
+    return Tensor._from_op(xp.zeros(t.shape, dtype=dtype or t.dtype), None)
 
 
 def ones_like(t: Tensor, dtype=None) -> Tensor:
-    return Tensor(np.ones(t.shape, dtype=dtype or t.dtype))
+    """Ones of t's shape, on t's device, in `dtype` (default t's)."""
+    xp = get_array_module(t.data)
+    return Tensor._from_op(xp.ones(t.shape, dtype=dtype or t.dtype), None)
 
 
 _rng = np.random.default_rng()
@@ -496,14 +517,19 @@ def generator() -> np.random.Generator:
     return _rng
 
 
-def randn(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+def randn(*size, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    """Standard normal samples from fastconv's generator (drawn on the host, then placed on
+    `device`, so a seed gives the same values on every device)."""
+    xp = array_module(device)
     data = _rng.standard_normal(_dims(size)).astype(dtype or default_float_dtype())
-    return Tensor(data, requires_grad)
+    return Tensor(xp.asarray(data), requires_grad, device=device)
 
 
-def rand(*size, dtype=None, requires_grad: bool = False) -> Tensor:
+def rand(*size, dtype=None, requires_grad: bool = False, device: str = "cpu") -> Tensor:
+    """Uniform [0, 1) samples from fastconv's generator (drawn on the host, as randn)."""
+    xp = array_module(device)
     data = _rng.random(_dims(size)).astype(dtype or default_float_dtype())
-    return Tensor(data, requires_grad)
+    return Tensor(xp.asarray(data), requires_grad, device=device)
 
 
 def cat(tensors: Sequence, dim: int = 0) -> Tensor:

@@ -3,13 +3,14 @@
 Each forward saves the one array its backward reads: relu, sigmoid and tanh their output,
 leaky_relu its input, softmax/log_softmax their output. Softmax and log_softmax subtract
 the maximum along ``dim`` first (no overflow in exp), and sigmoid evaluates ``exp(-|x|)``
-only, so no float warning is raised for any finite input.
+only, so no float warning is raised for any finite input. Array functions come from the
+input's array module (:func:`fastconv._array.get_array_module`; ``ctx.xp`` in backward), so
+the same code runs on NumPy or CuPy arrays.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from fastconv._array import get_array_module
 from fastconv.autograd import Context, Function
 
 __all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
@@ -18,7 +19,7 @@ __all__ = ["LeakyReLU", "LogSoftmax", "ReLU", "Sigmoid", "Softmax", "Tanh"]
 class ReLU(Function):
     @staticmethod
     def forward(ctx: Context, x):
-        y = np.maximum(x, 0)
+        y = get_array_module(x).maximum(x, 0)
         ctx.save_for_backward(y)
         return y
 
@@ -34,20 +35,22 @@ class LeakyReLU(Function):
     def forward(ctx: Context, x, *, negative_slope):
         ctx.save_for_backward(x)
         ctx.slope = negative_slope
-        return np.where(x > 0, x, x * x.dtype.type(negative_slope))
+        ctx.xp = xp = get_array_module(x)
+        return xp.where(x > 0, x, x * x.dtype.type(negative_slope))
 
     @staticmethod
     def backward(ctx: Context, g):
         (x,) = ctx.saved
         # torch: x > 0 ? g : g * slope (slope at exactly 0).
-        return (np.where(x > 0, g, g * g.dtype.type(ctx.slope)),)
+        return (ctx.xp.where(x > 0, g, g * g.dtype.type(ctx.slope)),)
 
 
 class Sigmoid(Function):
     @staticmethod
     def forward(ctx: Context, x):
-        e = np.exp(-np.abs(x))
-        y = np.where(x >= 0, 1, e) / (1 + e)
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))
+        y = xp.where(x >= 0, 1, e) / (1 + e)
         y = y.astype(x.dtype, copy=False)
         ctx.save_for_backward(y)
         return y
@@ -61,7 +64,7 @@ class Sigmoid(Function):
 class Tanh(Function):
     @staticmethod
     def forward(ctx: Context, x):
-        y = np.tanh(x)
+        y = get_array_module(x).tanh(x)
         ctx.save_for_backward(y)
         return y
 
@@ -74,7 +77,7 @@ class Tanh(Function):
 class Softmax(Function):
     @staticmethod
     def forward(ctx: Context, x, *, dim):
-        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        e = get_array_module(x).exp(x - x.max(axis=dim, keepdims=True))
         e /= e.sum(axis=dim, keepdims=True)
         ctx.save_for_backward(e)
         ctx.dim = dim
@@ -92,8 +95,9 @@ class Softmax(Function):
 class LogSoftmax(Function):
     @staticmethod
     def forward(ctx: Context, x, *, dim):
+        ctx.xp = xp = get_array_module(x)
         z = x - x.max(axis=dim, keepdims=True)
-        z -= np.log(np.exp(z).sum(axis=dim, keepdims=True))
+        z -= xp.log(xp.exp(z).sum(axis=dim, keepdims=True))
         ctx.save_for_backward(z)
         ctx.dim = dim
         return z
@@ -102,4 +106,4 @@ class LogSoftmax(Function):
     def backward(ctx: Context, g):
         (y,) = ctx.saved
         # d log_softmax: g − softmax ⊙ Σ_dim g
-        return (g - np.exp(y) * g.sum(axis=ctx.dim, keepdims=True),)
+        return (g - ctx.xp.exp(y) * g.sum(axis=ctx.dim, keepdims=True),)

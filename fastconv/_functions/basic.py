@@ -2,13 +2,17 @@
 reductions, shape ops, indexing and concatenation.
 
 Gradients of broadcast operands are summed back to the operand's shape (:func:`unbroadcast`),
-as PyTorch does. Forward and backward take and return raw arrays.
+as PyTorch does. Forward and backward take and return raw arrays. Array functions come from
+the inputs' array module (:func:`fastconv._array.get_array_module`, kept on ``ctx.xp`` for
+backward), so the same ops run on NumPy arrays today and on CuPy arrays later; ``np.shape``
+and ``np.ndim`` only read attributes and work for either.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from fastconv._array import get_array_module, scatter_add
 from fastconv.autograd import Context, Function
 
 __all__ = [
@@ -44,7 +48,7 @@ class Add(Function):
     @staticmethod
     def forward(ctx: Context, a, b):
         ctx.shapes = (_shape(a), _shape(b))
-        return np.add(a, b)
+        return get_array_module(a, b).add(a, b)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -57,7 +61,7 @@ class Sub(Function):
     @staticmethod
     def forward(ctx: Context, a, b):
         ctx.shapes = (_shape(a), _shape(b))
-        return np.subtract(a, b)
+        return get_array_module(a, b).subtract(a, b)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -70,7 +74,7 @@ class Mul(Function):
     @staticmethod
     def forward(ctx: Context, a, b):
         ctx.save_for_backward(a, b)
-        return np.multiply(a, b)
+        return get_array_module(a, b).multiply(a, b)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -84,7 +88,7 @@ class Div(Function):
     @staticmethod
     def forward(ctx: Context, a, b):
         ctx.save_for_backward(a, b)
-        return np.divide(a, b)
+        return get_array_module(a, b).divide(a, b)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -98,7 +102,7 @@ class Div(Function):
 class Neg(Function):
     @staticmethod
     def forward(ctx: Context, a):
-        return np.negative(a)
+        return get_array_module(a).negative(a)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -110,7 +114,8 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx: Context, a, b):
-        out = np.power(a, b)
+        ctx.xp = xp = get_array_module(a, b)
+        out = xp.power(a, b)
         ctx.save_for_backward(a, b, out)
         return out
 
@@ -118,18 +123,19 @@ class Pow(Function):
     def backward(ctx: Context, g):
         a, b, out = ctx.saved
         na, nb = ctx.needs_input_grad
-        ga = _like(unbroadcast(g * b * np.power(a, b - 1), _shape(a)), a) if na else None
+        xp = ctx.xp
+        ga = _like(unbroadcast(g * b * xp.power(a, b - 1), _shape(a)), a) if na else None
         gb = None
         if nb:
             with np.errstate(divide="ignore", invalid="ignore"):
-                gb = _like(unbroadcast(g * out * np.log(a), _shape(b)), b)
+                gb = _like(unbroadcast(g * out * xp.log(a), _shape(b)), b)
         return ga, gb
 
 
 class Exp(Function):
     @staticmethod
     def forward(ctx: Context, a):
-        out = np.exp(a)
+        out = get_array_module(a).exp(a)
         ctx.save_for_backward(out)
         return out
 
@@ -143,7 +149,7 @@ class Log(Function):
     @staticmethod
     def forward(ctx: Context, a):
         ctx.save_for_backward(a)
-        return np.log(a)
+        return get_array_module(a).log(a)
 
     @staticmethod
     def backward(ctx: Context, g):
@@ -154,7 +160,7 @@ class Log(Function):
 class Sqrt(Function):
     @staticmethod
     def forward(ctx: Context, a):
-        out = np.sqrt(a)
+        out = get_array_module(a).sqrt(a)
         ctx.save_for_backward(out)
         return out
 
@@ -170,26 +176,28 @@ class MatMul(Function):
     @staticmethod
     def forward(ctx: Context, a, b):
         ctx.save_for_backward(a, b)
-        return np.matmul(a, b)
+        ctx.xp = xp = get_array_module(a, b)
+        return xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx: Context, g):
         a, b = ctx.saved
         na, nb = ctx.needs_input_grad
+        xp = ctx.xp
         a2 = a[np.newaxis, :] if a.ndim == 1 else a
         b2 = b[:, np.newaxis] if b.ndim == 1 else b
         # Restore the axes matmul removed for 1-D operands: b's trailing one first, so a
         # 0-d gradient (vector . vector) becomes (1, 1).
         g2 = g
         if b.ndim == 1:
-            g2 = np.expand_dims(g2, -1)
+            g2 = xp.expand_dims(g2, -1)
         if a.ndim == 1:
-            g2 = np.expand_dims(g2, -2)
+            g2 = xp.expand_dims(g2, -2)
         ga = gb = None
         if na:
-            ga = unbroadcast(np.matmul(g2, np.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
+            ga = unbroadcast(xp.matmul(g2, xp.swapaxes(b2, -1, -2)), a2.shape).reshape(a.shape)
         if nb:
-            gb = unbroadcast(np.matmul(np.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
+            gb = unbroadcast(xp.matmul(xp.swapaxes(a2, -1, -2), g2), b2.shape).reshape(b.shape)
         return ga, gb
 
 
@@ -206,13 +214,15 @@ class Sum(Function):
         ctx.shape = a.shape
         ctx.axes = _axes(dim, a.ndim)
         ctx.keepdim = keepdim
-        return np.sum(a, axis=ctx.axes, keepdims=keepdim)
+        ctx.xp = xp = get_array_module(a)
+        return xp.sum(a, axis=ctx.axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx: Context, g):
+        xp = ctx.xp
         if ctx.axes is not None and not ctx.keepdim:
-            g = np.expand_dims(g, ctx.axes)
-        return (np.broadcast_to(g, ctx.shape).copy(),)
+            g = xp.expand_dims(g, ctx.axes)
+        return (xp.broadcast_to(g, ctx.shape).copy(),)
 
 
 class Mean(Function):
@@ -223,13 +233,15 @@ class Mean(Function):
         ctx.keepdim = keepdim
         count = a.size if ctx.axes is None else int(np.prod([a.shape[i] for i in ctx.axes]))
         ctx.count = max(count, 1)
-        return np.mean(a, axis=ctx.axes, keepdims=keepdim)
+        ctx.xp = xp = get_array_module(a)
+        return xp.mean(a, axis=ctx.axes, keepdims=keepdim)
 
     @staticmethod
     def backward(ctx: Context, g):
+        xp = ctx.xp
         if ctx.axes is not None and not ctx.keepdim:
-            g = np.expand_dims(g, ctx.axes)
-        return (np.broadcast_to(g / ctx.count, ctx.shape).copy(),)
+            g = xp.expand_dims(g, ctx.axes)
+        return (xp.broadcast_to(g / ctx.count, ctx.shape).copy(),)
 
 
 class Max(Function):
@@ -239,17 +251,18 @@ class Max(Function):
     @staticmethod
     def forward(ctx: Context, a, dim=None, keepdim=False):
         axes = _axes(dim, a.ndim)
-        out = np.max(a, axis=axes, keepdims=True)
+        ctx.xp = xp = get_array_module(a)
+        out = xp.max(a, axis=axes, keepdims=True)
         ctx.save_for_backward(a, out)
         ctx.axes, ctx.keepdim = axes, keepdim
-        return out if keepdim else (np.squeeze(out, axis=axes) if axes is not None else out.reshape(()))
+        return out if keepdim else (xp.squeeze(out, axis=axes) if axes is not None else out.reshape(()))
 
     @staticmethod
     def backward(ctx: Context, g):
         a, out = ctx.saved
         mask = (a == out).astype(a.dtype)
         mask /= mask.sum(axis=ctx.axes, keepdims=True)
-        g = np.reshape(g, out.shape)
+        g = ctx.xp.reshape(g, out.shape)
         return (mask * g,)
 
 
@@ -257,22 +270,25 @@ class Reshape(Function):
     @staticmethod
     def forward(ctx: Context, a, shape):
         ctx.shape = a.shape
-        return np.reshape(a, shape)
+        ctx.xp = xp = get_array_module(a)
+        return xp.reshape(a, shape)
 
     @staticmethod
     def backward(ctx: Context, g):
-        return (np.reshape(g, ctx.shape),)
+        return (ctx.xp.reshape(g, ctx.shape),)
 
 
 class Permute(Function):
     @staticmethod
     def forward(ctx: Context, a, dims):
         ctx.dims = tuple(d % a.ndim for d in dims)
-        return np.transpose(a, ctx.dims)
+        ctx.xp = xp = get_array_module(a)
+        return xp.transpose(a, ctx.dims)
 
     @staticmethod
     def backward(ctx: Context, g):
-        return (np.transpose(g, np.argsort(ctx.dims)),)
+        # the inverse permutation: host arithmetic on the axis numbers
+        return (ctx.xp.transpose(g, tuple(np.argsort(ctx.dims).tolist())),)
 
 
 class GetItem(Function):
@@ -281,12 +297,14 @@ class GetItem(Function):
     @staticmethod
     def forward(ctx: Context, a, index):
         ctx.shape, ctx.dtype, ctx.index = a.shape, a.dtype, index
+        ctx.xp = get_array_module(a)
         return a[index]
 
     @staticmethod
     def backward(ctx: Context, g):
-        out = np.zeros(ctx.shape, dtype=ctx.dtype)
-        np.add.at(out, ctx.index, g)
+        xp = ctx.xp
+        out = xp.zeros(ctx.shape, dtype=ctx.dtype)
+        scatter_add(xp, out, ctx.index, g)
         return (out, None)
 
 
@@ -308,23 +326,26 @@ class Cat(Function):
     def forward(ctx: Context, *arrays, dim=0):
         ctx.dim = dim % arrays[0].ndim
         ctx.sizes = [a.shape[ctx.dim] for a in arrays]
-        return np.concatenate(arrays, axis=ctx.dim)
+        ctx.xp = xp = get_array_module(*arrays)
+        return xp.concatenate(arrays, axis=ctx.dim)
 
     @staticmethod
     def backward(ctx: Context, g):
-        splits = np.cumsum(ctx.sizes)[:-1]
-        parts = np.split(g, splits, axis=ctx.dim)
+        splits = np.cumsum(ctx.sizes)[:-1].tolist()  # host arithmetic on the sizes
+        parts = ctx.xp.split(g, splits, axis=ctx.dim)
         return tuple(p if need else None for p, need in zip(parts, ctx.needs_input_grad))
 
 
 class Stack(Function):
     @staticmethod
     def forward(ctx: Context, *arrays, dim=0):
-        out = np.stack(arrays, axis=dim)
+        ctx.xp = xp = get_array_module(*arrays)
+        out = xp.stack(arrays, axis=dim)
         ctx.dim = dim % out.ndim
         return out
 
     @staticmethod
     def backward(ctx: Context, g):
-        parts = [np.take(g, i, axis=ctx.dim) for i in range(g.shape[ctx.dim])]
+        xp = ctx.xp
+        parts = [xp.take(g, i, axis=ctx.dim) for i in range(g.shape[ctx.dim])]
         return tuple(p if need else None for p, need in zip(parts, ctx.needs_input_grad))

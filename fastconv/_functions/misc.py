@@ -6,6 +6,12 @@ contiguous) and runs the three products of a fully connected layer as single GEM
 copies. Pad handles constant padding by a slice copy and reflect/replicate/circular by one
 ``take`` per padded axis with a precomputed source index (its backward is the matching
 scatter-add). Dropout keeps its scaled mask, the only array its backward reads.
+
+Pad and Dropout take their array functions from the input's array module
+(:func:`fastconv._array.get_array_module`, ``ctx.xp`` in backward), so they run on NumPy or
+CuPy arrays; the small index arrays of Pad and Dropout's random draw are made on the host
+(NumPy, fastconv's seeded generator) and moved with ``xp.asarray`` (a no-op for NumPy), so
+a seed gives the same mask on every device. Linear stays on NumPy: it is the C++ GEMM path.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastconv import _core
+from fastconv._array import get_array_module, scatter_add
 from fastconv.autograd import Context, Function
 
 __all__ = ["Dropout", "Linear", "Pad", "pad_source_index"]
@@ -75,35 +82,37 @@ class Pad(Function):
     @staticmethod
     def forward(ctx: Context, x, *, pads, mode, value):
         ctx.x_shape, ctx.mode = x.shape, mode
+        ctx.xp = xp = get_array_module(x)
         if mode == "constant":
             out_shape = tuple(n + b + a for n, (b, a) in zip(x.shape, pads))
             # Negative padding crops: copy the part of x that survives into its place.
             src = tuple(slice(max(-b, 0), n - max(-a, 0)) for n, (b, a) in zip(x.shape, pads))
             dst = tuple(slice(max(b, 0), m - max(a, 0)) for m, (b, a) in zip(out_shape, pads))
             ctx.slices = (src, dst)
-            y = np.full(out_shape, value, dtype=x.dtype)
+            y = xp.full(out_shape, value, dtype=x.dtype)
             y[dst] = x[src]
             return y
-        ctx.index = [(axis, pad_source_index(x.shape[axis], b, a, mode))
+        ctx.index = [(axis, xp.asarray(pad_source_index(x.shape[axis], b, a, mode)))
                      for axis, (b, a) in enumerate(pads) if b or a]
         y = x
         for axis, src in ctx.index:
-            y = np.take(y, src, axis=axis)
+            y = xp.take(y, src, axis=axis)
         return y if y is not x else x.copy()
 
     @staticmethod
     def backward(ctx: Context, g):
+        xp = ctx.xp
         if ctx.mode == "constant":
             src, dst = ctx.slices
-            dx = np.zeros(ctx.x_shape, dtype=g.dtype)
+            dx = xp.zeros(ctx.x_shape, dtype=g.dtype)
             dx[src] = g[dst]
             return (dx,)
         shape = list(g.shape)
         for axis, src in reversed(ctx.index):
             shape[axis] = ctx.x_shape[axis]
-            acc = np.zeros(shape, dtype=g.dtype)
+            acc = xp.zeros(shape, dtype=g.dtype)
             # Border outputs read the same source as interior ones: scatter-add them.
-            np.add.at(acc, (slice(None),) * axis + (src,), g)
+            scatter_add(xp, acc, (slice(None),) * axis + (src,), g)
             g = acc
         return (g,)
 
@@ -113,12 +122,14 @@ class Dropout(Function):
 
     @staticmethod
     def forward(ctx: Context, x, *, p, generator):
+        xp = get_array_module(x)
         if p >= 1.0:
-            mask = np.zeros(x.shape, dtype=x.dtype)
+            mask = xp.zeros(x.shape, dtype=x.dtype)
         else:
             # float32 uniforms: half the generator cost of float64; P(u >= p) = 1 − p.
-            keep = generator.random(x.shape, dtype=np.float32) >= np.float32(p)
-            mask = np.multiply(keep, 1.0 / (1.0 - p), dtype=x.dtype)
+            # Drawn on the host by fastconv's (seeded) generator, then moved to x's module.
+            keep = xp.asarray(generator.random(x.shape, dtype=np.float32) >= np.float32(p))
+            mask = xp.multiply(keep, 1.0 / (1.0 - p), dtype=x.dtype)
         ctx.save_for_backward(mask)
         return x * mask
 

@@ -6,12 +6,15 @@ channel axis 1, and updates the running statistics in place with the unbiased va
 statistics. The training backward is the closed form of Ioffe & Szegedy (2015), eq. for
 ∂ℓ/∂x_i, written with the two channel sums Σ dy and Σ dy·x̂:
 ``dx = γ·invstd·(dy − Σdy/M − x̂·Σ(dy·x̂)/M)``.
+
+Array functions come from the input's array module
+(:func:`fastconv._array.get_array_module`), so the same code runs on NumPy or CuPy arrays;
+the backward uses array methods only.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from fastconv._array import get_array_module
 from fastconv.autograd import Context, Function
 
 __all__ = ["BatchNorm"]
@@ -23,6 +26,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx: Context, x, weight=None, bias=None, *, running_mean, running_var,
                 training, momentum, eps):
+        xp = get_array_module(x, weight, bias)
         c = x.shape[1]
         axes = (0, *range(2, x.ndim))
         bshape = (1, c) + (1,) * (x.ndim - 2)
@@ -30,7 +34,7 @@ class BatchNorm(Function):
         if training:
             mean = x.mean(axis=axes)
             xc = x - mean.reshape(bshape)
-            var = np.mean(xc * xc, axis=axes)
+            var = xp.mean(xc * xc, axis=axes)
             if running_mean is not None:
                 running_mean[...] = (1 - momentum) * running_mean + momentum * mean
             if running_var is not None:
@@ -39,12 +43,12 @@ class BatchNorm(Function):
             mean = running_mean.astype(x.dtype, copy=False)
             var = running_var.astype(x.dtype, copy=False)
             xc = x - mean.reshape(bshape)
-        invstd = (1 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
+        invstd = (1 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
         xhat = xc
         xhat *= invstd.reshape(bshape)
         y = xhat if weight is None else xhat * weight.reshape(bshape)
         if bias is not None:
-            y = y + bias.reshape(bshape) if y is xhat else np.add(y, bias.reshape(bshape), out=y)
+            y = y + bias.reshape(bshape) if y is xhat else xp.add(y, bias.reshape(bshape), out=y)
         need_x, need_w, _ = ctx.needs_input_grad
         keep_xhat = need_w or (need_x and training)
         ctx.save_for_backward(xhat if keep_xhat else None, invstd, weight)

@@ -5,13 +5,15 @@ The input is the one positional argument; pooling parameters are keywords in the
 saves only its argmax indices (backward scatters through them, never reading x); average
 pooling saves only the input shape. ``indices_out``, when given, is a list that receives
 the int64 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them.
+The kernels are the CPU ones; the little array work done here (masking the empty windows
+of a dilated max pool) takes its functions from the arrays' module
+(:func:`fastconv._array.get_array_module`).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from fastconv import kernels
+from fastconv._array import get_array_module
 from fastconv.autograd import Context, Function
 
 __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
@@ -48,8 +50,11 @@ class MaxPool2d(Function):
             g = g[None]
         indices = ctx.indices
         if ctx.empty is not None:
-            g = np.where(ctx.empty, g.dtype.type(0), g)
-            indices = np.where(ctx.empty, 0, indices)
+            # Only here (dilated pooling with empty windows): the module is looked up off
+            # the hot path, from the arrays at hand.
+            xp = get_array_module(g, indices)
+            g = xp.where(ctx.empty, g.dtype.type(0), g)
+            indices = xp.where(ctx.empty, 0, indices)
         dx = kernels.max_pool2d_backward(g, indices, ctx.x_shape)
         return (dx[0] if ctx.unbatched else dx,)
 
