@@ -12,7 +12,7 @@ schedulers, and :func:`save` / :func:`load` for state dicts (.npz, no pickle).
 
 from __future__ import annotations
 
-from fastconv import _core, cuda, data, functional, kernels, nn, optim
+from fastconv import _core, cuda, data, functional, kernels, models, nn, optim
 from fastconv._core import gemm, get_num_threads
 from fastconv.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from fastconv.serialization import load, save
@@ -53,6 +53,7 @@ __all__ = [
     "kernels",
     "load",
     "manual_seed",
+    "models",
     "nn",
     "no_grad",
     "ones",

@@ -1,5 +1,9 @@
 """Command line: ``fastconv`` / ``python -m fastconv``.
 
+- ``fastconv train --model lenet5 --dataset mnist [--epochs E ...]``: train a model of
+  :mod:`fastconv.models` on MNIST/CIFAR-10 (:func:`fastconv.training.train`).
+- ``fastconv eval --model lenet5 --dataset mnist --checkpoint CKPT``: test accuracy and
+  confusion matrix of a saved model (:func:`fastconv.training.evaluate_checkpoint`).
 - ``fastconv info``: backend_info() in readable form.
 - ``fastconv bench [--quick] [--threads N] [--reps R] [--json FILE]``: kernel benchmark table,
   fastconv against NumPy (GEMM) and PyTorch (conv, pooling) in the same run.
@@ -55,6 +59,109 @@ def _bench(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from fastconv import training
+    from fastconv.data import DatasetError
+
+    config = training.TrainConfig(
+        model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, momentum=args.momentum,
+        weight_decay=args.weight_decay, augment=True if args.augment else None,
+        schedule=args.schedule, recipe=args.recipe, seed=args.seed, threads=args.threads,
+        limit_batches=args.limit_batches, save=args.save, resume=args.resume, data=args.data,
+        download=args.download, device=args.device)
+    try:
+        result = training.train(config)
+    except training.TrainingInterrupted as stop:
+        print(f"\ninterrupted after {stop.epoch} epoch(s) + {stop.batch} batch(es); checkpoint "
+              f"saved to {stop.checkpoint} (+ {training.training_state_path(stop.checkpoint)}); "
+              f"continue with --resume {stop.checkpoint}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the first batch: nothing to save
+        print("\ninterrupted before training started; nothing saved", file=sys.stderr)
+        return 130
+    except training.ConfigError as e:
+        print(f"fastconv train: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, training.CheckpointError, DatasetError) as e:
+        print(f"fastconv train: error: {e}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+def _eval(args) -> int:
+    from fastconv import training
+    from fastconv.data import DatasetError
+
+    try:
+        result = training.evaluate_checkpoint(
+            args.model, args.checkpoint, dataset=args.dataset, data=args.data,
+            download=args.download, threads=args.threads, batch_size=args.batch_size)
+    except training.ConfigError as e:
+        print(f"fastconv eval: error: {e}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, training.CheckpointError, DatasetError) as e:
+        print(f"fastconv eval: error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.model} {args.checkpoint}: test accuracy {100 * result.accuracy:.2f} % "
+          f"({int(result.confusion.trace())}/{result.images}), mean loss {result.loss:.4f}, "
+          f"{result.seconds:.1f} s")
+    print(training.format_confusion(result))
+    return 0
+
+
+def _add_train_parser(sub) -> None:
+    from fastconv.models import MODELS
+    from fastconv.training import DATASETS, OPTIMIZERS, SCHEDULES
+
+    p = sub.add_parser(
+        "train", help="train a model on MNIST/CIFAR-10",
+        description="Train a fastconv.models network on the real MNIST or CIFAR-10 data. "
+                    "Unset options come from the recipe (or, with --resume, the checkpoint).")
+    p.add_argument("--model", choices=list(MODELS), help="network (required unless --resume)")
+    p.add_argument("--dataset", choices=list(DATASETS), help="default: the model's dataset")
+    p.add_argument("--epochs", type=int, help="total epochs of the run (default 1)")
+    p.add_argument("--batch-size", type=int, help="training batch size (recipe: 64)")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help="override the recipe's")
+    p.add_argument("--lr", type=float, help="(peak) learning rate")
+    p.add_argument("--momentum", type=float, help="SGD momentum (default 0.9 with --optimizer sgd)")
+    p.add_argument("--weight-decay", type=float, help="L2 weight decay (default 0)")
+    p.add_argument("--augment", action="store_true",
+                   help="random crops (pad 4 CIFAR-10 / 2 MNIST) and, on CIFAR-10, flips")
+    p.add_argument("--schedule", choices=list(SCHEDULES), help="per-step lr schedule")
+    p.add_argument("--recipe", choices=["default", "tutorial"],
+                   help="default: measured best; tutorial: the source tutorial's own")
+    p.add_argument("--seed", type=int, help="weights, shuffling and augmentation (default 0)")
+    p.add_argument("--threads", type=int, help="fc.set_num_threads (default: all cores)")
+    p.add_argument("--limit-batches", type=int, metavar="N", help="at most N batches per epoch")
+    p.add_argument("--save", metavar="CKPT", help="write the model here after each epoch "
+                   "(optimizer state beside it as *.optim.npz)")
+    p.add_argument("--resume", metavar="CKPT",
+                   help="continue the run saved in CKPT up to --epochs (its settings are "
+                        "kept; add --save CKPT to go on saving)")
+    p.add_argument("--data", metavar="ROOT",
+                   help="folder with mnist/ and cifar10/ (default $FASTCONV_DATA, "
+                        "else ~/.cache/fastconv)")
+    p.add_argument("--download", action="store_true", help="fetch missing dataset files")
+    p.add_argument("--device", default="cpu", help="cpu (cuda needs a CUDA build)")
+
+
+def _add_eval_parser(sub) -> None:
+    from fastconv.models import MODELS
+    from fastconv.training import DATASETS, EVAL_BATCH_SIZE
+
+    p = sub.add_parser("eval", help="test accuracy and confusion matrix of a checkpoint")
+    p.add_argument("--model", required=True, choices=list(MODELS))
+    p.add_argument("--dataset", choices=list(DATASETS), help="default: the model's dataset")
+    p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                   help="model state_dict written by fastconv train --save (or fc.save)")
+    p.add_argument("--data", metavar="ROOT", help="as for train")
+    p.add_argument("--download", action="store_true", help="fetch missing dataset files")
+    p.add_argument("--threads", type=int, help="fc.set_num_threads")
+    p.add_argument("--batch-size", type=int, default=EVAL_BATCH_SIZE)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
@@ -64,7 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--threads", type=int, default=1, help="threads for both sides (default 1)")
     bench.add_argument("--reps", type=int, default=10, help="timed repetitions per side (>= 10)")
     bench.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    _add_train_parser(sub)
+    _add_eval_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "eval":
+        return _eval(args)
     if args.command == "info":
         _print_info()
         return 0

@@ -1,8 +1,8 @@
 """The four tutorial networks, written once and run by torch and by fastconv.
 
-Each architecture is defined by a function of the library's ``nn`` and ``F`` modules, so
-the fastconv network is the PyTorch tutorial code with ``import fastconv as fc`` in place
-of torch. Both start from the torch model's weights (its state_dict converted to NumPy),
+Each architecture in fastconv.models is written as a function of the library's ``nn`` and
+``F`` modules (``models.architecture(name, nn, F)``), so the fastconv network is the same
+PyTorch tutorial code with fastconv in place of torch. Both start from the torch model's weights (its state_dict converted to NumPy),
 see the same batch, and must agree on logits, loss and every parameter gradient:
 float64 to a relative error of 1e-10, float32 to 1e-5 of the reference's max magnitude.
 
@@ -25,90 +25,19 @@ import torch.nn.functional as TF
 from conftest import maxabs
 
 import fastconv as fc
-import fastconv.nn as fnn
 from fastconv import functional as FF
+from fastconv import models
 
-# ---- the networks, written once against (nn, F) ---------------------------------------------
+# ---- the networks: fastconv.models' source, built against torch and against fastconv ----
 
-def lenet5(nn, F):
-    """LeNet-5 (LeCun et al. 1998) as in the PyTorch tutorials: 1x32x32 input."""
-
-    class LeNet5(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 6, 5)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(16 * 5 * 5, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-            x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-            x = x.flatten(1)
-            x = F.relu(self.fc1(x))
-            x = F.relu(self.fc2(x))
-            return self.fc3(x)
-
-    return LeNet5(), (1, 32, 32)
-
-
-def tutorial_net(nn, F):
-    """The PyTorch CIFAR-10 tutorial net ("Training a Classifier")."""
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(3, 6, 5)
-            self.pool = nn.MaxPool2d(2, 2)
-            self.conv2 = nn.Conv2d(6, 16, 5)
-            self.fc1 = nn.Linear(16 * 5 * 5, 120)
-            self.fc2 = nn.Linear(120, 84)
-            self.fc3 = nn.Linear(84, 10)
-
-        def forward(self, x):
-            x = self.pool(F.relu(self.conv1(x)))
-            x = self.pool(F.relu(self.conv2(x)))
-            x = x.view(x.size(0), -1)
-            x = F.relu(self.fc1(x))
-            x = F.relu(self.fc2(x))
-            return self.fc3(x)
-
-    return Net(), (3, 32, 32)
-
-
-def keras_net(nn, F):  # noqa: ARG001
-    """The Keras CIFAR-10 CNN tutorial: conv32-pool-conv64-pool-conv64-dense64-dense10."""
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(64, 64, 3), nn.ReLU(),
-        nn.Flatten(),
-        nn.Linear(64 * 4 * 4, 64), nn.ReLU(),
-        nn.Linear(64, 10),
-    )
-    return model, (3, 32, 32)
-
-
-def cifar_net(nn, F):  # noqa: ARG001
-    """CIFAR ConvNet: conv3-32 p1, pool, conv32-64 p1, pool, fc 4096-128-10."""
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
-        nn.Flatten(),
-        nn.Linear(64 * 8 * 8, 128), nn.ReLU(),
-        nn.Linear(128, 10),
-    )
-    return model, (3, 32, 32)
-
-
-NETWORKS = {"lenet5": lenet5, "tutorial": tutorial_net, "keras": keras_net, "cifarnet": cifar_net}
+NETWORKS = list(models.MODELS)
 
 
 def _pair_of_models(name: str, dtype):
     torch.manual_seed(zlib_seed(name))
-    tmodel, in_shape = NETWORKS[name](torch.nn, TF)
-    fmodel, _ = NETWORKS[name](fnn, FF)
+    tmodel = models.architecture(name, torch.nn, TF)
+    fmodel = models.get_model(name)
+    in_shape = models.MODELS[name].input_shape
     tmodel = tmodel.to(torch.float64 if dtype == np.float64 else torch.float32)
     if dtype == np.float64:
         fmodel = fmodel.double()
@@ -130,7 +59,7 @@ def _batch(in_shape, n, dtype, seed):
 # ---- one forward/backward ---------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
-@pytest.mark.parametrize("name", list(NETWORKS))
+@pytest.mark.parametrize("name", NETWORKS)
 def test_network_forward_backward_matches_torch(name, dtype):
     tmodel, fmodel, in_shape = _pair_of_models(name, dtype)
     x, y = _batch(in_shape, 8, dtype, seed=zlib_seed(name) + 1)

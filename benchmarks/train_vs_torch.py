@@ -1,0 +1,154 @@
+"""Train the same model with the same recipe in fastconv and in PyTorch, side by side.
+
+Both libraries start from the same initial weights (torch's, loaded into fastconv), see the
+same batches in the same order (one fastconv DataLoader feeds both, augmentation included),
+use the same optimizer, learning-rate schedule and thread count, and alternate step by step
+so that machine noise hits both alike. Printed per epoch: each library's test accuracy and
+training time, and the time ratio torch / fastconv.
+
+    python benchmarks/train_vs_torch.py --model lenet5 --epochs 1 [--threads 1]
+    python benchmarks/train_vs_torch.py --model cifarnet --epochs 10 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as TF
+
+import fastconv as fc
+from fastconv import functional as F
+from fastconv import models, training
+from fastconv.data import DataLoader
+
+
+def torch_optimizer(recipe: training.Recipe, params, total_steps: int):
+    if recipe.optimizer == "adam":
+        opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
+                              weight_decay=recipe.weight_decay)
+    sched = None
+    if recipe.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    elif recipe.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
+    return opt, sched
+
+
+def fastconv_optimizer(recipe: training.Recipe, params, total_steps: int):
+    if recipe.optimizer == "adam":
+        opt = fc.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = fc.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
+                           weight_decay=recipe.weight_decay)
+    sched = None
+    if recipe.schedule == "cosine":
+        sched = fc.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+    elif recipe.schedule == "onecycle":
+        sched = fc.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
+    return opt, sched
+
+
+def accuracy(predict, loader) -> float:
+    correct = total = 0
+    for x, y in loader:
+        correct += int((predict(x).argmax(axis=1) == y).sum())
+        total += len(y)
+    return 100.0 * correct / total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet5", choices=sorted(models.MODELS))
+    parser.add_argument("--recipe", default="default", choices=["default", "tutorial"])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit-batches", type=int, default=None)
+    parser.add_argument("--data", default=None, help="root holding mnist/ and cifar10/")
+    parser.add_argument("--json", default=None, help="write the figures to this file")
+    args = parser.parse_args()
+
+    spec = models.MODELS[args.model]
+    recipe = training.RECIPES[(args.model, args.recipe)]
+    fc.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    fc.manual_seed(args.seed)
+
+    tmodel = models.architecture(args.model, torch.nn, TF)
+    fmodel = models.get_model(args.model)
+    fmodel.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+
+    train_set = training.load_dataset(spec.dataset, train=True, root=args.data)
+    test_set = training.load_dataset(spec.dataset, train=False, root=args.data)
+    train_tf = training.build_transform(spec.dataset, spec.input_shape, recipe.augment)
+    test_tf = training.build_transform(spec.dataset, spec.input_shape, False)
+    loader = DataLoader(train_set, batch_size=recipe.batch_size, shuffle=True, drop_last=False,
+                        seed=args.seed, transform=train_tf)
+    test_loader = DataLoader(test_set, batch_size=1000, transform=test_tf)
+    steps_per_epoch = min(len(loader), args.limit_batches or len(loader))
+    total = steps_per_epoch * args.epochs
+    topt, tsched = torch_optimizer(recipe, tmodel.parameters(), total)
+    fopt, fsched = fastconv_optimizer(recipe, fmodel.parameters(), total)
+
+    def t_predict(x):
+        with torch.no_grad():
+            return tmodel(torch.from_numpy(x)).numpy()
+
+    def f_predict(x):
+        with fc.no_grad():
+            return fmodel(fc.tensor(x)).numpy()
+
+    print(f"{args.model} on {spec.dataset}: {recipe.describe()}; {args.threads} thread(s), "
+          f"torch {torch.__version__}, fastconv isa {fc.backend_info()['isa']}")
+    print(f"{'epoch':>5s} {'torch acc %':>11s} {'fastconv acc %':>14s} {'torch s':>8s} "
+          f"{'fastconv s':>10s} {'torch/fastconv':>14s}")
+    rows = []
+    for epoch in range(args.epochs):
+        t_time = f_time = 0.0
+        tmodel.train()
+        fmodel.train()
+        for step, (x, y) in enumerate(loader):
+            if step >= steps_per_epoch:
+                break
+            t0 = time.perf_counter()
+            topt.zero_grad()
+            TF.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+            topt.step()
+            if tsched:
+                tsched.step()
+            t1 = time.perf_counter()
+            fopt.zero_grad()
+            F.cross_entropy(fmodel(fc.tensor(x)), fc.tensor(y)).backward()
+            fopt.step()
+            if fsched:
+                fsched.step()
+            t2 = time.perf_counter()
+            t_time += t1 - t0
+            f_time += t2 - t1
+        tmodel.eval()
+        fmodel.eval()
+        t_acc, f_acc = accuracy(t_predict, test_loader), accuracy(f_predict, test_loader)
+        rows.append({"epoch": epoch + 1, "torch_accuracy": t_acc, "fastconv_accuracy": f_acc,
+                     "torch_seconds": t_time, "fastconv_seconds": f_time,
+                     "ratio": t_time / f_time})
+        print(f"{epoch + 1:5d} {t_acc:11.2f} {f_acc:14.2f} {t_time:8.1f} {f_time:10.1f} "
+              f"{t_time / f_time:13.2f}x")
+    gap = rows[-1]["fastconv_accuracy"] - rows[-1]["torch_accuracy"]
+    print(f"final accuracy gap (fastconv - torch): {gap:+.2f} points; "
+          f"time per epoch torch {np.mean([r['torch_seconds'] for r in rows]):.1f} s, "
+          f"fastconv {np.mean([r['fastconv_seconds'] for r in rows]):.1f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"model": args.model, "recipe": recipe.describe(),
+                       "threads": args.threads, "epochs": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
