@@ -384,6 +384,9 @@ def test_recipes_resolve_as_documented():
     cfg = training.resolve_config(training.TrainConfig(model="lenet5", recipe="tutorial"))
     assert (cfg["optimizer"], cfg["lr"], cfg["batch_size"], cfg["schedule"]) == \
         ("adam", 1e-3, 64, "none")
+    cfg = training.resolve_config(training.TrainConfig(model="cifarnet"))
+    assert (cfg["dataset"], cfg["optimizer"], cfg["lr"], cfg["batch_size"], cfg["schedule"]) \
+        == ("cifar10", "adam", 1e-3, 64, "onecycle")
     cfg = training.resolve_config(training.TrainConfig(model="cifarnet", recipe="tutorial"))
     assert (cfg["dataset"], cfg["optimizer"], cfg["lr"], cfg["batch_size"], cfg["schedule"]) \
         == ("cifar10", "adam", 1e-3, 64, "none")
