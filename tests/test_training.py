@@ -36,8 +36,6 @@ from fastconv import cli, training
 from fastconv.data import DataLoader
 from fastconv.models import MODELS, CifarNet, KerasNet, LeNet5, TutorialNet, architecture
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def data_root():
@@ -342,21 +340,23 @@ def test_real_sigint_finishes_the_batch_then_checkpoints(data_root, tmp_path):
     consistent checkpoint (whole batches only: optimizer steps == batches recorded)."""
     ckpt = tmp_path / "sig.npz"
     env = {**os.environ, "FASTCONV_DATA": data_root, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
+           # the fastconv this test imported (installed in CI, the source tree in development)
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    with subprocess.Popen(
         [sys.executable, "-m", "fastconv", "train", "--model", "lenet5", "--threads", "1",
          "--epochs", "3", "--save", str(ckpt)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()  # printed once the data is loaded, before batch 1
-        assert line.startswith("train lenet5"), line + proc.stderr.read()
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as proc:  # the context closes the pipes on every path
+        try:
+            line = proc.stdout.readline()  # printed once the data is loaded, before batch 1
+            assert line.startswith("train lenet5"), line + proc.stderr.read()
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert str(ckpt) in err
