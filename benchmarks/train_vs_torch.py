@@ -26,31 +26,19 @@ from fastconv import models, training
 from fastconv.data import DataLoader
 
 
-def torch_optimizer(recipe: training.Recipe, params, total_steps: int):
+def make_optimizer(optim, recipe: training.Recipe, params, total_steps: int):
+    """The recipe's optimizer and per-step scheduler from `optim` (torch.optim or fc.optim:
+    the same names and arguments)."""
     if recipe.optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        opt = optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     else:
-        opt = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
-                              weight_decay=recipe.weight_decay)
+        opt = optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
+                        weight_decay=recipe.weight_decay)
     sched = None
     if recipe.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
     elif recipe.schedule == "onecycle":
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
-    return opt, sched
-
-
-def fastconv_optimizer(recipe: training.Recipe, params, total_steps: int):
-    if recipe.optimizer == "adam":
-        opt = fc.optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = fc.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
-                           weight_decay=recipe.weight_decay)
-    sched = None
-    if recipe.schedule == "cosine":
-        sched = fc.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    elif recipe.schedule == "onecycle":
-        sched = fc.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
+        sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
     return opt, sched
 
 
@@ -94,8 +82,8 @@ def main() -> None:
     test_loader = DataLoader(test_set, batch_size=1000, transform=test_tf)
     steps_per_epoch = min(len(loader), args.limit_batches or len(loader))
     total = steps_per_epoch * args.epochs
-    topt, tsched = torch_optimizer(recipe, tmodel.parameters(), total)
-    fopt, fsched = fastconv_optimizer(recipe, fmodel.parameters(), total)
+    topt, tsched = make_optimizer(torch.optim, recipe, tmodel.parameters(), total)
+    fopt, fsched = make_optimizer(fc.optim, recipe, fmodel.parameters(), total)
 
     def t_predict(x):
         with torch.no_grad():

@@ -16,6 +16,25 @@ from fastconv.autograd import Context, Function
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
 
+
+def _backward(ctx: Context, g, backward_data, backward_weight):
+    """(dx, dw, db) of a (transposed) convolution, running only the kernels whose input
+    needs a gradient; ``ctx.args`` are the hyperparameters in the kernels' order."""
+    x, w = ctx.saved
+    need_x, need_w, need_b = ctx.needs_input_grad
+    if ctx.unbatched:
+        g = g[None]
+    dx = dw = db = None
+    if need_x:
+        dx = backward_data(g, w, ctx.x_shape, *ctx.args)
+        if ctx.unbatched:
+            dx = dx[0]
+    if need_w:
+        dw = backward_weight(g, x, ctx.w_shape, *ctx.args)
+    if need_b:
+        db = kernels.conv2d_backward_bias(g)
+    return dx, dw, db
+
 class Conv2d(Function):
     """y = conv2d(x, w) + b; backward: dx = backward_data, dW = backward_weight, db = Σ dy."""
 
@@ -33,20 +52,7 @@ class Conv2d(Function):
 
     @staticmethod
     def backward(ctx: Context, g):
-        x, w = ctx.saved
-        need_x, need_w, need_b = ctx.needs_input_grad
-        if ctx.unbatched:
-            g = g[None]
-        dx = dw = db = None
-        if need_x:
-            dx = kernels.conv2d_backward_data(g, w, ctx.x_shape, *ctx.args)
-            if ctx.unbatched:
-                dx = dx[0]
-        if need_w:
-            dw = kernels.conv2d_backward_weight(g, x, ctx.w_shape, *ctx.args)
-        if need_b:
-            db = kernels.conv2d_backward_bias(g)
-        return dx, dw, db
+        return _backward(ctx, g, kernels.conv2d_backward_data, kernels.conv2d_backward_weight)
 
 
 class ConvTranspose2d(Function):
@@ -67,17 +73,5 @@ class ConvTranspose2d(Function):
 
     @staticmethod
     def backward(ctx: Context, g):
-        x, w = ctx.saved
-        need_x, need_w, need_b = ctx.needs_input_grad
-        if ctx.unbatched:
-            g = g[None]
-        dx = dw = db = None
-        if need_x:
-            dx = kernels.conv_transpose2d_backward_data(g, w, ctx.x_shape, *ctx.args)
-            if ctx.unbatched:
-                dx = dx[0]
-        if need_w:
-            dw = kernels.conv_transpose2d_backward_weight(g, x, ctx.w_shape, *ctx.args)
-        if need_b:
-            db = kernels.conv2d_backward_bias(g)
-        return dx, dw, db
+        return _backward(ctx, g, kernels.conv_transpose2d_backward_data,
+                         kernels.conv_transpose2d_backward_weight)
