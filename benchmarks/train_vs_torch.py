@@ -26,22 +26,6 @@ from fastconv import models, training
 from fastconv.data import DataLoader
 
 
-def make_optimizer(optim, recipe: training.Recipe, params, total_steps: int):
-    """The recipe's optimizer and per-step scheduler from `optim` (torch.optim or fc.optim:
-    the same names and arguments)."""
-    if recipe.optimizer == "adam":
-        opt = optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum or 0.0,
-                        weight_decay=recipe.weight_decay)
-    sched = None
-    if recipe.schedule == "cosine":
-        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-    elif recipe.schedule == "onecycle":
-        sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=total_steps)
-    return opt, sched
-
-
 def accuracy(predict, loader) -> float:
     correct = total = 0
     for x, y in loader:
@@ -82,8 +66,13 @@ def main() -> None:
     test_loader = DataLoader(test_set, batch_size=1000, transform=test_tf)
     steps_per_epoch = min(len(loader), args.limit_batches or len(loader))
     total = steps_per_epoch * args.epochs
-    topt, tsched = make_optimizer(torch.optim, recipe, tmodel.parameters(), total)
-    fopt, fsched = make_optimizer(fc.optim, recipe, fmodel.parameters(), total)
+    # The training loop's own optimizer and scheduler factories, for both libraries.
+    cfg = {"optimizer": recipe.optimizer, "lr": recipe.lr, "momentum": recipe.momentum or 0.0,
+           "weight_decay": recipe.weight_decay}
+    topt = training.make_optimizer(tmodel, cfg, torch.optim)
+    fopt = training.make_optimizer(fmodel, cfg, fc.optim)
+    tsched = training.make_scheduler(topt, recipe.schedule, total, torch.optim)
+    fsched = training.make_scheduler(fopt, recipe.schedule, total, fc.optim)
 
     def t_predict(x):
         with torch.no_grad():

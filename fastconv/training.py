@@ -620,26 +620,34 @@ def load_model_checkpoint(model: Module, checkpoint: str | Path) -> None:
 
 # ---- the loop -----------------------------------------------------------------------------
 
-def make_optimizer(model: Module, cfg: dict[str, Any]) -> optim.Optimizer:
-    """Adam or SGD over ``model.parameters()`` with the resolved settings."""
+def make_optimizer(model: Module, cfg: dict[str, Any], optim_module=optim) -> optim.Optimizer:
+    """Adam or SGD over ``model.parameters()`` with the resolved settings.
+
+    `optim_module` is fastconv.optim, or torch.optim for a PyTorch twin of the same run
+    (benchmarks/train_vs_torch.py): both take the same names and arguments.
+    """
     if cfg["optimizer"] == "adam":
-        return optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    return optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                     weight_decay=cfg["weight_decay"])
+        return optim_module.Adam(model.parameters(), lr=cfg["lr"],
+                                 weight_decay=cfg["weight_decay"])
+    return optim_module.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                            weight_decay=cfg["weight_decay"])
 
 
-def make_scheduler(optimizer: optim.Optimizer, schedule: str, total_steps: int):
+def make_scheduler(optimizer: optim.Optimizer, schedule: str, total_steps: int,
+                   optim_module=optim):
     """A per-step scheduler over `total_steps` optimizer steps (None for 'none').
 
     'cosine': CosineAnnealingLR(T_max=total_steps, eta_min=0) — lr reaches 0 at the last
     step. 'onecycle': OneCycleLR(max_lr=lr, total_steps) with torch's defaults (30 % warm-up
     from lr/25, cosine annealing to lr/25e4, momentum/β₁ cycled between 0.85 and 0.95).
+    `optim_module` as in :func:`make_optimizer`.
     """
+    lr_scheduler = optim_module.lr_scheduler
     if schedule == "cosine":
-        return optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
     if schedule == "onecycle":
         max_lr = optimizer.param_groups[0]["lr"]
-        return optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total_steps)
     return None
 
 
