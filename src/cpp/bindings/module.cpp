@@ -19,6 +19,7 @@ namespace fastconv {
 void register_gemm(py::module_& m);
 void register_conv2d(py::module_& m);
 void register_pool2d(py::module_& m);
+void register_probe(py::module_& m);
 }  // namespace fastconv
 
 namespace {
@@ -112,4 +113,5 @@ PYBIND11_MODULE(_core, m) {
     fastconv::register_gemm(m);
     fastconv::register_conv2d(m);
     fastconv::register_pool2d(m);
+    fastconv::register_probe(m);
 }

@@ -18,9 +18,16 @@
     }                                                      \
     }
 #define FASTCONV_KERNEL(isa, slot, fn)
+#define FASTCONV_PROBE(isa, fn)                  \
+    namespace fastconv {                         \
+    namespace isa {                              \
+    double fn(int64_t iterations, double* flops); \
+    }                                            \
+    }
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
 #undef FASTCONV_KERNEL
+#undef FASTCONV_PROBE
 
 FASTCONV_DECLARE_ISA_KERNELS(ref)
 #ifdef FASTCONV_HAVE_AVX2
@@ -62,9 +69,12 @@ KernelTable make_table(Isa want) {
         t.f32.slot = &isa_::fn<float>;  \
         t.f64.slot = &isa_::fn<double>; \
     }
+#define FASTCONV_PROBE(isa_, fn) \
+    if (want == Isa::isa_) t.fma_probe = &isa_::fn;
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
 #undef FASTCONV_KERNEL
+#undef FASTCONV_PROBE
     return t;
 }
 

@@ -70,6 +70,11 @@ struct KernelTable {
     Isa isa = Isa::ref;
     KernelSet<float> f32;
     KernelSet<double> f64;
+    // FMA-throughput probe: `iterations` rounds of independent float32 multiply-add chains at
+    // this ISA's vector width, no memory traffic. Writes the FLOPs done (2 per FMA lane) to
+    // *flops; returns a checksum so the loop cannot be optimised away. Drives the
+    // "% of machine peak" column of `fastconv bench` (kernels/probe/probe_driver.cpp).
+    double (*fma_probe)(int64_t iterations, double* flops) = nullptr;
 
     template <typename T>
     KernelSet<T>& get() {
