@@ -5,18 +5,19 @@
 - ``fastconv eval --model lenet5 --dataset mnist --checkpoint CKPT``: test accuracy and
   confusion matrix of a saved model (:func:`fastconv.training.evaluate_checkpoint`).
 - ``fastconv info``: backend_info() in readable form.
-- ``fastconv bench [--quick] [--threads N] [--reps R] [--json FILE]``: kernel benchmark table,
-  fastconv against NumPy (GEMM) and PyTorch (conv, pooling) in the same run.
+- ``fastconv bench [--quick] [--filter RE] [--threads N[,N]] [--json FILE] [--plot PNG]``:
+  kernel and whole-model benchmarks, fastconv against NumPy (GEMM, Linear) and PyTorch
+  (conv, pooling, models) in the same run (:mod:`fastconv.bench.command`).
+- ``fastconv check [--json FILE] [--filter S]``: every public op and model, forward and
+  backward, float32 and float64, against PyTorch in float64 (:mod:`fastconv.bench.check`).
 - no sub-command: ``info`` followed by ``bench --quick``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
-from dataclasses import asdict
 
 import numpy as np
 
@@ -35,28 +36,6 @@ def _print_info() -> None:
     print(f"  threads:        {info['num_threads']}  (OpenMP: {info['openmp']})")
     print(f"  compiler:       {info['compiler']}")
     print(f"  cuda built:     {info['cuda_built']}")
-
-
-def _bench(args) -> int:
-    from fastconv.bench import default_cases, format_table, run_cases
-
-    try:
-        import torch
-
-        peer = f"torch {torch.__version__}"
-    except ImportError:
-        peer = "torch not installed: conv/pool rows show fastconv only"
-    print(f"benchmark: threads={args.threads}, reps={args.reps}, float32, hot cache; "
-          f"peers: numpy {np.__version__} (GEMM), {peer}")
-    results = run_cases(default_cases(quick=args.quick), threads=args.threads, reps=args.reps)
-    print(format_table(results))
-    if args.json:
-        payload = {"backend": fc.backend_info(), "numpy": np.__version__,
-                   "results": [asdict(r) for r in results]}
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
-        print(f"wrote {args.json}")
-    return 0
 
 
 def _train(args) -> int:
@@ -166,11 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("info", help="print backend_info()")
-    bench = sub.add_parser("bench", help="kernel benchmarks against numpy/torch")
-    bench.add_argument("--quick", action="store_true", help="fewer, smaller cases")
-    bench.add_argument("--threads", type=int, default=1, help="threads for both sides (default 1)")
-    bench.add_argument("--reps", type=int, default=10, help="timed repetitions per side (>= 10)")
-    bench.add_argument("--json", metavar="FILE", help="also write every figure as JSON")
+    from fastconv.bench.check import add_check_arguments, run_check_cli
+    from fastconv.bench.command import add_bench_arguments, run_bench_cli
+
+    add_bench_arguments(sub.add_parser(
+        "bench", help="kernel and model benchmarks against numpy/torch, alternated in one run"))
+    add_check_arguments(sub.add_parser(
+        "check", help="parity of every op and model with PyTorch in float64"))
     _add_train_parser(sub)
     _add_eval_parser(sub)
     args = parser.parse_args(argv)
@@ -182,10 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         _print_info()
         return 0
     if args.command == "bench":
-        return _bench(args)
+        return run_bench_cli(args)
+    if args.command == "check":
+        return run_check_cli(args)
     _print_info()
     print()
-    return _bench(argparse.Namespace(quick=True, threads=1, reps=10, json=None))
+    return run_bench_cli(parser.parse_args(["bench", "--quick"]))
 
 
 if __name__ == "__main__":

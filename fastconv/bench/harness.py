@@ -1,92 +1,107 @@
-"""Benchmark harness: named cases, alternating timing, agreement check, table output.
+"""Benchmark harness: build each case from a named shape, check ours against the peer, then
+time both alternately.
 
-The peers (torch, threadpoolctl for OpenBLAS's thread count) are imported lazily; without
-torch the conv/pool rows still print our figures and name the missing peer.
+Method (STYLE §8): fastconv and the peer get the same float32 inputs and the same thread
+count; their outputs must agree (normwise relative error ≤ 1e-3) before anything is timed;
+after ``warmup`` untimed rounds, ``reps`` rounds each time ours then the peer, so that noise
+on a shared host hits both alike. Reported: median, min, max and quartiles of each side,
+GFLOP/s (pooling: GB/s), the share of the machine's measured peak, and the speed-up
+``peer ms / our ms``. Inputs stay resident between repetitions: every figure is "hot cache".
+
+Peers are imported lazily: PyTorch CPU for convolution, pooling and whole models, NumPy
+(OpenBLAS) for GEMM and Linear. Without torch the conv/pool/model rows still carry our
+figures, with the peer reported missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import statistics
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 import fastconv as fc
 from fastconv import kernels as K
+from fastconv.bench import shapes as S
+
+AGREE_RTOL = 1e-3  # float32 vs float32: both sides round; 1e-3 of the max is far above that
 
 
 @dataclass
 class Case:
-    """One benchmark: `ours()` and `peer()` compute the same thing; `flops` or `bytes` sizes it."""
+    """One timed row: `ours()` and `peer()` compute the same result from the same inputs."""
 
+    kind: str  # conv2d | max_pool2d | avg_pool2d | gemm | linear | model
     name: str
     direction: str
     ours: Callable[[], object]
     peer: Callable[[], object] | None
-    peer_name: str
+    peer_name: str  # 'torch' | 'numpy'
     flops: float = 0.0
     bytes: float = 0.0
     algorithm: str = ""
-    check: Callable[[object, object], float] | None = None  # returns max relative error
+    shape: dict = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass
 class Result:
+    """Every figure of one row; ``dataclasses.asdict`` of it is one entry of the JSON."""
+
+    kind: str
     name: str
     direction: str
+    shape: dict
+    aliases: list
+    threads: int
+    isa: str
+    algorithm: str
+    flops: float
+    bytes: float
+    arithmetic_intensity: float | None
     ms: float
     ms_min: float
     ms_max: float
-    peer_ms: float | None
-    peer_name: str
+    ms_q1: float
+    ms_q3: float
     gflops: float | None
     gbps: float | None
+    pct_peak: float | None
+    peer: str
+    peer_ms: float | None
+    peer_ms_min: float | None
+    peer_ms_max: float | None
+    peer_gflops: float | None
     speedup: float | None
     max_rel_err: float | None
-    algorithm: str
+    status: str  # ok | mismatch | peer-missing | error
+    note: str
+    times_ms: list
+    peer_times_ms: list
+
+
+@dataclass
+class MachinePeaks:
+    """Measured denominators for '% of peak' at one thread count."""
+
     threads: int
-    isa: str
-    note: str = ""
-    times_ms: list = field(default_factory=list)
-    peer_times_ms: list = field(default_factory=list)
+    fma_gflops: float
+    copy_gbps: float
 
 
-def _rel_err(ours, ref) -> float:
-    ours = np.asarray(ours, dtype=np.float64)
-    ref = np.asarray(ref, dtype=np.float64)
-    scale = max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-30)
-    return float(np.max(np.abs(ours - ref))) / scale if ref.size else 0.0
+# ---- peers, threads, timing ---------------------------------------------------------------
 
-
-def _to_numpy(out):
-    if isinstance(out, tuple):
-        out = out[0]
-    if hasattr(out, "detach"):
-        out = out.detach().numpy()
-    return np.asarray(out)
-
-
-def _time_once(fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return (time.perf_counter() - t0) * 1e3
-
-
-def time_alternating(ours, peer, reps: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Median-ready samples (ms): warm-up both, then `reps` rounds of ours-then-peer."""
-    for _ in range(warmup):
-        ours()
-        if peer is not None:
-            peer()
-    t_ours, t_peer = [], []
-    for _ in range(reps):
-        t_ours.append(_time_once(ours))
-        if peer is not None:
-            t_peer.append(_time_once(peer))
-    return t_ours, t_peer
+def try_import(name: str):
+    """The module, or None if it is not installed (peers are optional)."""
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
 
 
 @contextlib.contextmanager
@@ -94,12 +109,12 @@ def same_threads(threads: int):
     """Run fastconv, torch and OpenBLAS with `threads` threads, restoring them afterwards."""
     old_fc = fc.get_num_threads()
     fc.set_num_threads(threads)
-    torch = _try_import("torch")
+    torch = try_import("torch")
     old_torch = torch.get_num_threads() if torch else None
     if torch:
         torch.set_num_threads(threads)
     limiter = None
-    tp = _try_import("threadpoolctl")
+    tp = try_import("threadpoolctl")
     if tp:
         limiter = tp.threadpool_limits(limits=threads, user_api="blas")
     try:
@@ -112,135 +127,346 @@ def same_threads(threads: int):
             limiter.restore_original_limits()
 
 
-def _try_import(name):
-    try:
-        return __import__(name)
-    except ImportError:
-        return None
+def _time_once(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1e3
 
 
-# ---- cases -------------------------------------------------------------------------------
+def time_alternating(ours, peer, reps: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Samples in ms: `warmup` untimed rounds, then `reps` rounds of ours-then-peer."""
+    for _ in range(warmup):
+        ours()
+        if peer is not None:
+            peer()
+    t_ours, t_peer = [], []
+    for _ in range(reps):
+        t_ours.append(_time_once(ours))
+        if peer is not None:
+            t_peer.append(_time_once(peer))
+    return t_ours, t_peer
 
-def gemm_case(n: int, rng) -> Case:
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    return Case(f"sgemm {n}x{n}x{n}", "gemm", lambda: fc.gemm(a, b), lambda: a @ b, "numpy",
-                flops=2.0 * n**3, algorithm="packed-gemm")
+
+def measure_peaks(threads: int, tries: int = 5) -> MachinePeaks:
+    """Best of `tries` runs of the extension's FMA-throughput probe and copy probe.
+
+    The FMA probe runs each thread's independent FMA chains for about 0.1 s at the active
+    ISA's vector width; the copy probe moves a 64 MiB buffer (far above L2/L3 per core)."""
+    iters = 4_000_000
+    fma = max(fc._core.probe_fma_peak(threads, iters)["gflops"] for _ in range(tries))
+    copy = max(fc._core.probe_copy_bandwidth(threads, 64 << 20)["gbps"] for _ in range(tries))
+    return MachinePeaks(threads, fma, copy)
 
 
-def conv_cases(name: str, x_shape, w_shape, stride, padding, rng, torch) -> list[Case]:
-    """Forward, backward_data and backward_weight of one conv layer (float32)."""
-    x = rng.standard_normal(x_shape, dtype=np.float32)
-    w = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
-    b = rng.standard_normal(w_shape[0], dtype=np.float32)
-    y_shape = K.conv2d_output_shape(x_shape, w_shape, stride, padding)
-    dy = rng.standard_normal(y_shape, dtype=np.float32)
-    n, k, oh, ow = y_shape
-    flops = 2.0 * n * k * w_shape[1] * w_shape[2] * w_shape[3] * oh * ow
-    algo = fc._core.conv2d_choose_algorithm(x, w, (stride, stride),
-                                            (padding, padding, padding, padding), (1, 1), 1)
-    peers = {"forward": None, "backward_data": None, "backward_weight": None}
+def rel_err(ours, ref) -> float:
+    """Normwise relative error max|ours − ref| / max|ref| (inf if shapes differ or NaN)."""
+    ours = np.asarray(ours, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if ours.shape != ref.shape:
+        return math.inf
+    if ref.size == 0:
+        return 0.0
+    err = float(np.max(np.abs(ours - ref)))
+    return err / max(float(np.max(np.abs(ref))), 1e-30) if not math.isnan(err) else math.inf
+
+
+def _to_numpy(out):
+    if isinstance(out, tuple):
+        out = out[0]
+    if hasattr(out, "detach"):  # torch.Tensor
+        out = out.detach().numpy()
+    return np.asarray(out)
+
+
+# ---- cases from shapes ----------------------------------------------------------------------
+
+_CONV_ALGO = {  # the driver's choice, and what it means in each direction
+    "im2col": {"forward": "im2col+gemm", "backward_data": "gemm+col2im",
+               "backward_weight": "im2col+gemm"},
+    "direct_1x1": {"forward": "gemm_1x1", "backward_data": "gemm_1x1",
+                   "backward_weight": "gemm_1x1"},
+}
+
+
+def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
+    """Forward, backward_data or backward_weight (+ bias) of one Conv2d layer."""
+    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
+    w = rng.standard_normal(layer.w_shape, dtype=np.float32) * 0.1
+    b = rng.standard_normal(layer.k, dtype=np.float32)
+    dy = rng.standard_normal(layer.y_shape, dtype=np.float32)
+    kw = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
+          "groups": layer.groups}
+    ours = {
+        "forward": lambda: K.conv2d(x, w, b, **kw),
+        "backward_data": lambda: K.conv2d_backward_data(dy, w, layer.x_shape, **kw),
+        "backward_weight": lambda: (K.conv2d_backward_weight(dy, x, layer.w_shape, **kw),
+                                    K.conv2d_backward_bias(dy))[0],
+    }[direction]
+    peer = None
     if torch is not None:
         tx, tw, tb, tdy = (torch.from_numpy(v) for v in (x, w, b, dy))
-        aten = torch.ops.aten
+        s, p, d = [layer.stride] * 2, [layer.padding] * 2, [layer.dilation] * 2
 
         def t_bwd(mask):
-            return aten.convolution_backward(tdy, tx, tw, [k], [stride] * 2, [padding] * 2,
-                                             [1, 1], False, [0, 0], 1, mask)
+            return torch.ops.aten.convolution_backward(tdy, tx, tw, [layer.k], s, p, d, False,
+                                                       [0, 0], layer.groups, mask)
 
-        peers = {
-            "forward": lambda: torch.nn.functional.conv2d(tx, tw, tb, stride, padding),
+        peer = {
+            "forward": lambda: torch.nn.functional.conv2d(tx, tw, tb, **kw),
             "backward_data": lambda: t_bwd([True, False, False])[0],
             "backward_weight": lambda: t_bwd([False, True, True])[1],
-        }
-    ours = {
-        "forward": lambda: K.conv2d(x, w, b, stride, padding),
-        "backward_data": lambda: K.conv2d_backward_data(dy, w, x_shape, stride, padding),
-        "backward_weight": lambda: (K.conv2d_backward_weight(dy, x, w_shape, stride, padding),
-                                    K.conv2d_backward_bias(dy))[0],
-    }
-    return [Case(name, d, ours[d], peers[d], "torch", flops=flops, algorithm=algo)
-            for d in ("forward", "backward_data", "backward_weight")]
+        }[direction]
+    algo = fc._core.conv2d_choose_algorithm(x, w, (layer.stride,) * 2, (layer.padding,) * 4,
+                                            (layer.dilation,) * 2, layer.groups)
+    return Case(layer.kind, layer.name, direction, ours, peer, "torch",
+                flops=layer.flops(direction), bytes=layer.bytes(direction),
+                algorithm=_CONV_ALGO.get(algo, {}).get(direction, algo), shape=layer.describe(),
+                aliases=layer.aliases)
 
 
-def pool_cases(name: str, x_shape, k: int, s: int, p: int, rng, torch) -> list[Case]:
-    x = rng.standard_normal(x_shape, dtype=np.float32)
-    y, idx = K.max_pool2d(x, k, s, p)
-    dy = rng.standard_normal(y.shape, dtype=np.float32)
-    moved = 4.0 * (x.size + y.size) + 8.0 * y.size  # read x, write y and int64 indices
-    moved_bwd = 4.0 * (x.size + dy.size) + 8.0 * dy.size
-    peer_f = peer_b = None
+def pool_case(layer: S.PoolShape, direction: str, rng, torch) -> Case:
+    """Max- or avg-pool forward or backward on one feature map."""
+    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
+    dy = rng.standard_normal(layer.y_shape, dtype=np.float32)
+    k, s, p = layer.kernel, layer.stride, layer.padding
+    if layer.op == "max_pool2d":
+        _, idx = K.max_pool2d(x, k, s, p)
+        ours = {"forward": lambda: K.max_pool2d(x, k, s, p),
+                "backward": lambda: K.max_pool2d_backward(dy, idx, layer.x_shape)}[direction]
+    else:
+        ours = {"forward": lambda: K.avg_pool2d(x, k, s, p),
+                "backward": lambda: K.avg_pool2d_backward(dy, layer.x_shape, k, s, p)}[direction]
+    peer = None
     if torch is not None:
         tx, tdy = torch.from_numpy(x), torch.from_numpy(dy)
-        tidx = torch.from_numpy(idx)
-        peer_f = lambda: torch.nn.functional.max_pool2d(tx, k, s, p, return_indices=True)
-        peer_b = lambda: torch.ops.aten.max_pool2d_with_indices_backward(
-            tdy, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx)
-    return [
-        Case(name, "max_pool fwd", lambda: K.max_pool2d(x, k, s, p), peer_f, "torch",
-             bytes=moved, algorithm="direct"),
-        Case(name, "max_pool bwd", lambda: K.max_pool2d_backward(dy, idx, x_shape), peer_b,
-             "torch", bytes=moved_bwd, algorithm="direct"),
-    ]
+        aten = torch.ops.aten
+        if layer.op == "max_pool2d":
+            tidx = torch.from_numpy(idx)
+            peer = {
+                "forward": lambda: torch.nn.functional.max_pool2d(tx, k, s, p,
+                                                                  return_indices=True),
+                "backward": lambda: aten.max_pool2d_with_indices_backward(
+                    tdy, tx, [k, k], [s, s], [p, p], [1, 1], False, tidx),
+            }[direction]
+        else:
+            peer = {
+                "forward": lambda: torch.nn.functional.avg_pool2d(tx, k, s, p),
+                "backward": lambda: aten.avg_pool2d_backward(tdy, tx, [k, k], [s, s], [p, p],
+                                                             False, True, None),
+            }[direction]
+    return Case(layer.kind, layer.name, direction, ours, peer, "torch",
+                bytes=layer.bytes(direction), algorithm="direct", shape=layer.describe(),
+                aliases=layer.aliases)
 
 
-def default_cases(quick: bool = False, seed: int = 0) -> list[Case]:
-    """GEMM squares vs NumPy; LeNet-5 conv/pool layers at batch 64 and ResNet-18 3x3 vs torch."""
+def gemm_case(layer: S.GemmShape, direction: str, rng) -> Case:
+    """A GEMM square, or one of a Linear layer's three GEMMs, against NumPy's matmul."""
+    m, n, k = layer.gemm_mnk(direction)
+    if direction in ("gemm", "backward_data"):  # C = A @ B
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        ours, peer = (lambda: fc.gemm(a, b)), (lambda: a @ b)
+    elif direction == "forward":  # y = x @ W^T, W stored (out, in)
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k), dtype=np.float32)
+        ours, peer = (lambda: fc.gemm(a, b, trans_b=True)), (lambda: a @ b.T)
+    else:  # backward_weight: dW = dy^T @ x, dy stored (batch, out)
+        a = rng.standard_normal((k, m), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        ours, peer = (lambda: fc.gemm(a, b, trans_a=True)), (lambda: a.T @ b)
+    return Case(layer.kind, layer.name, direction, ours, peer, "numpy",
+                flops=layer.flops(direction), bytes=layer.bytes(direction),
+                algorithm="packed-gemm", shape={**layer.describe(), "gemm_mnk": [m, n, k]},
+                aliases=layer.aliases)
+
+
+MODEL_ROWS = (("lenet5", 64, "train_step"), ("lenet5", 64, "inference"),
+              ("lenet5", 1, "inference"), ("cifarnet", 64, "train_step"),
+              ("cifarnet", 64, "inference"), ("cifarnet", 1, "inference"))
+
+
+def model_case(net: str, batch: int, mode: str, rng, torch) -> Case:
+    """A whole network: a training step (forward, cross-entropy, backward, SGD with momentum
+    0.9 at lr 0.01) or inference (eval mode, no autograd), on torch's twin with the same
+    weights as the peer."""
+    from fastconv import functional as F
+    from fastconv import models
+
+    spec = models.MODELS[net]
+    model = models.get_model(net)
+    x = rng.standard_normal((batch, *spec.input_shape), dtype=np.float32)
+    y = rng.integers(0, spec.num_classes, size=batch).astype(np.int64)
+    peer = None
+    if torch is not None:
+        tmodel = models.architecture(net, torch.nn, torch.nn.functional)
+        model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
+        peer = _model_step(tmodel, torch.from_numpy(x), torch.from_numpy(y), mode,
+                           torch.optim.SGD, torch.nn.functional.cross_entropy, torch.no_grad)
+    ours = _model_step(model, fc.tensor(x), fc.tensor(y), mode, fc.optim.SGD,
+                       F.cross_entropy, fc.no_grad)
+    layers = S.network(net, batch)
+    flops = layers.forward_flops() * (3.0 if mode == "train_step" else 1.0)
+    return Case("model", f"{net} b{batch}", mode, ours, peer, "torch", flops=flops,
+                algorithm="model", shape={"input": [batch, *spec.input_shape]})
+
+
+def _model_step(model, x, y, mode: str, sgd, cross_entropy, no_grad):
+    """The same step for torch and fastconv (both APIs agree): returns the loss or logits."""
+    if mode == "inference":
+        model.eval()
+
+        def infer():
+            with no_grad():
+                return model(x)
+
+        return infer
+    model.train()
+    opt = sgd(model.parameters(), lr=0.01, momentum=0.9)
+
+    def step():
+        opt.zero_grad()
+        loss = cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    return step
+
+
+# ---- selection and running -------------------------------------------------------------------
+
+def _matches(pattern: re.Pattern | None, *texts: str) -> bool:
+    return pattern is None or any(pattern.search(t) for t in texts)
+
+
+def select_cases(quick: bool = False, filter: str | None = None, seed: int = 0,
+                 models_rows: bool = True) -> Iterable[Case]:
+    """Yield the cases of the shape tables (built lazily: one case's inputs live at a time).
+
+    `filter` is a case-insensitive regular expression searched in "kind name direction" and
+    in each alias; `quick` keeps the layers marked quick and the batch-64 model rows.
+    """
+    pattern = re.compile(filter, re.IGNORECASE) if filter else None
+    torch = try_import("torch")
     rng = np.random.default_rng(seed)
-    torch = _try_import("torch")
-    sizes = (256, 512, 1024) if quick else (256, 512, 1024, 2048)
-    cases = [gemm_case(n, rng) for n in sizes]
-    cases += conv_cases("lenet5.conv1 b64", (64, 1, 32, 32), (6, 1, 5, 5), 1, 0, rng, torch)
-    cases += conv_cases("lenet5.conv2 b64", (64, 6, 14, 14), (16, 6, 5, 5), 1, 0, rng, torch)
-    cases += conv_cases("resnet18.conv3x3 56x56x64 b1", (1, 64, 56, 56), (64, 64, 3, 3), 1, 1,
-                        rng, torch)
-    if not quick:
-        cases += conv_cases("resnet18.conv3x3 14x14x256 b8", (8, 256, 14, 14), (256, 256, 3, 3),
-                            1, 1, rng, torch)
-    cases += pool_cases("lenet5.pool1 b64", (64, 6, 28, 28), 2, 2, 0, rng, torch)
-    cases += pool_cases("lenet5.pool2 b64", (64, 16, 10, 10), 2, 2, 0, rng, torch)
-    return cases
-
-
-def run_cases(cases: list[Case], threads: int = 1, reps: int = 10, warmup: int = 2) -> list[Result]:
-    """Time every case (alternating ours/peer) with `threads` threads on both sides."""
-    results = []
-    isa = fc.backend_info()["isa"]
-    with same_threads(threads):
-        for c in cases:
-            err = None
-            note = ""
-            if c.peer is not None:
-                err = _rel_err(_to_numpy(c.ours()), _to_numpy(c.peer()))
-                if err > 1e-3:
-                    note = f"MISMATCH rel err {err:.1e}"
+    for layer in S.all_layers():
+        if quick and not layer.quick:
+            continue
+        for direction in layer.directions:
+            names = (layer.name, *layer.aliases)
+            if not _matches(pattern, *(f"{layer.kind} {n} {direction}" for n in names)):
+                continue
+            if isinstance(layer, S.ConvShape):
+                yield conv_case(layer, direction, rng, torch)
+            elif isinstance(layer, S.PoolShape):
+                yield pool_case(layer, direction, rng, torch)
             else:
-                note = f"peer {c.peer_name} missing"
-            t_ours, t_peer = time_alternating(c.ours, c.peer, reps, warmup)
-            med = statistics.median(t_ours)
-            peer_med = statistics.median(t_peer) if t_peer else None
-            results.append(Result(
-                name=c.name, direction=c.direction, ms=med, ms_min=min(t_ours),
-                ms_max=max(t_ours), peer_ms=peer_med, peer_name=c.peer_name,
-                gflops=c.flops / med / 1e6 if c.flops else None,
-                gbps=c.bytes / med / 1e6 if c.bytes else None,
-                speedup=peer_med / med if peer_med else None, max_rel_err=err,
-                algorithm=c.algorithm, threads=threads, isa=isa, note=note,
-                times_ms=t_ours, peer_times_ms=t_peer))
+                yield gemm_case(layer, direction, rng)
+    if not models_rows:
+        return
+    for net, batch, mode in MODEL_ROWS:
+        if quick and net != "lenet5":
+            continue
+        if _matches(pattern, f"model {net} b{batch} {mode}"):
+            yield model_case(net, batch, mode, rng, torch)
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float]:
+    if len(xs) < 2:
+        return xs[0], xs[0]
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
+def run_case(c: Case, threads: int, peaks: MachinePeaks, reps: int, warmup: int) -> Result:
+    """Check agreement, then time `c` alternately; returns the row."""
+    isa = fc.backend_info()["isa"]
+    err, status, note = None, "ok", ""
+    try:
+        out = _to_numpy(c.ours())
+    except Exception as e:  # noqa: BLE001 - a failing case is reported, not fatal
+        return _error_result(c, threads, isa, f"{type(e).__name__}: {e}")
+    peer = c.peer
+    if peer is not None:
+        err = rel_err(out, _to_numpy(peer()))
+        if not err <= AGREE_RTOL:
+            status, note = "mismatch", f"MISMATCH: rel err {err:.1e} > {AGREE_RTOL:g}"
+    else:
+        status, note = "peer-missing", f"peer {c.peer_name} not installed"
+    t_ours, t_peer = time_alternating(c.ours, peer, reps, warmup)
+    med = statistics.median(t_ours)
+    q1, q3 = _quartiles(t_ours)
+    peer_med = statistics.median(t_peer) if t_peer else None
+    gflops = c.flops / med / 1e6 if c.flops else None
+    gbps = c.bytes / med / 1e6 if (c.bytes and not c.flops) else None
+    pct = (100.0 * gflops / peaks.fma_gflops if gflops else
+           100.0 * gbps / peaks.copy_gbps if gbps else None)
+    return Result(
+        kind=c.kind, name=c.name, direction=c.direction, shape=c.shape, aliases=list(c.aliases),
+        threads=threads, isa=isa, algorithm=c.algorithm, flops=c.flops, bytes=c.bytes,
+        arithmetic_intensity=c.flops / c.bytes if (c.flops and c.bytes) else None,
+        ms=med, ms_min=min(t_ours), ms_max=max(t_ours), ms_q1=q1, ms_q3=q3,
+        gflops=gflops, gbps=gbps, pct_peak=pct, peer=c.peer_name, peer_ms=peer_med,
+        peer_ms_min=min(t_peer) if t_peer else None, peer_ms_max=max(t_peer) if t_peer else None,
+        peer_gflops=c.flops / peer_med / 1e6 if (c.flops and peer_med) else None,
+        speedup=peer_med / med if peer_med else None, max_rel_err=err, status=status,
+        note=note, times_ms=t_ours, peer_times_ms=t_peer)
+
+
+def _error_result(c: Case, threads: int, isa: str, message: str) -> Result:
+    nan = math.nan
+    return Result(kind=c.kind, name=c.name, direction=c.direction, shape=c.shape,
+                  aliases=list(c.aliases), threads=threads, isa=isa, algorithm=c.algorithm,
+                  flops=c.flops, bytes=c.bytes, arithmetic_intensity=None, ms=nan, ms_min=nan,
+                  ms_max=nan, ms_q1=nan, ms_q3=nan, gflops=None, gbps=None, pct_peak=None,
+                  peer=c.peer_name, peer_ms=None, peer_ms_min=None, peer_ms_max=None,
+                  peer_gflops=None, speedup=None, max_rel_err=None, status="error",
+                  note=message, times_ms=[], peer_times_ms=[])
+
+
+def run_cases(cases: Iterable[Case], threads: int = 1, reps: int = 10, warmup: int = 2,
+              peaks: MachinePeaks | None = None,
+              on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """Time every case with `threads` threads on both sides; `on_result` sees each row as
+    soon as it is measured (the CLI prints rows as they come)."""
+    if reps < 1:
+        raise ValueError(f"run_cases: reps must be >= 1, got {reps}")
+    results = []
+    with same_threads(threads):
+        peaks = peaks or measure_peaks(threads)
+        for c in cases:
+            r = run_case(c, threads, peaks, reps, warmup)
+            results.append(r)
+            if on_result:
+                on_result(r)
     return results
 
 
+# ---- the table ---------------------------------------------------------------------------------
+
+_COLUMNS = (("case", 42, "<"), ("direction", 15, "<"), ("ms", 9, ">"), ("(min-max)", 17, ">"),
+            ("GFLOP/s", 9, ">"), ("%peak", 6, ">"), ("peer", 5, ">"), ("peer ms", 9, ">"),
+            ("peer/ours", 9, ">"), ("isa", 6, ">"), ("algorithm", 12, ">"), ("thr", 3, ">"))
+
+
+def table_header() -> str:
+    head = " ".join(f"{t:{a}{w}}" for t, w, a in _COLUMNS)
+    return head + "\n" + "-" * len(head)
+
+
+def format_row(r: Result) -> str:
+    """One fixed-width line; pooling rows show GB/s (marked 'GB') in the GFLOP/s column and
+    their share of the copy bandwidth in %peak."""
+    def f(v, spec, suffix=""):
+        return "-" if v is None or math.isnan(v) else f"{v:{spec}}{suffix}"
+
+    rate = f(r.gflops, ".1f") if r.gflops else f(r.gbps, ".2f", " GB")
+    cells = (r.name, r.direction, f(r.ms, ".3f"), f"({r.ms_min:.3f}-{r.ms_max:.3f})"
+             if r.times_ms else "-", rate, f(r.pct_peak, ".0f"), r.peer, f(r.peer_ms, ".3f"),
+             f(r.speedup, ".2f", "x"), r.isa, r.algorithm, str(r.threads))
+    line = " ".join(f"{c:{a}{w}}" for c, (_, w, a) in zip(cells, _COLUMNS))
+    return line + (f"  {r.note}" if r.note else "")
+
+
 def format_table(results: list[Result]) -> str:
-    """A fixed-width table: case, direction, ms (min–max), GFLOP/s or GB/s, peer ms, ratio."""
-    head = (f"{'case':32s} {'direction':16s} {'ms':>9s} {'(min-max)':>17s} {'GFLOP/s|GB/s':>12s} "
-            f"{'peer':>6s} {'peer ms':>9s} {'peer/ours':>9s} {'algorithm':>11s} {'isa':>6s} {'thr':>3s}")
-    lines = [head, "-" * len(head)]
-    for r in results:
-        rate = f"{r.gflops:9.1f} GF" if r.gflops else (f"{r.gbps:9.2f} GB" if r.gbps else "")
-        peer_ms = f"{r.peer_ms:9.3f}" if r.peer_ms is not None else f"{'-':>9s}"
-        ratio = f"{r.speedup:8.2f}x" if r.speedup is not None else f"{'-':>9s}"
-        spread = f"({r.ms_min:.3f}-{r.ms_max:.3f})"
-        lines.append(f"{r.name:32s} {r.direction:16s} {r.ms:9.3f} {spread:>17s} {rate:>12s} "
-                     f"{r.peer_name:>6s} {peer_ms} {ratio} {r.algorithm:>11s} {r.isa:>6s} "
-                     f"{r.threads:3d}" + (f"  {r.note}" if r.note else ""))
-    return "\n".join(lines)
+    return "\n".join([table_header(), *(format_row(r) for r in results)])

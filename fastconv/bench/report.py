@@ -1,0 +1,274 @@
+"""What `fastconv bench` writes: the header, the JSON document and its schema, the plot.
+
+The JSON layout is :data:`BENCH_JSON_SCHEMA` (JSON Schema draft 2020-12), documented field
+by field in ``docs/bench.md``; ``schema`` names its version, bumped on any incompatible
+change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import fastconv as fc
+from fastconv.bench.harness import MachinePeaks, Result, try_import
+
+SCHEMA_ID = "fastconv-bench/1"
+
+_NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_STR = {"type": "string"}
+_SAMPLES = {"type": "array", "items": _NUM}
+
+RESULT_SCHEMA = {
+    "type": "object",
+    "required": [f.name for f in dataclasses.fields(Result)],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"enum": ["conv2d", "max_pool2d", "avg_pool2d", "gemm", "linear", "model"]},
+        "name": _STR,
+        "direction": {"enum": ["forward", "backward_data", "backward_weight", "backward",
+                               "gemm", "train_step", "inference"]},
+        "shape": {"type": "object"},
+        "aliases": {"type": "array", "items": _STR},
+        "threads": {"type": "integer", "minimum": 1},
+        "isa": {"enum": ["ref", "avx2", "avx512"]},
+        "algorithm": _STR,
+        "flops": {"type": "number", "minimum": 0},
+        "bytes": {"type": "number", "minimum": 0},
+        "arithmetic_intensity": _NUM_OR_NULL,
+        "ms": _NUM, "ms_min": _NUM, "ms_max": _NUM, "ms_q1": _NUM, "ms_q3": _NUM,
+        "gflops": _NUM_OR_NULL,
+        "gbps": _NUM_OR_NULL,
+        "pct_peak": _NUM_OR_NULL,
+        "peer": {"enum": ["torch", "numpy"]},
+        "peer_ms": _NUM_OR_NULL, "peer_ms_min": _NUM_OR_NULL, "peer_ms_max": _NUM_OR_NULL,
+        "peer_gflops": _NUM_OR_NULL,
+        "speedup": _NUM_OR_NULL,
+        "max_rel_err": _NUM_OR_NULL,
+        "status": {"enum": ["ok", "mismatch", "peer-missing", "error"]},
+        "note": _STR,
+        "times_ms": _SAMPLES,
+        "peer_times_ms": _SAMPLES,
+    },
+}
+
+BENCH_JSON_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "fastconv bench results",
+    "type": "object",
+    "required": ["schema", "created", "command", "environment", "settings", "machine",
+                 "results", "missing_peers"],
+    "additionalProperties": False,
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "created": _STR,
+        "command": {"type": "array", "items": _STR},
+        "environment": {
+            "type": "object",
+            "required": ["fastconv", "python", "numpy", "torch", "platform", "cpu",
+                         "cpu_count", "caches", "isa", "backend_info"],
+            "properties": {
+                "fastconv": _STR, "python": _STR, "numpy": _STR,
+                "torch": {"type": ["string", "null"]},
+                "platform": _STR, "cpu": _STR, "cpu_count": {"type": ["integer", "null"]},
+                "caches": {"type": "object", "additionalProperties": _STR},
+                "isa": _STR, "backend_info": {"type": "object"},
+            },
+        },
+        "settings": {
+            "type": "object",
+            "required": ["threads", "reps", "warmup", "quick", "filter", "seed", "cache",
+                         "dtype", "agreement_rtol"],
+            "properties": {
+                "threads": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                "reps": {"type": "integer", "minimum": 1},
+                "warmup": {"type": "integer", "minimum": 0},
+                "quick": {"type": "boolean"},
+                "filter": {"type": ["string", "null"]},
+                "seed": {"type": "integer"},
+                "cache": {"const": "hot"},
+                "dtype": {"const": "float32"},
+                "agreement_rtol": _NUM,
+            },
+        },
+        "machine": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["threads", "fma_gflops", "copy_gbps"],
+                "additionalProperties": False,
+                "properties": {"threads": {"type": "integer", "minimum": 1},
+                               "fma_gflops": _NUM, "copy_gbps": _NUM},
+            },
+        },
+        "results": {"type": "array", "items": RESULT_SCHEMA},
+        "missing_peers": {"type": "array", "items": _STR},
+    },
+}
+
+
+def cpu_caches() -> dict[str, str]:
+    """CPU 0's caches as Linux reports them, e.g. {'L1d': '32K', 'L2': '1024K'}; {} where
+    /sys is not there."""
+    out = {}
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        out[f"L{level}{suffix}"] = size
+    return out
+
+
+def environment() -> dict:
+    """Versions and machine identity recorded with every run."""
+    info = fc.backend_info()
+    torch = try_import("torch")
+    return {
+        "fastconv": info["version"],
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__ if torch else None,
+        "platform": platform.platform(),
+        "cpu": info["cpu"] or platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "caches": cpu_caches(),
+        "isa": info["isa"],
+        "backend_info": info,
+    }
+
+
+def missing_peers() -> list[str]:
+    return [] if try_import("torch") else ["torch"]
+
+
+def header(env: dict, peaks: list[MachinePeaks], reps: int, warmup: int) -> str:
+    """The lines printed above the table."""
+    lines = [
+        (f"fastconv {env['fastconv']} bench   python {env['python']}, numpy {env['numpy']}, "
+         f"torch {env['torch'] or 'MISSING (conv/pool/model rows have no peer)'}"),
+        (f"cpu: {env['cpu']} ({env['cpu_count']} logical cpus; "
+         f"{', '.join(f'{k} {v}' for k, v in env['caches'].items())})   isa: {env['isa']}"),
+        (f"float32, hot cache, "
+         f"{reps} timed reps alternating ours/peer after {warmup} warm-up"),
+    ]
+    for p in peaks:
+        lines.append(f"measured peak, {p.threads} thread(s): {p.fma_gflops:.1f} GFLOP/s "
+                     f"(FMA probe), {p.copy_gbps:.1f} GB/s (copy probe, 64 MiB)")
+    lines.append("%peak: GFLOP/s over the FMA peak; pooling: GB/s over the copy bandwidth. "
+                 "peer/ours > 1 means fastconv is faster.")
+    return "\n".join(lines)
+
+
+def _clean(v):
+    """JSON has no NaN/inf: those become null."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def to_json(results: list[Result], peaks: list[MachinePeaks], settings: dict,
+            argv: list[str] | None = None) -> dict:
+    """The whole run as one JSON-ready dict matching :data:`BENCH_JSON_SCHEMA`."""
+    rows = []
+    for r in results:
+        row = _clean(dataclasses.asdict(r))
+        for key in ("ms", "ms_min", "ms_max", "ms_q1", "ms_q3"):  # error rows: never timed
+            row[key] = -1.0 if row[key] is None else row[key]
+        rows.append(row)
+    return {
+        "schema": SCHEMA_ID,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": list(sys.argv if argv is None else argv),
+        "environment": _clean(environment()),
+        "settings": settings,
+        "machine": [dataclasses.asdict(p) for p in peaks],
+        "results": rows,
+        "missing_peers": missing_peers(),
+    }
+
+
+def _label(r: dict) -> str:
+    return f"{r['name']} {r['direction']} ({r['threads']}t)"
+
+
+def plot(payload: dict, path: str) -> None:
+    """Two panels: peer/ours per case (log axis, 1.0 = parity) and GFLOP/s against arithmetic
+    intensity under the roofline min(FMA peak, copy bandwidth × intensity).
+
+    Raises ImportError naming matplotlib when it is not installed (``pip install
+    "fastconv[bench]"``)."""
+    try:
+        import matplotlib as mpl
+    except ImportError as e:
+        raise ImportError('--plot needs matplotlib: pip install "fastconv[bench]"') from e
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in payload["results"] if r["status"] != "error"]
+    ratio_rows = [r for r in rows if r["speedup"]]
+    height = max(4.0, 0.16 * len(ratio_rows) + 1.5)
+    fig, (ax_bar, ax_roof) = plt.subplots(
+        1, 2, figsize=(17, height), gridspec_kw={"width_ratios": [1.15, 1]})
+
+    ys = np.arange(len(ratio_rows))
+    ratios = [r["speedup"] for r in ratio_rows]
+    colors = ["tab:green" if v >= 1.0 else "tab:red" for v in ratios]
+    ax_bar.barh(ys, ratios, color=colors, height=0.75)
+    ax_bar.axvline(1.0, color="black", linewidth=1.0, label="parity (1.0)")
+    for y, v in zip(ys, ratios):
+        ax_bar.text(v, y, f" {v:.2f}", va="center", fontsize=5.5)
+    ax_bar.set_xscale("log")
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
+             if min(ratios, default=1) / 2 <= t <= max(ratios, default=1) * 2]
+    ax_bar.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax_bar.minorticks_off()
+    ax_bar.set_yticks(ys, [_label(r) for r in ratio_rows], fontsize=6)
+    ax_bar.invert_yaxis()
+    ax_bar.set_xlabel("speed-up: peer ms / fastconv ms (log scale; > 1 = fastconv faster)")
+    ax_bar.set_title("fastconv vs peer (torch for conv/pool/model, numpy for GEMM)")
+    ax_bar.grid(axis="x", alpha=0.3)
+    ax_bar.legend(loc="lower right", fontsize=8)
+
+    roof_rows = [r for r in rows if r["gflops"] and r["arithmetic_intensity"]]
+    markers = {"forward": "o", "backward_data": "s", "backward_weight": "^", "gemm": "D"}
+    for direction, marker in markers.items():
+        pts = [r for r in roof_rows if r["direction"] == direction]
+        if pts:
+            ax_roof.scatter([r["arithmetic_intensity"] for r in pts],
+                            [r["gflops"] for r in pts], marker=marker, alpha=0.75,
+                            label=f"fastconv {direction}")
+    ai = np.logspace(-1, 3, 200)
+    for p in payload["machine"]:
+        ax_roof.plot(ai, np.minimum(p["fma_gflops"], p["copy_gbps"] * ai), linestyle="--",
+                     label=f"roofline {p['threads']}t: {p['fma_gflops']:.0f} GFLOP/s, "
+                           f"{p['copy_gbps']:.0f} GB/s")
+    ax_roof.set_xscale("log")
+    ax_roof.set_yscale("log")
+    ax_roof.set_xlabel("arithmetic intensity (FLOP / byte of minimum traffic, float32)")
+    ax_roof.set_ylabel("GFLOP/s")
+    ax_roof.set_title("roofline (measured FMA peak and copy bandwidth)")
+    ax_roof.grid(which="both", alpha=0.3)
+    ax_roof.legend(fontsize=8, loc="lower right")
+
+    env = payload["environment"]
+    fig.suptitle(f"fastconv bench — {env['cpu']}, isa {env['isa']}, torch {env['torch']}, "
+                 f"{payload['created']}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
