@@ -177,6 +177,21 @@ def test_rel_err():
     assert harness.rel_err([np.nan, 2.0], [1.0, 2.0]) == math.inf
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_time_alternating_gives_each_side_reps_samples_in_turn(threads, monkeypatch):
+    monkeypatch.setitem(harness.SETTLE_S, "torch", 0.0)
+    calls = []
+    samples = harness.time_alternating(lambda: calls.append("o"), lambda: calls.append("p"),
+                                       reps=12, warmup=2, threads=threads)
+    assert [len(s) for s in samples] == [12, 12]
+    assert calls.count("o") == calls.count("p")
+    if threads == 1:  # warm-up rounds, then strict per-call alternation
+        assert calls == ["o", "p"] * 14
+    else:  # blocks: one untimed + BLOCK timed calls per side, sides alternating
+        b = harness.BLOCK
+        assert calls[2:2 + 2 * (b + 1)] == ["o"] * (b + 1) + ["p"] * (b + 1)
+
+
 def test_json_matches_schema_and_rows_agree():
     payload = run_bench(filter=SMALL, reps=10, warmup=1)
     jsonschema.validate(payload, BENCH_JSON_SCHEMA)

@@ -57,13 +57,15 @@ def run_bench(quick: bool = False, filter: str | None = None, threads: list[int]
     and return the JSON document (:data:`fastconv.bench.report.BENCH_JSON_SCHEMA`)."""
     threads = threads or [1]
     env = report.environment()
-    peaks = [harness.measure_peaks(t) for t in threads]
+    # always 1 thread too: the header's scaling check (are the cores free?) divides by it
+    measured = {t: harness.measure_peaks(t) for t in sorted({1, *threads})}
+    peaks = [measured[t] for t in threads]
 
     def emit(text: str) -> None:
         if out is not None:
             print(text, file=out, flush=True)
 
-    emit(report.header(env, peaks, reps, warmup))
+    emit(report.header(env, list(measured.values()), reps, warmup))
     results = []
     for t, pk in zip(threads, peaks):
         emit("")
@@ -72,6 +74,8 @@ def run_bench(quick: bool = False, filter: str | None = None, threads: list[int]
                                      models_rows=models_rows)
         results += harness.run_cases(cases, threads=t, reps=reps, warmup=warmup, peaks=pk,
                                      on_result=lambda r: emit(harness.format_row(r)))
+        pk.fma_gflops_after = harness.fma_peak(t)
+        emit(report.after_run(pk))
     settings = {"threads": threads, "reps": reps, "warmup": warmup, "quick": quick,
                 "filter": filter, "seed": seed, "cache": "hot", "dtype": "float32",
                 "agreement_rtol": harness.AGREE_RTOL}

@@ -92,6 +92,9 @@ class MachinePeaks:
     threads: int
     fma_gflops: float
     copy_gbps: float
+    # The FMA probe again once this thread count's rows are done: a drop means another
+    # process took a core during the run, and the rows' figures are suspect.
+    fma_gflops_after: float | None = None
 
 
 # ---- peers, threads, timing ---------------------------------------------------------------
@@ -133,29 +136,61 @@ def _time_once(fn) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def time_alternating(ours, peer, reps: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Samples in ms: `warmup` untimed rounds, then `reps` rounds of ours-then-peer."""
-    for _ in range(warmup):
+# How long each library's idle worker threads keep spinning after a call, measured here
+# (CPU time burned while the caller sleeps): OpenBLAS ~100 ms, libgomp (ours and torch's)
+# ~10 ms. With several threads a spinning pool steals a core from the other side's next
+# call (a 256³ sgemm: 0.19 ms alone, 4-15 ms right after NumPy), so multi-threaded timing
+# waits this long between the two sides.
+SETTLE_S = {"numpy": 0.15, "torch": 0.03}
+BLOCK = 5  # timed calls per block when multi-threaded
+
+
+def time_alternating(ours, peer, reps: int, warmup: int, threads: int = 1,
+                     peer_name: str = "torch") -> tuple[list[float], list[float]]:
+    """Samples in ms of `reps` calls of each side, alternating ours and the peer.
+
+    One thread: `warmup` untimed rounds, then `reps` rounds of ours-then-peer. Several
+    threads: blocks of ``BLOCK`` timed calls (each block after one untimed call), ours and
+    peer blocks alternating, with ``SETTLE_S[peer_name]`` of sleep before each block so
+    the other side's spinning workers are idle again.
+    """
+    t_ours: list[float] = []
+    t_peer: list[float] = []
+    if threads == 1 or peer is None:
+        for _ in range(warmup):
+            ours()
+            if peer is not None:
+                peer()
+        for _ in range(reps):
+            t_ours.append(_time_once(ours))
+            if peer is not None:
+                t_peer.append(_time_once(peer))
+        return t_ours, t_peer
+    settle = SETTLE_S.get(peer_name, 0.15)
+    for _ in range(max(warmup - 1, 0)):
         ours()
-        if peer is not None:
-            peer()
-    t_ours, t_peer = [], []
-    for _ in range(reps):
-        t_ours.append(_time_once(ours))
-        if peer is not None:
-            t_peer.append(_time_once(peer))
+        peer()
+    while len(t_ours) < reps:
+        n = min(BLOCK, reps - len(t_ours))
+        for fn, samples in ((ours, t_ours), (peer, t_peer)):
+            time.sleep(settle)
+            fn()
+            samples.extend(_time_once(fn) for _ in range(n))
     return t_ours, t_peer
 
 
 def measure_peaks(threads: int, tries: int = 5) -> MachinePeaks:
-    """Best of `tries` runs of the extension's FMA-throughput probe and copy probe.
+    """Best of `tries` runs of the extension's FMA-throughput probe and of its copy probe.
 
     The FMA probe runs each thread's independent FMA chains for about 0.1 s at the active
     ISA's vector width; the copy probe moves a 64 MiB buffer (far above L2/L3 per core)."""
-    iters = 4_000_000
-    fma = max(fc._core.probe_fma_peak(threads, iters)["gflops"] for _ in range(tries))
     copy = max(fc._core.probe_copy_bandwidth(threads, 64 << 20)["gbps"] for _ in range(tries))
-    return MachinePeaks(threads, fma, copy)
+    return MachinePeaks(threads, fma_peak(threads, tries), copy)
+
+
+def fma_peak(threads: int, tries: int = 5) -> float:
+    """GFLOP/s: best of `tries` runs of the FMA probe (about 0.1 s each)."""
+    return max(fc._core.probe_fma_peak(threads, 4_000_000)["gflops"] for _ in range(tries))
 
 
 def rel_err(ours, ref) -> float:
@@ -393,7 +428,7 @@ def run_case(c: Case, threads: int, peaks: MachinePeaks, reps: int, warmup: int)
             status, note = "mismatch", f"MISMATCH: rel err {err:.1e} > {AGREE_RTOL:g}"
     else:
         status, note = "peer-missing", f"peer {c.peer_name} not installed"
-    t_ours, t_peer = time_alternating(c.ours, peer, reps, warmup)
+    t_ours, t_peer = time_alternating(c.ours, peer, reps, warmup, threads, c.peer_name)
     med = statistics.median(t_ours)
     q1, q3 = _quartiles(t_ours)
     peer_med = statistics.median(t_peer) if t_peer else None

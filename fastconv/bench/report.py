@@ -103,10 +103,11 @@ BENCH_JSON_SCHEMA = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["threads", "fma_gflops", "copy_gbps"],
+                "required": ["threads", "fma_gflops", "copy_gbps", "fma_gflops_after"],
                 "additionalProperties": False,
                 "properties": {"threads": {"type": "integer", "minimum": 1},
-                               "fma_gflops": _NUM, "copy_gbps": _NUM},
+                               "fma_gflops": _NUM, "copy_gbps": _NUM,
+                               "fma_gflops_after": _NUM_OR_NULL},
             },
         },
         "results": {"type": "array", "items": RESULT_SCHEMA},
@@ -149,6 +150,15 @@ def environment() -> dict:
     }
 
 
+def after_run(p: MachinePeaks) -> str:
+    """The line printed when a thread count's rows are done (FMA probe re-measured)."""
+    line = (f"FMA probe after the {p.threads}-thread rows: {p.fma_gflops_after:.1f} GFLOP/s "
+            f"(before: {p.fma_gflops:.1f})")
+    if p.fma_gflops_after < 0.9 * p.fma_gflops:
+        line += "  WARNING: the machine got slower during the run (another process?)"
+    return line
+
+
 def missing_peers() -> list[str]:
     return [] if try_import("torch") else ["torch"]
 
@@ -163,9 +173,16 @@ def header(env: dict, peaks: list[MachinePeaks], reps: int, warmup: int) -> str:
         (f"float32, hot cache, "
          f"{reps} timed reps alternating ours/peer after {warmup} warm-up"),
     ]
+    one = next((p.fma_gflops for p in peaks if p.threads == 1), None)
     for p in peaks:
-        lines.append(f"measured peak, {p.threads} thread(s): {p.fma_gflops:.1f} GFLOP/s "
-                     f"(FMA probe), {p.copy_gbps:.1f} GB/s (copy probe, 64 MiB)")
+        line = (f"measured peak, {p.threads} thread(s): {p.fma_gflops:.1f} GFLOP/s "
+                f"(FMA probe), {p.copy_gbps:.1f} GB/s (copy probe, 64 MiB)")
+        if p.threads > 1 and one:
+            line += f"; {p.fma_gflops / one:.2f}x the 1-thread FMA rate"
+        lines.append(line)
+        if p.threads > 1 and one and p.fma_gflops < 0.9 * p.threads * one:
+            lines.append(f"WARNING: {p.threads} threads give only {p.fma_gflops / one:.2f}x "
+                         "one thread's FMA rate: some core is busy, distrust these rows")
     lines.append("%peak: GFLOP/s over the FMA peak; pooling: GB/s over the copy bandwidth. "
                  "peer/ours > 1 means fastconv is faster.")
     return "\n".join(lines)
