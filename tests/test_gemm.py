@@ -225,12 +225,32 @@ LAYOUT_PAIRS = sorted(
 )
 
 
+# M <= backend_info()['gemm_small_m_max'] (4) runs the unpacked small-M kernel: both op(B)
+# layouts (rows along N: axpy form; columns along K: dot products), N across its 4-column
+# groups and 4 KiB row blocks, K long enough to split threads, and M = 5 on the packed side.
+SMALL_M = [(m, n, k) for m in (1, 2, 3, 4, 5) for n, k in ((1, 1), (3, 300), (17, 5),
+                                                            (1030, 9), (130, 1100))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
+@pytest.mark.parametrize("shape", SMALL_M, ids=[f"{m}x{n}x{k}" for m, n, k in SMALL_M])
+def test_gemm_small_m(isa, rng, threads, shape, trans_a, trans_b, dtype):
+    M, N, K = shape
+    a, b = _make(rng, M, N, K, dtype, trans_a, trans_b)
+    c = rng.standard_normal((M, N)).astype(dtype)
+    _check(a, b, c, alpha=0.75, beta=-1.5, trans_a=trans_a, trans_b=trans_b, isa=isa,
+           what=f"small M, {threads} threads")
+    _check(a, b, None, trans_a=trans_a, trans_b=trans_b, isa=isa, what="small M, no C")
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
 @pytest.mark.parametrize(("layout_a", "layout_b"), LAYOUT_PAIRS,
                          ids=[f"a_{x}-b_{y}" for x, y in LAYOUT_PAIRS])
-def test_gemm_strided_operands(isa, rng, layout_a, layout_b, trans_a, trans_b, dtype):
-    M, N, K = 9, 17, 13
+@pytest.mark.parametrize("M", [9, 3], ids=["packed", "small_m"])
+def test_gemm_strided_operands(isa, rng, M, layout_a, layout_b, trans_a, trans_b, dtype):
+    N, K = 17, 13
     a, b = _make(rng, M, N, K, dtype, trans_a, trans_b)
     a, b = _layout(a, layout_a), _layout(b, layout_b)
     c = _layout(rng.standard_normal((M, N)).astype(dtype), layout_a)

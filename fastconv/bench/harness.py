@@ -309,9 +309,10 @@ def gemm_case(layer: S.GemmShape, direction: str, rng) -> Case:
         a = rng.standard_normal((k, m), dtype=np.float32)
         b = rng.standard_normal((k, n), dtype=np.float32)
         ours, peer = (lambda: fc.gemm(a, b, trans_a=True)), (lambda: a.T @ b)
+    small = m <= fc.backend_info()["gemm_small_m_max"]
     return Case(layer.kind, layer.name, direction, ours, peer, "numpy",
                 flops=layer.flops(direction), bytes=layer.bytes(direction),
-                algorithm="packed-gemm", shape={**layer.describe(), "gemm_mnk": [m, n, k]},
+                algorithm="small-m" if small else "packed-gemm", shape={**layer.describe(), "gemm_mnk": [m, n, k]},
                 aliases=layer.aliases)
 
 

@@ -72,6 +72,7 @@ py::dict backend_info() {
     tiles["float32"] = py::make_tuple(kernels().f32.gemm_mr, kernels().f32.gemm_nr);
     tiles["float64"] = py::make_tuple(kernels().f64.gemm_mr, kernels().f64.gemm_nr);
     d["gemm_tile_mr_nr"] = tiles;
+    d["gemm_small_m_max"] = kGemmSmallM;  // M up to this runs the unpacked small-M kernel
     return d;
 }
 

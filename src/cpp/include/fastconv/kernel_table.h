@@ -17,6 +17,9 @@ namespace fastconv {
 enum class Isa : int { ref = 0, avx2 = 1, avx512 = 2 };
 const char* isa_name(Isa isa);
 
+// Largest M that KernelSet::gemm_small_m handles (GEMM driver switches to it below that).
+constexpr int64_t kGemmSmallM = 4;
+
 template <typename T>
 struct KernelSet {
     // GEMM micro-kernel (BLIS "register tile"): over packed panels a[kc][MR] and b[kc][NR],
@@ -29,6 +32,14 @@ struct KernelSet {
     // The same over the first NR/2 columns only (b rows still NR apart), for N remainders.
     GemmUkernel gemm_ukernel_half = nullptr;
     int gemm_mr = 0, gemm_nr = 0;
+
+    // Small-M GEMM without packing (gemm_small_m_impl.h), for 1 <= M <= kGemmSmallM:
+    //   C[i*ldc + j] = alpha * sum_p a[i*K + p] * B[p*rs + j*cs] + beta * C[i*ldc + j]
+    // for i < M and j in [j0, j1); op(A) rows contiguous (a[i*K + p]); rs == 1 or cs == 1.
+    // beta == 0 writes without reading C.
+    void (*gemm_small_m)(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,
+                         const T* B, int64_t rs, int64_t cs, T beta, T* C,
+                         int64_t ldc) = nullptr;
 
     // im2col into one packed-B panel (gemm_packed.h layout): for rows r < nrows,
     //   out[r*nr + run.dst + i] = xp[row_off[r] + run.src + i*stride_w]  for every run, i < run.len

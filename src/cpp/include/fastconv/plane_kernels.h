@@ -77,9 +77,15 @@
     template void adaptive_max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \
                                                        T*, int64_t*);
 
+#define FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL                                              \
+    template <typename T>                                                                  \
+    void gemm_small_m(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,    \
+                      const T* B, int64_t rs, int64_t cs, T beta, T* C, int64_t ldc);
+
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \
     namespace isa {                       \
+    FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL  \
     FASTCONV_DECLARE_IM2COL_KERNELS       \
     FASTCONV_DECLARE_DEPTHWISE_KERNELS    \
     FASTCONV_DECLARE_POOL2D_KERNELS       \

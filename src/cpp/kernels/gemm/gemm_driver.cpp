@@ -124,6 +124,38 @@ void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, co
     }
 }
 
+// M <= kGemmSmallM: no packing (gemm_small_m_impl.h), threads over column ranges.
+template <typename T>
+void gemm_small_m(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
+                  int64_t a_rs, int64_t a_cs, const T* B, int64_t b_rs, int64_t b_cs, T beta,
+                  T* C, int64_t ldc, int nthreads) {
+    const T* a = A;
+    if (a_cs != 1 || a_rs != K) {  // the kernel reads op(A) as contiguous rows
+        T* copy = thread_scratch<T, 1>(static_cast<size_t>(M * K));
+        for (int64_t i = 0; i < M; ++i)
+            for (int64_t p = 0; p < K; ++p) copy[i * K + p] = A[i * a_rs + p * a_cs];
+        a = copy;
+    }
+    // Columns in units of 16 per thread; a thread needs >= 64 Ki multiply-adds to pay off.
+    constexpr int64_t kUnit = 16;
+    const int64_t units = (N + kUnit - 1) / kUnit;
+    const int64_t work = M * N * K / (int64_t{1} << 16);
+    const int nt = static_cast<int>(std::max<int64_t>(
+        1, std::min<int64_t>({static_cast<int64_t>(nthreads), units, work})));
+    auto run = [&](int tid, int nthr) {
+        int64_t u0, u1;
+        split_range(units, nthr, tid, &u0, &u1);
+        const int64_t j0 = u0 * kUnit, j1 = std::min<int64_t>(N, u1 * kUnit);
+        if (j0 < j1) ks.gemm_small_m(M, j0, j1, K, alpha, a, B, b_rs, b_cs, beta, C, ldc);
+    };
+    if (nt == 1) {
+        run(0, 1);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    run(thread_id(), team_size());
+}
+
 }  // namespace
 
 template <typename T>
@@ -144,6 +176,10 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     bl.mc = ((M + nblk - 1) / nblk + mr - 1) / mr * mr;
     const int64_t a_rs = trans_a ? 1 : lda, a_cs = trans_a ? lda : 1;
     const int64_t b_rs = trans_b ? 1 : ldb, b_cs = trans_b ? ldb : 1;
+    if (M <= kGemmSmallM) {
+        gemm_small_m(ks, M, N, K, alpha, A, a_rs, a_cs, B, b_rs, b_cs, beta, C, ldc, nthreads);
+        return;
+    }
 
     // Never more threads than there are MR x NR tiles of work.
     const int64_t tiles = ((M + mr - 1) / mr) * ((N + nr - 1) / nr);

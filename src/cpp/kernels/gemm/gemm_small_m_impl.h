@@ -1,0 +1,132 @@
+// Small-M GEMM without packing, written once as a template and compiled per ISA:
+// gemm_small_m_{ref,avx2,avx512}.cpp define FASTCONV_ISA, include this file and instantiate
+// it for float and double; the loops are shaped for GCC's auto-vectoriser (-O3).
+//
+// For M <= kGemmSmallM (a Linear layer at batch 1-4: y = x W^T, dx = dy W) packing B costs
+// as much as the whole product: B is read once either way, so the kernel streams op(B) in
+// its own layout instead. Two shapes of op(B) (element (p, j) at B[p*rs + j*cs]):
+//   cs == 1  rows of op(B) contiguous along N: C rows accumulate alpha·a[i][p]·B[p][:]
+//            (axpy form) block by block;
+//   rs == 1  columns contiguous along K (Linear forward, B = W^T): each C[i][j] is a dot
+//            product of two contiguous K-vectors, four columns j at a time.
+// Semantics: KernelSet::gemm_small_m (kernel_table.h).
+#pragma once
+
+#ifndef FASTCONV_ISA
+#error "define FASTCONV_ISA (the ISA namespace, e.g. avx2) before including gemm_small_m_impl.h"
+#endif
+
+#include <algorithm>
+#include <cstdint>
+
+#include "fastconv/kernel_table.h"
+
+namespace fastconv {
+namespace FASTCONV_ISA {
+
+namespace {
+
+template <typename T>
+inline void store(T* c, T value, T beta) {
+    *c = beta == T(0) ? value : value + beta * *c;  // beta == 0: C's old NaN/Inf ignored
+}
+
+// cs == 1: C[i][j0:j1] in blocks of 4 KiB per row, accumulated in place: for each p, the
+// contiguous segment B[p][block] (a stream the hardware prefetcher follows) is added to the
+// M rows of C, which stay in L1. Register-blocking over p instead (64 columns at a time)
+// read B as 64-float pieces 4·N bytes apart and ran at half the speed.
+template <typename T, int M>
+void small_m_rows(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const T* B,
+                  int64_t rs, T beta, T* C, int64_t ldc) {
+    constexpr int64_t kBlock = 4096 / static_cast<int64_t>(sizeof(T));
+    for (int64_t j = j0; j < j1; j += kBlock) {
+        const int64_t w = std::min<int64_t>(kBlock, j1 - j);
+        for (int i = 0; i < M; ++i) {
+            T* c = C + i * ldc + j;
+            for (int64_t jj = 0; jj < w; ++jj) c[jj] = beta == T(0) ? T(0) : beta * c[jj];
+        }
+        for (int64_t p = 0; p < K; ++p) {
+            const T* b = B + p * rs + j;
+#pragma GCC unroll 4
+            for (int i = 0; i < M; ++i) {
+                const T ai = alpha * a[i * K + p];
+                T* c = C + i * ldc + j;
+#pragma omp simd
+                for (int64_t jj = 0; jj < w; ++jj) c[jj] += ai * b[jj];
+            }
+        }
+    }
+}
+
+// rs == 1: C[i][j] = dot(a_i, B[j*cs : j*cs + K]) for j in [j0, j1), four columns at a time.
+template <typename T, int M>
+void small_m_dots(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const T* B,
+                  int64_t cs, T beta, T* C, int64_t ldc) {
+    int64_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        const T* b0 = B + j * cs;
+        const T* b1 = b0 + cs;
+        const T* b2 = b1 + cs;
+        const T* b3 = b2 + cs;
+        for (int i = 0; i < M; ++i) {
+            const T* ai = a + i * K;
+            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+            for (int64_t p = 0; p < K; ++p) {
+                s0 += ai[p] * b0[p];
+                s1 += ai[p] * b1[p];
+                s2 += ai[p] * b2[p];
+                s3 += ai[p] * b3[p];
+            }
+            T* c = C + i * ldc + j;
+            store(c, alpha * s0, beta);
+            store(c + 1, alpha * s1, beta);
+            store(c + 2, alpha * s2, beta);
+            store(c + 3, alpha * s3, beta);
+        }
+    }
+    for (; j < j1; ++j) {
+        const T* b = B + j * cs;
+        for (int i = 0; i < M; ++i) {
+            const T* ai = a + i * K;
+            T s = 0;
+#pragma omp simd reduction(+ : s)
+            for (int64_t p = 0; p < K; ++p) s += ai[p] * b[p];
+            store(C + i * ldc + j, alpha * s, beta);
+        }
+    }
+}
+
+template <typename T, int M>
+void small_m_fixed(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const T* B,
+                   int64_t rs, int64_t cs, T beta, T* C, int64_t ldc) {
+    if (cs == 1)
+        small_m_rows<T, M>(j0, j1, K, alpha, a, B, rs, beta, C, ldc);
+    else
+        small_m_dots<T, M>(j0, j1, K, alpha, a, B, cs, beta, C, ldc);
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_small_m(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,
+                  const T* B, int64_t rs, int64_t cs, T beta, T* C, int64_t ldc) {
+    switch (M) {
+        case 1:
+            return small_m_fixed<T, 1>(j0, j1, K, alpha, a, B, rs, cs, beta, C, ldc);
+        case 2:
+            return small_m_fixed<T, 2>(j0, j1, K, alpha, a, B, rs, cs, beta, C, ldc);
+        case 3:
+            return small_m_fixed<T, 3>(j0, j1, K, alpha, a, B, rs, cs, beta, C, ldc);
+        default:
+            return small_m_fixed<T, 4>(j0, j1, K, alpha, a, B, rs, cs, beta, C, ldc);
+    }
+}
+
+template void gemm_small_m<float>(int64_t, int64_t, int64_t, int64_t, float, const float*,
+                                  const float*, int64_t, int64_t, float, float*, int64_t);
+template void gemm_small_m<double>(int64_t, int64_t, int64_t, int64_t, double, const double*,
+                                   const double*, int64_t, int64_t, double, double*, int64_t);
+
+}  // namespace FASTCONV_ISA
+}  // namespace fastconv
