@@ -13,38 +13,42 @@ namespace py = pybind11;
 namespace fastconv {
 
 namespace {
-void check_threads(const char* op, int threads) {
+
+// One probe call: validate, run without the GIL, report work/seconds in the given unit.
+// `size` is the probe's second argument (iterations or bytes), valid in [lo, hi].
+template <typename Probe>
+py::dict run_probe(const char* op, const char* size_name, Probe probe, int threads,
+                   int64_t size, int64_t lo, int64_t hi, const char* rate_key,
+                   const char* work_key) {
     if (threads < 1 || threads > kMaxThreads)
         throw py::value_error(std::string(op) + ": threads must be in [1, " +
                               std::to_string(kMaxThreads) + "], got " + std::to_string(threads));
-}
-
-py::dict to_dict(const ProbeResult& r, const char* rate_key, double rate_unit) {
+    if (size < lo || size > hi)
+        throw py::value_error(std::string(op) + ": " + size_name + " must be in [" +
+                              std::to_string(lo) + ", " + std::to_string(hi) + "], got " +
+                              std::to_string(size));
+    ProbeResult r;
+    {
+        py::gil_scoped_release release;
+        r = probe(threads, size);
+    }
     py::dict d;
     d["seconds"] = r.seconds;
     d["threads"] = r.threads;
-    d[rate_key] = r.seconds > 0.0 ? r.work / r.seconds / rate_unit : 0.0;
+    d[rate_key] = r.seconds > 0.0 ? r.work / r.seconds / 1e9 : 0.0;
+    d[work_key] = r.work;
     d["isa"] = isa_name(kernels().isa);
     return d;
 }
+
 }  // namespace
 
 void register_probe(py::module_& m) {
     m.def(
         "probe_fma_peak",
         [](int threads, int64_t iterations) {
-            check_threads("probe_fma_peak", threads);
-            if (iterations < 1 || iterations > (int64_t{1} << 40))
-                throw py::value_error("probe_fma_peak: iterations must be in [1, 2^40], got " +
-                                      std::to_string(iterations));
-            ProbeResult r;
-            {
-                py::gil_scoped_release release;
-                r = fma_peak(threads, iterations);
-            }
-            py::dict d = to_dict(r, "gflops", 1e9);
-            d["flops"] = r.work;
-            return d;
+            return run_probe("probe_fma_peak", "iterations", &fma_peak, threads, iterations, 1,
+                             int64_t{1} << 40, "gflops", "flops");
         },
         py::arg("threads") = 1, py::arg("iterations") = 1 << 20,
         "float32 FMA throughput of the active ISA: `threads` threads each run `iterations`\n"
@@ -53,19 +57,8 @@ void register_probe(py::module_& m) {
     m.def(
         "probe_copy_bandwidth",
         [](int threads, int64_t nbytes) {
-            check_threads("probe_copy_bandwidth", threads);
-            if (nbytes < 4096 || nbytes > (int64_t{1} << 34))
-                throw py::value_error(
-                    "probe_copy_bandwidth: nbytes must be in [4096, 2^34], got " +
-                    std::to_string(nbytes));
-            ProbeResult r;
-            {
-                py::gil_scoped_release release;
-                r = copy_bandwidth(threads, nbytes);
-            }
-            py::dict d = to_dict(r, "gbps", 1e9);
-            d["bytes"] = r.work;
-            return d;
+            return run_probe("probe_copy_bandwidth", "nbytes", &copy_bandwidth, threads, nbytes,
+                             4096, int64_t{1} << 34, "gbps", "bytes");
         },
         py::arg("threads") = 1, py::arg("nbytes") = int64_t{64} << 20,
         "Memory bandwidth of one memcpy of `nbytes` (split over `threads` threads), in GB/s\n"
