@@ -220,13 +220,11 @@ def to_json(results: list[Result], peaks: list[MachinePeaks], settings: dict,
     }
 
 
-def _label(r: dict) -> str:
-    return f"{r['name']} {r['direction']} ({r['threads']}t)"
-
-
 def plot(payload: dict, path: str) -> None:
-    """Two panels: peer/ours per case (log axis, 1.0 = parity) and GFLOP/s against arithmetic
-    intensity under the roofline min(FMA peak, copy bandwidth × intensity).
+    """One PNG: on top, GFLOP/s against arithmetic intensity (log–log) under the roofline
+    min(FMA peak, copy bandwidth × intensity) of each thread count; below, the speed-up
+    peer/ours of every row as horizontal bars on a log axis with the 1.0 (parity) line,
+    one bar per thread count.
 
     Raises ImportError naming matplotlib when it is not installed (``pip install
     "fastconv[bench]"``)."""
@@ -238,54 +236,70 @@ def plot(payload: dict, path: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in payload["results"] if r["status"] != "error"]
-    ratio_rows = [r for r in rows if r["speedup"]]
-    height = max(4.0, 0.16 * len(ratio_rows) + 1.5)
-    fig, (ax_bar, ax_roof) = plt.subplots(
-        1, 2, figsize=(17, height), gridspec_kw={"width_ratios": [1.15, 1]})
+    threads = sorted({r["threads"] for r in rows}) or [1]
+    colors = dict(zip(threads, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+    cases = list(dict.fromkeys((r["name"], r["direction"]) for r in rows if r["speedup"]))
+    ratio = {(r["name"], r["direction"], r["threads"]): r["speedup"] for r in rows}
+    bar_h = 0.14 * len(cases) * len(threads) ** 0.5 + 1.0
+    fig = plt.figure(figsize=(14, 7.5 + bar_h))
+    # hspace is a fraction of the mean axes height: about 1.3 inches between the panels
+    grid = fig.add_gridspec(2, 1, height_ratios=[6.5, bar_h], hspace=2.6 / (6.5 + bar_h))
+    ax_roof, ax_bar = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
 
-    ys = np.arange(len(ratio_rows))
-    ratios = [r["speedup"] for r in ratio_rows]
-    colors = ["tab:green" if v >= 1.0 else "tab:red" for v in ratios]
-    ax_bar.barh(ys, ratios, color=colors, height=0.75)
-    ax_bar.axvline(1.0, color="black", linewidth=1.0, label="parity (1.0)")
-    for y, v in zip(ys, ratios):
-        ax_bar.text(v, y, f" {v:.2f}", va="center", fontsize=5.5)
-    ax_bar.set_xscale("log")
-    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
-             if min(ratios, default=1) / 2 <= t <= max(ratios, default=1) * 2]
-    ax_bar.set_xticks(ticks, [f"{t:g}" for t in ticks])
-    ax_bar.minorticks_off()
-    ax_bar.set_yticks(ys, [_label(r) for r in ratio_rows], fontsize=6)
-    ax_bar.invert_yaxis()
-    ax_bar.set_xlabel("speed-up: peer ms / fastconv ms (log scale; > 1 = fastconv faster)")
-    ax_bar.set_title("fastconv vs peer (torch for conv/pool/model, numpy for GEMM)")
-    ax_bar.grid(axis="x", alpha=0.3)
-    ax_bar.legend(loc="lower right", fontsize=8)
-
-    roof_rows = [r for r in rows if r["gflops"] and r["arithmetic_intensity"]]
-    markers = {"forward": "o", "backward_data": "s", "backward_weight": "^", "gemm": "D"}
-    for direction, marker in markers.items():
-        pts = [r for r in roof_rows if r["direction"] == direction]
-        if pts:
-            ax_roof.scatter([r["arithmetic_intensity"] for r in pts],
-                            [r["gflops"] for r in pts], marker=marker, alpha=0.75,
-                            label=f"fastconv {direction}")
+    markers = {"forward": "o", "backward_data": "s", "backward_weight": "^", "gemm": "D",
+               "train_step": "P", "inference": "X"}
+    for t in threads:
+        for direction, marker in markers.items():
+            pts = [r for r in rows if r["threads"] == t and r["direction"] == direction
+                   and r["gflops"] and r["arithmetic_intensity"]]
+            if pts:
+                ax_roof.scatter([r["arithmetic_intensity"] for r in pts],
+                                [r["gflops"] for r in pts], marker=marker, color=colors[t],
+                                alpha=0.6, s=22, label=f"{direction}, {t} thread(s)")
     ai = np.logspace(-1, 3, 200)
     for p in payload["machine"]:
         ax_roof.plot(ai, np.minimum(p["fma_gflops"], p["copy_gbps"] * ai), linestyle="--",
-                     label=f"roofline {p['threads']}t: {p['fma_gflops']:.0f} GFLOP/s, "
-                           f"{p['copy_gbps']:.0f} GB/s")
+                     color=colors.get(p["threads"], "black"),
+                     label=f"roofline {p['threads']} thread(s): {p['fma_gflops']:.0f} GFLOP/s "
+                           f"FMA peak, {p['copy_gbps']:.0f} GB/s copy")
     ax_roof.set_xscale("log")
     ax_roof.set_yscale("log")
-    ax_roof.set_xlabel("arithmetic intensity (FLOP / byte of minimum traffic, float32)")
-    ax_roof.set_ylabel("GFLOP/s")
-    ax_roof.set_title("roofline (measured FMA peak and copy bandwidth)")
+    ax_roof.set_xlabel("arithmetic intensity (FLOP per byte of minimum traffic, float32)")
+    ax_roof.set_ylabel("fastconv GFLOP/s")
+    ax_roof.set_title("roofline: measured FMA peak and copy bandwidth")
     ax_roof.grid(which="both", alpha=0.3)
-    ax_roof.legend(fontsize=8, loc="lower right")
+    ax_roof.legend(fontsize=7, loc="lower right", ncol=2)
+
+    height = 0.8 / len(threads)
+    ys = np.arange(len(cases))
+    values = [v for v in ratio.values() if v]
+    for i, t in enumerate(threads):
+        vals = [ratio.get((name, d, t)) or np.nan for name, d in cases]
+        offs = ys - 0.4 + height * (i + 0.5)
+        ax_bar.barh(offs, vals, height=height, color=colors[t], label=f"{t} thread(s)")
+        for y, v in zip(offs, vals):
+            if not math.isnan(v):
+                ax_bar.text(v, y, f" {v:.2f}", va="center", fontsize=5)
+    ax_bar.axvline(1.0, color="black", linewidth=1.0)
+    ax_bar.set_xscale("log")
+    ticks = [t for t in (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50)
+             if min(values, default=1) / 2 <= t <= max(values, default=1) * 2]
+    ax_bar.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax_bar.minorticks_off()
+    ax_bar.set_yticks(ys, [f"{name} {d}" for name, d in cases], fontsize=6)
+    ax_bar.set_ylim(len(cases) - 0.5, -0.5)
+    ax_bar.set_xlabel("speed-up = peer ms / fastconv ms (log scale; right of the 1.0 line: "
+                      "fastconv faster)")
+    ax_bar.set_title("fastconv vs peer, same run (torch: conv, pooling, models; NumPy: GEMM, "
+                     "Linear)")
+    ax_bar.grid(axis="x", alpha=0.3)
+    ax_bar.legend(loc="upper right", fontsize=8)
+    ax_bar.xaxis.set_tick_params(labeltop=True)
 
     env = payload["environment"]
-    fig.suptitle(f"fastconv bench — {env['cpu']}, isa {env['isa']}, torch {env['torch']}, "
-                 f"{payload['created']}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.suptitle(f"fastconv bench: {env['cpu']}, isa {env['isa']}, torch {env['torch']}, "
+                 f"{payload['created']}", fontsize=10, y=1 - 0.25 / (7.5 + bar_h))
+    fig.subplots_adjust(left=0.25, right=0.97, top=1 - 0.9 / (7.5 + bar_h),
+                        bottom=0.6 / (7.5 + bar_h))
+    fig.savefig(path, dpi=100)
     plt.close(fig)
