@@ -22,6 +22,8 @@ import sys
 import numpy as np
 
 import fastconv as fc
+from fastconv.bench.check import add_check_arguments, run_check_cli
+from fastconv.bench.command import add_bench_arguments, run_bench_cli
 
 
 def _print_info() -> None:
@@ -147,9 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("info", help="print backend_info()")
-    from fastconv.bench.check import add_check_arguments, run_check_cli
-    from fastconv.bench.command import add_bench_arguments, run_bench_cli
-
     add_bench_arguments(sub.add_parser(
         "bench", help="kernel and model benchmarks against numpy/torch, alternated in one run"))
     add_check_arguments(sub.add_parser(
