@@ -128,6 +128,16 @@ def assert_close(ours, ref, atol: float, *, what: str, rtol: float = 0.0) -> Non
     )
 
 
+def misaligned(values: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `values` whose data pointer is not a multiple of its itemsize
+    (kernels must not assume natural alignment)."""
+    buf = np.zeros(values.size * values.itemsize + 1, dtype=np.uint8)
+    out = buf[1:].view(values.dtype).reshape(values.shape)
+    out[...] = values
+    assert not out.flags.aligned
+    return out
+
+
 def torch64(a):
     """A float64 torch tensor with the same values."""
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch.nn.functional as F
-from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, tolerance, torch64
+from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, misaligned, tolerance, torch64
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -356,15 +356,6 @@ def test_conv2d_misaligned_inputs(isa, dtype):
     """C-contiguous arrays whose data pointer is not a multiple of the element size."""
     case = next(c for c in CASES if c.id == "pointwise_8_16")
     x, w, b, dy, ref = _case_data(case, dtype)
-    itemsize = np.dtype(dtype).itemsize
-
-    def misaligned(values):
-        buf = np.zeros(values.size * itemsize + 1, dtype=np.uint8)
-        out = buf[1:].view(dtype).reshape(values.shape)
-        out[...] = values
-        assert not out.flags.aligned
-        return out
-
     xm, wm, bm, dym = (misaligned(a) for a in (x, w, b, dy))
     for algo in case.algorithms():
         run_all_directions(xm, wm, bm, dym, ref, stride=1, padding=0, dilation=1, groups=1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, maxabs, tolerance, torch64
+from conftest import DTYPES, assert_close, maxabs, misaligned, tolerance, torch64
 
 import fastconv as fc
 
@@ -276,15 +276,6 @@ def test_gemm_broadcast_and_single_column(isa, rng, dtype):
 def test_gemm_misaligned_operands(isa, rng, dtype):
     """Contiguous arrays whose data pointer is not aligned to the element size."""
     M, N, K = 7, 19, 11
-    itemsize = np.dtype(dtype).itemsize
-
-    def misaligned(values):
-        buf = np.zeros(values.size * itemsize + 1, dtype=np.uint8)
-        out = buf[1:].view(dtype).reshape(values.shape)
-        out[...] = values
-        assert not out.flags.aligned
-        return out
-
     a = misaligned(rng.standard_normal((M, K)).astype(dtype))
     b = misaligned(rng.standard_normal((K, N)).astype(dtype))
     c = misaligned(rng.standard_normal((M, N)).astype(dtype))
