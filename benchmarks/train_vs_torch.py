@@ -74,6 +74,13 @@ def main() -> None:
     tsched = training.make_scheduler(topt, recipe.schedule, total, torch.optim)
     fsched = training.make_scheduler(fopt, recipe.schedule, total, fc.optim)
 
+    def train_step(model, opt, sched, cross_entropy, x, y):  # the same code for both libraries
+        opt.zero_grad()
+        cross_entropy(model(x), y).backward()
+        opt.step()
+        if sched:
+            sched.step()
+
     def t_predict(x):
         with torch.no_grad():
             return tmodel(torch.from_numpy(x)).numpy()
@@ -95,17 +102,9 @@ def main() -> None:
             if step >= steps_per_epoch:
                 break
             t0 = time.perf_counter()
-            topt.zero_grad()
-            TF.cross_entropy(tmodel(torch.from_numpy(x)), torch.from_numpy(y)).backward()
-            topt.step()
-            if tsched:
-                tsched.step()
+            train_step(tmodel, topt, tsched, TF.cross_entropy, torch.from_numpy(x), torch.from_numpy(y))
             t1 = time.perf_counter()
-            fopt.zero_grad()
-            F.cross_entropy(fmodel(fc.tensor(x)), fc.tensor(y)).backward()
-            fopt.step()
-            if fsched:
-                fsched.step()
+            train_step(fmodel, fopt, fsched, F.cross_entropy, fc.tensor(x), fc.tensor(y))
             t2 = time.perf_counter()
             t_time += t1 - t0
             f_time += t2 - t1
