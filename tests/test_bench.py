@@ -212,6 +212,24 @@ def test_json_matches_schema_and_rows_agree():
     assert payload["machine"][0]["fma_gflops"] > 0
 
 
+def test_raising_case_is_an_error_row_and_never_timed():
+    def boom():
+        raise RuntimeError("kernel exploded")
+
+    calls = []
+    case = harness.Case("gemm", "broken", "gemm", boom, lambda: calls.append(1), "numpy",
+                        flops=10.0, bytes=4.0)
+    (r,) = harness.run_cases([case], reps=10,
+                             peaks=harness.MachinePeaks(1, 100.0, 10.0))
+    assert r.status == "error"
+    assert "RuntimeError: kernel exploded" in r.note
+    assert r.times_ms == r.peer_times_ms == []
+    assert not calls  # the peer never ran either
+    assert math.isnan(r.ms)
+    assert r.speedup is None
+    assert r.gflops is None
+
+
 def test_wrong_kernel_is_a_mismatch(monkeypatch):
     real = fc._core.conv2d_forward
 

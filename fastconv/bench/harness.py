@@ -407,57 +407,52 @@ def select_cases(quick: bool = False, filter: str | None = None, seed: int = 0,
             yield model_case(net, batch, mode, rng, torch)
 
 
-def _quartiles(xs: list[float]) -> tuple[float, float]:
-    if len(xs) < 2:
-        return xs[0], xs[0]
-    q = statistics.quantiles(xs, n=4)
-    return q[0], q[2]
+def _summary(xs: list[float]) -> tuple[float, float, float, float, float]:
+    """(median, min, max, first quartile, third quartile); all NaN for no samples."""
+    if not xs:
+        return (math.nan,) * 5
+    q1, q3 = statistics.quantiles(xs, n=4)[::2] if len(xs) > 1 else (xs[0], xs[0])
+    return statistics.median(xs), min(xs), max(xs), q1, q3
 
 
 def run_case(c: Case, threads: int, peaks: MachinePeaks, reps: int, warmup: int) -> Result:
-    """Check agreement, then time `c` alternately; returns the row."""
-    isa = fc.backend_info()["isa"]
+    """Check agreement, then time `c` alternately; returns the row. A case whose own call
+    raises is an 'error' row, never timed."""
     err, status, note = None, "ok", ""
+    t_ours: list[float] = []
+    t_peer: list[float] = []
     try:
         out = _to_numpy(c.ours())
     except Exception as e:  # noqa: BLE001 - a failing case is reported, not fatal
-        return _error_result(c, threads, isa, f"{type(e).__name__}: {e}")
-    peer = c.peer
-    if peer is not None:
-        err = rel_err(out, _to_numpy(peer()))
-        if not err <= AGREE_RTOL:
-            status, note = "mismatch", f"MISMATCH: rel err {err:.1e} > {AGREE_RTOL:g}"
+        status, note = "error", f"{type(e).__name__}: {e}"
     else:
-        status, note = "peer-missing", f"peer {c.peer_name} not installed"
-    t_ours, t_peer = time_alternating(c.ours, peer, reps, warmup, threads, c.peer_name)
-    med = statistics.median(t_ours)
-    q1, q3 = _quartiles(t_ours)
-    peer_med = statistics.median(t_peer) if t_peer else None
-    gflops = c.flops / med / 1e6 if c.flops else None
-    gbps = c.bytes / med / 1e6 if (c.bytes and not c.flops) else None
+        if c.peer is not None:
+            err = rel_err(out, _to_numpy(c.peer()))
+            if not err <= AGREE_RTOL:
+                status, note = "mismatch", f"MISMATCH: rel err {err:.1e} > {AGREE_RTOL:g}"
+        else:
+            status, note = "peer-missing", f"peer {c.peer_name} not installed"
+        t_ours, t_peer = time_alternating(c.ours, c.peer, reps, warmup, threads, c.peer_name)
+    med, lo, hi, q1, q3 = _summary(t_ours)
+    peer_med, peer_lo, peer_hi, _, _ = _summary(t_peer)
+    timed = bool(t_ours)
+    peer_timed = bool(t_peer)
+    gflops = c.flops / med / 1e6 if (timed and c.flops) else None
+    gbps = c.bytes / med / 1e6 if (timed and c.bytes and not c.flops) else None
     pct = (100.0 * gflops / peaks.fma_gflops if gflops else
            100.0 * gbps / peaks.copy_gbps if gbps else None)
     return Result(
         kind=c.kind, name=c.name, direction=c.direction, shape=c.shape, aliases=list(c.aliases),
-        threads=threads, isa=isa, algorithm=c.algorithm, flops=c.flops, bytes=c.bytes,
-        arithmetic_intensity=c.flops / c.bytes if (c.flops and c.bytes) else None,
-        ms=med, ms_min=min(t_ours), ms_max=max(t_ours), ms_q1=q1, ms_q3=q3,
-        gflops=gflops, gbps=gbps, pct_peak=pct, peer=c.peer_name, peer_ms=peer_med,
-        peer_ms_min=min(t_peer) if t_peer else None, peer_ms_max=max(t_peer) if t_peer else None,
-        peer_gflops=c.flops / peer_med / 1e6 if (c.flops and peer_med) else None,
-        speedup=peer_med / med if peer_med else None, max_rel_err=err, status=status,
+        threads=threads, isa=fc.backend_info()["isa"], algorithm=c.algorithm, flops=c.flops,
+        bytes=c.bytes,
+        arithmetic_intensity=c.flops / c.bytes if (timed and c.flops and c.bytes) else None,
+        ms=med, ms_min=lo, ms_max=hi, ms_q1=q1, ms_q3=q3,
+        gflops=gflops, gbps=gbps, pct_peak=pct, peer=c.peer_name,
+        peer_ms=peer_med if peer_timed else None, peer_ms_min=peer_lo if peer_timed else None,
+        peer_ms_max=peer_hi if peer_timed else None,
+        peer_gflops=c.flops / peer_med / 1e6 if (c.flops and peer_timed) else None,
+        speedup=peer_med / med if peer_timed else None, max_rel_err=err, status=status,
         note=note, times_ms=t_ours, peer_times_ms=t_peer)
-
-
-def _error_result(c: Case, threads: int, isa: str, message: str) -> Result:
-    nan = math.nan
-    return Result(kind=c.kind, name=c.name, direction=c.direction, shape=c.shape,
-                  aliases=list(c.aliases), threads=threads, isa=isa, algorithm=c.algorithm,
-                  flops=c.flops, bytes=c.bytes, arithmetic_intensity=None, ms=nan, ms_min=nan,
-                  ms_max=nan, ms_q1=nan, ms_q3=nan, gflops=None, gbps=None, pct_peak=None,
-                  peer=c.peer_name, peer_ms=None, peer_ms_min=None, peer_ms_max=None,
-                  peer_gflops=None, speedup=None, max_rel_err=None, status="error",
-                  note=message, times_ms=[], peer_times_ms=[])
 
 
 def run_cases(cases: Iterable[Case], threads: int = 1, reps: int = 10, warmup: int = 2,
