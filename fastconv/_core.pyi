@@ -38,6 +38,7 @@ def conv2d_backward_weight(
 def conv2d_backward_bias(grad_output: _Array) -> _Array: ...
 def conv2d_choose_algorithm(
     input: _Array, weight: _Array, stride: _Pair, padding: _Pad4, dilation: _Pair, groups: int,
+    direction: str = "forward",
 ) -> str: ...
 def conv_transpose2d_forward(
     input: _Array, weight: _Array, bias: _Array | None, stride: _Pair, padding: _Pair,

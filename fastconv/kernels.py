@@ -7,8 +7,11 @@ shapes follow ``torch.nn.functional``; the backward functions follow
 (non-contiguous or negative-stride views are copied once); outputs are new C-contiguous
 arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument.
 
-The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'ref')
-forces a convolution algorithm for tests and benchmarks; 'auto' picks by shape.
+The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
+'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by shape and
+direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix: every
+kernel tap is a shifted contiguous stream over row-padded stride-phase planes
+(docs/performance.md).
 """
 
 from __future__ import annotations

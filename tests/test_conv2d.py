@@ -25,6 +25,7 @@ from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, misaligned, tolera
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+import fastconv as fc
 from fastconv import _core
 from fastconv import kernels as K
 
@@ -100,7 +101,7 @@ class Case:
         return oh, ow
 
     def algorithms(self):
-        algos = ["auto", "im2col", "ref"]
+        algos = ["auto", "im2col", "ref", "direct"]
         if (self.kh, self.kw) == (1, 1) and _pair(self.stride) == (1, 1) and self.pads == (
             0, 0, 0, 0,
         ):
@@ -255,23 +256,46 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
 
 
 @pytest.mark.parametrize(
-    ("case", "expected"),
+    ("case", "direction", "expected"),
     [
-        (Case("a", 1, 4, 5, 5, 3, 1, 1), "direct_1x1"),
-        (Case("b", 1, 4, 5, 5, 3, 1, 1, stride=2), "im2col"),
-        (Case("c", 1, 4, 5, 5, 3, 1, 1, padding=1), "im2col"),
-        (Case("d", 1, 4, 5, 5, 4, 3, 3, groups=4), "depthwise"),
-        (Case("e", 1, 4, 5, 5, 4, 3, 3, groups=2), "im2col"),
-        (Case("f", 1, 1, 5, 5, 4, 3, 3, groups=1), "im2col"),
+        (Case("a", 1, 4, 5, 5, 3, 1, 1), "forward", "direct_1x1"),
+        (Case("b", 1, 4, 5, 5, 3, 1, 1, stride=2), "forward", "im2col"),
+        (Case("c", 1, 4, 5, 5, 3, 1, 1, padding=1), "forward", "im2col"),
+        (Case("d", 1, 4, 5, 5, 4, 3, 3, groups=4), "forward", "depthwise"),
+        (Case("e", 1, 4, 5, 5, 4, 3, 3, groups=2), "forward", "im2col"),
+        (Case("f", 1, 1, 5, 5, 4, 3, 3, groups=1), "forward", "im2col"),
+        # backward_weight: direct when a block sums >= 512 positions (LeNet-5 conv1 at batch 64,
+        # a 56x56 ResNet layer), im2col for short streams (7x7 maps, tiny inputs).
+        (Case("g", 64, 1, 32, 32, 6, 5, 5), "backward_weight", "direct"),
+        (Case("h", 1, 64, 56, 56, 64, 3, 3, padding=1), "backward_weight", "direct"),
+        (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
+        (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "im2col"),
+        # backward_data: direct only for <= 7x7 maps with >= 256 channels in a batch.
+        (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "direct"),
+        (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
+        (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "im2col"),
+        (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
     ],
-    ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1"],
+    ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
+         "bw-56x56", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
+         "bd-56x56-b8", "bw-depthwise"],
 )
-def test_auto_algorithm_choice(case, expected):
+def test_auto_algorithm_choice(case, direction, expected):
     x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
     w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
     got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
-                                        _pair(case.dilation), case.groups)
+                                        _pair(case.dilation), case.groups, direction)
     assert got == expected
+    if direction == "forward":  # the default direction
+        assert _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
+                                             _pair(case.dilation), case.groups) == expected
+
+
+def test_choose_algorithm_rejects_unknown_direction():
+    x, w = np.zeros((1, 1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="direction 'sideways'"):
+        _core.conv2d_choose_algorithm(x, w, (1, 1), (0, 0, 0, 0), (1, 1), 1, "sideways")
 
 
 # ---- (left, right, top, bottom) padding: against torch F.pad + conv2d --------------------
@@ -395,11 +419,30 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
         assert np.array_equal(again, dw), f"{what}: backward_weight not bitwise reproducible"
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", [THREAD_CASES[0], THREAD_CASES[1], THREAD_CASES[5]],
+                         ids=lambda c: c.id)
+def test_direct_backward_weight_same_bits_for_any_thread_count(isa, case, dtype):
+    # The direct weight gradient sums each entry on one thread in a fixed order.
+    x, w, _, dy, _ = _case_data(case, dtype)
+    hyper = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
+             "groups": case.groups}
+    old = fc.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2, 3):
+            fc.set_num_threads(n)
+            got.append(K.conv2d_backward_weight(dy, x, w.shape, algorithm="direct", **hyper))
+    finally:
+        fc.set_num_threads(old)
+    assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
+
+
 # ---- empty batch -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("algorithm", ["auto", "im2col", "ref", "depthwise"])
+@pytest.mark.parametrize("algorithm", ["auto", "im2col", "ref", "depthwise", "direct"])
 def test_conv2d_empty_batch(isa, algorithm, dtype):
     """N = 0: torch returns an empty output, an empty dx and all-zero dw / db."""
     groups = 3 if algorithm == "depthwise" else 1

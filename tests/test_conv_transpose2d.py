@@ -55,7 +55,7 @@ class TCase:
                 "dilation": self.dilation}
 
     def algorithms(self):
-        algos = ["auto", "im2col", "ref"]
+        algos = ["auto", "im2col", "ref", "direct"]
         h_out = ((self.H - 1) * _pair(self.stride)[0] - 2 * _pair(self.padding)[0]
                  + _pair(self.dilation)[0] * (self.kh - 1) + _pair(self.output_padding)[0] + 1)
         w_out = ((self.W - 1) * _pair(self.stride)[1] - 2 * _pair(self.padding)[1]

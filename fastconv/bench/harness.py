@@ -220,6 +220,7 @@ _CONV_ALGO = {  # the driver's choice, and what it means in each direction
                "backward_weight": "im2col+gemm"},
     "direct_1x1": {"forward": "gemm_1x1", "backward_data": "gemm_1x1",
                    "backward_weight": "gemm_1x1"},
+    "direct": {"forward": "direct", "backward_data": "direct", "backward_weight": "direct-corr"},
 }
 
 
@@ -252,7 +253,7 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
             "backward_weight": lambda: t_bwd([False, True, True])[1],
         }[direction]
     algo = fc._core.conv2d_choose_algorithm(x, w, (layer.stride,) * 2, (layer.padding,) * 4,
-                                            (layer.dilation,) * 2, layer.groups)
+                                            (layer.dilation,) * 2, layer.groups, direction)
     return Case(layer.kind, layer.name, direction, ours, peer, "torch",
                 flops=layer.flops(direction), bytes=layer.bytes(direction),
                 algorithm=_CONV_ALGO.get(algo, {}).get(direction, algo), shape=layer.describe(),

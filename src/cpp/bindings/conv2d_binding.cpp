@@ -187,9 +187,9 @@ Pair check_input_shape(const char* op, const std::vector<int64_t>& shape, int64_
 }
 
 // The forced algorithm must fit the shapes: checked here, before the GIL is released.
-ConvAlgo resolve_algo(const char* op, const Conv2dParams& p, ConvAlgo algo) {
+ConvAlgo resolve_algo(const char* op, const Conv2dParams& p, ConvAlgo algo, ConvDirection dir) {
     try {
-        return resolve_conv_algo(p, algo);
+        return resolve_conv_algo(p, algo, dir);
     } catch (const std::invalid_argument& e) {
         value_error(op, ": ", e.what());
     }
@@ -211,7 +211,7 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
     const py::array& x = r.a;
     Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
                                  stride, pad4(padding), dilation, groups, shape_of(x));
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
     check_bias(op, r.bias, p.K);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -239,7 +239,7 @@ py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::obje
     const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = conv_params(op, N, C, input_size.first, input_size.second, WShape(r.b), stride,
                                  pad4(padding), dilation, groups, in_shape);
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_data);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -270,7 +270,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
     const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
                                  pad4(padding), dilation, groups, shape_of(x));
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_weight);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -369,7 +369,7 @@ py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::o
     Conv2dParams p =
         transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
                          padding, output_padding, dilation, groups, shape_of(x));
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_data);
     check_bias(op, r.bias, p.C);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -396,7 +396,7 @@ py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, cons
     const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = transpose_params(op, N, C_in, input_size.first, input_size.second, WShape(r.b),
                                       stride, padding, output_padding, dilation, groups, in_shape);
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -427,7 +427,7 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
     const WShape w_shape(C_in, C_out / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape, stride,
                                       padding, output_padding, dilation, groups, shape_of(x));
-    const ConvAlgo resolved = resolve_algo(op, p, algo);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_weight);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
@@ -479,16 +479,25 @@ Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(K
     m.def(
         "conv2d_choose_algorithm",
         [](const py::object& x_obj, const py::object& w_obj, Pair stride,
-           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
+           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups,
+           const std::string& direction) {
+            ConvDirection dir = ConvDirection::forward;
+            try {
+                dir = parse_conv_direction(direction);
+            } catch (const std::invalid_argument& e) {
+                value_error("conv2d_choose_algorithm", ": ", e.what());
+            }
             ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
             const py::array& x = r.a;
             Conv2dParams p =
                 conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
                             stride, pad4(padding), dilation, groups, shape_of(x));
-            return std::string(conv_algo_name(choose_conv_algo(p)));
+            return std::string(conv_algo_name(choose_conv_algo(p, dir)));
         },
         "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
-        "The algorithm 'auto' picks for these shapes (im2col, direct_1x1 or depthwise).");
+        "direction"_a = "forward",
+        "The algorithm 'auto' picks for these shapes and direction (forward, backward_data,\n"
+        "backward_weight): im2col, direct_1x1, depthwise or direct.");
 }
 
 }  // namespace fastconv

@@ -48,6 +48,20 @@ struct KernelSet {
                               const Im2colRun* runs, int64_t nruns, int64_t stride_w, int64_t ncols,
                               int64_t nr, T* out) = nullptr;
 
+    // Direct convolution over row-padded planes (kernels/conv2d/conv2d_direct.cpp). A "row"
+    // is a pointer into a zero-padded plane; every kernel tap is a fixed shift of it.
+    //   shifted_gemm: c[m*ldc + i] (+)= sum_{q<P} a[q*MR + m] * rows[q][i]
+    //                 for m < mr <= MR, i in [i0, i0+n); n a multiple of direct_tiles().cols;
+    //                 a is a P x MR panel (zero lanes beyond mr); accumulate adds to c.
+    //   shifted_corr: out[k*ldo + t] += sum_{i<n} d[k*ldd + i] * rows[t][i]
+    //                 for k < kb <= KB, t < tb <= TB; n a multiple of the vector width.
+    // Reads run to the end of the last vector: callers pad planes with zeros.
+    void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
+                         int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
+    void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
+                         T* out, int64_t ldo) = nullptr;
+    DirectTiles (*direct_tiles)() = nullptr;
+
     // Depthwise conv on one (image, output channel) plane. Output channel k reads input
     // channel k / (K/C). x: [H][W], w: [KH][KW], y/dy: [OH][OW].
     //   forward:         y  = conv(x, w) + bias          (overwrites y)

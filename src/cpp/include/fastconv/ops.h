@@ -24,14 +24,29 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 
 // ---------------------------------------------------------------------------------------
 // Conv2d (NCHW). x[N][C][H][W], w[K][C/g][KH][KW], y[N][K][OH][OW], bias[K] or null.
-enum class ConvAlgo : int { automatic = 0, ref = 1, im2col = 2, direct_1x1 = 3, depthwise = 4 };
+//   im2col      im2col (packed straight into GEMM panels) + GEMM; col2im for backward_data
+//   direct_1x1  1x1 / stride 1 / no padding: the input is the GEMM operand itself
+//   depthwise   groups == C > 1: per-plane direct kernels
+//   direct      no im2col matrix: shifted streams over row-padded stride-phase planes
+//               (kernels/conv2d/conv2d_direct.cpp); any shape
+enum class ConvAlgo : int {
+    automatic = 0,
+    ref = 1,
+    im2col = 2,
+    direct_1x1 = 3,
+    depthwise = 4,
+    direct = 5
+};
+enum class ConvDirection : int { forward = 0, backward_data = 1, backward_weight = 2 };
 ConvAlgo parse_conv_algo(const std::string& name);  // throws std::invalid_argument
 const char* conv_algo_name(ConvAlgo a);
-// The algorithm `automatic` resolves to for these shapes (pure function of p).
-ConvAlgo choose_conv_algo(const Conv2dParams& p);
-// `algo` itself, or choose_conv_algo(p) for automatic; std::invalid_argument if a forced
-// algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise groups == C).
-ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo);
+ConvDirection parse_conv_direction(const std::string& name);  // throws std::invalid_argument
+// The algorithm `automatic` resolves to for these shapes and direction (pure function).
+ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir);
+// `algo` itself, or choose_conv_algo(p, dir) for automatic; std::invalid_argument if a
+// forced algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise
+// groups == C).
+ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection dir);
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,

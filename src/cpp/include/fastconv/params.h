@@ -43,6 +43,12 @@ struct Im2colRun {
     int64_t src, dst, len;
 };
 
+// Tile sizes of the direct-convolution micro-kernels of one ISA (KernelSet::direct_tiles):
+// shifted_gemm computes mr rows x cols positions; shifted_corr kb x tb sums; vec = lanes.
+struct DirectTiles {
+    int mr, cols, kb, tb, vec;
+};
+
 // Pooling over input[N][C][H][W] -> output[N][C][OH][OW] (PyTorch semantics).
 // Window of output (oh, ow) starts at (oh*stride_h - pad_h, ow*stride_w - pad_w) and
 // takes KH x KW taps spaced by dilation. Padding is implicit: -inf for max, and for

@@ -82,9 +82,27 @@
     void gemm_small_m(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,    \
                       const T* B, int64_t rs, int64_t cs, T beta, T* C, int64_t ldc);
 
+#define FASTCONV_DECLARE_DIRECT_KERNELS                                                        \
+    template <typename T>                                                                      \
+    void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,      \
+                      int mr, T* c, int64_t ldc, bool accumulate);                             \
+    template <typename T>                                                                      \
+    void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb, \
+                      T* out, int64_t ldo);                                                    \
+    template <typename T>                                                                      \
+    ::fastconv::DirectTiles direct_tiles();
+
+#define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                   \
+    template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*, \
+                                  int64_t, bool);                                              \
+    template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,    \
+                                  int64_t);                                                    \
+    template ::fastconv::DirectTiles direct_tiles<T>();
+
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \
     namespace isa {                       \
+    FASTCONV_DECLARE_DIRECT_KERNELS       \
     FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL  \
     FASTCONV_DECLARE_IM2COL_KERNELS       \
     FASTCONV_DECLARE_DEPTHWISE_KERNELS    \

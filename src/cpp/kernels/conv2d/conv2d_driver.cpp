@@ -17,6 +17,7 @@
 #include "common/parallel.h"
 #include "fastconv/kernel_table.h"
 #include "fastconv/ops.h"
+#include "kernels/conv2d/conv2d_direct.h"
 #include "kernels/conv2d/conv2d_ref.h"
 #include "kernels/conv2d/im2col.h"
 #include "kernels/gemm/gemm_packed.h"
@@ -36,8 +37,8 @@ bool is_pointwise(const Conv2dParams& p) {
 
 }  // namespace
 
-ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo) {
-    if (algo == ConvAlgo::automatic) return choose_conv_algo(p);
+ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection dir) {
+    if (algo == ConvAlgo::automatic) return choose_conv_algo(p, dir);
     if (algo == ConvAlgo::direct_1x1 && !is_pointwise(p))
         throw std::invalid_argument(
             "algorithm 'direct_1x1' needs a 1x1 kernel, stride 1 and no padding");
@@ -255,8 +256,17 @@ ConvAlgo parse_conv_algo(const std::string& name) {
     if (name == "im2col") return ConvAlgo::im2col;
     if (name == "direct_1x1") return ConvAlgo::direct_1x1;
     if (name == "depthwise") return ConvAlgo::depthwise;
+    if (name == "direct") return ConvAlgo::direct;
     throw std::invalid_argument("unknown conv algorithm '" + name +
-                                "': expected auto, ref, im2col, direct_1x1 or depthwise");
+                                "': expected auto, ref, im2col, direct_1x1, depthwise or direct");
+}
+
+ConvDirection parse_conv_direction(const std::string& name) {
+    if (name == "forward") return ConvDirection::forward;
+    if (name == "backward_data") return ConvDirection::backward_data;
+    if (name == "backward_weight") return ConvDirection::backward_weight;
+    throw std::invalid_argument("unknown direction '" + name +
+                                "': expected forward, backward_data or backward_weight");
 }
 
 const char* conv_algo_name(ConvAlgo a) {
@@ -271,22 +281,26 @@ const char* conv_algo_name(ConvAlgo a) {
             return "direct_1x1";
         case ConvAlgo::depthwise:
             return "depthwise";
+        case ConvAlgo::direct:
+            return "direct";
     }
     return "?";
 }
 
-ConvAlgo choose_conv_algo(const Conv2dParams& p) {
+ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     if (is_depthwise(p)) return ConvAlgo::depthwise;  // GEMM with K = KH*KW is wasteful
     if (is_pointwise(p)) return ConvAlgo::direct_1x1;
-    return ConvAlgo::im2col;
+    return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
 }
 
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                     ConvAlgo algo) {
-    switch (resolve_conv_algo(p, algo)) {
+    switch (resolve_conv_algo(p, algo, ConvDirection::forward)) {
         case ConvAlgo::ref:
             return conv2d_forward_ref(p, x, w, bias, y);
+        case ConvAlgo::direct:
+            return direct_forward(p, x, w, bias, y);
         case ConvAlgo::depthwise:
             return forward_depthwise(p, x, w, bias, y);
         case ConvAlgo::direct_1x1:
@@ -298,9 +312,11 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
 
 template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo) {
-    switch (resolve_conv_algo(p, algo)) {
+    switch (resolve_conv_algo(p, algo, ConvDirection::backward_data)) {
         case ConvAlgo::ref:
             return conv2d_backward_data_ref(p, dx, dy, w);
+        case ConvAlgo::direct:
+            return direct_backward_data(p, dx, dy, w);
         case ConvAlgo::depthwise:
             return backward_data_depthwise(p, dx, dy, w);
         case ConvAlgo::direct_1x1:
@@ -312,9 +328,11 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
 
 template <typename T>
 void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo) {
-    switch (resolve_conv_algo(p, algo)) {
+    switch (resolve_conv_algo(p, algo, ConvDirection::backward_weight)) {
         case ConvAlgo::ref:
             return conv2d_backward_weight_ref(p, dw, dy, x);
+        case ConvAlgo::direct:
+            return direct_backward_weight(p, dw, dy, x);
         case ConvAlgo::depthwise:
             return backward_weight_direct(p, dw, dy, x);
         case ConvAlgo::direct_1x1:

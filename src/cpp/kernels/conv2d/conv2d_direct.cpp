@@ -1,0 +1,400 @@
+// Direct convolution without an im2col matrix, over row-padded stride-phase planes.
+//
+// Layout. Stride s splits the zero-padded input into s_h x s_w phase planes,
+//   P_(py,px)[r][q] = x[r*s_h + py - pad_top][q*s_w + px - pad_left]   (0 outside x),
+// each Hq x Wq with Hq = OH + (KH-1)*d_h / s_h, Wq = OW + (KW-1)*d_w / s_w. Tap (kh, kw)
+// reads phase ((kh*d_h) % s_h, (kw*d_w) % s_w) at the fixed flat shift
+//   off = (kh*d_h / s_h) * Wq + (kw*d_w / s_w),
+// so with outputs (and dy) laid out on the same Wq-wide rows (columns ow >= OW are padding),
+// output position i = oh*Wq + ow reads P[i + off] for every tap: each tap is one contiguous
+// vector stream, for any stride and dilation. nb images are stacked per plane (S = Hq*Wq
+// apart) so small maps still give long streams. This is the im2col matrix never written:
+// its rows are the shifted planes themselves (cf. the indirect convolution of Dukhan 2019,
+// with shifts instead of a pointer per pixel).
+//
+//   forward          y[k][i]   = sum_{c,t} w[k][c][t] * P_{c,t}[i + off_t]   (shifted_gemm)
+//   backward_data    dP_ph[c][j] = sum_{k, t in ph} w[k][c][t] * dy[k][j - off_t]
+//                    (shifted_gemm per phase; dy planes carry a zero lead of off_max),
+//                    then each phase plane is written back to its strided dx positions
+//   backward_weight  dw[k][c][t] += sum_i dy[k][i] * P_{c,t}[i + off_t]   (shifted_corr)
+//
+// Padding columns of dy are zero, so they add nothing. The price is (Wq - OW) / Wq extra
+// work (7x7 maps with a 3x3 kernel: 22 %, 56x56: 3 %), paid instead of building im2col.
+// Caveat: an Inf/NaN in an input position that no output reads can reach the weight
+// gradient through 0 * Inf (a padding column times that value).
+//
+// Workspace per thread: one chunk of planes, sized to at most one image's im2col matrix
+// (at least one image). Threads: forward and backward_data run whole chunks per thread
+// (tiles split inside a lone chunk); backward_weight runs chunks in order and splits the
+// (k block, tap block) tiles over threads, each dw entry summed by one thread in a fixed
+// order: bitwise identical for any thread count.
+#include "kernels/conv2d/conv2d_direct.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "common/aligned_buffer.h"
+#include "common/parallel.h"
+#include "fastconv/kernel_table.h"
+#include "kernels/conv2d/im2col.h"
+
+namespace fastconv {
+
+namespace {
+
+enum DirectTag { kXqTag = 20, kDqTag = 21, kRowsTag = 22, kPackTag = 23, kOutTag = 24 };
+
+constexpr int64_t kRound = 32;   // position counts round to this (a multiple of every tile width)
+constexpr int64_t kPBlock = 128;  // shifted_gemm taps per pass: the B rows of a tile stay in L1
+
+int64_t round_up(int64_t v, int64_t m) {
+    return (v + m - 1) / m * m;
+}
+
+struct DirectPlan {
+    int64_t Hq = 0, Wq = 0, S = 0;  // phase-plane extent and size
+    int64_t nph = 0;                // phases some tap reads
+    std::vector<int64_t> ph_y, ph_x;
+    std::vector<int64_t> tap_phase, tap_off;  // per tap t = kh*KW + kw
+    int64_t off_max = 0;
+    int64_t nb = 1;     // images per chunk
+    int64_t L = 0;      // positions per chunk: nb*S rounded up
+    int64_t xs = 0;     // stride of one (channel, phase) plane of a chunk
+    int64_t front = 0;  // zero lead of each dy plane
+    int64_t ds = 0;     // stride of one channel's dy / y plane
+    int64_t nchunks(int64_t N) const { return (N + nb - 1) / nb; }
+};
+
+DirectPlan make_plan(const Conv2dParams& p) {
+    DirectPlan d;
+    const int64_t sh = p.stride_h, sw = p.stride_w;
+    d.Hq = p.OH + (p.KH - 1) * p.dil_h / sh;
+    d.Wq = p.OW + (p.KW - 1) * p.dil_w / sw;
+    d.S = d.Hq * d.Wq;
+    for (int64_t kh = 0; kh < p.KH; ++kh)
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+            const int64_t ah = kh * p.dil_h, aw = kw * p.dil_w;
+            int64_t ph = 0;
+            while (ph < d.nph && !(d.ph_y[ph] == ah % sh && d.ph_x[ph] == aw % sw)) ++ph;
+            if (ph == d.nph) {
+                d.ph_y.push_back(ah % sh);
+                d.ph_x.push_back(aw % sw);
+                ++d.nph;
+            }
+            d.tap_phase.push_back(ph);
+            d.tap_off.push_back(ah / sh * d.Wq + aw / sw);
+            d.off_max = std::max(d.off_max, d.tap_off.back());
+        }
+    // Chunk: as many images as fit in one image's im2col matrix, at least one.
+    const int64_t per_image = (p.C * d.nph + p.K) * d.S;
+    const int64_t budget = p.groups * p.col_rows() * p.OH * p.OW;
+    d.nb = std::max<int64_t>(1, std::min<int64_t>(p.N, budget / std::max<int64_t>(1, per_image)));
+    d.L = round_up(d.nb * d.S, kRound);
+    d.xs = round_up(d.L + d.off_max, 16);
+    d.front = round_up(d.off_max, 16);
+    d.ds = round_up(d.front + d.L, 16);
+    return d;
+}
+
+// Phase planes of channels [c0, c1) of images [n0, n0 + nb) into xq (C*nph planes, xs apart);
+// everything past the images' nb*S positions is zeroed.
+template <typename T>
+void fill_x(const Conv2dParams& p, const DirectPlan& d, const T* x, int64_t n0, int64_t nb,
+            int64_t c0, int64_t c1, T* xq) {
+    const int64_t HW = p.H * p.W;
+    for (int64_t c = c0; c < c1; ++c)
+        for (int64_t ph = 0; ph < d.nph; ++ph) {
+            T* plane = xq + (c * d.nph + ph) * d.xs;
+            int64_t lo, hi;
+            valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
+            for (int64_t n = 0; n < nb; ++n) {
+                const T* xc = x + ((n0 + n) * p.C + c) * HW;
+                for (int64_t r = 0; r < d.Hq; ++r) {
+                    T* dst = plane + n * d.S + r * d.Wq;
+                    const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
+                    if (ih < 0 || ih >= p.H || lo >= hi) {
+                        std::fill(dst, dst + d.Wq, T(0));
+                        continue;
+                    }
+                    const T* src = xc + ih * p.W + d.ph_x[ph] - p.pad_left;
+                    std::fill(dst, dst + lo, T(0));
+                    if (p.stride_w == 1)
+                        std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
+                    else
+                        for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * p.stride_w];
+                    std::fill(dst + hi, dst + d.Wq, T(0));
+                }
+            }
+            std::fill(plane + nb * d.S, plane + d.xs, T(0));
+        }
+}
+
+// dy planes of channels [k0, k1) of images [n0, n0 + nb) on Wq-wide rows, after a zero lead
+// of `front`; padding columns, rows OH..Hq-1 and the tail are zero.
+template <typename T>
+void fill_dy(const Conv2dParams& p, const DirectPlan& d, const T* dy, int64_t n0, int64_t nb,
+             int64_t k0, int64_t k1, T* dq) {
+    const int64_t OHW = p.OH * p.OW;
+    for (int64_t k = k0; k < k1; ++k) {
+        T* plane = dq + k * d.ds;
+        std::fill(plane, plane + d.front, T(0));
+        for (int64_t n = 0; n < nb; ++n) {
+            const T* src = dy + ((n0 + n) * p.K + k) * OHW;
+            T* dst = plane + d.front + n * d.S;
+            for (int64_t oh = 0; oh < p.OH; ++oh) {
+                std::memcpy(dst + oh * d.Wq, src + oh * p.OW, sizeof(T) * p.OW);
+                std::fill(dst + oh * d.Wq + p.OW, dst + (oh + 1) * d.Wq, T(0));
+            }
+            std::fill(dst + p.OH * d.Wq, dst + d.S, T(0));
+        }
+        std::fill(plane + d.front + nb * d.S, plane + d.ds, T(0));
+    }
+}
+
+// Runs chunk(i, tile_threads) for every chunk: whole chunks per thread when there are enough,
+// else chunks in order with their tiles split over the threads.
+template <typename F>
+void for_each_chunk(int64_t nchunks, F&& chunk) {
+    const int nt = num_threads();
+    if (nt > 1 && nchunks >= nt) {
+        RegionErrors errors;
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t i = 0; i < nchunks; ++i) errors.run([&] { chunk(i, 1); });
+        errors.rethrow();
+    } else {
+        for (int64_t i = 0; i < nchunks; ++i) chunk(i, nt);
+    }
+}
+
+// c[m][i] = sum_q a[q][m] * rows[q][i] for the M rows of `a_blocks` (ceil(M/MR) panels of
+// P x MR) and positions [0, L); taps in passes of kPBlock. Threads split the position tiles.
+template <typename T>
+void shifted_gemm_all(const KernelSet<T>& ks, const DirectTiles& tl, int64_t M, int64_t P,
+                      const T* a_blocks, const T* const* rows, int64_t L, T* c, int64_t ldc,
+                      int nthreads) {
+    const int64_t mblocks = (M + tl.mr - 1) / tl.mr, tiles = L / tl.cols;
+    auto run = [&](int64_t t0, int64_t t1) {
+        for (int64_t q0 = 0; q0 < P; q0 += kPBlock) {
+            const int64_t pq = std::min<int64_t>(kPBlock, P - q0);
+            for (int64_t t = t0; t < t1; ++t)
+                for (int64_t mb = 0; mb < mblocks; ++mb)
+                    ks.shifted_gemm(pq, a_blocks + (mb * P + q0) * tl.mr, rows + q0, t * tl.cols,
+                                    tl.cols, static_cast<int>(std::min<int64_t>(tl.mr, M - mb * tl.mr)),
+                                    c + mb * tl.mr * ldc, ldc, q0 > 0);
+        }
+    };
+    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
+    if (nt == 1) {
+        run(0, tiles);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int64_t t0, t1;
+        split_range(tiles, team_size(), thread_id(), &t0, &t1);
+        run(t0, t1);
+    }
+}
+
+}  // namespace
+
+namespace {
+
+// Positions per horizontal-sum block of backward_weight: tiles sweep every x stream of the
+// group for one KB block of dy streams, so those C/g*phases + KB streams of a block should
+// fit in half of L2; a block ends in one horizontal sum per accumulator, so >= 256.
+int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64_t elem_size) {
+    return std::max<int64_t>(
+        256, (512 * 1024 / elem_size) / (p.c_per_group() * d.nph + kb) / kRound * kRound);
+}
+
+}  // namespace
+
+bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
+    if (p.N == 0 || p.OH == 0 || p.OW == 0) return false;
+    const DirectPlan d = make_plan(p);
+    switch (dir) {
+        case ConvDirection::backward_weight:
+            // Measured on Zen 4 (bench shapes, 1 thread): 1.3-4.3x over im2col+GEMM when a
+            // block sums >= 512 positions (first layers, 28x28 and larger maps up to 128
+            // channels); 0.2-0.9x below that, where the horizontal sums and short streams
+            // cost more than the transposed packing of the GEMM path.
+            return std::min(corr_block(p, d, 4, sizeof(float)), d.nb * d.S) >= 512;
+        case ConvDirection::backward_data:
+            // Maps of <= 7x7 with >= 256 channels in a batch: one GEMM per image has only
+            // 49 columns; the stacked planes give 1.2-1.5x (ResNet-18 7x7x512 and the
+            // 14x14 -> 7x7 downsample at batch 8). Elsewhere the GEMM path is faster.
+            return p.N >= 2 && p.OH * p.OW <= 49 && p.c_per_group() >= 256;
+        default:
+            // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
+            // rows): not chosen automatically.
+            return false;
+    }
+}
+
+template <typename T>
+void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectTiles tl = ks.direct_tiles();
+    const DirectPlan d = make_plan(p);
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
+    const int64_t CKK = p.col_rows(), mpad = round_up(Kg, tl.mr);
+    // packA once per call: per group, ceil(Kg/MR) panels of CKK x MR.
+    T* pa = thread_scratch<T, kPackTag>(static_cast<size_t>(G * mpad * CKK));
+    for (int64_t g = 0; g < G; ++g)
+        for (int64_t k = 0; k < mpad; ++k) {
+            T* panel = pa + (g * mpad + k / tl.mr * tl.mr) * CKK + k % tl.mr;
+            const T* wk = w + (g * Kg + k) * CKK;
+            for (int64_t q = 0; q < CKK; ++q) panel[q * tl.mr] = k < Kg ? wk[q] : T(0);
+        }
+    const int64_t OHW = p.OH * p.OW;
+    for_each_chunk(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
+        const int64_t n0 = chunk * d.nb, nb = std::min(d.nb, p.N - n0);
+        T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.nph * d.xs));
+        T* yq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.L));
+        const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(CKK));
+        fill_x(p, d, x, n0, nb, 0, p.C, xq);
+        for (int64_t g = 0; g < G; ++g) {
+            for (int64_t c = 0; c < Cg; ++c)
+                for (int64_t t = 0; t < KK; ++t)
+                    rows[c * KK + t] =
+                        xq + ((g * Cg + c) * d.nph + d.tap_phase[t]) * d.xs + d.tap_off[t];
+            shifted_gemm_all(ks, tl, Kg, CKK, pa + g * mpad * CKK, rows, d.L, yq + g * Kg * d.L,
+                             d.L, tile_threads);
+        }
+        for (int64_t n = 0; n < nb; ++n)
+            for (int64_t k = 0; k < p.K; ++k) {
+                const T b = bias ? bias[k] : T(0);
+                const T* src = yq + k * d.L + n * d.S;
+                T* dst = y + ((n0 + n) * p.K + k) * OHW;
+                for (int64_t oh = 0; oh < p.OH; ++oh)
+                    for (int64_t ow = 0; ow < p.OW; ++ow)
+                        dst[oh * p.OW + ow] = src[oh * d.Wq + ow] + b;
+            }
+    });
+}
+
+template <typename T>
+void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectTiles tl = ks.direct_tiles();
+    const DirectPlan d = make_plan(p);
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
+    const int64_t CKK = p.col_rows(), mpad = round_up(Cg, tl.mr), HW = p.H * p.W;
+    // Taps of each phase, and packA per (phase, group): panels of P_ph x MR, P_ph = Kg * taps,
+    // a[(k, j)][c] = w[k][c][taps_ph[j]].
+    std::vector<std::vector<int64_t>> taps(d.nph);
+    for (int64_t t = 0; t < KK; ++t) taps[d.tap_phase[t]].push_back(t);
+    std::vector<int64_t> pa_off(d.nph + 1, 0);
+    for (int64_t ph = 0; ph < d.nph; ++ph)
+        pa_off[ph + 1] = pa_off[ph] + G * mpad * Kg * static_cast<int64_t>(taps[ph].size());
+    T* pa = thread_scratch<T, kPackTag>(static_cast<size_t>(pa_off[d.nph]));
+    for (int64_t ph = 0; ph < d.nph; ++ph) {
+        const int64_t nt = static_cast<int64_t>(taps[ph].size()), P = Kg * nt;
+        for (int64_t g = 0; g < G; ++g)
+            for (int64_t c = 0; c < mpad; ++c) {
+                T* panel = pa + pa_off[ph] + (g * mpad + c / tl.mr * tl.mr) * P + c % tl.mr;
+                for (int64_t k = 0; k < Kg; ++k)
+                    for (int64_t j = 0; j < nt; ++j)
+                        panel[(k * nt + j) * tl.mr] =
+                            c < Cg ? w[(g * Kg + k) * CKK + c * KK + taps[ph][j]] : T(0);
+            }
+    }
+    for_each_chunk(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
+        const int64_t n0 = chunk * d.nb, nb = std::min(d.nb, p.N - n0);
+        T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.ds));
+        T* dxq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.L));
+        const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(Kg * KK));
+        fill_dy(p, d, dy, n0, nb, 0, p.K, dq);
+        std::fill(dx + n0 * p.C * HW, dx + (n0 + nb) * p.C * HW, T(0));
+        for (int64_t ph = 0; ph < d.nph; ++ph) {
+            const int64_t nt = static_cast<int64_t>(taps[ph].size()), P = Kg * nt;
+            for (int64_t g = 0; g < G; ++g) {
+                for (int64_t k = 0; k < Kg; ++k)
+                    for (int64_t j = 0; j < nt; ++j)
+                        rows[k * nt + j] = dq + (g * Kg + k) * d.ds + d.front - d.tap_off[taps[ph][j]];
+                shifted_gemm_all(ks, tl, Cg, P, pa + pa_off[ph] + g * mpad * P, rows, d.L,
+                                 dxq + g * Cg * d.L, d.L, tile_threads);
+            }
+            // Phase plane -> its strided dx positions.
+            int64_t lo, hi;
+            valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
+            for (int64_t n = 0; n < nb; ++n)
+                for (int64_t c = 0; c < p.C; ++c) {
+                    const T* src = dxq + c * d.L + n * d.S;
+                    T* dxc = dx + ((n0 + n) * p.C + c) * HW;
+                    for (int64_t r = 0; r < d.Hq; ++r) {
+                        const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
+                        if (ih < 0 || ih >= p.H) continue;
+                        T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
+                        const T* s = src + r * d.Wq;
+                        for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = s[q];
+                    }
+                }
+        }
+    });
+}
+
+template <typename T>
+void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectTiles tl = ks.direct_tiles();
+    const DirectPlan d = make_plan(p);
+    const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
+    const int64_t CKK = p.col_rows();
+    std::fill(dw, dw + p.K * CKK, T(0));
+    if (p.N == 0) return;
+    // Tiles: (group, block of KB output channels, block of TB taps of the flat (c, t) list).
+    const int64_t kblocks = (Kg + tl.kb - 1) / tl.kb, tblocks = (CKK + tl.tb - 1) / tl.tb;
+    const int64_t ntiles = G * kblocks * tblocks;
+    const int64_t iblk = corr_block(p, d, tl.kb, sizeof(T));
+    T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.nph * d.xs));
+    T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.ds));
+    const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(CKK * G));
+    for (int64_t g = 0; g < G; ++g)
+        for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t t = 0; t < KK; ++t)
+                rows[(g * Cg + c) * KK + t] =
+                    xq + ((g * Cg + c) * d.nph + d.tap_phase[t]) * d.xs + d.tap_off[t];
+    const int nt = threads_for(ntiles);
+    for (int64_t n0 = 0; n0 < p.N; n0 += d.nb) {
+        const int64_t nb = std::min(d.nb, p.N - n0);
+#pragma omp parallel num_threads(nt)
+        {
+            const int team = team_size(), tid = thread_id();
+            int64_t a, b;
+            split_range(p.C, team, tid, &a, &b);
+            fill_x(p, d, x, n0, nb, a, b, xq);
+            split_range(p.K, team, tid, &a, &b);
+            fill_dy(p, d, dy, n0, nb, a, b, dq);
+#pragma omp barrier
+            split_range(ntiles, team, tid, &a, &b);
+            const int64_t len = round_up(nb * d.S, tl.vec);
+            for (int64_t i0 = 0; i0 < len; i0 += iblk) {
+                const int64_t n = std::min(iblk, len - i0);
+                for (int64_t tile = a; tile < b; ++tile) {
+                    const int64_t g = tile / (kblocks * tblocks);
+                    const int64_t kb = tile / tblocks % kblocks, tb = tile % tblocks;
+                    const int64_t k0 = kb * tl.kb, q0 = tb * tl.tb;
+                    const T* r[16];
+                    const int ntap = static_cast<int>(std::min<int64_t>(tl.tb, CKK - q0));
+                    for (int t = 0; t < ntap; ++t) r[t] = rows[g * CKK + q0 + t] + i0;
+                    ks.shifted_corr(n, dq + (g * Kg + k0) * d.ds + d.front + i0, d.ds,
+                                    static_cast<int>(std::min<int64_t>(tl.kb, Kg - k0)), r, ntap,
+                                    dw + (g * Kg + k0) * CKK + q0, CKK);
+                }
+            }
+        }
+    }
+}
+
+#define FASTCONV_INSTANTIATE(T)                                                                  \
+    template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);      \
+    template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);          \
+    template void direct_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*);
+FASTCONV_INSTANTIATE(float)
+FASTCONV_INSTANTIATE(double)
+#undef FASTCONV_INSTANTIATE
+
+}  // namespace fastconv

@@ -1,0 +1,23 @@
+// Direct convolution over row-padded stride-phase planes (no im2col matrix); the method and
+// its workspace are described in conv2d_direct.cpp. Same semantics as conv2d_forward /
+// conv2d_backward_data / conv2d_backward_weight (fastconv/ops.h) for any stride, padding,
+// dilation and groups; the weight gradient is bitwise identical for any thread count.
+#pragma once
+
+#include "fastconv/ops.h"
+#include "fastconv/params.h"
+
+namespace fastconv {
+
+// Whether `automatic` should pick the direct algorithm for this shape and direction
+// (thresholds measured against im2col + GEMM; see conv2d_direct.cpp).
+bool direct_preferred(const Conv2dParams& p, ConvDirection dir);
+
+template <typename T>
+void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w);
+template <typename T>
+void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x);
+
+}  // namespace fastconv
