@@ -39,6 +39,17 @@ inline int thread_id() {
 #endif
 }
 
+// Chunk size for `schedule(dynamic, chunk)` over `items` independent iterations: about
+// eight claims per thread. Dynamic claims, not a fixed split, because this host's vCPUs are
+// shared: when another process holds one core, a static half of the work would wait for
+// it (measured: a 2-thread call 2.3x slower than 1 thread), while claims let the free
+// thread take most of the work. Used only where the result does not depend on which
+// thread runs an item.
+inline int64_t dynamic_chunk(int64_t items, int nthreads) {
+    const int64_t c = items / (8 * static_cast<int64_t>(nthreads));
+    return c < 1 ? 1 : c;
+}
+
 // [begin, end) of chunk `i` when `total` items are split into `parts` near-equal chunks.
 inline void split_range(int64_t total, int64_t parts, int64_t i, int64_t* begin, int64_t* end) {
     const int64_t base = total / parts, rem = total % parts;

@@ -159,7 +159,7 @@ void for_each_chunk(int64_t nchunks, F&& chunk) {
     const int nt = num_threads();
     if (nt > 1 && nchunks >= nt) {
         RegionErrors errors;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
         for (int64_t i = 0; i < nchunks; ++i) errors.run([&] { chunk(i, 1); });
         errors.rethrow();
     } else {
@@ -189,12 +189,9 @@ void shifted_gemm_all(const KernelSet<T>& ks, const DirectTiles& tl, int64_t M, 
         run(0, tiles);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        int64_t t0, t1;
-        split_range(tiles, team_size(), thread_id(), &t0, &t1);
-        run(t0, t1);
-    }
+    const int64_t chunk = dynamic_chunk(tiles, nt);
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t t0 = 0; t0 < tiles; t0 += chunk) run(t0, std::min(tiles, t0 + chunk));
 }
 
 }  // namespace
@@ -369,11 +366,12 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
             split_range(p.K, team, tid, &a, &b);
             fill_dy(p, d, dy, n0, nb, a, b, dq);
 #pragma omp barrier
-            split_range(ntiles, team, tid, &a, &b);
             const int64_t len = round_up(nb * d.S, tl.vec);
             for (int64_t i0 = 0; i0 < len; i0 += iblk) {
                 const int64_t n = std::min(iblk, len - i0);
-                for (int64_t tile = a; tile < b; ++tile) {
+                // Each tile is summed whole by one thread; the loop's barrier orders blocks.
+#pragma omp for schedule(dynamic)
+                for (int64_t tile = 0; tile < ntiles; ++tile) {
                     const int64_t g = tile / (kblocks * tblocks);
                     const int64_t kb = tile / tblocks % kblocks, tb = tile % tblocks;
                     const int64_t k0 = kb * tl.kb, q0 = tb * tl.tb;

@@ -68,7 +68,7 @@ void for_each_task(int64_t ntasks, F&& task) {
     const int nt = num_threads();
     if (nt > 1 && ntasks >= nt) {
         RegionErrors errors;
-#pragma omp parallel for schedule(static) num_threads(nt)
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
         for (int64_t i = 0; i < ntasks; ++i) errors.run([&] { task(i, 1); });
         errors.rethrow();
     } else {
@@ -124,9 +124,21 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                                 pb, T(0), yg + jp * pk.nr, OHW, 1);
                 }
             } else {
-                T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * npanels * pk.nr));
-                im2col_pack_panels(p, plan, xp, pk, 0, npanels, pb);
-                gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
+                // A lone task: the threads claim panels, each packing its own (no serial
+                // im2col pass for a busy core to stall).
+                const int64_t chunk = dynamic_chunk(npanels, gemm_threads);
+                RegionErrors errors;
+#pragma omp parallel for schedule(dynamic) num_threads(gemm_threads)
+                for (int64_t j0 = 0; j0 < npanels; j0 += chunk)
+                    errors.run([&] {
+                        T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
+                        for (int64_t jp = j0; jp < std::min(npanels, j0 + chunk); ++jp) {
+                            im2col_pack_panels(p, plan, xp, pk, jp, jp + 1, pb);
+                            gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, OHW - jp * pk.nr), CKK,
+                                        T(1), wg, pb, T(0), yg + jp * pk.nr, OHW, 1);
+                        }
+                    });
+                errors.rethrow();
             }
         }
         if (bias) add_bias(p, bias, g * Kg, (g + 1) * Kg, y + n * p.K * OHW);
@@ -145,7 +157,7 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
         T* dcol = pointwise ? dxg : thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
         gemm<T>(true, false, CKK, OHW, Kg, T(1), w + g * Kg * CKK, CKK, dyg, OHW, T(0), dcol, OHW,
                 gemm_threads);
-        if (!pointwise) col2im(p, dcol, dxg);
+        if (!pointwise) col2im(p, dcol, dxg, gemm_threads);
     });
 }
 
@@ -162,7 +174,7 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
                 const T* col = xg;
                 if (!pointwise) {
                     T* buf = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
-                    im2col(p, xg, buf);
+                    im2col(p, xg, buf, gemm_threads);
                     col = buf;
                 }
                 gemm<T>(false, true, Kg, CKK, OHW, T(1), dy + (n * p.K + g * Kg) * OHW, OHW, col,
@@ -205,7 +217,7 @@ template <typename T>
 void forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
     const auto kern = kernel_set<T>().depthwise_forward_plane;
     const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.K))
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.N* p.K))
     for (int64_t t = 0; t < p.N * p.K; ++t) {
         const int64_t n = t / p.K, k = t % p.K;
         kern(p, x + (n * p.C + k / mult) * HW, w + k * KK, bias ? bias[k] : T(0), y + t * OHW);
@@ -216,7 +228,7 @@ template <typename T>
 void backward_data_depthwise(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const auto kern = kernel_set<T>().depthwise_backward_data_plane;
     const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.C))
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.N* p.C))
     for (int64_t t = 0; t < p.N * p.C; ++t) {
         const int64_t n = t / p.C, c = t % p.C;
         T* dxc = dx + t * HW;
@@ -237,7 +249,7 @@ void backward_weight_direct(const Conv2dParams& p, T* dw, const T* dy, const T* 
     const auto kern = kernel_set<T>().depthwise_backward_weight_plane;
     const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.K))
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
         T* dwk = dw + k * Cg * KK;
         std::fill(dwk, dwk + Cg * KK, T(0));
@@ -346,7 +358,7 @@ template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
     const int64_t OHW = p.OH * p.OW;
     // Per channel in a fixed order, accumulated in double: deterministic, no reduction.
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.K))
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
         double acc = 0.0;
         for (int64_t n = 0; n < p.N; ++n) {
@@ -365,7 +377,7 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     conv2d_backward_data(p, y, x, w, algo);
     if (!bias) return;
     const int64_t HW = p.H * p.W;
-#pragma omp parallel for schedule(static) num_threads(threads_for(p.N* p.C))
+#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.N* p.C))
     for (int64_t t = 0; t < p.N * p.C; ++t) {
         const T b = bias[t % p.C];
         T* yc = y + t * HW;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/parallel.h"
+
 namespace fastconv {
 
 namespace {
@@ -33,8 +35,9 @@ void im2col_row(const Conv2dParams& p, const T* xc, int64_t kh, int64_t kw, T* d
 }  // namespace
 
 template <typename T>
-void im2col(const Conv2dParams& p, const T* x, T* col) {
+void im2col(const Conv2dParams& p, const T* x, T* col, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c)
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw)
@@ -110,10 +113,12 @@ void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* 
 }
 
 template <typename T>
-void col2im(const Conv2dParams& p, const T* col, T* dx) {
+void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
-    std::fill(dx, dx + Cg * p.H * p.W, T(0));
-    for (int64_t c = 0; c < Cg; ++c)
+    // Channel c's rows write only dx[c]: channels are independent.
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
+    for (int64_t c = 0; c < Cg; ++c) {
+        std::fill(dx + c * p.H * p.W, dx + (c + 1) * p.H * p.W, T(0));
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw) {
                 const T* row = col + ((c * p.KH + kh) * p.KW + kw) * OHW;
@@ -132,10 +137,11 @@ void col2im(const Conv2dParams& p, const T* col, T* dx) {
                     }
                 }
             }
+    }
 }
 
-template void im2col<float>(const Conv2dParams&, const float*, float*);
-template void im2col<double>(const Conv2dParams&, const double*, double*);
+template void im2col<float>(const Conv2dParams&, const float*, float*, int);
+template void im2col<double>(const Conv2dParams&, const double*, double*, int);
 #define FASTCONV_INSTANTIATE(T)                                                            \
     template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*); \
     template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,  \
@@ -143,7 +149,7 @@ template void im2col<double>(const Conv2dParams&, const double*, double*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
-template void col2im<float>(const Conv2dParams&, const float*, float*);
-template void col2im<double>(const Conv2dParams&, const double*, double*);
+template void col2im<float>(const Conv2dParams&, const float*, float*, int);
+template void col2im<double>(const Conv2dParams&, const double*, double*, int);
 
 }  // namespace fastconv

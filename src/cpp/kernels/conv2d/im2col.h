@@ -12,8 +12,9 @@
 
 namespace fastconv {
 
+// nthreads > 1 splits the channels over a team (call with 1 inside a parallel region).
 template <typename T>
-void im2col(const Conv2dParams& p, const T* x, T* col);
+void im2col(const Conv2dParams& p, const T* x, T* col, int nthreads = 1);
 // Plan for im2col into packed-B panels of NR columns, built once per call (it depends only
 // on shapes): the padded input extent, the copy runs of each panel and each column-matrix
 // row's offset in the padded input.
@@ -38,7 +39,7 @@ template <typename T>
 void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                         const GemmPacking<T>& pk, int64_t jp0, int64_t jp1, T* out);
 template <typename T>
-void col2im(const Conv2dParams& p, const T* col, T* dx);
+void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads = 1);
 
 // Output positions o in [*lo, *hi) whose tap o*stride + offset lies in [0, size).
 static inline void valid_output_range(int64_t n_out, int64_t stride, int64_t offset, int64_t size,

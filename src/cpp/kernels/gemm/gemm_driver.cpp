@@ -2,12 +2,14 @@
 // "BLIS", 2015): loops jc (NC) -> pc (KC) -> packB -> ic (MC) -> packA -> jr (NR) -> ir (MR)
 // -> micro-kernel from the kernel table. Row-major C = alpha*op(A)*op(B) + beta*C.
 //
-// Threads: one OpenMP region per call; each (jc, pc) step packs B cooperatively, then splits
-// the (MC block x NR panel) grid into one contiguous range per thread, so small M (conv:
-// K_out = 6..64) still uses every thread. No omp worksharing constructs are used, only explicit
-// partitioning and barriers lexically bound to this region, so gemm(..., nthreads=1) is safe to
-// call from inside another driver's parallel region.
+// Threads: one OpenMP region per call; each (jc, pc) step packs B cooperatively, then the
+// threads claim chunks of the (MC block x NR panel) grid from an atomic counter, so small M
+// (conv: K_out = 6..64) still uses every thread and a thread on a busy core takes less.
+// No omp worksharing constructs are used, only explicit partitioning and barriers lexically
+// bound to this region, so gemm(..., nthreads=1) is safe inside another driver's region.
 #include <algorithm>
+#include <atomic>
+#include <memory>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -142,18 +144,17 @@ void gemm_small_m(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, T alp
     const int64_t work = M * N * K / (int64_t{1} << 16);
     const int nt = static_cast<int>(std::max<int64_t>(
         1, std::min<int64_t>({static_cast<int64_t>(nthreads), units, work})));
-    auto run = [&](int tid, int nthr) {
-        int64_t u0, u1;
-        split_range(units, nthr, tid, &u0, &u1);
+    auto run = [&](int64_t u0, int64_t u1) {
         const int64_t j0 = u0 * kUnit, j1 = std::min<int64_t>(N, u1 * kUnit);
         if (j0 < j1) ks.gemm_small_m(M, j0, j1, K, alpha, a, B, b_rs, b_cs, beta, C, ldc);
     };
     if (nt == 1) {
-        run(0, 1);
+        run(0, units);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    run(thread_id(), team_size());
+    const int64_t chunk = dynamic_chunk(units, nt);
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t u = 0; u < units; u += chunk) run(u, std::min(units, u + chunk));
 }
 
 }  // namespace
@@ -193,8 +194,14 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
     T* pa_all = thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
 
+    // One claim counter per (jc, pc) step, zeroed before the team starts.
+    const int64_t nsteps = ((N + bl.nc - 1) / bl.nc) * ((K + bl.kc - 1) / bl.kc);
+    std::unique_ptr<std::atomic<int64_t>[]> claims(new std::atomic<int64_t>[nsteps]);
+    for (int64_t i = 0; i < nsteps; ++i) claims[i].store(0, std::memory_order_relaxed);
+
     auto run = [&](int tid, int nthr, auto&& barrier) {
         T* pa = pa_all + static_cast<int64_t>(tid) * mc_max * kc_max;
+        int64_t step = 0;
         for (int64_t jc = 0; jc < N; jc += bl.nc) {
             const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
             const int64_t npanels = (nc + nr - 1) / nr;
@@ -207,25 +214,29 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
                     pack_b_panel(B, b_rs, b_cs, pc, kc, jc + jp * nr,
                                  std::min<int64_t>(nr, nc - jp * nr), nr, pb + jp * kc * nr);
                 barrier();
-                // Work grid: (MC block, NR panel) units in block-major order, split into one
-                // contiguous range per thread: balanced, and each thread packs only the A
-                // blocks its range touches.
-                const int64_t nblocks = (M + bl.mc - 1) / bl.mc;
-                int64_t t0, t1;
-                split_range(nblocks * npanels, nthr, tid, &t0, &t1);
+                // Work grid: (MC block, NR panel) units in block-major order, claimed in
+                // contiguous chunks from this step's counter (dynamic_chunk: a thread whose
+                // core is shared with another process takes fewer); a thread repacks A only
+                // when its chunk enters another MC block.
+                const int64_t nblocks = (M + bl.mc - 1) / bl.mc, units = nblocks * npanels;
+                const int64_t chunk = nthr == 1 ? units : dynamic_chunk(units, nthr);
+                std::atomic<int64_t>& next = claims[step++];
                 int64_t packed_block = -1;
-                for (int64_t t = t0; t < t1;) {
-                    const int64_t blk = t / npanels, jp0 = t % npanels;
-                    const int64_t jp1 = std::min<int64_t>(npanels, jp0 + (t1 - t));
-                    const int64_t ic = blk * bl.mc;
-                    const int64_t mc = std::min<int64_t>(bl.mc, M - ic);
-                    if (blk != packed_block) {
-                        pack_a(A, a_rs, a_cs, ic, mc, pc, kc, mr, pa);
-                        packed_block = blk;
+                for (int64_t t0; (t0 = next.fetch_add(chunk, std::memory_order_relaxed)) < units;) {
+                    const int64_t t1 = std::min(units, t0 + chunk);
+                    for (int64_t t = t0; t < t1;) {
+                        const int64_t blk = t / npanels, jp0 = t % npanels;
+                        const int64_t jp1 = std::min<int64_t>(npanels, jp0 + (t1 - t));
+                        const int64_t ic = blk * bl.mc;
+                        const int64_t mc = std::min<int64_t>(bl.mc, M - ic);
+                        if (blk != packed_block) {
+                            pack_a(A, a_rs, a_cs, ic, mc, pc, kc, mr, pa);
+                            packed_block = blk;
+                        }
+                        macro_kernel(ks, mc, nc, kc, pa, pb, jp0, jp1, alpha, beta_eff,
+                                     C + ic * ldc + jc, ldc);
+                        t += jp1 - jp0;
                     }
-                    macro_kernel(ks, mc, nc, kc, pa, pb, jp0, jp1, alpha, beta_eff,
-                                 C + ic * ldc + jc, ldc);
-                    t += jp1 - jp0;
                 }
                 barrier();  // pb is repacked next step
             }
@@ -301,13 +312,9 @@ void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T al
         run(0, npanels);
         return;
     }
-#pragma omp parallel num_threads(nt)
-    {
-        // Split by the team actually granted (OMP_DYNAMIC or a thread limit may give fewer).
-        int64_t jp0, jp1;
-        split_range(npanels, team_size(), thread_id(), &jp0, &jp1);
-        run(jp0, jp1);
-    }
+    const int64_t chunk = dynamic_chunk(npanels, nt);
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t jp = 0; jp < npanels; jp += chunk) run(jp, std::min(npanels, jp + chunk));
 }
 
 #define FASTCONV_INSTANTIATE_PACKED(T)                                                             \

@@ -40,7 +40,7 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indice
     const auto kernel = kernel_set<T>().max_pool2d_forward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i)
         kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
 }
@@ -51,7 +51,7 @@ void max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_
     const auto kernel = kernel_set<T>().max_pool2d_backward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i)
         kernel(p, dx + i * in_size, dy + i * out_size, indices + i * out_size);
 }
@@ -62,7 +62,7 @@ void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
     const auto kernel = kernel_set<T>().avg_pool2d_forward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
 }
 
@@ -72,7 +72,7 @@ void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     const auto kernel = kernel_set<T>().avg_pool2d_backward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
 }
 
@@ -82,7 +82,7 @@ void adaptive_avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
     const auto kernel = kernel_set<T>().adaptive_avg_pool2d_forward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
 }
 
@@ -92,7 +92,7 @@ void adaptive_avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     const auto kernel = kernel_set<T>().adaptive_avg_pool2d_backward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
 }
 
@@ -102,7 +102,7 @@ void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_
     const auto kernel = kernel_set<T>().adaptive_max_pool2d_forward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
     for (int64_t i = 0; i < planes; ++i)
         kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
 }
