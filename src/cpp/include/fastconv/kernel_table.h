@@ -2,7 +2,7 @@
 // (dispatch/kernel_table.cpp) from CPUID + XGETBV, overridable by FASTCONV_ISA.
 //
 // Only the inner, ISA-specific pieces live here: the GEMM register tile and the per-plane
-// depthwise and pooling kernels. Drivers (blocking, threading, im2col) are portable code
+// direct-convolution and pooling kernels. Drivers (blocking, threading, im2col) are portable code
 // that calls through this table. The one list of (isa, slot, function) is kernels.def.
 #pragma once
 
@@ -55,24 +55,16 @@ struct KernelSet {
     //                 a is a P x MR panel (zero lanes beyond mr); accumulate adds to c.
     //   shifted_corr: out[k*ldo + t] += sum_{i<n} d[k*ldd + i] * rows[t][i]
     //                 for k < kb <= KB, t < tb <= TB; n a multiple of the vector width.
+    //   shifted_taps: out[i] = sum_{t<ntaps} w[t] * rows[t][i] for i < n, n a multiple of the
+    //                 vector width (one output plane of a depthwise convolution).
     // Reads run to the end of the last vector: callers pad planes with zeros.
     void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
                          int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
     void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
                          T* out, int64_t ldo) = nullptr;
+    void (*shifted_taps)(int64_t n, const T* w, int64_t ntaps, const T* const* rows,
+                         T* out) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
-
-    // Depthwise conv on one (image, output channel) plane. Output channel k reads input
-    // channel k / (K/C). x: [H][W], w: [KH][KW], y/dy: [OH][OW].
-    //   forward:         y  = conv(x, w) + bias          (overwrites y)
-    //   backward_data:   dx += conv^T(dy, w)             (ACCUMULATES into dx)
-    //   backward_weight: dw += corr(dy, x)               (ACCUMULATES into dw)
-    void (*depthwise_forward_plane)(const Conv2dParams& p, const T* x, const T* w, T bias,
-                                    T* y) = nullptr;
-    void (*depthwise_backward_data_plane)(const Conv2dParams& p, T* dx, const T* dy,
-                                          const T* w) = nullptr;
-    void (*depthwise_backward_weight_plane)(const Conv2dParams& p, T* dw, const T* dy,
-                                            const T* x) = nullptr;
 
     // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
     // Indices are flat positions h*W + w within the plane (PyTorch's convention).

@@ -10,17 +10,6 @@
 
 #include "fastconv/params.h"
 
-#define FASTCONV_DECLARE_DEPTHWISE_KERNELS                                                      \
-    template <typename T>                                                                       \
-    void depthwise_forward_plane(const ::fastconv::Conv2dParams& p, const T* x, const T* w,     \
-                                 T bias, T* y);                                                 \
-    template <typename T>                                                                       \
-    void depthwise_backward_data_plane(const ::fastconv::Conv2dParams& p, T* dx, const T* dy,   \
-                                       const T* w);                                             \
-    template <typename T>                                                                       \
-    void depthwise_backward_weight_plane(const ::fastconv::Conv2dParams& p, T* dw, const T* dy, \
-                                         const T* x);
-
 #define FASTCONV_DECLARE_IM2COL_KERNELS                                                        \
     template <typename T>                                                                      \
     void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows,                 \
@@ -55,14 +44,6 @@
 #define FASTCONV_DECLARE_GEMM_UKERNEL(name, T) \
     void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
 
-#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                 \
-    template void depthwise_forward_plane<T>(const ::fastconv::Conv2dParams&, const T*, const T*, \
-                                             T, T*);                                              \
-    template void depthwise_backward_data_plane<T>(const ::fastconv::Conv2dParams&, T*, const T*, \
-                                                   const T*);                                     \
-    template void depthwise_backward_weight_plane<T>(const ::fastconv::Conv2dParams&, T*,         \
-                                                     const T*, const T*);
-
 #define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
     template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,      \
                                               int64_t*);                                          \
@@ -90,6 +71,8 @@
     void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb, \
                       T* out, int64_t ldo);                                                    \
     template <typename T>                                                                      \
+    void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);     \
+    template <typename T>                                                                      \
     ::fastconv::DirectTiles direct_tiles();
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                   \
@@ -97,6 +80,7 @@
                                   int64_t, bool);                                              \
     template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,    \
                                   int64_t);                                                    \
+    template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);           \
     template ::fastconv::DirectTiles direct_tiles<T>();
 
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
@@ -105,7 +89,6 @@
     FASTCONV_DECLARE_DIRECT_KERNELS       \
     FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL  \
     FASTCONV_DECLARE_IM2COL_KERNELS       \
-    FASTCONV_DECLARE_DEPTHWISE_KERNELS    \
     FASTCONV_DECLARE_POOL2D_KERNELS       \
     }                                     \
     }

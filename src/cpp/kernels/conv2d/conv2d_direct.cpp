@@ -66,7 +66,7 @@ struct DirectPlan {
     int64_t nchunks(int64_t N) const { return (N + nb - 1) / nb; }
 };
 
-DirectPlan make_plan(const Conv2dParams& p) {
+DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
     DirectPlan d;
     const int64_t sh = p.stride_h, sw = p.stride_w;
     d.Hq = p.OH + (p.KH - 1) * p.dil_h / sh;
@@ -89,7 +89,9 @@ DirectPlan make_plan(const Conv2dParams& p) {
     // Chunk: as many images as fit in one image's im2col matrix, at least one.
     const int64_t per_image = (p.C * d.nph + p.K) * d.S;
     const int64_t budget = p.groups * p.col_rows() * p.OH * p.OW;
-    d.nb = std::max<int64_t>(1, std::min<int64_t>(p.N, budget / std::max<int64_t>(1, per_image)));
+    d.nb = one_image ? 1
+                     : std::max<int64_t>(1, std::min<int64_t>(
+                                                p.N, budget / std::max<int64_t>(1, per_image)));
     d.L = round_up(d.nb * d.S, kRound);
     d.xs = round_up(d.L + d.off_max, 16);
     d.front = round_up(d.off_max, 16);
@@ -97,59 +99,72 @@ DirectPlan make_plan(const Conv2dParams& p) {
     return d;
 }
 
-// Phase planes of channels [c0, c1) of images [n0, n0 + nb) into xq (C*nph planes, xs apart);
-// everything past the images' nb*S positions is zeroed.
+// Phase planes of one channel over images [0, nb) (xc: the first image's plane, img_stride
+// elements between images) into `planes` (nph planes, xs apart); everything past the
+// images' nb*S positions is zeroed.
+template <typename T>
+void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int64_t nb,
+                    int64_t img_stride, T* planes) {
+    for (int64_t ph = 0; ph < d.nph; ++ph) {
+        T* plane = planes + ph * d.xs;
+        int64_t lo, hi;
+        valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
+        for (int64_t n = 0; n < nb; ++n) {
+            const T* xn = xc + n * img_stride;
+            for (int64_t r = 0; r < d.Hq; ++r) {
+                T* dst = plane + n * d.S + r * d.Wq;
+                const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
+                if (ih < 0 || ih >= p.H || lo >= hi) {
+                    std::fill(dst, dst + d.Wq, T(0));
+                    continue;
+                }
+                const T* src = xn + ih * p.W + d.ph_x[ph] - p.pad_left;
+                std::fill(dst, dst + lo, T(0));
+                if (p.stride_w == 1)
+                    std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
+                else
+                    for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * p.stride_w];
+                std::fill(dst + hi, dst + d.Wq, T(0));
+            }
+        }
+        std::fill(plane + nb * d.S, plane + d.xs, T(0));
+    }
+}
+
+// Channels [c0, c1) of images [n0, n0 + nb) into xq (C*nph planes, xs apart).
 template <typename T>
 void fill_x(const Conv2dParams& p, const DirectPlan& d, const T* x, int64_t n0, int64_t nb,
             int64_t c0, int64_t c1, T* xq) {
     const int64_t HW = p.H * p.W;
     for (int64_t c = c0; c < c1; ++c)
-        for (int64_t ph = 0; ph < d.nph; ++ph) {
-            T* plane = xq + (c * d.nph + ph) * d.xs;
-            int64_t lo, hi;
-            valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
-            for (int64_t n = 0; n < nb; ++n) {
-                const T* xc = x + ((n0 + n) * p.C + c) * HW;
-                for (int64_t r = 0; r < d.Hq; ++r) {
-                    T* dst = plane + n * d.S + r * d.Wq;
-                    const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
-                    if (ih < 0 || ih >= p.H || lo >= hi) {
-                        std::fill(dst, dst + d.Wq, T(0));
-                        continue;
-                    }
-                    const T* src = xc + ih * p.W + d.ph_x[ph] - p.pad_left;
-                    std::fill(dst, dst + lo, T(0));
-                    if (p.stride_w == 1)
-                        std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
-                    else
-                        for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * p.stride_w];
-                    std::fill(dst + hi, dst + d.Wq, T(0));
-                }
-            }
-            std::fill(plane + nb * d.S, plane + d.xs, T(0));
-        }
+        fill_x_channel(p, d, x + (n0 * p.C + c) * HW, nb, p.C * HW, xq + c * d.nph * d.xs);
 }
 
-// dy planes of channels [k0, k1) of images [n0, n0 + nb) on Wq-wide rows, after a zero lead
-// of `front`; padding columns, rows OH..Hq-1 and the tail are zero.
+// One channel's dy over images [0, nb) on Wq-wide rows, after a zero lead of `front`;
+// padding columns, rows OH..Hq-1 and the tail up to ds are zero.
+template <typename T>
+void fill_dy_channel(const Conv2dParams& p, const DirectPlan& d, const T* dyk, int64_t nb,
+                     int64_t img_stride, T* plane) {
+    std::fill(plane, plane + d.front, T(0));
+    for (int64_t n = 0; n < nb; ++n) {
+        const T* src = dyk + n * img_stride;
+        T* dst = plane + d.front + n * d.S;
+        for (int64_t oh = 0; oh < p.OH; ++oh) {
+            std::memcpy(dst + oh * d.Wq, src + oh * p.OW, sizeof(T) * p.OW);
+            std::fill(dst + oh * d.Wq + p.OW, dst + (oh + 1) * d.Wq, T(0));
+        }
+        std::fill(dst + p.OH * d.Wq, dst + d.S, T(0));
+    }
+    std::fill(plane + d.front + nb * d.S, plane + d.ds, T(0));
+}
+
+// Channels [k0, k1) of images [n0, n0 + nb) into dq (K planes, ds apart).
 template <typename T>
 void fill_dy(const Conv2dParams& p, const DirectPlan& d, const T* dy, int64_t n0, int64_t nb,
              int64_t k0, int64_t k1, T* dq) {
     const int64_t OHW = p.OH * p.OW;
-    for (int64_t k = k0; k < k1; ++k) {
-        T* plane = dq + k * d.ds;
-        std::fill(plane, plane + d.front, T(0));
-        for (int64_t n = 0; n < nb; ++n) {
-            const T* src = dy + ((n0 + n) * p.K + k) * OHW;
-            T* dst = plane + d.front + n * d.S;
-            for (int64_t oh = 0; oh < p.OH; ++oh) {
-                std::memcpy(dst + oh * d.Wq, src + oh * p.OW, sizeof(T) * p.OW);
-                std::fill(dst + oh * d.Wq + p.OW, dst + (oh + 1) * d.Wq, T(0));
-            }
-            std::fill(dst + p.OH * d.Wq, dst + d.S, T(0));
-        }
-        std::fill(plane + d.front + nb * d.S, plane + d.ds, T(0));
-    }
+    for (int64_t k = k0; k < k1; ++k)
+        fill_dy_channel(p, d, dy + (n0 * p.K + k) * OHW, nb, p.K * OHW, dq + k * d.ds);
 }
 
 // Runs chunk(i, tile_threads) for every chunk: whole chunks per thread when there are enough,
@@ -387,7 +402,127 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
     }
 }
 
+// ---- depthwise (groups == C; output channel k reads input channel k / (K/C)) ----------------
+// One (image, input channel) plane at a time: its phase planes stay in L1/L2 while the
+// K/C output planes that read it are computed by shifted_taps, one vector stream per tap.
+
+template <typename T>
+void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias,
+                              T* y) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectPlan d = make_plan(p, true);
+    const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    const int64_t len = round_up(p.OH * d.Wq, kRound), planes = p.N * p.C;
+    const int nt = threads_for(planes);
+    RegionErrors errors;
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
+    for (int64_t t = 0; t < planes; ++t)
+        errors.run([&] {
+            const int64_t n = t / p.C, c = t % p.C;
+            T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(d.nph * d.xs + len));
+            T* out = xq + d.nph * d.xs;
+            const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK));
+            fill_x_channel(p, d, x + t * HW, 1, 0, xq);
+            for (int64_t i = 0; i < KK; ++i)
+                rows[i] = xq + d.tap_phase[i] * d.xs + d.tap_off[i];
+            for (int64_t m = 0; m < mult; ++m) {
+                const int64_t k = c * mult + m;
+                ks.shifted_taps(len, w + k * KK, KK, rows, out);
+                const T b = bias ? bias[k] : T(0);
+                T* yk = y + (n * p.K + k) * OHW;
+                for (int64_t oh = 0; oh < p.OH; ++oh)
+                    for (int64_t ow = 0; ow < p.OW; ++ow)
+                        yk[oh * p.OW + ow] = out[oh * d.Wq + ow] + b;
+            }
+        });
+    errors.rethrow();
+}
+
+template <typename T>
+void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectPlan d = make_plan(p, true);
+    const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    const int64_t len = round_up(d.S, kRound), planes = p.N * p.C;
+    std::vector<std::vector<int64_t>> taps(d.nph);
+    for (int64_t t = 0; t < KK; ++t) taps[d.tap_phase[t]].push_back(t);
+    const int nt = threads_for(planes);
+    RegionErrors errors;
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
+    for (int64_t t = 0; t < planes; ++t)
+        errors.run([&] {
+            const int64_t n = t / p.C, c = t % p.C;
+            T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(mult * d.ds + len + KK * mult));
+            T* out = dq + mult * d.ds;
+            T* wt = out + len;  // this phase's tap weights, in rows order
+            const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK * mult));
+            for (int64_t m = 0; m < mult; ++m)
+                fill_dy_channel(p, d, dy + (n * p.K + c * mult + m) * OHW, 1, 0, dq + m * d.ds);
+            T* dxc = dx + t * HW;
+            std::fill(dxc, dxc + HW, T(0));
+            for (int64_t ph = 0; ph < d.nph; ++ph) {
+                int64_t q = 0;
+                for (int64_t m = 0; m < mult; ++m)
+                    for (int64_t tap : taps[ph]) {
+                        rows[q] = dq + m * d.ds + d.front - d.tap_off[tap];
+                        wt[q++] = w[(c * mult + m) * KK + tap];
+                    }
+                ks.shifted_taps(len, wt, q, rows, out);
+                int64_t lo, hi;
+                valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
+                for (int64_t r = 0; r < d.Hq; ++r) {
+                    const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
+                    if (ih < 0 || ih >= p.H) continue;
+                    T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
+                    const T* src = out + r * d.Wq;
+                    for (int64_t j = lo; j < hi; ++j) dst[j * p.stride_w] = src[j];
+                }
+            }
+        });
+    errors.rethrow();
+}
+
+// Per output channel, images in order: each dw entry is summed by one thread in a fixed
+// order (bitwise identical for any thread count).
+template <typename T>
+void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectTiles tl = ks.direct_tiles();
+    const DirectPlan d = make_plan(p, true);
+    const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    const int64_t len = round_up(p.OH * d.Wq, tl.vec);
+    const int nt = threads_for(p.K);
+    RegionErrors errors;
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t k = 0; k < p.K; ++k)
+        errors.run([&] {
+            const int64_t c = k / mult;
+            T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(d.nph * d.xs));
+            T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(d.ds));
+            const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK));
+            for (int64_t i = 0; i < KK; ++i)
+                rows[i] = xq + d.tap_phase[i] * d.xs + d.tap_off[i];
+            T* dwk = dw + k * KK;
+            std::fill(dwk, dwk + KK, T(0));
+            for (int64_t n = 0; n < p.N; ++n) {
+                fill_x_channel(p, d, x + (n * p.C + c) * HW, 1, 0, xq);
+                fill_dy_channel(p, d, dy + (n * p.K + k) * OHW, 1, 0, dq);
+                for (int64_t t0 = 0; t0 < KK; t0 += tl.tb)
+                    ks.shifted_corr(len, dq + d.front, d.ds, 1, rows + t0,
+                                    static_cast<int>(std::min<int64_t>(tl.tb, KK - t0)), dwk + t0,
+                                    KK);
+            }
+        });
+    errors.rethrow();
+}
+
 #define FASTCONV_INSTANTIATE(T)                                                                  \
+    template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*, \
+                                              T*);                                               \
+    template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*,          \
+                                                    const T*);                                   \
+    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,        \
+                                                      const T*);                                 \
     template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);      \
     template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);          \
     template void direct_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*);

@@ -20,4 +20,12 @@ void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w)
 template <typename T>
 void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x);
 
+// Depthwise (groups == C > 1) on the same planes, one (image, channel) plane at a time.
+template <typename T>
+void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w);
+template <typename T>
+void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x);
+
 }  // namespace fastconv

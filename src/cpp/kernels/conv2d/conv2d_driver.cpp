@@ -1,12 +1,14 @@
-// Conv2d drivers: algorithm choice, threading and workspace over im2col + GEMM, the 1x1
-// path that uses the input as the column matrix directly, and the direct depthwise kernels.
+// Conv2d drivers: algorithm choice, threading and workspace over im2col + GEMM and the 1x1
+// path that uses the input as the column matrix directly; the direct and depthwise
+// algorithms live in conv2d_direct.cpp.
 //
 // Threading: with at least as many (image, group) tasks as threads, each thread runs whole
 // tasks with a single-threaded GEMM and its own im2col buffer (one image-and-group column
 // matrix per thread, reused between calls); otherwise tasks run in order and the GEMM
 // itself is threaded. backward_weight splits images into fixed chunks, one per thread,
 // accumulates each chunk into a private buffer and adds the buffers in thread order: the
-// result is bitwise reproducible for a given thread count (not across thread counts).
+// result is bitwise reproducible for a given thread count (not across thread counts; the
+// direct algorithm's weight gradient is the same for any thread count).
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -211,55 +213,6 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
     errors.rethrow();
 }
 
-// ---- direct depthwise (groups == C_in; output channel k reads input channel k / mult) ------
-
-template <typename T>
-void forward_depthwise(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-    const auto kern = kernel_set<T>().depthwise_forward_plane;
-    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.N* p.K))
-    for (int64_t t = 0; t < p.N * p.K; ++t) {
-        const int64_t n = t / p.K, k = t % p.K;
-        kern(p, x + (n * p.C + k / mult) * HW, w + k * KK, bias ? bias[k] : T(0), y + t * OHW);
-    }
-}
-
-template <typename T>
-void backward_data_depthwise(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
-    const auto kern = kernel_set<T>().depthwise_backward_data_plane;
-    const int64_t mult = p.K / p.C, HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.N* p.C))
-    for (int64_t t = 0; t < p.N * p.C; ++t) {
-        const int64_t n = t / p.C, c = t % p.C;
-        T* dxc = dx + t * HW;
-        std::fill(dxc, dxc + HW, T(0));
-        for (int64_t m = 0; m < mult; ++m) {
-            const int64_t k = c * mult + m;
-            kern(p, dxc, dy + (n * p.K + k) * OHW, w + k * KK);
-        }
-    }
-}
-
-// Weight gradient by direct correlation of each (output, input channel) plane pair, with
-// the depthwise plane kernel: dW[k][c] = sum_n corr(dy[n][k], x[n][g*C/g + c]); used for
-// depthwise convolution (C/g = 1). Parallel over output channels, images in order:
-// deterministic, no reduction across threads.
-template <typename T>
-void backward_weight_direct(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
-    const auto kern = kernel_set<T>().depthwise_backward_weight_plane;
-    const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
-    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
-#pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.K))
-    for (int64_t k = 0; k < p.K; ++k) {
-        T* dwk = dw + k * Cg * KK;
-        std::fill(dwk, dwk + Cg * KK, T(0));
-        const int64_t c0 = (k / Kg) * Cg;
-        for (int64_t n = 0; n < p.N; ++n)
-            for (int64_t c = 0; c < Cg; ++c)
-                kern(p, dwk + c * KK, dy + (n * p.K + k) * OHW, x + (n * p.C + c0 + c) * HW);
-    }
-}
-
 }  // namespace
 
 ConvAlgo parse_conv_algo(const std::string& name) {
@@ -312,9 +265,10 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
         case ConvAlgo::ref:
             return conv2d_forward_ref(p, x, w, bias, y);
         case ConvAlgo::direct:
-            return direct_forward(p, x, w, bias, y);
+            return is_depthwise(p) ? direct_depthwise_forward(p, x, w, bias, y)
+                                   : direct_forward(p, x, w, bias, y);
         case ConvAlgo::depthwise:
-            return forward_depthwise(p, x, w, bias, y);
+            return direct_depthwise_forward(p, x, w, bias, y);
         case ConvAlgo::direct_1x1:
             return forward_gemm(p, x, w, bias, y, true);
         default:
@@ -328,9 +282,10 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
         case ConvAlgo::ref:
             return conv2d_backward_data_ref(p, dx, dy, w);
         case ConvAlgo::direct:
-            return direct_backward_data(p, dx, dy, w);
+            return is_depthwise(p) ? direct_depthwise_backward_data(p, dx, dy, w)
+                                   : direct_backward_data(p, dx, dy, w);
         case ConvAlgo::depthwise:
-            return backward_data_depthwise(p, dx, dy, w);
+            return direct_depthwise_backward_data(p, dx, dy, w);
         case ConvAlgo::direct_1x1:
             return backward_data_gemm(p, dx, dy, w, true);
         default:
@@ -344,9 +299,10 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
         case ConvAlgo::ref:
             return conv2d_backward_weight_ref(p, dw, dy, x);
         case ConvAlgo::direct:
-            return direct_backward_weight(p, dw, dy, x);
+            return is_depthwise(p) ? direct_depthwise_backward_weight(p, dw, dy, x)
+                                   : direct_backward_weight(p, dw, dy, x);
         case ConvAlgo::depthwise:
-            return backward_weight_direct(p, dw, dy, x);
+            return direct_depthwise_backward_weight(p, dw, dy, x);
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
         default:

@@ -7,8 +7,8 @@
 // the convolution is a fixed shift of the flattened spatial index (conv2d_direct.cpp), so
 // every read is a contiguous vector load and no im2col matrix is built.
 // Semantics: KernelSet::shifted_gemm / shifted_corr (fastconv/kernel_table.h).
-// No std:: function templates here (COMDAT merging with baseline copies, see
-// depthwise_impl.h).
+// No std:: function templates here: their instantiations would be COMDAT-merged with
+// baseline copies, and the linker could hand a baseline caller this file's AVX code.
 #ifndef FASTCONV_ISA
 #error "define FASTCONV_ISA before including direct_impl.h"
 #endif
@@ -151,6 +151,30 @@ template <typename T>
 void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
                   T* out, int64_t ldo) {
     corr_dispatch<T, kCorrKB>(kb, tb, n, d, ldd, rows, out, ldo);
+}
+
+// out[i] = sum_t w[t] * rows[t][i]: four vectors of positions per pass, taps inner.
+template <typename T>
+void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out) {
+    using V = typename Vec<T>::type;
+    constexpr int W = Vec<T>::width;
+    int64_t i = 0;
+    for (; i + 4 * W <= n; i += 4 * W) {
+        V acc[4] = {};
+        for (int64_t t = 0; t < ntaps; ++t) {
+            const V wt = V{} + w[t];
+            const T* r = rows[t] + i;
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) acc[j] += wt * loadu(r + j * W);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) storeu(out + i + j * W, acc[j]);
+    }
+    for (; i < n; i += W) {
+        V acc = {};
+        for (int64_t t = 0; t < ntaps; ++t) acc += (V{} + w[t]) * loadu(rows[t] + i);
+        storeu(out + i, acc);
+    }
 }
 
 template <typename T>

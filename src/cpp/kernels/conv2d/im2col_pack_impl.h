@@ -2,7 +2,7 @@
 // avx512) and is compiled with that ISA's flags. Runs are short (an output row, at most NR
 // lanes), so unit-stride runs are copied with (masked) vector loads/stores rather than
 // memcpy calls, whose per-call cost would dominate. Semantics: KernelSet::im2col_pack_panel.
-// No std:: function templates here (see depthwise_impl.h).
+// No std:: function templates here (see direct_impl.h).
 #ifndef FASTCONV_ISA
 #error "define FASTCONV_ISA before including im2col_pack_impl.h"
 #endif
