@@ -313,15 +313,25 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
     const int64_t OHW = p.OH * p.OW;
-    // Per channel in a fixed order, accumulated in double: deterministic, no reduction.
+    // Per channel in a fixed order: deterministic, no reduction across threads. Sixteen
+    // independent partial sums in T (vector lanes; a single scalar chain is bound by the add
+    // latency: 2 ms for a 64x32x32x32 dy, as long as that layer's convolution), flushed to
+    // a double accumulator every 4096 elements.
+    constexpr int64_t kLanes = 16, kFlush = 4096;
 #pragma omp parallel for schedule(dynamic) num_threads(threads_for(p.K))
     for (int64_t k = 0; k < p.K; ++k) {
         double acc = 0.0;
         for (int64_t n = 0; n < p.N; ++n) {
             const T* g = dy + (n * p.K + k) * OHW;
-            double s = 0.0;
-            for (int64_t i = 0; i < OHW; ++i) s += g[i];
-            acc += s;
+            int64_t i = 0;
+            while (i + kLanes <= OHW) {
+                T part[kLanes] = {};
+                const int64_t end = std::min(OHW, i + kFlush) / kLanes * kLanes;
+                for (; i < end; i += kLanes)
+                    for (int64_t j = 0; j < kLanes; ++j) part[j] += g[i + j];
+                for (int64_t j = 0; j < kLanes; ++j) acc += part[j];
+            }
+            for (; i < OHW; ++i) acc += g[i];
         }
         db[k] = T(acc);
     }
