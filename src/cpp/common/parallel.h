@@ -1,4 +1,4 @@
-// Thread-count knob shared by every driver. OpenMP pragmas appear in drivers only.
+// Thread-count knob and work-sharing helpers shared by every driver.
 #pragma once
 
 #include <cstdint>
@@ -79,5 +79,22 @@ class RegionErrors {
     std::mutex mutex_;
     std::exception_ptr error_;
 };
+
+// Runs task(i, inner_threads) for i in [0, ntasks): whole tasks per thread (inner_threads
+// = 1, claimed dynamically) when there are at least as many tasks as threads, else in order
+// with inner_threads = num_threads() for the task to split itself. A task's exception
+// (scratch allocation) is carried out of the parallel region and rethrown.
+template <typename F>
+void for_each_task(int64_t ntasks, F&& task) {
+    const int nt = num_threads();
+    if (nt > 1 && ntasks >= nt) {
+        RegionErrors errors;
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+        for (int64_t i = 0; i < ntasks; ++i) errors.run([&] { task(i, 1); });
+        errors.rethrow();
+    } else {
+        for (int64_t i = 0; i < ntasks; ++i) task(i, nt);
+    }
+}
 
 }  // namespace fastconv

@@ -167,21 +167,6 @@ void fill_dy(const Conv2dParams& p, const DirectPlan& d, const T* dy, int64_t n0
         fill_dy_channel(p, d, dy + (n0 * p.K + k) * OHW, nb, p.K * OHW, dq + k * d.ds);
 }
 
-// Runs chunk(i, tile_threads) for every chunk: whole chunks per thread when there are enough,
-// else chunks in order with their tiles split over the threads.
-template <typename F>
-void for_each_chunk(int64_t nchunks, F&& chunk) {
-    const int nt = num_threads();
-    if (nt > 1 && nchunks >= nt) {
-        RegionErrors errors;
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-        for (int64_t i = 0; i < nchunks; ++i) errors.run([&] { chunk(i, 1); });
-        errors.rethrow();
-    } else {
-        for (int64_t i = 0; i < nchunks; ++i) chunk(i, nt);
-    }
-}
-
 // c[m][i] = sum_q a[q][m] * rows[q][i] for the M rows of `a_blocks` (ceil(M/MR) panels of
 // P x MR) and positions [0, L); taps in passes of kPBlock. Threads split the position tiles.
 template <typename T>
@@ -261,7 +246,7 @@ void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
             for (int64_t q = 0; q < CKK; ++q) panel[q * tl.mr] = k < Kg ? wk[q] : T(0);
         }
     const int64_t OHW = p.OH * p.OW;
-    for_each_chunk(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
+    for_each_task(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
         const int64_t n0 = chunk * d.nb, nb = std::min(d.nb, p.N - n0);
         T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.nph * d.xs));
         T* yq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.L));
@@ -313,7 +298,7 @@ void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w)
                             c < Cg ? w[(g * Kg + k) * CKK + c * KK + taps[ph][j]] : T(0);
             }
     }
-    for_each_chunk(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
+    for_each_task(d.nchunks(p.N), [&](int64_t chunk, int tile_threads) {
         const int64_t n0 = chunk * d.nb, nb = std::min(d.nb, p.N - n0);
         T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.ds));
         T* dxq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.L));

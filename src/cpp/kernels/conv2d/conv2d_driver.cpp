@@ -62,22 +62,6 @@ void add_bias(const Conv2dParams& p, const T* bias, int64_t k0, int64_t k1, T* y
     }
 }
 
-// Runs task(i, gemm_threads) for i in [0, ntasks): in parallel with single-threaded GEMMs
-// when there are enough tasks, else in order with the GEMM threaded. A task's exception
-// (scratch allocation) is carried out of the parallel region and rethrown.
-template <typename F>
-void for_each_task(int64_t ntasks, F&& task) {
-    const int nt = num_threads();
-    if (nt > 1 && ntasks >= nt) {
-        RegionErrors errors;
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-        for (int64_t i = 0; i < ntasks; ++i) errors.run([&] { task(i, 1); });
-        errors.rethrow();
-    } else {
-        for (int64_t i = 0; i < ntasks; ++i) task(i, nt);
-    }
-}
-
 // ---- im2col + GEMM (and the 1x1 special case) -------------------------------------------
 
 // Weights are packed once per call (packA, every group) and shared by all tasks; each
