@@ -194,10 +194,6 @@ void shifted_gemm_all(const KernelSet<T>& ks, const DirectTiles& tl, int64_t M, 
     for (int64_t t0 = 0; t0 < tiles; t0 += chunk) run(t0, std::min(tiles, t0 + chunk));
 }
 
-}  // namespace
-
-namespace {
-
 // Positions per horizontal-sum block of backward_weight: tiles sweep every x stream of the
 // group for one KB block of dy streams, so those C/g*phases + KB streams of a block should
 // fit in half of L2; a block ends in one horizontal sum per accumulator, so >= 256.
@@ -210,14 +206,15 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
 
 bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
     if (p.N == 0 || p.OH == 0 || p.OW == 0) return false;
-    const DirectPlan d = make_plan(p);
     switch (dir) {
-        case ConvDirection::backward_weight:
+        case ConvDirection::backward_weight: {
             // Measured on Zen 4 (bench shapes, 1 thread): 1.3-4.3x over im2col+GEMM when a
             // block sums >= 512 positions (first layers, 28x28 and larger maps up to 128
             // channels); 0.2-0.9x below that, where the horizontal sums and short streams
             // cost more than the transposed packing of the GEMM path.
+            const DirectPlan d = make_plan(p);  // only this direction needs the plan
             return std::min(corr_block(p, d, 4, sizeof(float)), d.nb * d.S) >= 512;
+        }
         case ConvDirection::backward_data:
             // Maps of <= 7x7 with >= 256 channels in a batch: one GEMM per image has only
             // 49 columns; the stacked planes give 1.2-1.5x (ResNet-18 7x7x512 and the
