@@ -57,6 +57,7 @@ struct DirectPlan {
     int64_t nph = 0;                // phases some tap reads
     std::vector<int64_t> ph_y, ph_x;
     std::vector<int64_t> tap_phase, tap_off;  // per tap t = kh*KW + kw
+    std::vector<std::vector<int64_t>> phase_taps;  // taps t of each phase, in order
     int64_t off_max = 0;
     int64_t nb = 1;     // images per chunk
     int64_t L = 0;      // positions per chunk: nb*S rounded up
@@ -82,6 +83,8 @@ DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
                 d.ph_x.push_back(aw % sw);
                 ++d.nph;
             }
+            if (ph == static_cast<int64_t>(d.phase_taps.size())) d.phase_taps.emplace_back();
+            d.phase_taps[ph].push_back(kh * p.KW + kw);
             d.tap_phase.push_back(ph);
             d.tap_off.push_back(ah / sh * d.Wq + aw / sw);
             d.off_max = std::max(d.off_max, d.tap_off.back());
@@ -165,6 +168,34 @@ void fill_dy(const Conv2dParams& p, const DirectPlan& d, const T* dy, int64_t n0
     const int64_t OHW = p.OH * p.OW;
     for (int64_t k = k0; k < k1; ++k)
         fill_dy_channel(p, d, dy + (n0 * p.K + k) * OHW, nb, p.K * OHW, dq + k * d.ds);
+}
+
+// Tap t's stream in the phase planes of one channel (nph planes, xs apart).
+template <typename T>
+const T* tap_row(const DirectPlan& d, const T* planes, int64_t t) {
+    return planes + d.tap_phase[t] * d.xs + d.tap_off[t];
+}
+
+// One output plane from Wq-wide rows (src) into dst[OH][OW], plus b.
+template <typename T>
+void store_output(const Conv2dParams& p, const DirectPlan& d, const T* src, T b, T* dst) {
+    for (int64_t oh = 0; oh < p.OH; ++oh)
+        for (int64_t ow = 0; ow < p.OW; ++ow) dst[oh * p.OW + ow] = src[oh * d.Wq + ow] + b;
+}
+
+// Phase plane `ph` of one (image, channel) gradient (src, Wq-wide rows) written to its
+// strided positions of dx[H][W].
+template <typename T>
+void scatter_phase(const Conv2dParams& p, const DirectPlan& d, int64_t ph, const T* src, T* dxc) {
+    int64_t lo, hi;
+    valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
+    for (int64_t r = 0; r < d.Hq; ++r) {
+        const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
+        if (ih < 0 || ih >= p.H) continue;
+        T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
+        const T* row = src + r * d.Wq;
+        for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = row[q];
+    }
 }
 
 // c[m][i] = sum_q a[q][m] * rows[q][i] for the M rows of `a_blocks` (ceil(M/MR) panels of
@@ -252,20 +283,14 @@ void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
         for (int64_t g = 0; g < G; ++g) {
             for (int64_t c = 0; c < Cg; ++c)
                 for (int64_t t = 0; t < KK; ++t)
-                    rows[c * KK + t] =
-                        xq + ((g * Cg + c) * d.nph + d.tap_phase[t]) * d.xs + d.tap_off[t];
+                    rows[c * KK + t] = tap_row(d, xq + (g * Cg + c) * d.nph * d.xs, t);
             shifted_gemm_all(ks, tl, Kg, CKK, pa + g * mpad * CKK, rows, d.L, yq + g * Kg * d.L,
                              d.L, tile_threads);
         }
         for (int64_t n = 0; n < nb; ++n)
-            for (int64_t k = 0; k < p.K; ++k) {
-                const T b = bias ? bias[k] : T(0);
-                const T* src = yq + k * d.L + n * d.S;
-                T* dst = y + ((n0 + n) * p.K + k) * OHW;
-                for (int64_t oh = 0; oh < p.OH; ++oh)
-                    for (int64_t ow = 0; ow < p.OW; ++ow)
-                        dst[oh * p.OW + ow] = src[oh * d.Wq + ow] + b;
-            }
+            for (int64_t k = 0; k < p.K; ++k)
+                store_output(p, d, yq + k * d.L + n * d.S, bias ? bias[k] : T(0),
+                             y + ((n0 + n) * p.K + k) * OHW);
     });
 }
 
@@ -276,10 +301,9 @@ void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w)
     const DirectPlan d = make_plan(p);
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
     const int64_t CKK = p.col_rows(), mpad = round_up(Cg, tl.mr), HW = p.H * p.W;
-    // Taps of each phase, and packA per (phase, group): panels of P_ph x MR, P_ph = Kg * taps,
+    // packA per (phase, group): panels of P_ph x MR, P_ph = Kg * taps,
     // a[(k, j)][c] = w[k][c][taps_ph[j]].
-    std::vector<std::vector<int64_t>> taps(d.nph);
-    for (int64_t t = 0; t < KK; ++t) taps[d.tap_phase[t]].push_back(t);
+    const auto& taps = d.phase_taps;
     std::vector<int64_t> pa_off(d.nph + 1, 0);
     for (int64_t ph = 0; ph < d.nph; ++ph)
         pa_off[ph + 1] = pa_off[ph] + G * mpad * Kg * static_cast<int64_t>(taps[ph].size());
@@ -311,21 +335,10 @@ void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w)
                 shifted_gemm_all(ks, tl, Cg, P, pa + pa_off[ph] + g * mpad * P, rows, d.L,
                                  dxq + g * Cg * d.L, d.L, tile_threads);
             }
-            // Phase plane -> its strided dx positions.
-            int64_t lo, hi;
-            valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
             for (int64_t n = 0; n < nb; ++n)
-                for (int64_t c = 0; c < p.C; ++c) {
-                    const T* src = dxq + c * d.L + n * d.S;
-                    T* dxc = dx + ((n0 + n) * p.C + c) * HW;
-                    for (int64_t r = 0; r < d.Hq; ++r) {
-                        const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
-                        if (ih < 0 || ih >= p.H) continue;
-                        T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
-                        const T* s = src + r * d.Wq;
-                        for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = s[q];
-                    }
-                }
+                for (int64_t c = 0; c < p.C; ++c)
+                    scatter_phase(p, d, ph, dxq + c * d.L + n * d.S,
+                                  dx + ((n0 + n) * p.C + c) * HW);
         }
     });
 }
@@ -349,8 +362,7 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
     for (int64_t g = 0; g < G; ++g)
         for (int64_t c = 0; c < Cg; ++c)
             for (int64_t t = 0; t < KK; ++t)
-                rows[(g * Cg + c) * KK + t] =
-                    xq + ((g * Cg + c) * d.nph + d.tap_phase[t]) * d.xs + d.tap_off[t];
+                rows[(g * Cg + c) * KK + t] = tap_row(d, xq + (g * Cg + c) * d.nph * d.xs, t);
     const int nt = threads_for(ntiles);
     for (int64_t n0 = 0; n0 < p.N; n0 += d.nb) {
         const int64_t nb = std::min(d.nb, p.N - n0);
@@ -406,15 +418,11 @@ void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
             const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK));
             fill_x_channel(p, d, x + t * HW, 1, 0, xq);
             for (int64_t i = 0; i < KK; ++i)
-                rows[i] = xq + d.tap_phase[i] * d.xs + d.tap_off[i];
+                rows[i] = tap_row(d, xq, i);
             for (int64_t m = 0; m < mult; ++m) {
                 const int64_t k = c * mult + m;
                 ks.shifted_taps(len, w + k * KK, KK, rows, out);
-                const T b = bias ? bias[k] : T(0);
-                T* yk = y + (n * p.K + k) * OHW;
-                for (int64_t oh = 0; oh < p.OH; ++oh)
-                    for (int64_t ow = 0; ow < p.OW; ++ow)
-                        yk[oh * p.OW + ow] = out[oh * d.Wq + ow] + b;
+                store_output(p, d, out, bias ? bias[k] : T(0), y + (n * p.K + k) * OHW);
             }
         });
     errors.rethrow();
@@ -426,8 +434,6 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
     const DirectPlan d = make_plan(p, true);
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
     const int64_t len = round_up(d.S, kRound), planes = p.N * p.C;
-    std::vector<std::vector<int64_t>> taps(d.nph);
-    for (int64_t t = 0; t < KK; ++t) taps[d.tap_phase[t]].push_back(t);
     const int nt = threads_for(planes);
     RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
@@ -445,20 +451,12 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
             for (int64_t ph = 0; ph < d.nph; ++ph) {
                 int64_t q = 0;
                 for (int64_t m = 0; m < mult; ++m)
-                    for (int64_t tap : taps[ph]) {
+                    for (int64_t tap : d.phase_taps[ph]) {
                         rows[q] = dq + m * d.ds + d.front - d.tap_off[tap];
                         wt[q++] = w[(c * mult + m) * KK + tap];
                     }
                 ks.shifted_taps(len, wt, q, rows, out);
-                int64_t lo, hi;
-                valid_output_range(d.Wq, p.stride_w, d.ph_x[ph] - p.pad_left, p.W, &lo, &hi);
-                for (int64_t r = 0; r < d.Hq; ++r) {
-                    const int64_t ih = r * p.stride_h + d.ph_y[ph] - p.pad_top;
-                    if (ih < 0 || ih >= p.H) continue;
-                    T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
-                    const T* src = out + r * d.Wq;
-                    for (int64_t j = lo; j < hi; ++j) dst[j * p.stride_w] = src[j];
-                }
+                scatter_phase(p, d, ph, out, dxc);
             }
         });
     errors.rethrow();
@@ -483,7 +481,7 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
             T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(d.ds));
             const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK));
             for (int64_t i = 0; i < KK; ++i)
-                rows[i] = xq + d.tap_phase[i] * d.xs + d.tap_off[i];
+                rows[i] = tap_row(d, xq, i);
             T* dwk = dw + k * KK;
             std::fill(dwk, dwk + KK, T(0));
             for (int64_t n = 0; n < p.N; ++n) {
