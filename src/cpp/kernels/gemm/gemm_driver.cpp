@@ -9,7 +9,6 @@
 // bound to this region, so gemm(..., nthreads=1) is safe inside another driver's region.
 #include <algorithm>
 #include <atomic>
-#include <memory>
 #include <cassert>
 #include <cstdint>
 #include <cstring>
@@ -194,20 +193,19 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
     T* pa_all = thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
 
-    // One claim counter per (jc, pc) step, zeroed before the team starts.
-    const int64_t nsteps = ((N + bl.nc - 1) / bl.nc) * ((K + bl.kc - 1) / bl.kc);
-    std::unique_ptr<std::atomic<int64_t>[]> claims(new std::atomic<int64_t>[nsteps]);
-    for (int64_t i = 0; i < nsteps; ++i) claims[i].store(0, std::memory_order_relaxed);
+    // Claim counter of the current (jc, pc) step. Thread 0 resets it between the step-end
+    // barrier (every claim of the last step done) and the packB barrier (no claim yet).
+    std::atomic<int64_t> next{0};
 
     auto run = [&](int tid, int nthr, auto&& barrier) {
         T* pa = pa_all + static_cast<int64_t>(tid) * mc_max * kc_max;
-        int64_t step = 0;
         for (int64_t jc = 0; jc < N; jc += bl.nc) {
             const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
             const int64_t npanels = (nc + nr - 1) / nr;
             for (int64_t pc = 0; pc < K; pc += bl.kc) {
                 const int64_t kc = std::min<int64_t>(bl.kc, K - pc);
                 const T beta_eff = pc == 0 ? beta : T(1);  // later K blocks accumulate
+                if (tid == 0) next.store(0, std::memory_order_relaxed);
                 int64_t p0, p1;
                 split_range(npanels, nthr, tid, &p0, &p1);
                 for (int64_t jp = p0; jp < p1; ++jp)
@@ -215,12 +213,11 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
                                  std::min<int64_t>(nr, nc - jp * nr), nr, pb + jp * kc * nr);
                 barrier();
                 // Work grid: (MC block, NR panel) units in block-major order, claimed in
-                // contiguous chunks from this step's counter (dynamic_chunk: a thread whose
+                // contiguous chunks from the step's counter (dynamic_chunk: a thread whose
                 // core is shared with another process takes fewer); a thread repacks A only
                 // when its chunk enters another MC block.
                 const int64_t nblocks = (M + bl.mc - 1) / bl.mc, units = nblocks * npanels;
                 const int64_t chunk = nthr == 1 ? units : dynamic_chunk(units, nthr);
-                std::atomic<int64_t>& next = claims[step++];
                 int64_t packed_block = -1;
                 for (int64_t t0; (t0 = next.fetch_add(chunk, std::memory_order_relaxed)) < units;) {
                     const int64_t t1 = std::min(units, t0 + chunk);
