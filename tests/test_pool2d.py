@@ -384,12 +384,20 @@ HYPOTHESIS = settings(max_examples=60, deadline=None,
 
 
 @HYPOTHESIS
-@given(cfg=pool_configs(dilation=True), seed=st.integers(0, 2**32 - 1))
-def test_max_pool2d_random_configs(cfg, seed, isa, dtype):
+@given(cfg=pool_configs(dilation=True), seed=st.integers(0, 2**32 - 1),
+       special=st.sampled_from([0.0, 0.0, 0.3, 0.9]))
+def test_max_pool2d_random_configs(cfg, seed, special, isa, dtype):
+    """Random windows; with `special` > 0 that share of the input is -inf and a tenth of it
+    NaN, so whole windows (border ones too, where the vector kernels pad with -inf) are
+    -inf or hold NaN."""
     shape, k, s, p, d, ceil = cfg
     assume(_torch_output_ok(shape, k, s, p, d, ceil))
     rng = np.random.default_rng(seed)
     x = _data(rng, shape, dtype)
+    if special:
+        u = rng.random(shape)
+        x[u < special] = -np.inf
+        x[u < special / 10] = np.nan
     y, idx = K.max_pool2d(x, k, s, p, d, ceil)
     if (idx >= shape[2] * shape[3]).any():  # a window with no input tap (see above)
         y_ref, idx_ref = F.max_pool2d(torch64(x), k, s, p, d, ceil, return_indices=True)

@@ -146,13 +146,6 @@ py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair 
                                   : max_forward_run<double>(in.a, p);
 }
 
-// First flat position of an index outside [0, plane_size), or -1.
-int64_t first_bad_index(const int64_t* idx, int64_t n, int64_t plane_size) {
-    for (int64_t i = 0; i < n; ++i)
-        if (idx[i] < 0 || idx[i] >= plane_size) return i;
-    return -1;
-}
-
 template <typename T>
 py::array max_backward_run(const char* op, const py::array& ga, const py::array& ia,
                            const Pool2dParams& p) {
@@ -162,13 +155,13 @@ py::array max_backward_run(const char* op, const py::array& ga, const py::array&
     const T* dyp = dy.data();
     const int64_t* ip = indices.data();
     T* dxp = dx.mutable_data();
-    const int64_t n = p.N * p.C * p.OH * p.OW;
     int64_t bad;
     {
         py::gil_scoped_release release;
-        // An index outside the plane would be an out-of-bounds write: refuse the call.
-        bad = first_bad_index(ip, n, p.H * p.W);
-        if (bad < 0) max_pool2d_backward<T>(p, dxp, dyp, ip);
+        // The kernel checks each index before writing through it (an index outside the
+        // plane would be an out-of-bounds write) and reports the first bad one; the
+        // partly written dx is then dropped with the error.
+        bad = max_pool2d_backward<T>(p, dxp, dyp, ip);
     }
     if (bad >= 0) {
         const int64_t ow = bad % p.OW, oh = bad / p.OW % p.OH, c = bad / (p.OW * p.OH) % p.C,

@@ -72,8 +72,10 @@ struct KernelSet {
     // then scatter-add dy), so overlapping windows add up.
     void (*max_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y,
                                      int64_t* indices) = nullptr;
-    void (*max_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy,
-                                      const int64_t* indices) = nullptr;
+    // max_pool2d_backward_plane checks every index before its write: it returns the first
+    // output position whose index lies outside [0, H*W) (that index is never used), or -1.
+    int64_t (*max_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy,
+                                         const int64_t* indices) = nullptr;
     void (*avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y) = nullptr;
     void (*avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;
     // Adaptive pooling: only N, C, H, W, OH, OW of p are used.

@@ -73,8 +73,10 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
 // Pooling drivers: parallel over the N*C planes, one table kernel per plane.
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
+// Returns the first flat output position whose index lies outside [0, H*W) (no write goes
+// through it; dx is then partly written), or -1 when every index is valid.
 template <typename T>
-void max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices);
+int64_t max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices);
 template <typename T>
 void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y);
 template <typename T>

@@ -26,8 +26,8 @@
     void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,           \
                                   int64_t* indices);                                             \
     template <typename T>                                                                        \
-    void max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,        \
-                                   const int64_t* indices);                                      \
+    int64_t max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,     \
+                                      const int64_t* indices);                                   \
     template <typename T>                                                                        \
     void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);          \
     template <typename T>                                                                        \
@@ -47,8 +47,8 @@
 #define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
     template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,      \
                                               int64_t*);                                          \
-    template void max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,     \
-                                               const int64_t*);                                   \
+    template int64_t max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,  \
+                                                  const int64_t*);                                \
     template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);     \
     template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);    \
     template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \

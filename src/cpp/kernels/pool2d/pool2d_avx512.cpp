@@ -12,6 +12,7 @@
 #pragma GCC target("prefer-vector-width=256")
 #endif
 
+#define FASTCONV_VEC_BYTES 64
 #define FASTCONV_ISA avx512
 #include "kernels/pool2d/pool2d_impl.h"
 

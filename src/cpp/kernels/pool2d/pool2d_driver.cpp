@@ -46,14 +46,21 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indice
 }
 
 template <typename T>
-void max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
+int64_t max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
     assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
     const auto kernel = kernel_set<T>().max_pool2d_backward_plane;
     const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
     const int nt = plane_threads(planes, planes * (in_size + out_size));
+    int64_t first_bad = -1;  // smallest flat output position with a bad index
 #pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i)
-        kernel(p, dx + i * in_size, dy + i * out_size, indices + i * out_size);
+    for (int64_t i = 0; i < planes; ++i) {
+        const int64_t o = kernel(p, dx + i * in_size, dy + i * out_size, indices + i * out_size);
+        if (o >= 0) {
+#pragma omp critical(fastconv_pool_bad_index)
+            if (first_bad < 0 || i * out_size + o < first_bad) first_bad = i * out_size + o;
+        }
+    }
+    return first_bad;
 }
 
 template <typename T>
@@ -109,7 +116,7 @@ void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_
 
 #define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                               \
     template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);        \
-    template void max_pool2d_backward<T>(const Pool2dParams&, T*, const T*, const int64_t*); \
+    template int64_t max_pool2d_backward<T>(const Pool2dParams&, T*, const T*, const int64_t*); \
     template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                  \
     template void avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);                 \
     template void adaptive_avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);         \

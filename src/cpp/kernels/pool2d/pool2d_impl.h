@@ -70,6 +70,29 @@ inline void interior_range(int64_t out, int64_t in, int64_t stride, int64_t pad,
 
 // ---- max ------------------------------------------------------------------------------
 
+// mask (all ones or zero) ? a : b, on the bits.
+template <typename T>
+inline T bit_select(int64_t mask, T a, T b) {
+    if constexpr (sizeof(T) == 8) {
+        int64_t ua, ub;
+        __builtin_memcpy(&ua, &a, 8);
+        __builtin_memcpy(&ub, &b, 8);
+        const int64_t r = (ua & mask) | (ub & ~mask);
+        T out;
+        __builtin_memcpy(&out, &r, 8);
+        return out;
+    } else {
+        int32_t ua, ub;
+        __builtin_memcpy(&ua, &a, 4);
+        __builtin_memcpy(&ub, &b, 4);
+        const int32_t m = static_cast<int32_t>(mask);
+        const int32_t r = (ua & m) | (ub & ~m);
+        T out;
+        __builtin_memcpy(&out, &r, 4);
+        return out;
+    }
+}
+
 // PyTorch's per-output scan (clipped window, NaN rule); used for border columns.
 template <typename T>
 inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
@@ -79,10 +102,13 @@ inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, 
     for (int64_t ih = ih0; ih < ih1; ih += dh) {
         for (int64_t iw = iw0; iw < iw1; iw += dw) {
             const T val = x[ih * W + iw];
-            if (val > maxval || __builtin_isnan(val)) {
-                maxval = val;
-                maxindex = ih * W + iw;
-            }
+            const bool take = (val > maxval) | (val != val);
+            // Bitwise selects, not branches (which GCC emits for ?: here): on real data the
+            // comparison is a coin toss, and mispredictions cost more than the border's
+            // share of the work.
+            const int64_t mask = -static_cast<int64_t>(take);
+            maxindex = ((ih * W + iw) & mask) | (maxindex & ~mask);
+            maxval = bit_select(mask, val, maxval);
         }
     }
     *y = maxval;
@@ -149,11 +175,154 @@ void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1
     }
 }
 
+// ---- register-blocked windows (strides 1 and 2) ---------------------------------------
+//
+// A block of V interior outputs of one row is computed with all its window taps in
+// registers: one vector load per tap (stride 1) or two loads and a deinterleave (stride 2),
+// then one store of y and of the int64 indices. On the short rows of CNN feature maps
+// (5-56 outputs) this beats the tap-at-a-time row passes above, whose loop overhead and
+// scalar remainders dominate. A row's last block is shifted left to end at hi (overlapping
+// the previous one; the overlap is recomputed with the same result), so there is no tail.
+// Vectors: FASTCONV_VEC_BYTES (the ISA's widest), then halves for narrower rows.
+
+template <typename T, int V>
+struct PoolVec {
+    typedef T type __attribute__((vector_size(V * sizeof(T)), aligned(sizeof(T)), may_alias));
+    // Same-width integers: the comparison mask type, also used for the argmax offset.
+    typedef __typeof__(type{} < type{}) mask;
+    typedef int64_t wide __attribute__((vector_size(V * 8), aligned(8), may_alias));
+};
+
+template <typename VT, typename T>
+inline VT vload(const T* p) {
+    VT v;
+    __builtin_memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+// Tap values x[r + k*S], k < V. For S == 2 the second load starts at r + V - 1, so the
+// block reads columns [r, r + 2V - 1): never the odd column past the last window.
+template <typename T, int V, int S>
+inline typename PoolVec<T, V>::type tap(const T* r) {
+    using VT = typename PoolVec<T, V>::type;
+    using M = typename PoolVec<T, V>::mask;
+    if constexpr (S == 1) {
+        return vload<VT>(r);
+    } else {
+        static_assert(S == 2, "strides 1 and 2");
+        M even;  // element 2k is lane 2k of the first load, or lane 2k - V + 1 of the second
+        for (int k = 0; k < V; ++k) even[k] = 2 * k < V ? 2 * k : 2 * k + 1;
+        return __builtin_shuffle(vload<VT>(r), vload<VT>(r + V - 1), even);
+    }
+}
+
+// Outputs [ow0, ow0 + V) of one output row (interior columns) over nrows window rows.
+// Tap (r, j) of output ow0 is src[r * ld + ow0 * S + j * dw]: src is the input at the
+// first window row, column -pw, and ld = dh * W. first_row is that row's flat offset.
+// PyTorch's scan (take v when v > max or v is NaN: the last NaN, else the first maximum)
+// is an associative combine of (max, index) pairs in scan order, so each window row is
+// reduced on its own and the row results are then combined in order: a dependency chain
+// of KW - 1 + nrows - 1 compare/selects instead of KH * KW, and the rows overlap.
+template <typename T, int V, int S>
+inline void max_block(const T* __restrict src, int64_t ld, int64_t nrows, int64_t KW,
+                      int64_t dw, int64_t first_row, int64_t pw, int64_t ow0, T* __restrict y,
+                      int64_t* __restrict index) {
+    using VT = typename PoolVec<T, V>::type;
+    using M = typename PoolVec<T, V>::mask;
+    using WI = typename PoolVec<T, V>::wide;
+    using I = __typeof__(M{}[0]);
+    auto row_max = [&](int64_t r, M* rel) {
+        const T* row = src + r * ld + ow0 * S;
+        const I off = static_cast<I>(r * ld);
+        VT m = tap<T, V, S>(row);
+        *rel = M{} + off;
+        for (int64_t j = 1; j < KW; ++j) {
+            const VT v = tap<T, V, S>(row + j * dw);
+            const M take = (v > m) | (v != v);
+            m = take ? v : m;
+            *rel = take ? M{} + static_cast<I>(off + j * dw) : *rel;
+        }
+        return m;
+    };
+    M rel;
+    VT m = row_max(0, &rel);
+    for (int64_t r = 1; r < nrows; ++r) {
+        M rr;
+        const VT v = row_max(r, &rr);
+        const M take = (v > m) | (v != v);
+        m = take ? v : m;
+        rel = take ? rr : rel;
+    }
+    __builtin_memcpy(y + ow0, &m, sizeof(m));
+    WI lane;
+    for (int k = 0; k < V; ++k) lane[k] = k * S;
+    // Flat position of output ow0's first tap; rel is relative to it.
+    const WI idx = __builtin_convertvector(rel, WI) + lane + (first_row + ow0 * S - pw);
+    __builtin_memcpy(index + ow0, &idx, sizeof(idx));
+}
+
+// Outputs [ow0, ow0 + V): y = sum of the windows over rows [ih0, ih1), ih-major as PyTorch
+// (the same order as sum_row_interior), divided by div.
+template <typename T, int V, int S>
+inline void avg_block(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t KW,
+                      int64_t pw, int64_t ow0, T div, T* __restrict y) {
+    using VT = typename PoolVec<T, V>::type;
+    VT sum = VT{};
+    for (int64_t ih = ih0; ih < ih1; ++ih) {
+        const T* r = x + ih * W + ow0 * S - pw;
+        for (int64_t j = 0; j < KW; ++j) sum += tap<T, V, S>(r + j);
+    }
+    sum = sum / div;
+    __builtin_memcpy(y + ow0, &sum, sizeof(sum));
+}
+
+// Blocks of V covering [lo, hi), the last one shifted to end at hi. Needs hi - lo >= V.
+template <int V, typename F>
+inline void for_blocks(int64_t lo, int64_t hi, F&& block) {
+    for (int64_t ow = lo;; ow += V) {
+        if (ow + V >= hi) {
+            block(hi - V);
+            return;
+        }
+        block(ow);
+    }
+}
+
+template <int V>
+struct Lanes {
+    static constexpr int value = V;
+};
+
+// The widest vector of T (FASTCONV_VEC_BYTES, then halves down to 16 bytes) that fits
+// [lo, hi): calls run(Lanes<V>{}) and returns true, or returns false when none fits (a row
+// of fewer than 16 bytes of outputs) or the stride is not 1 or 2.
+template <typename T, int S, typename F>
+inline bool with_block_width(int64_t lo, int64_t hi, F&& run) {
+    if constexpr (S != 1 && S != 2) {
+        return false;
+    } else {
+        constexpr int V = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
+        constexpr int kMin = 16 / static_cast<int>(sizeof(T));
+        constexpr int V2 = V / 2 > kMin ? V / 2 : kMin, V4 = V / 4 > kMin ? V / 4 : kMin;
+        const int64_t n = hi - lo;
+        if (n >= V)
+            run(Lanes<V>{});
+        else if (n >= V2)
+            run(Lanes<V2>{});
+        else if (n >= V4)
+            run(Lanes<V4>{});
+        else
+            return false;
+        return true;
+    }
+}
+
 template <typename T, int S>
 void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     const int64_t s = S > 0 ? S : p.stride_w;
+    const int64_t span_w = (p.KW - 1) * p.dil_w + 1;
     int64_t lo, hi;
-    interior_range(p.OW, p.W, s, p.pad_w, (p.KW - 1) * p.dil_w + 1, &lo, &hi);
+    interior_range(p.OW, p.W, s, p.pad_w, span_w, &lo, &hi);
     const bool rel32 = p.H * p.W <= INT32_MAX;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         int64_t ih0 = oh * p.stride_h - p.pad_h;
@@ -163,14 +332,27 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
         int64_t* ir = indices + oh * p.OW;
         auto border = [&](int64_t ow) {
             int64_t iw0 = ow * s - p.pad_w;
-            const int64_t iw1 = lmin(iw0 + (p.KW - 1) * p.dil_w + 1, p.W);
+            const int64_t iw1 = lmin(iw0 + span_w, p.W);
             if (iw0 < 0) iw0 += (-iw0 + p.dil_w - 1) / p.dil_w * p.dil_w;
             max_one(x, p.W, ih0, ih1, p.dil_h, iw0, iw1, p.dil_w, yr + ow, ir + ow);
         };
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
-        max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi, rel32,
-                               yr, ir);
+        // Dilation can leave no window row inside the input: then the row pass below
+        // writes -inf and the first tap's index, as PyTorch.
+        const int64_t nrows = (ih1 - ih0 + p.dil_h - 1) / p.dil_h;
+        const bool blocked =
+            nrows > 0 && (rel32 || sizeof(T) == 8) &&
+            with_block_width<T, S>(lo, hi, [&](auto lanes) {
+                constexpr int V = decltype(lanes)::value;
+                for_blocks<V>(lo, hi, [&](int64_t ow0) {
+                    max_block<T, V, S>(x + ih0 * p.W - p.pad_w, p.dil_h * p.W, nrows, p.KW,
+                                       p.dil_w, ih0 * p.W, p.pad_w, ow0, yr, ir);
+                });
+            });
+        if (!blocked)
+            max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi,
+                                   rel32, yr, ir);
     }
 }
 
@@ -250,9 +432,17 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
         if (lo < hi) {
-            sum_row_interior<T, S>(x, p.W, ih0, ih1, p.KW, p.pad_w, s, lo, hi, yr);
             const T div = T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW));
-            for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = yr[ow] / div;
+            const bool blocked = with_block_width<T, S>(lo, hi, [&](auto lanes) {
+                constexpr int V = decltype(lanes)::value;
+                for_blocks<V>(lo, hi, [&](int64_t ow0) {
+                    avg_block<T, V, S>(x, p.W, ih0, ih1, p.KW, p.pad_w, ow0, div, yr);
+                });
+            });
+            if (!blocked) {
+                sum_row_interior<T, S>(x, p.W, ih0, ih1, p.KW, p.pad_w, s, lo, hi, yr);
+                for (int64_t ow = lo; ow < hi; ++ow) yr[ow] = yr[ow] / div;
+            }
         }
     }
 }
@@ -392,15 +582,20 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
         max_pool2d_forward_impl<T, 0>(p, x, y, indices);
 }
 
-// Scatter: conflicting indices (overlapping windows) make this inherently sequential.
+// Scatter: conflicting indices (overlapping windows) make this inherently sequential. The
+// range check rides along (one predictable branch) instead of a separate pass over the
+// indices; a bad index is reported, never written through.
 template <typename T>
-void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
+int64_t max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
+                                  const int64_t* indices) {
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     for (int64_t i = 0; i < in_size; ++i) dx[i] = T(0);
     for (int64_t o = 0; o < out_size; ++o) {
-        assert(indices[o] >= 0 && indices[o] < in_size);
-        dx[indices[o]] += dy[o];
+        const int64_t i = indices[o];
+        if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_size)) return o;
+        dx[i] += dy[o];
     }
+    return -1;
 }
 
 template <typename T>

@@ -56,16 +56,19 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
     }
 }
 
-// dx = 0, then dx[indices[o]] += dy[o] for every output o. Indices must lie in [0, H*W)
-// (the binding checks). Serves adaptive max pooling too.
+// dx = 0, then dx[indices[o]] += dy[o] for every output o; stops at the first index
+// outside [0, H*W) and returns its o (-1 when all are valid). Serves adaptive max pooling.
 template <typename T>
-void max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
+int64_t max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
+                                  const int64_t* indices) {
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     for (int64_t i = 0; i < in_size; ++i) dx[i] = T(0);
     for (int64_t o = 0; o < out_size; ++o) {
-        assert(indices[o] >= 0 && indices[o] < in_size);
-        dx[indices[o]] += dy[o];
+        const int64_t i = indices[o];
+        if (static_cast<uint64_t>(i) >= static_cast<uint64_t>(in_size)) return o;
+        dx[i] += dy[o];
     }
+    return -1;
 }
 
 // Window of output (oh, ow) and its divisor, PyTorch's cpu_avg_pool: the unclipped window
