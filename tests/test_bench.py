@@ -66,6 +66,12 @@ def test_conv_bytes_hand_computed():
     assert layer.bytes("backward_weight") == 4 * (y + x + w + b)
 
 
+def test_conv_im2col_bytes_hand_computed():
+    assert _layer("lenet5.conv1 b64").im2col_bytes() == 4 * (1 * 5 * 5) * (28 * 28) == 78_400
+    assert (_layer("resnet18.conv3x3 7x7x512 b8").im2col_bytes()
+            == 4 * (512 * 3 * 3) * (7 * 7) == 903_168)
+
+
 def test_pool_bytes_hand_computed():
     mx = _layer("lenet5.pool1 b64 max2x2/2")
     assert mx.y_shape == (64, 6, 14, 14)
@@ -209,6 +215,17 @@ def test_json_matches_schema_and_rows_agree():
             assert r["gflops"] == pytest.approx(r["flops"] / r["ms"] / 1e6)
     conv = [r for r in rows if r["kind"] == "conv2d"]
     assert {r["direction"] for r in conv} == {"forward", "backward_data", "backward_weight"}
+    for r in rows:  # scratch: conv calls need some, pooling none; only conv rows have a bound
+        if r["kind"] == "conv2d":
+            c = r["shape"]["x"][1]
+            _, _, oh, ow = r["shape"]["y"]
+            _, _, kh, kw = r["shape"]["weight"]
+            assert r["workspace_bytes"] > 0
+            assert r["workspace_bound_bytes"] == 4 * c * kh * kw * oh * ow * r["threads"]
+        else:
+            assert r["workspace_bound_bytes"] is None
+        if r["kind"] == "max_pool2d":
+            assert r["workspace_bytes"] == 0
     assert payload["machine"][0]["fma_gflops"] > 0
 
 

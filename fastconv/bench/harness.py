@@ -47,6 +47,8 @@ class Case:
     algorithm: str = ""
     shape: dict = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    # Workspace bound per thread (conv rows: one image's im2col matrix), or 0 for none.
+    workspace_bound_per_thread: float = 0.0
 
 
 @dataclass
@@ -83,6 +85,10 @@ class Result:
     note: str
     times_ms: list
     peer_times_ms: list
+    # Scratch memory one call of ours needed at once (fastconv.kernels.workspace_stats), and
+    # the bound it is held to (threads x one image's im2col; conv rows only).
+    workspace_bytes: int | None
+    workspace_bound_bytes: int | None
 
 
 @dataclass
@@ -257,7 +263,7 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
     return Case(layer.kind, layer.name, direction, ours, peer, "torch",
                 flops=layer.flops(direction), bytes=layer.bytes(direction),
                 algorithm=_CONV_ALGO.get(algo, {}).get(direction, algo), shape=layer.describe(),
-                aliases=layer.aliases)
+                aliases=layer.aliases, workspace_bound_per_thread=layer.im2col_bytes())
 
 
 def pool_case(layer: S.PoolShape, direction: str, rng, torch) -> Case:
@@ -422,8 +428,11 @@ def run_case(c: Case, threads: int, peaks: MachinePeaks, reps: int, warmup: int)
     err, status, note = None, "ok", ""
     t_ours: list[float] = []
     t_peer: list[float] = []
+    workspace = None
     try:
+        fc._core.workspace_stats(reset=True)
         out = _to_numpy(c.ours())
+        workspace = int(fc._core.workspace_stats(reset=True)["call_bytes"])
     except Exception as e:  # noqa: BLE001 - a failing case is reported, not fatal
         status, note = "error", f"{type(e).__name__}: {e}"
     else:
@@ -453,7 +462,9 @@ def run_case(c: Case, threads: int, peaks: MachinePeaks, reps: int, warmup: int)
         peer_ms_max=peer_hi if peer_timed else None,
         peer_gflops=c.flops / peer_med / 1e6 if (c.flops and peer_timed) else None,
         speedup=peer_med / med if peer_timed else None, max_rel_err=err, status=status,
-        note=note, times_ms=t_ours, peer_times_ms=t_peer)
+        note=note, times_ms=t_ours, peer_times_ms=t_peer, workspace_bytes=workspace,
+        workspace_bound_bytes=(int(threads * c.workspace_bound_per_thread)
+                               if c.workspace_bound_per_thread else None))
 
 
 def run_cases(cases: Iterable[Case], threads: int = 1, reps: int = 10, warmup: int = 2,

@@ -20,7 +20,7 @@ import numpy as np
 import fastconv as fc
 from fastconv.bench.harness import MachinePeaks, Result, try_import
 
-SCHEMA_ID = "fastconv-bench/1"
+SCHEMA_ID = "fastconv-bench/2"
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -57,6 +57,8 @@ RESULT_SCHEMA = {
         "note": _STR,
         "times_ms": _SAMPLES,
         "peer_times_ms": _SAMPLES,
+        "workspace_bytes": {"type": ["integer", "null"], "minimum": 0},
+        "workspace_bound_bytes": {"type": ["integer", "null"], "minimum": 0},
     },
 }
 

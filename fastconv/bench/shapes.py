@@ -83,6 +83,12 @@ class ConvShape:
                  "backward_weight": y + x + w + self.k}[direction]
         return float(FLOAT_BYTES * words)
 
+    def im2col_bytes(self) -> float:
+        """One image's im2col matrix, every group: (C·R·S) × (OH·OW) floats. The issue's
+        workspace bound is this much per thread."""
+        _, _, oh, ow = self.y_shape
+        return float(FLOAT_BYTES * self.c * self.r * self.s * oh * ow)
+
     def describe(self) -> dict:
         return {"x": list(self.x_shape), "weight": list(self.w_shape), "y": list(self.y_shape),
                 "stride": self.stride, "padding": self.padding, "dilation": self.dilation,

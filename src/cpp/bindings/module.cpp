@@ -9,6 +9,7 @@
 #include <malloc.h>
 #endif
 
+#include "common/aligned_buffer.h"
 #include "common/parallel.h"
 #include "dispatch/cpu_features.h"
 #include "fastconv/kernel_table.h"
@@ -95,6 +96,20 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "current_isa", [] { return std::string(fastconv::isa_name(fastconv::kernels().isa)); },
         "The ISA variant in use.");
+    m.def(
+        "workspace_stats",
+        [](bool reset) {
+            py::dict d;
+            d["call_bytes"] = reset ? fastconv::workspace::reset()
+                                    : fastconv::workspace::call_bytes.load();
+            d["held_bytes"] = fastconv::workspace::held_bytes.load();
+            return d;
+        },
+        py::arg("reset") = false,
+        "Scratch memory of the kernels, in bytes: call_bytes, the workspace the calls since the "
+        "last reset needed at once (each per-thread buffer's largest request, summed); "
+        "held_bytes, what the reused per-thread buffers keep allocated. reset=True returns "
+        "the closing window's figures and starts a new one.");
     m.def(
         "_set_isa", &fastconv::set_isa, py::arg("name"),
         "Switch the kernel table to 'ref', 'avx2' or 'avx512' (tests; ValueError if unsupported).");
