@@ -41,7 +41,8 @@ def _conv_calls(rng, n, c, hw, k, r, **kw):
             lambda: K.conv2d_backward_weight(dy, x, w.shape, **kw)]
 
 
-def test_stats_window_counts_the_calls_since_reset(one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_stats_window_counts_the_calls_since_reset():
     rng = np.random.default_rng(0)
     # 3x3 on 16 channels with padding: the im2col path packs weights and column panels.
     fwd, bwd_data, bwd_weight = _conv_calls(rng, 2, 16, 12, 8, 3, padding=1)
@@ -61,7 +62,8 @@ def test_stats_window_counts_the_calls_since_reset(one_thread):
     assert _core.workspace_stats(reset=True)["call_bytes"] >= 4 * 144 * 144
 
 
-def test_pooling_uses_no_scratch(one_thread):
+@pytest.mark.usefixtures("one_thread")
+def test_pooling_uses_no_scratch():
     x = np.random.default_rng(1).standard_normal((4, 8, 32, 32), dtype=np.float32)
     _core.workspace_stats(reset=True)
     y, idx = K.max_pool2d(x, 3, 2, 1)
