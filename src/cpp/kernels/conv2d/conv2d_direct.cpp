@@ -125,6 +125,8 @@ void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int
                 std::fill(dst, dst + lo, T(0));
                 if (p.stride_w == 1)
                     std::memcpy(dst + lo, src + lo, sizeof(T) * (hi - lo));
+                else if (p.stride_w == 2)  // a constant stride vectorises (shuffles)
+                    for (int64_t q = lo; q < hi; ++q) dst[q] = src[2 * q];
                 else
                     for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * p.stride_w];
                 std::fill(dst + hi, dst + d.Wq, T(0));
@@ -194,7 +196,12 @@ void scatter_phase(const Conv2dParams& p, const DirectPlan& d, int64_t ph, const
         if (ih < 0 || ih >= p.H) continue;
         T* dst = dxc + ih * p.W + d.ph_x[ph] - p.pad_left;
         const T* row = src + r * d.Wq;
-        for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = row[q];
+        if (p.stride_w == 1)
+            std::memcpy(dst + lo, row + lo, sizeof(T) * (hi - lo));
+        else if (p.stride_w == 2)  // a constant stride vectorises (shuffles)
+            for (int64_t q = lo; q < hi; ++q) dst[2 * q] = row[q];
+        else
+            for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = row[q];
     }
 }
 
