@@ -422,7 +422,8 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("case", [THREAD_CASES[0], THREAD_CASES[1], THREAD_CASES[5]],
                          ids=lambda c: c.id)
-def test_direct_backward_weight_same_bits_for_any_thread_count(isa, case, dtype):
+@pytest.mark.usefixtures("isa")
+def test_direct_backward_weight_same_bits_for_any_thread_count(case, dtype):
     # The direct weight gradient sums each entry on one thread in a fixed order.
     x, w, _, dy, _ = _case_data(case, dtype)
     hyper = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
@@ -435,7 +436,8 @@ def test_direct_backward_weight_same_bits_for_any_thread_count(isa, case, dtype)
             got.append(K.conv2d_backward_weight(dy, x, w.shape, algorithm="direct", **hyper))
     finally:
         fc.set_num_threads(old)
-    assert np.array_equal(got[0], got[1]) and np.array_equal(got[0], got[2])
+    assert np.array_equal(got[0], got[1])
+    assert np.array_equal(got[0], got[2])
 
 
 # ---- empty batch -----------------------------------------------------------------------
