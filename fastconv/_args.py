@@ -12,6 +12,8 @@ IntPair = Union[int, Sequence[int]]
 
 def is_int(value: object) -> bool:
     """A Python or NumPy integer, not a bool."""
+    if type(value) is int:  # the common case first (a bool's type is bool, not int)
+        return True
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -21,6 +23,12 @@ def pair(value: IntPair, name: str, op: str) -> tuple[int, int]:
     Raises TypeError for a non-int, non-sequence value and ValueError for a sequence of the
     wrong length or element type; both messages name `op` and the argument `name`.
     """
+    # Called for every argument of every conv/pool call: the two common forms (a Python
+    # int, a pair of them as nn modules store it) are recognised first, by exact type.
+    if type(value) is int:
+        return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value
     if is_int(value):
         return int(value), int(value)
     if isinstance(value, Sequence) and not isinstance(value, str):

@@ -26,9 +26,12 @@ __all__ = [
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward",
+    "adaptive_output_size",
     "avg_pool2d",
+    "avg_pool2d_args",
     "avg_pool2d_backward",
     "max_pool2d",
+    "max_pool2d_args",
     "max_pool2d_backward",
 ]
 
@@ -70,7 +73,7 @@ def _input_hw(input_shape: Sequence[int], grad_output: np.ndarray, op: str) -> t
     return int(input_shape[2]), int(input_shape[3])
 
 
-def _adaptive_size(output_size: OptionalIntPair, x: np.ndarray, op: str) -> tuple[int, int]:
+def adaptive_output_size(output_size: OptionalIntPair, x: np.ndarray, op: str) -> tuple[int, int]:
     """output_size as (OH, OW); a None entry keeps that input dimension (torch)."""
     if output_size is None or _is_int(output_size):
         items = [output_size, output_size]
@@ -95,6 +98,37 @@ def _adaptive_size(output_size: OptionalIntPair, x: np.ndarray, op: str) -> tupl
         hw = x.shape[-2:] if isinstance(x, np.ndarray) and x.ndim >= 2 else (1, 1)
         items = [hw[i] if v is None else v for i, v in enumerate(items)]
     return int(items[0]), int(items[1])
+
+
+def max_pool2d_args(
+    kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+    dilation: IntPair = 1, ceil_mode: bool = False, op: str = "max_pool2d",
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], bool]:
+    """max_pool2d's torch-style arguments in the form ``_core`` takes them.
+
+    Returns ``(kernel_size, stride, padding, dilation, ceil_mode)``, each pair as (h, w);
+    raises the TypeError/ValueError of :func:`max_pool2d` for an argument of the wrong
+    type. ``fastconv.functional`` normalises once here and hands the result to the autograd
+    Function, whose forward and backward then call ``_core`` directly.
+    """
+    k = _pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    return k, s, _pair(padding, "padding", op), _pair(dilation, "dilation", op), bool(ceil_mode)
+
+
+def avg_pool2d_args(
+    kernel_size: IntPair, stride: IntPair | None = None, padding: IntPair = 0,
+    ceil_mode: bool = False, count_include_pad: bool = True,
+    divisor_override: int | None = None, op: str = "avg_pool2d",
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], bool, bool, int | None]:
+    """avg_pool2d's arguments as ``_core`` takes them (see :func:`max_pool2d_args`).
+
+    Returns ``(kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)``.
+    """
+    k = _pair(kernel_size, "kernel_size", op)
+    s = _stride(stride, k, op)
+    return (k, s, _pair(padding, "padding", op), bool(ceil_mode), bool(count_include_pad),
+            _divisor(divisor_override, op))
 
 
 def max_pool2d(
@@ -146,13 +180,8 @@ def max_pool2d(
     index of the last NaN in the window is returned. Windows are clipped to the input.
     See https://pytorch.org/docs/stable/generated/torch.nn.MaxPool2d.html.
     """
-    op = "max_pool2d"
-    k = _pair(kernel_size, "kernel_size", op)
-    s = _stride(stride, k, op)
-    p = _pair(padding, "padding", op)
-    d = _pair(dilation, "dilation", op)
-    y, indices = _core.max_pool2d_forward(x, k, s, p, d, bool(ceil_mode))
-    return y, indices
+    args = max_pool2d_args(kernel_size, stride, padding, dilation, ceil_mode)
+    return _core.max_pool2d_forward(x, *args)
 
 
 def max_pool2d_backward(
@@ -239,13 +268,9 @@ def avg_pool2d(
     the padding is therefore divided by less than ``kh * kw``.
     See https://pytorch.org/docs/stable/generated/torch.nn.AvgPool2d.html.
     """
-    op = "avg_pool2d"
-    k = _pair(kernel_size, "kernel_size", op)
-    s = _stride(stride, k, op)
-    p = _pair(padding, "padding", op)
-    return _core.avg_pool2d_forward(
-        x, k, s, p, bool(ceil_mode), bool(count_include_pad), _divisor(divisor_override, op)
-    )
+    args = avg_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override)
+    return _core.avg_pool2d_forward(x, *args)
 
 
 def avg_pool2d_backward(
@@ -285,13 +310,9 @@ def avg_pool2d_backward(
     """
     op = "avg_pool2d_backward"
     hw = _input_hw(input_shape, grad_output, op)
-    k = _pair(kernel_size, "kernel_size", op)
-    s = _stride(stride, k, op)
-    p = _pair(padding, "padding", op)
-    return _core.avg_pool2d_backward(
-        grad_output, hw, k, s, p, bool(ceil_mode), bool(count_include_pad),
-        _divisor(divisor_override, op),
-    )
+    args = avg_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                           divisor_override, op)
+    return _core.avg_pool2d_backward(grad_output, hw, *args)
 
 
 def adaptive_avg_pool2d(x: np.ndarray, output_size: OptionalIntPair) -> np.ndarray:
@@ -323,7 +344,7 @@ def adaptive_avg_pool2d(x: np.ndarray, output_size: OptionalIntPair) -> np.ndarr
     result); here it is an error.
     """
     op = "adaptive_avg_pool2d"
-    return _core.adaptive_avg_pool2d_forward(x, _adaptive_size(output_size, x, op))
+    return _core.adaptive_avg_pool2d_forward(x, adaptive_output_size(output_size, x, op))
 
 
 def adaptive_avg_pool2d_backward(
@@ -384,7 +405,7 @@ def adaptive_max_pool2d(
     scan order; NaN always wins (the last NaN's index is returned).
     """
     op = "adaptive_max_pool2d"
-    y, indices = _core.adaptive_max_pool2d_forward(x, _adaptive_size(output_size, x, op))
+    y, indices = _core.adaptive_max_pool2d_forward(x, adaptive_output_size(output_size, x, op))
     return y, indices
 
 

@@ -37,6 +37,11 @@ class _GradMode(threading.local):
 
 _mode = _GradMode()
 
+# fastconv.tensor.Tensor, bound by that module once the class exists: it imports this
+# module, so this one cannot import it at load time (and an import inside apply would cost
+# a sys.modules look-up on every op).
+Tensor: Any = None
+
 
 def is_grad_enabled() -> bool:
     """Whether operations are being recorded for backward (per thread, as in torch)."""
@@ -115,16 +120,17 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        from fastconv.tensor import Tensor
-
-        record = _mode.enabled
-        needs = tuple(isinstance(a, Tensor) and a.requires_grad and record for a in args)
-        ctx = Context(needs)
         raw = [a.data if isinstance(a, Tensor) else a for a in args]
-        out = cls.forward(ctx, *raw, **kwargs)
-        if record and any(needs):
-            inputs = tuple(a if n else None for a, n in zip(args, needs))
-            return Tensor._from_op(out, Node(cls, ctx, inputs))
+        if _mode.enabled:
+            needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            if any(needs):
+                ctx = Context(needs)
+                out = cls.forward(ctx, *raw, **kwargs)
+                inputs = tuple(a if n else None for a, n in zip(args, needs))
+                return Tensor._from_op(out, Node(cls, ctx, inputs))
+        # Nothing to record (grad mode off, or no input requires grad): forward sees
+        # needs_input_grad all False, so it saves nothing, and no Node is built.
+        out = cls.forward(Context((False,) * len(args)), *raw, **kwargs)
         return Tensor._from_op(out, None)
 
 

@@ -21,6 +21,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from fastconv import kernels as _kernels
 from fastconv._functions import activation as _act
 from fastconv._functions import basic as _basic
 from fastconv._functions import conv as _conv
@@ -162,8 +163,8 @@ def conv2d(
     _ndim_3_or_4(_arg(input, "input", op), op)
     _arg(weight, "weight", op)
     _arg(bias, "bias", op, optional=True)
-    return _conv.Conv2d.apply(input, weight, bias, stride=stride, padding=padding,
-                              dilation=dilation, groups=groups)
+    s, p, d, g = _kernels.conv2d_args(weight.shape, stride, padding, dilation, groups)
+    return _conv.Conv2d.apply(input, weight, bias, stride=s, padding=p, dilation=d, groups=g)
 
 
 def conv_transpose2d(
@@ -207,9 +208,10 @@ def conv_transpose2d(
     _ndim_3_or_4(_arg(input, "input", op), op)
     _arg(weight, "weight", op)
     _arg(bias, "bias", op, optional=True)
-    return _conv.ConvTranspose2d.apply(input, weight, bias, stride=stride, padding=padding,
-                                       output_padding=output_padding, groups=groups,
-                                       dilation=dilation)
+    s, p, opad, d, g = _kernels.conv_transpose2d_args(stride, padding, output_padding, groups,
+                                                      dilation)
+    return _conv.ConvTranspose2d.apply(input, weight, bias, stride=s, padding=p,
+                                       output_padding=opad, dilation=d, groups=g)
 
 
 # ---- pooling --------------------------------------------------------------------------------
@@ -259,10 +261,11 @@ def max_pool2d(
     """
     op = "max_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
+    k, s, p, d, ceil = _kernels.max_pool2d_args(kernel_size, stride, padding, dilation,
+                                                ceil_mode)
     holder: list | None = [] if return_indices else None
-    out = _pool.MaxPool2d.apply(input, kernel_size=kernel_size, stride=stride,
-                                padding=padding, dilation=dilation, ceil_mode=ceil_mode,
-                                indices_out=holder)
+    out = _pool.MaxPool2d.apply(input, kernel_size=k, stride=s, padding=p, dilation=d,
+                                ceil_mode=ceil, indices_out=holder)
     if return_indices:
         return out, Tensor._from_op(holder[0], None)
     return out
@@ -310,10 +313,10 @@ def avg_pool2d(
     """
     op = "avg_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
-    return _pool.AvgPool2d.apply(input, kernel_size=kernel_size, stride=stride,
-                                 padding=padding, ceil_mode=ceil_mode,
-                                 count_include_pad=count_include_pad,
-                                 divisor_override=divisor_override)
+    k, s, p, ceil, include_pad, divisor = _kernels.avg_pool2d_args(
+        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
+    return _pool.AvgPool2d.apply(input, kernel_size=k, stride=s, padding=p, ceil_mode=ceil,
+                                 count_include_pad=include_pad, divisor_override=divisor)
 
 
 def adaptive_avg_pool2d(input: TensorLike, output_size: Any) -> Tensor:
@@ -344,7 +347,8 @@ def adaptive_avg_pool2d(input: TensorLike, output_size: Any) -> Tensor:
     """
     op = "adaptive_avg_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
-    return _pool.AdaptiveAvgPool2d.apply(input, output_size=output_size)
+    size = _kernels.adaptive_output_size(output_size, _raw(input), op)
+    return _pool.AdaptiveAvgPool2d.apply(input, output_size=size)
 
 
 def adaptive_max_pool2d(
@@ -375,8 +379,9 @@ def adaptive_max_pool2d(
     """
     op = "adaptive_max_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
+    size = _kernels.adaptive_output_size(output_size, _raw(input), op)
     holder: list | None = [] if return_indices else None
-    out = _pool.AdaptiveMaxPool2d.apply(input, output_size=output_size, indices_out=holder)
+    out = _pool.AdaptiveMaxPool2d.apply(input, output_size=size, indices_out=holder)
     if return_indices:
         return out, Tensor._from_op(holder[0], None)
     return out

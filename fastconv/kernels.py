@@ -6,6 +6,10 @@ shapes follow ``torch.nn.functional``; the backward functions follow
 ``torch.nn.grad.conv2d_input`` / ``conv2d_weight``. Inputs of any strides are accepted
 (non-contiguous or negative-stride views are copied once); outputs are new C-contiguous
 arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument.
+``conv2d_args``, ``conv_transpose2d_args``, ``max_pool2d_args``, ``avg_pool2d_args`` and
+``adaptive_output_size`` do the torch-style argument normalisation alone, so
+``fastconv.functional`` can do it once per call and hand the result to the autograd
+Functions, which call ``_core`` directly in forward and backward.
 
 The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by shape and
@@ -30,9 +34,12 @@ from fastconv._pooling import (
     adaptive_avg_pool2d_backward,
     adaptive_max_pool2d,
     adaptive_max_pool2d_backward,
+    adaptive_output_size,
     avg_pool2d,
+    avg_pool2d_args,
     avg_pool2d_backward,
     max_pool2d,
+    max_pool2d_args,
     max_pool2d_backward,
 )
 
@@ -41,17 +48,22 @@ __all__ = [
     "adaptive_avg_pool2d_backward",
     "adaptive_max_pool2d",
     "adaptive_max_pool2d_backward",
+    "adaptive_output_size",
     "avg_pool2d",
+    "avg_pool2d_args",
     "avg_pool2d_backward",
     "conv2d",
+    "conv2d_args",
     "conv2d_backward_bias",
     "conv2d_backward_data",
     "conv2d_backward_weight",
     "conv2d_output_shape",
     "conv_transpose2d",
+    "conv_transpose2d_args",
     "conv_transpose2d_backward_data",
     "conv_transpose2d_backward_weight",
     "max_pool2d",
+    "max_pool2d_args",
     "max_pool2d_backward",
 ]
 
@@ -87,8 +99,8 @@ def _conv_padding(
     return ph, ph, pw, pw
 
 
-def _weight_hw(weight, op: str) -> tuple[int, int]:
-    shape = np.shape(weight)
+def _weight_hw(shape: Sequence[int], op: str) -> tuple[int, int]:
+    """(KH, KW) of a weight of `shape`; ValueError unless it is 4-D."""
     if len(shape) != 4:
         msg = f"{op}: expected weight to be 4-D (K, C/groups, KH, KW), got shape {tuple(shape)}"
         raise ValueError(msg)
@@ -109,6 +121,36 @@ def _weight_shape(shape: Sequence[int], layout: str, op: str) -> tuple[int, ...]
         msg = f"{op}: weight_shape must be 4 positive sizes {layout}, got {tuple(shape)!r}"
         raise ValueError(msg)
     return tuple(int(v) for v in shape)
+
+
+def conv2d_args(
+    weight_shape: Sequence[int], stride: IntPair = 1, padding: Padding = 0,
+    dilation: IntPair = 1, groups: int = 1, op: str = "conv2d",
+) -> tuple[tuple[int, int], tuple[int, int, int, int], tuple[int, int], int]:
+    """conv2d's torch-style hyperparameters in the form ``_core`` takes them.
+
+    Returns ``(stride, (top, bottom, left, right), dilation, groups)``; raises the
+    TypeError/ValueError of :func:`conv2d` for a bad argument, naming `op` and the argument.
+    ``fastconv.functional.conv2d`` normalises once here and hands the result to the
+    autograd Function, whose forward and backward then call ``_core`` directly.
+    """
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    pad = _conv_padding(padding, _weight_hw(weight_shape, op), s, d, op)
+    return s, pad, d, _integer(groups, "groups", op)
+
+
+def conv_transpose2d_args(
+    stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0, groups: int = 1,
+    dilation: IntPair = 1, op: str = "conv_transpose2d",
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int], int]:
+    """conv_transpose2d's hyperparameters as ``_core`` takes them (see :func:`conv2d_args`).
+
+    Returns ``(stride, padding, output_padding, dilation, groups)``, each pair as (h, w).
+    """
+    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    p = _pair(padding, "padding", op)
+    opad = _pair(output_padding, "output_padding", op)
+    return s, p, opad, d, _integer(groups, "groups", op)
 
 
 def conv2d_output_shape(
@@ -165,10 +207,8 @@ def conv2d(
     directly as the column matrix for 1×1/stride-1 kernels, and a direct kernel for
     depthwise convolution (groups == C > 1).
     """
-    op = "conv2d"
-    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
-    pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
-    return _core.conv2d_forward(input, weight, bias, s, pad, d, _integer(groups, "groups", op), algorithm)
+    args = conv2d_args(np.shape(weight), stride, padding, dilation, groups)
+    return _core.conv2d_forward(input, weight, bias, *args, algorithm)
 
 
 def conv2d_backward_data(
@@ -195,11 +235,9 @@ def conv2d_backward_data(
     im2col, a scatter-add); for 1×1/stride-1 kernels ``dx = Wᵀ · dy`` directly.
     """
     op = "conv2d_backward_data"
-    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
-    pad = _conv_padding(padding, _weight_hw(weight, op), s, d, op)
+    args = conv2d_args(np.shape(weight), stride, padding, dilation, groups, op)
     shape = _shape4(input_shape, "input_shape", op)
-    return _core.conv2d_backward_data(grad_output, weight, shape, s, pad, d, _integer(groups, "groups", op),
-                                      algorithm)
+    return _core.conv2d_backward_data(grad_output, weight, shape, *args, algorithm)
 
 
 def conv2d_backward_weight(
@@ -228,11 +266,8 @@ def conv2d_backward_weight(
     """
     op = "conv2d_backward_weight"
     weight_shape = _weight_shape(weight_shape, "(K, C/groups, KH, KW)", op)
-    kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
-    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
-    pad = _conv_padding(padding, kernel_hw, s, d, op)
-    dw = _core.conv2d_backward_weight(grad_output, input, kernel_hw, s, pad, d, _integer(groups, "groups", op),
-                                      algorithm)
+    args = conv2d_args(weight_shape, stride, padding, dilation, groups, op)
+    dw = _core.conv2d_backward_weight(grad_output, input, weight_shape[2:], *args, algorithm)
     if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")
@@ -243,13 +278,6 @@ def conv2d_backward_weight(
 def conv2d_backward_bias(grad_output: np.ndarray) -> np.ndarray:
     """Gradient of a convolution's bias: ``grad_output`` (N, K, OH, OW) summed to shape (K,)."""
     return _core.conv2d_backward_bias(grad_output)
-
-
-def _transpose_args(stride, padding, output_padding, dilation, op):
-    s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
-    p = _pair(padding, "padding", op)
-    op_ = _pair(output_padding, "output_padding", op)
-    return s, p, op_, d
 
 
 def conv_transpose2d(
@@ -278,10 +306,8 @@ def conv_transpose2d(
     The forward pass is exactly Conv2d's backward_data (Dumoulin & Visin 2016, "A guide to
     convolution arithmetic"), run by the same GEMM + col2im kernels.
     """
-    op = "conv_transpose2d"
-    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
-    return _core.conv_transpose2d_forward(input, weight, bias, s, p, opad, d, _integer(groups, "groups", op),
-                                          algorithm)
+    args = conv_transpose2d_args(stride, padding, output_padding, groups, dilation)
+    return _core.conv_transpose2d_forward(input, weight, bias, *args, algorithm)
 
 
 def conv_transpose2d_backward_data(
@@ -294,10 +320,9 @@ def conv_transpose2d_backward_data(
     Returns an array of ``input_shape`` (N, C_in, H, W).
     """
     op = "conv_transpose2d_backward_data"
-    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
+    args = conv_transpose2d_args(stride, padding, output_padding, groups, dilation, op)
     shape = _shape4(input_shape, "input_shape", op)
-    return _core.conv_transpose2d_backward_data(grad_output, weight, shape, s, p, opad, d,
-                                                _integer(groups, "groups", op), algorithm)
+    return _core.conv_transpose2d_backward_data(grad_output, weight, shape, *args, algorithm)
 
 
 def conv_transpose2d_backward_weight(
@@ -311,10 +336,9 @@ def conv_transpose2d_backward_weight(
     """
     op = "conv_transpose2d_backward_weight"
     weight_shape = _weight_shape(weight_shape, "(C_in, C_out/groups, KH, KW)", op)
-    s, p, opad, d = _transpose_args(stride, padding, output_padding, dilation, op)
-    kernel_hw = (int(weight_shape[2]), int(weight_shape[3]))
-    dw = _core.conv_transpose2d_backward_weight(grad_output, input, kernel_hw, s, p, opad, d,
-                                                _integer(groups, "groups", op), algorithm)
+    args = conv_transpose2d_args(stride, padding, output_padding, groups, dilation, op)
+    dw = _core.conv_transpose2d_backward_weight(grad_output, input, weight_shape[2:], *args,
+                                                algorithm)
     if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")

@@ -419,11 +419,12 @@ class Tensor:
         return B.Reshape.apply(self, _dims(shape))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        if self.ndim == 0:
-            return self.reshape(1)
-        start, end = start_dim % self.ndim, end_dim % self.ndim
-        shape = (*self.shape[:start], -1, *self.shape[end + 1:])
-        return B.Reshape.apply(self, shape)
+        shape = self.data.shape
+        ndim = len(shape)
+        if ndim == 0:
+            return B.Reshape.apply(self, (1,))
+        start, end = start_dim % ndim, end_dim % ndim
+        return B.Reshape.apply(self, (*shape[:start], -1, *shape[end + 1:]))
 
     def permute(self, *dims) -> Tensor:
         return B.Permute.apply(self, _dims(dims))
@@ -455,6 +456,9 @@ class Tensor:
             msg = "a leaf Variable that requires grad is being used in an in-place operation."
             raise RuntimeError(msg)
         self.data[_raw(index) if not isinstance(index, tuple) else tuple(_raw(i) for i in index)] = _raw(value)
+
+
+autograd.Tensor = Tensor  # Function.apply wraps its results in this class
 
 
 def _is_dtype_name(s: str) -> bool:

@@ -20,7 +20,7 @@ from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, tolerance, torch64
 
 import fastconv as fc
 import fastconv.functional as F
-from fastconv import _core, kernels
+from fastconv import _core
 from fastconv.tensor import Tensor
 
 
@@ -187,7 +187,7 @@ def test_conv2d_first_layer_skips_backward_data(monkeypatch, rng):
     x = _randn(rng, (2, 3, 8, 8), np.float64)
     w = fc.tensor(_randn(rng, (4, 3, 3, 3), np.float64), requires_grad=True)
     b = fc.tensor(_randn(rng, 4, np.float64), requires_grad=True)
-    _forbid(monkeypatch, kernels, "conv2d_backward_data")
+    _forbid(monkeypatch, _core, "conv2d_backward_data")
     y = F.conv2d(x, w, b, padding=1)
     saved_x, saved_w = y._node.ctx.saved
     # Forward kept the input (dW reads it) but not the weight (only dx would read it).
@@ -203,8 +203,8 @@ def test_conv2d_first_layer_skips_backward_data(monkeypatch, rng):
 def test_conv2d_frozen_weight_skips_backward_weight(monkeypatch, rng):
     x = fc.tensor(_randn(rng, (2, 3, 6, 6), np.float64), requires_grad=True)
     w = _randn(rng, (4, 3, 3, 3), np.float64)
-    _forbid(monkeypatch, kernels, "conv2d_backward_weight")
-    _forbid(monkeypatch, kernels, "conv2d_backward_bias")
+    _forbid(monkeypatch, _core, "conv2d_backward_weight")
+    _forbid(monkeypatch, _core, "conv2d_backward_bias")
     y = F.conv2d(x, w)
     assert y._node.ctx.saved[0] is None  # x is not kept when W needs no gradient
     y.sum().backward()
@@ -216,28 +216,29 @@ def test_conv2d_frozen_weight_skips_backward_weight(monkeypatch, rng):
 def test_conv_transpose2d_skips_unneeded_kernels(monkeypatch, rng):
     x = _randn(rng, (1, 3, 4, 4), np.float64)
     w = fc.tensor(_randn(rng, (3, 2, 3, 3), np.float64), requires_grad=True)
-    _forbid(monkeypatch, kernels, "conv_transpose2d_backward_data")
+    _forbid(monkeypatch, _core, "conv_transpose2d_backward_data")
     F.conv_transpose2d(x, w, stride=2).sum().backward()
     assert w.grad.shape == w.shape
 
 
 def test_conv_and_pool_run_the_cpp_kernels(monkeypatch, rng):
-    """Forward and backward go through fastconv.kernels (counted by wrapping them)."""
+    """Forward and backward go through the compiled kernels (counted by wrapping them)."""
     calls = []
-    for name in ("conv2d", "conv2d_backward_data", "conv2d_backward_weight",
-                 "conv2d_backward_bias", "max_pool2d", "max_pool2d_backward"):
-        original = getattr(kernels, name)
+    for name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
+                 "conv2d_backward_bias", "max_pool2d_forward", "max_pool2d_backward"):
+        original = getattr(_core, name)
 
         def wrapped(*args, _f=original, _n=name, **kwargs):
             calls.append(_n)
             return _f(*args, **kwargs)
 
-        monkeypatch.setattr(kernels, name, wrapped)
+        monkeypatch.setattr(_core, name, wrapped)
     x = fc.tensor(_randn(rng, (2, 1, 8, 8), np.float32), requires_grad=True)
     w = fc.tensor(_randn(rng, (2, 1, 3, 3), np.float32), requires_grad=True)
     F.max_pool2d(F.conv2d(x, w, padding=1), 2).sum().backward()
-    assert sorted(calls) == sorted(["conv2d", "max_pool2d", "max_pool2d_backward",
-                                    "conv2d_backward_data", "conv2d_backward_weight"])
+    assert sorted(calls) == sorted(["conv2d_forward", "max_pool2d_forward",
+                                    "max_pool2d_backward", "conv2d_backward_data",
+                                    "conv2d_backward_weight"])
 
 
 def _record_gemm(monkeypatch):
@@ -723,6 +724,56 @@ def test_no_grad_records_nothing(rng):
     assert y.grad_fn is None
 
 
+def test_no_grad_forward_saves_nothing_and_builds_no_node(monkeypatch, rng):
+    """Function.apply's fast path: with grad mode off, forward sees needs_input_grad all
+    False (so conv keeps neither x nor W alive) and the result carries no Node."""
+    seen = []
+    original = fc.autograd.Context.save_for_backward
+
+    def spy(ctx, *arrays):
+        seen.append((ctx.needs_input_grad, arrays))
+        original(ctx, *arrays)
+
+    monkeypatch.setattr(fc.autograd.Context, "save_for_backward", spy)
+    x = fc.tensor(_randn(rng, (2, 3, 6, 6), np.float32), requires_grad=True)
+    w = fc.tensor(_randn(rng, (2, 3, 3, 3), np.float32), requires_grad=True)
+    with fc.no_grad():
+        y = F.linear(F.relu(F.conv2d(x, w)).flatten(1), fc.tensor(np.ones((4, 32), np.float32)))
+    assert y.grad_fn is None
+    assert not y.requires_grad
+    assert len(seen) == 3  # conv2d, relu and linear
+    for needs, arrays in seen:
+        assert not any(needs)
+        if len(needs) == 3:  # conv2d and linear (x, w, b) keep nothing for a backward
+            assert arrays == (None, None)
+
+
+def test_grad_mode_off_and_on_give_the_same_values(rng):
+    """The no-record path runs the same forward: LeNet-5 and CifarNet logits agree bitwise."""
+    for name in ("lenet5", "cifarnet"):
+        model = fc.models.get_model(name)
+        x = fc.tensor(_randn(rng, (2, *fc.models.MODELS[name].input_shape), np.float32))
+        recorded = model(x)
+        assert recorded.grad_fn is not None
+        with fc.no_grad():
+            plain = model(x)
+        assert plain.grad_fn is None
+        np.testing.assert_array_equal(plain.numpy(), recorded.detach().numpy())
+
+
+def test_grad_recorded_when_only_some_inputs_require_it(rng):
+    """The recording path still runs when just one input needs a gradient."""
+    x = _randn(rng, (1, 2, 5, 5), np.float64)
+    w = fc.tensor(_randn(rng, (3, 2, 3, 3), np.float64), requires_grad=True)
+    y = F.max_pool2d(F.conv2d(x, w, padding=1), 2)
+    assert y.requires_grad
+    assert y.grad_fn.ctx.needs_input_grad == (True,)
+    y.sum().backward()
+    wt = torch64(w.detach().numpy()).requires_grad_()
+    TF.max_pool2d(TF.conv2d(torch64(x), wt, padding=1), 2).sum().backward()
+    assert_close(w.grad.numpy(), wt.grad.numpy(), 1e-10, what="dW")
+
+
 # ---- argument errors -----------------------------------------------------------------------
 
 X4 = np.zeros((1, 2, 4, 4), np.float32)
@@ -811,6 +862,53 @@ ERRORS = {
     "bn_momentum_type": (lambda: F.batch_norm(X4, None, None, training=True, momentum=None),
                          TypeError, "momentum"),
 }
+
+
+# Hyperparameters are normalised once in F (kernels.conv2d_args, max_pool2d_args, ...) and
+# the Functions call _core with them as given: bad values must still fail there, by name.
+HYPERPARAMETER_ERRORS = {
+    "conv2d_stride_float": (lambda: F.conv2d(X4, W4, stride=1.5), TypeError, "stride"),
+    "conv2d_stride_bool": (lambda: F.conv2d(X4, W4, stride=True), TypeError, "stride"),
+    "conv2d_stride_bools": (lambda: F.conv2d(X4, W4, stride=(True, 1)), ValueError, "stride"),
+    "conv2d_stride_triple": (lambda: F.conv2d(X4, W4, stride=(1, 1, 1)), ValueError, "stride"),
+    "conv2d_stride_zero": (lambda: F.conv2d(X4, W4, stride=0), ValueError, "stride"),
+    "conv2d_dilation_str": (lambda: F.conv2d(X4, W4, dilation="1"), TypeError, "dilation"),
+    "conv2d_padding_float": (lambda: F.conv2d(X4, W4, padding=0.5), TypeError, "padding"),
+    "conv2d_padding_negative": (lambda: F.conv2d(X4, W4, padding=-1), ValueError, "padding"),
+    "conv2d_groups_float": (lambda: F.conv2d(X4, W4, groups=1.0), TypeError, "groups"),
+    "conv2d_weight_ndim": (lambda: F.conv2d(X4, W4[0]), ValueError, "weight"),
+    "conv_transpose2d_output_padding": (
+        lambda: F.conv_transpose2d(X4, W4.transpose(1, 0, 2, 3), output_padding=(1, 2, 3)),
+        ValueError, "output_padding"),
+    "max_pool2d_kernel_float": (lambda: F.max_pool2d(X4, 2.0), TypeError, "kernel_size"),
+    "max_pool2d_stride_list3": (lambda: F.max_pool2d(X4, 2, [1, 1, 1]), ValueError, "stride"),
+    "max_pool2d_dilation_zero": (lambda: F.max_pool2d(X4, 2, dilation=0), ValueError,
+                                 "dilation"),
+    "avg_pool2d_padding_str": (lambda: F.avg_pool2d(X4, 2, padding="1"), TypeError, "padding"),
+    "avg_pool2d_divisor_float": (lambda: F.avg_pool2d(X4, 2, divisor_override=2.0), TypeError,
+                                 "divisor_override"),
+    "adaptive_output_size_float": (lambda: F.adaptive_max_pool2d(X4, 2.5), TypeError,
+                                   "output_size"),
+}
+
+
+@pytest.mark.parametrize("name", list(HYPERPARAMETER_ERRORS))
+def test_hyperparameter_errors_name_the_argument(name):
+    call, exc, match = HYPERPARAMETER_ERRORS[name]
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_hyperparameters_accept_numpy_ints_and_lists(rng):
+    """The exact-type fast path of the pair normalisation is not the only accepted form."""
+    x = _randn(rng, (1, 2, 7, 7), np.float64)
+    w = _randn(rng, (3, 2, 3, 3), np.float64)
+    ref = F.conv2d(x, w, stride=2, padding=1).numpy()
+    for stride, padding in ((np.int64(2), [1, 1]), ([2], (np.int32(1), 1)), ((2, 2), 1)):
+        assert_close(F.conv2d(x, w, stride=stride, padding=padding).numpy(), ref, 0,
+                     what=f"stride={stride!r} padding={padding!r}")
+    assert_close(F.max_pool2d(x, [3], np.int64(2), (1,)).numpy(),
+                 F.max_pool2d(x, 3, 2, 1).numpy(), 0, what="max_pool2d list/np args")
 
 
 @pytest.mark.parametrize("name", list(ERRORS))

@@ -750,6 +750,47 @@ def test_registration_and_attribute_rules():
     assert m.get_submodule("") is m
 
 
+def test_declared_members_resolve_as_attribute_access_does(rng):
+    """Linear/Conv2d/BatchNorm2d declare weight, bias, ... on the class (nn.module.registered) so
+    forward reads them without a failed look-up; every attribute rule stays the same."""
+    lin = nn.Linear(3, 2)
+    assert lin.weight is lin._parameters["weight"]
+    assert lin.bias is lin._parameters["bias"]
+    assert nn.Linear(3, 2, bias=False).bias is None
+    bn = nn.BatchNorm2d(2, track_running_stats=False)
+    assert bn.running_mean is None
+    assert bn.weight is bn._parameters["weight"]
+    # Replacing the parameter, or the parameter by None, is seen by the next forward.
+    x = fc.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    lin.weight = nn.Parameter(np.zeros((2, 3), np.float32))
+    lin.bias = None
+    np.testing.assert_array_equal(lin(x).detach().numpy(), np.zeros((4, 2), np.float32))
+    # torch's re-parametrisation idiom: delete the parameter, then set a plain attribute.
+    conv = nn.Conv2d(1, 1, 1, bias=False)
+    del conv.weight
+    with pytest.raises(AttributeError, match="has no attribute 'weight'"):
+        _ = conv.weight
+    conv.weight = fc.tensor(np.full((1, 1, 1, 1), 2.0, np.float32))
+    assert [n for n, _ in conv.named_parameters()] == []
+    x = fc.tensor(np.ones((1, 1, 2, 2), np.float32))
+    np.testing.assert_array_equal(conv(x).numpy(), np.full((1, 1, 2, 2), 2.0, np.float32))
+    with pytest.raises(KeyError, match="already exists"):
+        conv.register_parameter("weight", None)
+
+
+def test_module_hyperparameters_changed_after_construction_are_used(rng):
+    """Modules normalise stride/padding/... on every call, so assigning them takes effect."""
+    conv = nn.Conv2d(1, 1, 3)
+    pool = nn.MaxPool2d(2)
+    x = fc.tensor(rng.standard_normal((1, 1, 8, 8)).astype(np.float32))
+    assert conv(x).shape == (1, 1, 6, 6)
+    conv.padding = (1, 1)
+    conv.stride = 2
+    assert conv(x).shape == (1, 1, 4, 4)
+    pool.stride = 1
+    assert pool(x).shape == (1, 1, 7, 7)
+
+
 def test_apply_requires_grad_children_get_submodule():
     m = lenet_like(nn)
     seen = []

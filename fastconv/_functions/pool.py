@@ -1,18 +1,20 @@
 """2-D pooling as Functions over the C++ kernels: max, average, adaptive average/max.
 
-The input is the one positional argument; pooling parameters are keywords in the form
-``fastconv.kernels`` accepts. A 3-D input (C, H, W) runs as a batch of one. Max pooling
-saves only its argmax indices (backward scatters through them, never reading x); average
-pooling saves only the input shape. ``indices_out``, when given, is a list that receives
-the int64 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them.
-The kernels are the CPU ones; the little array work done here (masking the empty windows
-of a dilated max pool) takes its functions from the arrays' module
+The input is the one positional argument; pooling parameters are keywords, already
+normalised to the form ``_core`` takes (``fastconv.kernels.max_pool2d_args``,
+``avg_pool2d_args``, ``adaptive_output_size``), so neither forward nor backward
+re-validates them. A 3-D input (C, H, W) runs as a batch of one. Max pooling saves only
+its argmax indices (backward scatters through them, never reading x); average pooling
+saves only the input size. ``indices_out``, when given, is a list that receives the int64
+argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them. The kernels
+are the CPU ones; the little array work done here (masking the empty windows of a dilated
+max pool) takes its functions from the arrays' module
 (:func:`fastconv._array.get_array_module`).
 """
 
 from __future__ import annotations
 
-from fastconv import kernels
+from fastconv import _core
 from fastconv._array import get_array_module
 from fastconv.autograd import Context, Function
 
@@ -20,8 +22,16 @@ __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
 
 
 def _batched(ctx: Context, x):
+    """x as (N, C, H, W); records on ctx whether it was unbatched and its (H, W)."""
     ctx.unbatched = x.ndim == 3
-    return x[None] if ctx.unbatched else x
+    if ctx.unbatched:
+        x = x[None]
+    ctx.x_hw = x.shape[2:]
+    return x
+
+
+def _unbatched(ctx: Context, dx):
+    return (dx[0] if ctx.unbatched else dx,)
 
 
 class MaxPool2d(Function):
@@ -29,9 +39,9 @@ class MaxPool2d(Function):
     def forward(ctx: Context, x, *, kernel_size, stride, padding, dilation, ceil_mode,
                 indices_out=None):
         x = _batched(ctx, x)
-        y, idx = kernels.max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode)
-        ctx.indices, ctx.x_shape, ctx.empty = idx, x.shape, None
-        if dilation not in ((1, 1), 1):
+        y, idx = _core.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+        ctx.indices, ctx.empty = idx, None
+        if dilation != (1, 1):
             # A dilated window can hold no input element at all: torch then returns -inf and
             # an index outside the plane. Such an output sends no gradient anywhere.
             plane = x.shape[-2] * x.shape[-1]
@@ -55,8 +65,7 @@ class MaxPool2d(Function):
             xp = get_array_module(g, indices)
             g = xp.where(ctx.empty, g.dtype.type(0), g)
             indices = xp.where(ctx.empty, 0, indices)
-        dx = kernels.max_pool2d_backward(g, indices, ctx.x_shape)
-        return (dx[0] if ctx.unbatched else dx,)
+        return _unbatched(ctx, _core.max_pool2d_backward(g, indices, ctx.x_hw))
 
 
 class AvgPool2d(Function):
@@ -64,42 +73,38 @@ class AvgPool2d(Function):
     def forward(ctx: Context, x, *, kernel_size, stride, padding, ceil_mode,
                 count_include_pad, divisor_override):
         x = _batched(ctx, x)
-        ctx.x_shape = x.shape
         ctx.args = (kernel_size, stride, padding, ceil_mode, count_include_pad,
                     divisor_override)
-        y = kernels.avg_pool2d(x, *ctx.args)
+        y = _core.avg_pool2d_forward(x, *ctx.args)
         return y[0] if ctx.unbatched else y
 
     @staticmethod
     def backward(ctx: Context, g):
         if ctx.unbatched:
             g = g[None]
-        dx = kernels.avg_pool2d_backward(g, ctx.x_shape, *ctx.args)
-        return (dx[0] if ctx.unbatched else dx,)
+        return _unbatched(ctx, _core.avg_pool2d_backward(g, ctx.x_hw, *ctx.args))
 
 
 class AdaptiveAvgPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x, *, output_size):
         x = _batched(ctx, x)
-        ctx.x_shape = x.shape
-        y = kernels.adaptive_avg_pool2d(x, output_size)
+        y = _core.adaptive_avg_pool2d_forward(x, output_size)
         return y[0] if ctx.unbatched else y
 
     @staticmethod
     def backward(ctx: Context, g):
         if ctx.unbatched:
             g = g[None]
-        dx = kernels.adaptive_avg_pool2d_backward(g, ctx.x_shape)
-        return (dx[0] if ctx.unbatched else dx,)
+        return _unbatched(ctx, _core.adaptive_avg_pool2d_backward(g, ctx.x_hw))
 
 
 class AdaptiveMaxPool2d(Function):
     @staticmethod
     def forward(ctx: Context, x, *, output_size, indices_out=None):
         x = _batched(ctx, x)
-        y, idx = kernels.adaptive_max_pool2d(x, output_size)
-        ctx.indices, ctx.x_shape = idx, x.shape
+        y, idx = _core.adaptive_max_pool2d_forward(x, output_size)
+        ctx.indices = idx
         if ctx.unbatched:
             y, idx = y[0], idx[0]
         if indices_out is not None:
@@ -110,5 +115,4 @@ class AdaptiveMaxPool2d(Function):
     def backward(ctx: Context, g):
         if ctx.unbatched:
             g = g[None]
-        dx = kernels.adaptive_max_pool2d_backward(g, ctx.indices, ctx.x_shape)
-        return (dx[0] if ctx.unbatched else dx,)
+        return _unbatched(ctx, _core.max_pool2d_backward(g, ctx.indices, ctx.x_hw))

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastconv import functional as F
 from fastconv.nn import init
-from fastconv.nn.module import Module
+from fastconv.nn.module import Module, registered
 from fastconv.nn.modules._utils import _param_dtype
 from fastconv.nn.parameter import Parameter
 from fastconv.tensor import Tensor
@@ -47,6 +47,12 @@ class BatchNorm2d(Module):
     ValueError
         In forward, for input that is not 4-D.
     """
+
+    weight = registered()
+    bias = registered()
+    running_mean = registered()
+    running_var = registered()
+    num_batches_tracked = registered()
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,

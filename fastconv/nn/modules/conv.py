@@ -9,7 +9,7 @@ import numpy as np
 
 from fastconv import functional as F
 from fastconv.nn import init
-from fastconv.nn.module import Module
+from fastconv.nn.module import Module, registered
 from fastconv.nn.modules._utils import _pair, _param_dtype
 from fastconv.nn.parameter import Parameter
 from fastconv.tensor import Tensor
@@ -21,6 +21,9 @@ _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 class _ConvNd(Module):
     """Shared constructor checks, parameters, init and repr of Conv2d / ConvTranspose2d."""
+
+    weight = registered()
+    bias = registered()
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: tuple,
                  stride: tuple, padding: tuple | str, dilation: tuple, transposed: bool,

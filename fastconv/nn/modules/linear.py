@@ -9,7 +9,7 @@ import numpy as np
 
 from fastconv import functional as F
 from fastconv.nn import init
-from fastconv.nn.module import Module
+from fastconv.nn.module import Module, registered
 from fastconv.nn.modules._utils import _param_dtype
 from fastconv.nn.parameter import Parameter
 from fastconv.tensor import Tensor
@@ -48,6 +48,9 @@ class Linear(Module):
     -----
     Input (*, in_features) → output (*, out_features).
     """
+
+    weight = registered()
+    bias = registered()
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  device: Any = None, dtype: Any = None) -> None:
