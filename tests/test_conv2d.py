@@ -398,6 +398,10 @@ THREAD_CASES = [
     Case("t_N2_depthwise", 2, 6, 7, 7, 12, 3, 3, padding=1, groups=6),
     Case("t_N1_lenet2", 1, 6, 14, 14, 16, 5, 5),
     Case("t_N4_lenet1", 4, 1, 32, 32, 6, 5, 5),
+    # 7x7 maps: the forward GEMM puts several images side by side in N, with a shorter
+    # last chunk (9 = 8 + 1 or 4 + 4 + 1 images).
+    Case("t_N9_7x7_images_per_gemm", 9, 16, 7, 7, 24, 3, 3, padding=1),
+    Case("t_N7_5x5_g2_images_per_gemm", 7, 8, 10, 10, 6, 3, 3, stride=2, padding=1, groups=2),
 ]
 THREAD_PARAMS = [
     pytest.param(case, algo, id=f"{case.id}-{algo}") for case in THREAD_CASES

@@ -27,7 +27,14 @@
 namespace fastconv {
 
 namespace {
-enum ScratchTag { kColTag = 10, kPartialTag = 11, kPackedWTag = 12, kPadTag = 13, kRowsTag = 14 };
+enum ScratchTag {
+    kColTag = 10,
+    kPartialTag = 11,
+    kPackedWTag = 12,
+    kPadTag = 13,
+    kRowsTag = 14,
+    kOutTag = 15
+};
 
 bool is_depthwise(const Conv2dParams& p) {
     return p.groups == p.C && p.groups > 1;
@@ -64,51 +71,107 @@ void add_bias(const Conv2dParams& p, const T* bias, int64_t k0, int64_t k1, T* y
 
 // ---- im2col + GEMM (and the 1x1 special case) -------------------------------------------
 
+// Images side by side in one GEMM's N (the panel path): a small feature map leaves its last
+// NR panel partly empty (7x7 = 49 columns in 64: 77 % of the micro-kernel's work is
+// useful), and nb images fill it. Scored by the useful share of the panels times the share
+// of thread slots the ceil(N/nb) tasks keep busy; the smallest nb within 2 % of the best,
+// at most 8 (the workspace grows with nb: nb padded images and an nb-image output tile).
+int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
+    const int64_t OHW = p.OH * p.OW, nt = num_threads();
+    auto score = [&](int64_t nb) {
+        const int64_t cols = nb * OHW, tasks = (p.N + nb - 1) / nb;
+        const int64_t rounds = nt > 1 && tasks >= nt ? (tasks + nt - 1) / nt : tasks;
+        const int64_t slots = (nt > 1 && tasks >= nt ? nt : 1) * rounds * nb;
+        return double(cols) / double((cols + nr - 1) / nr * nr) * double(p.N) / double(slots);
+    };
+    const int64_t cap = std::min<int64_t>(8, p.N);
+    double best = 0;
+    for (int64_t nb = 1; nb <= cap; ++nb) best = std::max(best, score(nb));
+    for (int64_t nb = 1; nb <= cap; ++nb)
+        if (score(nb) >= best - 0.02) return nb;
+    return 1;
+}
+
+// A group's packed weights up to this size stay in L2 (1 MiB on Zen 4) while the panels
+// stream past; larger ones are applied KC block by KC block (forward_gemm).
+constexpr int64_t kWeightsInL2 = 512 * 1024;
+
 // Weights are packed once per call (packA, every group) and shared by all tasks; each
-// image's columns are written by im2col straight into packed-B layout (no separate packB).
+// task's columns are written by im2col straight into packed-B layout (no separate packB).
 // With a whole task per thread, each NR panel is packed and consumed at once while it is
 // in L1; a lone task (batch 1) packs every panel, then splits them over the GEMM's threads.
+// A task is nb images of one group (images_per_gemm); with nb > 1 the GEMM writes an
+// nb-image output tile that is then copied to y.
 template <typename T>
 void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                   bool pointwise) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
     const GemmPacking<T> pk = gemm_packing<T>();
-    const int64_t wstride = pk.padded_m(Kg) * CKK, npanels = pk.padded_n(OHW) / pk.nr;
+    const int64_t wstride = pk.padded_m(Kg) * CKK;
     T* pw = thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
     for (int64_t g = 0; g < G; ++g)
         gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
-    const Im2colPlan plan = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk.nr);
+    const Im2colPlan plan1 = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk.nr, 1, p.C * HW);
     // The padded-input copy pays off unless padding or stride make it much larger than the
     // column matrix itself; then im2col writes plain rows (bounds-checked) and packB follows.
-    const bool via_rows = !pointwise && plan.need_pad &&
-                          static_cast<__int128>(Cg) * plan.Hp * plan.Wp >
+    const bool via_rows = !pointwise && plan1.need_pad &&
+                          static_cast<__int128>(Cg) * plan1.Hp * plan1.Wp >
                               2 * (static_cast<__int128>(Cg) * HW + CKK * OHW);
-    for_each_task(p.N * G, [&](int64_t t, int gemm_threads) {
-        const int64_t n = t / G, g = t % G;
-        const T* xg = x + (n * p.C + g * Cg) * HW;
-        T* yg = y + (n * p.K + g * Kg) * OHW;
+    const int64_t nb = pointwise || via_rows || p.N == 0 ? 1 : images_per_gemm(p, pk.nr);
+    // Plans for full tasks and for the last, shorter one.
+    const Im2colPlan plan = nb > 1 ? make_im2col_plan(p, pk.nr, nb, p.C * HW) : plan1;
+    const int64_t tail = p.N % nb;
+    const Im2colPlan plan_tail = tail > 1 ? make_im2col_plan(p, pk.nr, tail, p.C * HW) : plan1;
+    const int64_t nchunks = (p.N + nb - 1) / nb;
+    const bool by_block = Kg * CKK * static_cast<int64_t>(sizeof(T)) > kWeightsInL2;
+    for_each_task(nchunks * G, [&](int64_t t, int gemm_threads) {
+        const int64_t n0 = t / G * nb, g = t % G;
+        const int64_t nbt = std::min(nb, p.N - n0);
+        const Im2colPlan& pl = nbt == nb ? plan : plan_tail;
+        const T* xg = x + (n0 * p.C + g * Cg) * HW;
         const T* wg = pw + g * wstride;
         if (pointwise || via_rows) {  // 1x1, stride 1, no padding: the input is im2col(x)
+            T* yg = y + (n0 * p.K + g * Kg) * OHW;
             const T* col = xg;
             if (via_rows) {
                 T* rows = thread_scratch<T, kRowsTag>(static_cast<size_t>(CKK * OHW));
                 im2col(p, xg, rows);
                 col = rows;
             }
-            T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * npanels * pk.nr));
+            T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.padded_n(OHW)));
             gemm_pack_b(pk, false, CKK, OHW, col, OHW, pb);
             gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
         } else {
+            const int64_t ncols = pl.ncols, npanels = pk.padded_n(ncols) / pk.nr;
             const T* xp = im2col_pad(
-                p, plan, xg, thread_scratch<T, kPadTag>(static_cast<size_t>(plan.padded_size(Cg))));
-            if (gemm_threads == 1) {
+                p, pl, xg, p.C * HW,
+                thread_scratch<T, kPadTag>(static_cast<size_t>(pl.padded_size(Cg))));
+            // The GEMM's output: y itself for one image, else an nbt-image tile.
+            T* out = nbt == 1 ? y + (n0 * p.K + g * Kg) * OHW
+                              : thread_scratch<T, kOutTag>(static_cast<size_t>(Kg * ncols));
+            auto panels = [&](int64_t jp0, int64_t jp1) {
                 T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
-                for (int64_t jp = 0; jp < npanels; ++jp) {
-                    im2col_pack_panels(p, plan, xp, pk, jp, jp + 1, pb);
-                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, OHW - jp * pk.nr), CKK, T(1), wg,
-                                pb, T(0), yg + jp * pk.nr, OHW, 1);
+                for (int64_t jp = jp0; jp < jp1; ++jp) {
+                    im2col_pack_panels(p, pl, xp, pk, jp, jp + 1, pb);
+                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, ncols - jp * pk.nr), CKK, T(1),
+                                wg, pb, T(0), out + jp * pk.nr, ncols, 1);
                 }
+            };
+            if (by_block) {
+                // The weights outgrow L2: one KC block of every panel at a time, so each
+                // MC x KC weight block is loaded into L2 once and used by all the panels
+                // (panel at a time streams the whole weight matrix from L3 per panel).
+                T* pb = thread_scratch<T, kColTag>(
+                    static_cast<size_t>(std::min<int64_t>(pk.kc, CKK) * npanels * pk.nr));
+                for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
+                    const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
+                    im2col_pack_block(p, pl, xp, pk, pc, kc, pb, gemm_threads);
+                    gemm_packed(pk, Kg, ncols, kc, T(1), wg + pc * pk.padded_m(Kg), pb,
+                                pc == 0 ? T(0) : T(1), out, ncols, gemm_threads);
+                }
+            } else if (gemm_threads == 1) {
+                panels(0, npanels);
             } else {
                 // A lone task: the threads claim panels, each packing its own (no serial
                 // im2col pass for a busy core to stall).
@@ -116,18 +179,18 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                 RegionErrors errors;
 #pragma omp parallel for schedule(dynamic) num_threads(gemm_threads)
                 for (int64_t j0 = 0; j0 < npanels; j0 += chunk)
-                    errors.run([&] {
-                        T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
-                        for (int64_t jp = j0; jp < std::min(npanels, j0 + chunk); ++jp) {
-                            im2col_pack_panels(p, plan, xp, pk, jp, jp + 1, pb);
-                            gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, OHW - jp * pk.nr), CKK,
-                                        T(1), wg, pb, T(0), yg + jp * pk.nr, OHW, 1);
-                        }
-                    });
+                    errors.run([&] { panels(j0, std::min(npanels, j0 + chunk)); });
                 errors.rethrow();
             }
+            if (nbt > 1)
+                for (int64_t i = 0; i < nbt; ++i)
+                    for (int64_t k = 0; k < Kg; ++k)
+                        std::memcpy(y + ((n0 + i) * p.K + g * Kg + k) * OHW,
+                                    out + k * ncols + i * OHW, sizeof(T) * OHW);
         }
-        if (bias) add_bias(p, bias, g * Kg, (g + 1) * Kg, y + n * p.K * OHW);
+        if (bias)
+            for (int64_t i = 0; i < nbt; ++i)
+                add_bias(p, bias, g * Kg, (g + 1) * Kg, y + (n0 + i) * p.K * OHW);
     });
 }
 

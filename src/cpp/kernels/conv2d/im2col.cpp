@@ -49,22 +49,28 @@ void im2col(const Conv2dParams& p, const T* x, T* col, int nthreads) {
 // with row_off[r] = c*Hp*Wp + kh*dh*Wp + kw*dw: a row-dependent base plus a column-dependent
 // offset. So every NR panel is one fixed list of runs (one per output row it touches),
 // copied for all rows by the ISA's im2col_pack_panel, panel by panel so writes are sequential.
-Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr) {
+Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr, int64_t nb,
+                            int64_t x_img_stride) {
     Im2colPlan plan;
     plan.Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
     plan.Wp = (p.OW - 1) * p.stride_w + (p.KW - 1) * p.dil_w + 1;
     plan.need_pad = p.pad_top > 0 || p.pad_left > 0 || plan.Hp > p.H || plan.Wp > p.W;
     if (!plan.need_pad) plan.Hp = p.H, plan.Wp = p.W;
-    const int64_t OHW = p.OH * p.OW, npanels = (OHW + nr - 1) / nr;
+    const int64_t OHW = p.OH * p.OW;
+    plan.nb = nb;
+    plan.img_stride = plan.need_pad ? p.c_per_group() * plan.Hp * plan.Wp : x_img_stride;
+    plan.ncols = nb * OHW;
+    const int64_t npanels = (plan.ncols + nr - 1) / nr;
     plan.first.reserve(npanels + 1);
-    plan.runs.reserve(npanels + p.OH);
+    plan.runs.reserve(npanels + nb * p.OH);
     for (int64_t jp = 0; jp < npanels; ++jp) {
         plan.first.push_back(static_cast<int64_t>(plan.runs.size()));
-        const int64_t j_end = std::min<int64_t>(OHW, (jp + 1) * nr);
-        for (int64_t j = jp * nr; j < j_end;) {
-            const int64_t oh = j / p.OW, ow = j % p.OW;
+        const int64_t j_end = std::min<int64_t>(plan.ncols, (jp + 1) * nr);
+        for (int64_t j = jp * nr; j < j_end;) {  // one run per output row (and image) touched
+            const int64_t n = j / OHW, oh = j % OHW / p.OW, ow = j % p.OW;
             const int64_t len = std::min<int64_t>(p.OW - ow, j_end - j);
-            plan.runs.push_back({oh * p.stride_h * plan.Wp + ow * p.stride_w, j - jp * nr, len});
+            plan.runs.push_back({n * plan.img_stride + oh * p.stride_h * plan.Wp + ow * p.stride_w,
+                                 j - jp * nr, len});
             j += len;
         }
     }
@@ -78,38 +84,53 @@ Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr) {
 }
 
 template <typename T>
-const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x, T* padded) {
+const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x,
+                    int64_t x_img_stride, T* padded) {
     if (!plan.need_pad) return x;
-    const int64_t Hp = plan.Hp, Wp = plan.Wp;
+    const int64_t Hp = plan.Hp, Wp = plan.Wp, Cg = p.c_per_group();
     const int64_t w0 = std::min<int64_t>(p.pad_left, Wp),
                   w1 = std::min<int64_t>(p.pad_left + p.W, Wp);
-    for (int64_t c = 0; c < p.c_per_group(); ++c)
-        for (int64_t h = 0; h < Hp; ++h) {
-            T* dst = padded + (c * Hp + h) * Wp;
-            const int64_t ih = h - p.pad_top;
-            if (ih < 0 || ih >= p.H) {
-                std::fill(dst, dst + Wp, T(0));
-                continue;
+    for (int64_t n = 0; n < plan.nb; ++n)
+        for (int64_t c = 0; c < Cg; ++c)
+            for (int64_t h = 0; h < Hp; ++h) {
+                T* dst = padded + ((n * Cg + c) * Hp + h) * Wp;
+                const int64_t ih = h - p.pad_top;
+                if (ih < 0 || ih >= p.H) {
+                    std::fill(dst, dst + Wp, T(0));
+                    continue;
+                }
+                std::fill(dst, dst + w0, T(0));
+                std::memcpy(dst + w0, x + n * x_img_stride + (c * p.H + ih) * p.W,
+                            sizeof(T) * (w1 - w0));
+                std::fill(dst + w1, dst + Wp, T(0));
             }
-            std::fill(dst, dst + w0, T(0));
-            std::memcpy(dst + w0, x + (c * p.H + ih) * p.W, sizeof(T) * (w1 - w0));
-            std::fill(dst + w1, dst + Wp, T(0));
-        }
     return padded;
 }
 
 template <typename T>
 void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                         const GemmPacking<T>& pk, int64_t jp0, int64_t jp1, T* out) {
-    const int64_t OHW = p.OH * p.OW, CKK = p.col_rows(), nr = pk.nr, width = (jp1 - jp0) * nr;
+    const int64_t ncols = plan.ncols, CKK = p.col_rows(), nr = pk.nr, width = (jp1 - jp0) * nr;
     const auto pack = pk.ks->im2col_pack_panel;
     for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
         const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
         for (int64_t jp = jp0; jp < jp1; ++jp)
             pack(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
                  plan.first[jp + 1] - plan.first[jp], p.stride_w,
-                 std::min<int64_t>(nr, OHW - jp * nr), nr, out + pc * width + (jp - jp0) * kc * nr);
+                 std::min<int64_t>(nr, ncols - jp * nr), nr, out + pc * width + (jp - jp0) * kc * nr);
     }
+}
+
+template <typename T>
+void im2col_pack_block(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                       const GemmPacking<T>& pk, int64_t pc, int64_t kc, T* out, int nthreads) {
+    const int64_t nr = pk.nr, npanels = (plan.ncols + nr - 1) / nr;
+    const auto pack = pk.ks->im2col_pack_panel;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+    for (int64_t jp = 0; jp < npanels; ++jp)
+        pack(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
+             plan.first[jp + 1] - plan.first[jp], p.stride_w,
+             std::min<int64_t>(nr, plan.ncols - jp * nr), nr, out + jp * kc * nr);
 }
 
 template <typename T>
@@ -143,9 +164,12 @@ void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
 template void im2col<float>(const Conv2dParams&, const float*, float*, int);
 template void im2col<double>(const Conv2dParams&, const double*, double*, int);
 #define FASTCONV_INSTANTIATE(T)                                                            \
-    template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, T*); \
+    template const T* im2col_pad<T>(const Conv2dParams&, const Im2colPlan&, const T*, int64_t, \
+                                    T*);                                                       \
     template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,  \
-                                        const GemmPacking<T>&, int64_t, int64_t, T*);
+                                        const GemmPacking<T>&, int64_t, int64_t, T*);      \
+    template void im2col_pack_block<T>(const Conv2dParams&, const Im2colPlan&, const T*,   \
+                                       const GemmPacking<T>&, int64_t, int64_t, T*, int);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE
