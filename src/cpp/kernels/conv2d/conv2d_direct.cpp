@@ -253,14 +253,11 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
             const DirectPlan d = make_plan(p);  // only this direction needs the plan
             return std::min(corr_block(p, d, 4, sizeof(float)), d.nb * d.S) >= 512;
         }
-        case ConvDirection::backward_data:
-            // Maps of <= 7x7 with >= 256 channels in a batch: one GEMM per image has only
-            // 49 columns; the stacked planes give 1.2-1.5x (ResNet-18 7x7x512 and the
-            // 14x14 -> 7x7 downsample at batch 8). Elsewhere the GEMM path is faster.
-            return p.N >= 2 && p.OH * p.OW <= 49 && p.c_per_group() >= 256;
         default:
             // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
-            // rows): not chosen automatically.
+            // rows): not chosen automatically. (backward_data on <= 7x7 maps with >= 256
+            // channels used it until the GEMM path packed W^T once per call and row-major
+            // within panels; since then im2col is 1.2-1.7x faster on every bench shape.)
             return false;
     }
 }

@@ -49,6 +49,18 @@ Blocking blocking(int mr, int nr) {
 template <typename T>
 void pack_a(const T* A, int64_t rs, int64_t cs, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
             int mr, T* out) {
+    if (rs == 1) {  // op(A) = stored^T (trans_a): a panel's MR rows are adjacent for each p
+        for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
+            const int64_t rows = std::min<int64_t>(mr, mc - ib);
+            for (int64_t p = 0; p < kc; ++p) {
+                const T* src = A + i0 + ib + (p0 + p) * cs;
+                T* dst = out + p * mr;
+                for (int64_t i = 0; i < rows; ++i) dst[i] = src[i];
+                for (int64_t i = rows; i < mr; ++i) dst[i] = T(0);
+            }
+        }
+        return;
+    }
     for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
         const int64_t rows = std::min<int64_t>(mr, mc - ib);
         for (int64_t i = 0; i < rows; ++i) {
