@@ -85,9 +85,15 @@ void pack_b_panel(const T* B, int64_t rs, int64_t cs, int64_t p0, int64_t kc, in
             for (int64_t j = cols; j < nr; ++j) dst[j] = T(0);
         }
     } else {
-        for (int64_t j = 0; j < cols; ++j) {
-            const T* src = B + (j0 + j) * cs + p0 * rs;
-            for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = src[p * rs];
+        // A transpose: rows of 16 at a time, so the 16 panel rows being written stay in L1
+        // while the panel's columns are read (all kc rows at once thrash it: kc lines).
+        constexpr int64_t kRows = 16;
+        for (int64_t pb = 0; pb < kc; pb += kRows) {
+            const int64_t pe = std::min<int64_t>(kc, pb + kRows);
+            for (int64_t j = 0; j < cols; ++j) {
+                const T* src = B + (j0 + j) * cs + p0 * rs;
+                for (int64_t p = pb; p < pe; ++p) out[p * nr + j] = src[p * rs];
+            }
         }
         for (int64_t j = cols; j < nr; ++j)
             for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = T(0);
