@@ -87,14 +87,17 @@ int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
     const int64_t cap = std::min<int64_t>(8, p.N);
     double best = 0;
     for (int64_t nb = 1; nb <= cap; ++nb) best = std::max(best, score(nb));
-    for (int64_t nb = 1; nb <= cap; ++nb)
+    if (best < score(1) + 0.05) return 1;  // not worth the output copy
+    for (int64_t nb = 2; nb <= cap; ++nb)
         if (score(nb) >= best - 0.02) return nb;
     return 1;
 }
 
 // A group's packed weights up to this size stay in L2 (1 MiB on Zen 4) while the panels
-// stream past; larger ones are applied KC block by KC block (forward_gemm).
-constexpr int64_t kWeightsInL2 = 512 * 1024;
+// stream past. Larger ones are applied KC block by KC block when that block of every
+// panel fits L2 too (forward_gemm); on large maps the slice would not, and streaming the
+// weights from L3 per panel measured faster (VGG 56x56x256: 36 vs 40 ms).
+constexpr int64_t kWeightsInL2 = 512 * 1024, kSliceInL2 = 1024 * 1024;
 
 // Weights are packed once per call (packA, every group) and shared by all tasks; each
 // task's columns are written by im2col straight into packed-B layout (no separate packB).
@@ -124,7 +127,9 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
     const int64_t tail = p.N % nb;
     const Im2colPlan plan_tail = tail > 1 ? make_im2col_plan(p, pk.nr, tail, p.C * HW) : plan1;
     const int64_t nchunks = (p.N + nb - 1) / nb;
-    const bool by_block = Kg * CKK * static_cast<int64_t>(sizeof(T)) > kWeightsInL2;
+    const int64_t slice = std::min<int64_t>(pk.kc, CKK) * pk.padded_n(nb * OHW);
+    const bool by_block = Kg * CKK * static_cast<int64_t>(sizeof(T)) > kWeightsInL2 &&
+                          slice * static_cast<int64_t>(sizeof(T)) <= kSliceInL2;
     for_each_task(nchunks * G, [&](int64_t t, int gemm_threads) {
         const int64_t n0 = t / G * nb, g = t % G;
         const int64_t nbt = std::min(nb, p.N - n0);
