@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "common/aligned_buffer.h"
+#include "common/row_copy.h"
 #include "common/parallel.h"
 #include "fastconv/kernel_table.h"
 #include "kernels/conv2d/im2col.h"
@@ -100,36 +101,6 @@ DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
     d.front = round_up(d.off_max, 16);
     d.ds = round_up(d.front + d.L, 16);
     return d;
-}
-
-// Short-row copy and zero fill, inlined. Feature-map rows are 5-60 elements, and the
-// memcpy/memset call per row that std::memcpy/std::fill become cost more than the copy
-// itself (a third of a first layer's backward_weight, and it did not scale with threads).
-// 32-byte blocks, the last one shifted back to end at n (rewriting a few elements).
-template <typename T>
-inline void copy_row(T* __restrict dst, const T* __restrict src, int64_t n) {
-    constexpr int64_t B = 32 / static_cast<int64_t>(sizeof(T));
-    if (n >= B) {
-        for (int64_t i = 0; i < n - B; i += B) __builtin_memcpy(dst + i, src + i, 32);
-        __builtin_memcpy(dst + n - B, src + n - B, 32);
-        return;
-    }
-#pragma GCC unroll 8
-    for (int64_t i = 0; i < B; ++i)
-        if (i < n) dst[i] = src[i];
-}
-
-template <typename T>
-inline void zero_row(T* dst, int64_t n) {
-    constexpr int64_t B = 32 / static_cast<int64_t>(sizeof(T));
-    if (n >= B) {
-        for (int64_t i = 0; i < n - B; i += B) __builtin_memset(dst + i, 0, 32);
-        __builtin_memset(dst + n - B, 0, 32);
-        return;
-    }
-#pragma GCC unroll 8
-    for (int64_t i = 0; i < B; ++i)
-        if (i < n) dst[i] = T(0);
 }
 
 // Phase planes of one channel over images [0, nb) (xc: the first image's plane, img_stride

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/parallel.h"
+#include "common/row_copy.h"
 
 namespace fastconv {
 
@@ -96,13 +97,12 @@ const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x,
                 T* dst = padded + ((n * Cg + c) * Hp + h) * Wp;
                 const int64_t ih = h - p.pad_top;
                 if (ih < 0 || ih >= p.H) {
-                    std::fill(dst, dst + Wp, T(0));
+                    zero_row(dst, Wp);
                     continue;
                 }
-                std::fill(dst, dst + w0, T(0));
-                std::memcpy(dst + w0, x + n * x_img_stride + (c * p.H + ih) * p.W,
-                            sizeof(T) * (w1 - w0));
-                std::fill(dst + w1, dst + Wp, T(0));
+                zero_row(dst, w0);
+                copy_row(dst + w0, x + n * x_img_stride + (c * p.H + ih) * p.W, w1 - w0);
+                zero_row(dst + w1, Wp - w1);
             }
     return padded;
 }
