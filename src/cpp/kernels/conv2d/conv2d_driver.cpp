@@ -33,7 +33,8 @@ enum ScratchTag {
     kPackedWTag = 12,
     kPadTag = 13,
     kRowsTag = 14,
-    kOutTag = 15
+    kOutTag = 15,
+    kPackedDyTag = 16
 };
 
 bool is_depthwise(const Conv2dParams& p) {
@@ -74,8 +75,9 @@ void add_bias(const Conv2dParams& p, const T* bias, int64_t k0, int64_t k1, T* y
 // Images side by side in one GEMM's N (the panel path): a small feature map leaves its last
 // NR panel partly empty (7x7 = 49 columns in 64: 77 % of the micro-kernel's work is
 // useful), and nb images fill it. Scored by the useful share of the panels times the share
-// of thread slots the ceil(N/nb) tasks keep busy; the smallest nb within 2 % of the best,
-// at most 8 (the workspace grows with nb: nb padded images and an nb-image output tile).
+// of thread slots the ceil(N/nb) tasks keep busy; used only when the best score beats one
+// image by 5 % (the output tile is copied to y), then the smallest nb within 2 % of the
+// best, at most 8 (the workspace grows with nb: nb padded images and the output tile).
 int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
     const int64_t OHW = p.OH * p.OW, nt = num_threads();
     auto score = [&](int64_t nb) {
@@ -149,9 +151,9 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
             gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
         } else {
             const int64_t ncols = pl.ncols, npanels = pk.padded_n(ncols) / pk.nr;
-            const T* xp = im2col_pad(
-                p, pl, xg, p.C * HW,
-                thread_scratch<T, kPadTag>(static_cast<size_t>(pl.padded_size(Cg))));
+            const T* xp =
+                im2col_pad(p, pl, xg, p.C * HW,
+                           thread_scratch<T, kPadTag>(static_cast<size_t>(pl.padded_size(Cg))));
             // The GEMM's output: y itself for one image, else an nbt-image tile.
             T* out = nbt == 1 ? y + (n0 * p.K + g * Kg) * OHW
                               : thread_scratch<T, kOutTag>(static_cast<size_t>(Kg * ncols));
@@ -159,8 +161,8 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                 T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
                 for (int64_t jp = jp0; jp < jp1; ++jp) {
                     im2col_pack_panels(p, pl, xp, pk, jp, jp + 1, pb);
-                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, ncols - jp * pk.nr), CKK, T(1),
-                                wg, pb, T(0), out + jp * pk.nr, ncols, 1);
+                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, ncols - jp * pk.nr), CKK, T(1), wg,
+                                pb, T(0), out + jp * pk.nr, ncols, 1);
                 }
             };
             if (by_block) {
@@ -221,7 +223,7 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
         // dcol = W_g^T (CKK x Kg) * dy_g (Kg x OHW); for 1x1 dcol is dx itself.
         T* dcol = pointwise ? dxg : thread_scratch<T, kColTag>(static_cast<size_t>(CKK * OHW));
         if (shared) {
-            T* pb = thread_scratch<T, kPadTag>(static_cast<size_t>(Kg * pk.padded_n(OHW)));
+            T* pb = thread_scratch<T, kPackedDyTag>(static_cast<size_t>(Kg * pk.padded_n(OHW)));
             gemm_pack_b(pk, false, Kg, OHW, dyg, OHW, pb);
             gemm_packed(pk, CKK, OHW, Kg, T(1), pw + g * wstride, pb, T(0), dcol, OHW,
                         gemm_threads);
