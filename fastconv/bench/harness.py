@@ -85,7 +85,7 @@ class Result:
     note: str
     times_ms: list
     peer_times_ms: list
-    # Scratch memory one call of ours needed at once (fastconv.kernels.workspace_stats), and
+    # Scratch memory one call of ours needed at once (fastconv._core.workspace_stats), and
     # the bound it is held to (threads x one image's im2col; conv rows only).
     workspace_bytes: int | None
     workspace_bound_bytes: int | None

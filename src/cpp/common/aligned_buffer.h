@@ -2,7 +2,7 @@
 // (thread_local per purpose), so hot loops never allocate and steady-state calls of the
 // same shapes never touch the allocator.
 //
-// Accounting (fastconv.kernels.workspace_stats, the benchmark's JSON): every buffer keeps
+// Accounting (fastconv._core.workspace_stats, the benchmark's JSON): every buffer keeps
 // the largest request made of it since the last reset; call_bytes sums those over all
 // buffers of all threads, i.e. the extra memory the calls since the reset needed at once.
 // held_bytes is the capacity every scratch buffer keeps allocated.
