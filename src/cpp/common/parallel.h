@@ -80,6 +80,25 @@ class RegionErrors {
     std::exception_ptr error_;
 };
 
+// Runs run(i0, i1) over [0, n) on up to nthreads threads (never more than n), in ranges
+// claimed dynamically (dynamic_chunk); one call on the calling thread when that leaves a
+// single thread. Only where the result does not depend on which thread runs a range. An
+// exception in run (scratch allocation) is carried out of the region and rethrown.
+template <typename F>
+void parallel_ranges(int64_t n, int nthreads, F&& run) {
+    const int nt = static_cast<int>(n < nthreads ? n : nthreads);
+    if (nt <= 1) {
+        if (n > 0) run(int64_t{0}, n);
+        return;
+    }
+    const int64_t chunk = dynamic_chunk(n, nt);
+    RegionErrors errors;
+#pragma omp parallel for schedule(dynamic) num_threads(nt)
+    for (int64_t i0 = 0; i0 < n; i0 += chunk)
+        errors.run([&] { run(i0, i0 + chunk < n ? i0 + chunk : n); });
+    errors.rethrow();
+}
+
 // Runs task(i, inner_threads) for i in [0, ntasks): whole tasks per thread (inner_threads
 // = 1, claimed dynamically) when there are at least as many tasks as threads, else in order
 // with inner_threads = num_threads() for the task to split itself. A task's exception

@@ -223,14 +223,7 @@ void shifted_gemm_all(const KernelSet<T>& ks, const DirectTiles& tl, int64_t M, 
                                     c + mb * tl.mr * ldc, ldc, q0 > 0);
         }
     };
-    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, tiles)));
-    if (nt == 1) {
-        run(0, tiles);
-        return;
-    }
-    const int64_t chunk = dynamic_chunk(tiles, nt);
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int64_t t0 = 0; t0 < tiles; t0 += chunk) run(t0, std::min(tiles, t0 + chunk));
+    parallel_ranges(tiles, nthreads, run);
 }
 
 // Positions per horizontal-sum block of backward_weight: tiles sweep every x stream of the

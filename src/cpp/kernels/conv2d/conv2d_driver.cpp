@@ -177,17 +177,10 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                     gemm_packed(pk, Kg, ncols, kc, T(1), wg + pc * pk.padded_m(Kg), pb,
                                 pc == 0 ? T(0) : T(1), out, ncols, gemm_threads);
                 }
-            } else if (gemm_threads == 1) {
-                panels(0, npanels);
             } else {
-                // A lone task: the threads claim panels, each packing its own (no serial
-                // im2col pass for a busy core to stall).
-                const int64_t chunk = dynamic_chunk(npanels, gemm_threads);
-                RegionErrors errors;
-#pragma omp parallel for schedule(dynamic) num_threads(gemm_threads)
-                for (int64_t j0 = 0; j0 < npanels; j0 += chunk)
-                    errors.run([&] { panels(j0, std::min(npanels, j0 + chunk)); });
-                errors.rethrow();
+                // A lone task (gemm_threads > 1): the threads claim panels, each packing its
+                // own (no serial im2col pass for a busy core to stall).
+                parallel_ranges(npanels, gemm_threads, panels);
             }
             if (nbt > 1)
                 for (int64_t i = 0; i < nbt; ++i)

@@ -161,17 +161,10 @@ void gemm_small_m(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, T alp
     const int64_t work = M * N * K / (int64_t{1} << 16);
     const int nt = static_cast<int>(std::max<int64_t>(
         1, std::min<int64_t>({static_cast<int64_t>(nthreads), units, work})));
-    auto run = [&](int64_t u0, int64_t u1) {
+    parallel_ranges(units, nt, [&](int64_t u0, int64_t u1) {
         const int64_t j0 = u0 * kUnit, j1 = std::min<int64_t>(N, u1 * kUnit);
         if (j0 < j1) ks.gemm_small_m(M, j0, j1, K, alpha, a, B, b_rs, b_cs, beta, C, ldc);
-    };
-    if (nt == 1) {
-        run(0, units);
-        return;
-    }
-    const int64_t chunk = dynamic_chunk(units, nt);
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int64_t u = 0; u < units; u += chunk) run(u, std::min(units, u + chunk));
+    });
 }
 
 }  // namespace
@@ -322,14 +315,7 @@ void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T al
                              alpha, beta_eff, C + ic * ldc, ldc);
         }
     };
-    const int nt = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(nthreads, npanels)));
-    if (nt == 1) {
-        run(0, npanels);
-        return;
-    }
-    const int64_t chunk = dynamic_chunk(npanels, nt);
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
-    for (int64_t jp = 0; jp < npanels; jp += chunk) run(jp, std::min(npanels, jp + chunk));
+    parallel_ranges(npanels, nthreads, run);
 }
 
 #define FASTCONV_INSTANTIATE_PACKED(T)                                                             \

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdint>
+#include <mutex>
 
 #include "common/parallel.h"
 #include "fastconv/kernel_table.h"
@@ -32,34 +33,41 @@ void assert_pool_params(const Pool2dParams& p) {
     assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
 }
 
+// Runs plane(x_off, y_off) for every (image, channel) plane, with the offsets of its input
+// and output planes, on the threads plane_threads grants, claiming planes dynamically.
+template <typename F>
+void for_each_plane(const Pool2dParams& p, F&& plane) {
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    parallel_ranges(planes, plane_threads(planes, planes * (in_size + out_size)),
+                    [&](int64_t i0, int64_t i1) {
+                        for (int64_t i = i0; i < i1; ++i) plane(i * in_size, i * out_size);
+                    });
+}
+
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().max_pool2d_forward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i)
-        kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) {
+        kernel(p, x + xo, y + yo, indices + yo);
+    });
 }
 
 template <typename T>
 int64_t max_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy, const int64_t* indices) {
     assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
     const auto kernel = kernel_set<T>().max_pool2d_backward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
     int64_t first_bad = -1;  // smallest flat output position with a bad index
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i) {
-        const int64_t o = kernel(p, dx + i * in_size, dy + i * out_size, indices + i * out_size);
+    std::mutex bad_mutex;
+    for_each_plane(p, [&](int64_t xo, int64_t yo) {
+        const int64_t o = kernel(p, dx + xo, dy + yo, indices + yo);
         if (o >= 0) {
-#pragma omp critical(fastconv_pool_bad_index)
-            if (first_bad < 0 || i * out_size + o < first_bad) first_bad = i * out_size + o;
+            std::lock_guard<std::mutex> lock(bad_mutex);
+            if (first_bad < 0 || yo + o < first_bad) first_bad = yo + o;
         }
-    }
+    });
     return first_bad;
 }
 
@@ -67,51 +75,37 @@ template <typename T>
 void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().avg_pool2d_forward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) { kernel(p, x + xo, y + yo); });
 }
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().avg_pool2d_backward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) { kernel(p, dx + xo, dy + yo); });
 }
 
 template <typename T>
 void adaptive_avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
     assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
     const auto kernel = kernel_set<T>().adaptive_avg_pool2d_forward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i) kernel(p, x + i * in_size, y + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) { kernel(p, x + xo, y + yo); });
 }
 
 template <typename T>
 void adaptive_avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
     const auto kernel = kernel_set<T>().adaptive_avg_pool2d_backward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i) kernel(p, dx + i * in_size, dy + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) { kernel(p, dx + xo, dy + yo); });
 }
 
 template <typename T>
 void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert(p.N >= 0 && p.C >= 1 && p.H >= 1 && p.W >= 1 && p.OH >= 1 && p.OW >= 1);
     const auto kernel = kernel_set<T>().adaptive_max_pool2d_forward_plane;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    const int nt = plane_threads(planes, planes * (in_size + out_size));
-#pragma omp parallel for num_threads(nt) schedule(dynamic, dynamic_chunk(planes, nt))
-    for (int64_t i = 0; i < planes; ++i)
-        kernel(p, x + i * in_size, y + i * out_size, indices + i * out_size);
+    for_each_plane(p, [&](int64_t xo, int64_t yo) {
+        kernel(p, x + xo, y + yo, indices + yo);
+    });
 }
 
 #define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                               \
