@@ -70,27 +70,30 @@ inline void interior_range(int64_t out, int64_t in, int64_t stride, int64_t pad,
 
 // ---- max ------------------------------------------------------------------------------
 
+// The signed integer of T's size (float, double).
+template <int Bytes>
+struct SameSizeInt;
+template <>
+struct SameSizeInt<4> {
+    typedef int32_t type;
+};
+template <>
+struct SameSizeInt<8> {
+    typedef int64_t type;
+};
+
 // mask (all ones or zero) ? a : b, on the bits.
 template <typename T>
 inline T bit_select(int64_t mask, T a, T b) {
-    if constexpr (sizeof(T) == 8) {
-        int64_t ua, ub;
-        __builtin_memcpy(&ua, &a, 8);
-        __builtin_memcpy(&ub, &b, 8);
-        const int64_t r = (ua & mask) | (ub & ~mask);
-        T out;
-        __builtin_memcpy(&out, &r, 8);
-        return out;
-    } else {
-        int32_t ua, ub;
-        __builtin_memcpy(&ua, &a, 4);
-        __builtin_memcpy(&ub, &b, 4);
-        const int32_t m = static_cast<int32_t>(mask);
-        const int32_t r = (ua & m) | (ub & ~m);
-        T out;
-        __builtin_memcpy(&out, &r, 4);
-        return out;
-    }
+    typedef typename SameSizeInt<sizeof(T)>::type U;
+    U ua, ub;
+    __builtin_memcpy(&ua, &a, sizeof(T));
+    __builtin_memcpy(&ub, &b, sizeof(T));
+    const U m = static_cast<U>(mask);
+    const U r = (ua & m) | (ub & ~m);
+    T out;
+    __builtin_memcpy(&out, &r, sizeof(T));
+    return out;
 }
 
 // PyTorch's per-output scan (clipped window, NaN rule); used for border columns.
