@@ -107,30 +107,37 @@ const T* im2col_pad(const Conv2dParams& p, const Im2colPlan& plan, const T* x,
     return padded;
 }
 
+namespace {
+
+// Rows [pc, pc + kc) of panel jp of the packed im2col matrix into out (kc x NR).
+template <typename T>
+void pack_panel_rows(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                     const GemmPacking<T>& pk, int64_t jp, int64_t pc, int64_t kc, T* out) {
+    pk.ks->im2col_pack_panel(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
+                             plan.first[jp + 1] - plan.first[jp], p.stride_w,
+                             std::min<int64_t>(pk.nr, plan.ncols - jp * pk.nr), pk.nr, out);
+}
+
+}  // namespace
+
 template <typename T>
 void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                         const GemmPacking<T>& pk, int64_t jp0, int64_t jp1, T* out) {
-    const int64_t ncols = plan.ncols, CKK = p.col_rows(), nr = pk.nr, width = (jp1 - jp0) * nr;
-    const auto pack = pk.ks->im2col_pack_panel;
+    const int64_t CKK = p.col_rows(), width = (jp1 - jp0) * pk.nr;
     for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
         const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
         for (int64_t jp = jp0; jp < jp1; ++jp)
-            pack(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
-                 plan.first[jp + 1] - plan.first[jp], p.stride_w,
-                 std::min<int64_t>(nr, ncols - jp * nr), nr, out + pc * width + (jp - jp0) * kc * nr);
+            pack_panel_rows(p, plan, xp, pk, jp, pc, kc, out + pc * width + (jp - jp0) * kc * pk.nr);
     }
 }
 
 template <typename T>
 void im2col_pack_block(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                        const GemmPacking<T>& pk, int64_t pc, int64_t kc, T* out, int nthreads) {
-    const int64_t nr = pk.nr, npanels = (plan.ncols + nr - 1) / nr;
-    const auto pack = pk.ks->im2col_pack_panel;
+    const int64_t npanels = (plan.ncols + pk.nr - 1) / pk.nr;
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
     for (int64_t jp = 0; jp < npanels; ++jp)
-        pack(xp, plan.row_off.data() + pc, kc, plan.runs.data() + plan.first[jp],
-             plan.first[jp + 1] - plan.first[jp], p.stride_w,
-             std::min<int64_t>(nr, plan.ncols - jp * nr), nr, out + jp * kc * nr);
+        pack_panel_rows(p, plan, xp, pk, jp, pc, kc, out + jp * kc * pk.nr);
 }
 
 template <typename T>
