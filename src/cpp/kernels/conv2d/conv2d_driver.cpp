@@ -82,8 +82,9 @@ int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
     const int64_t OHW = p.OH * p.OW, nt = num_threads();
     auto score = [&](int64_t nb) {
         const int64_t cols = nb * OHW, tasks = (p.N + nb - 1) / nb;
-        const int64_t rounds = nt > 1 && tasks >= nt ? (tasks + nt - 1) / nt : tasks;
-        const int64_t slots = (nt > 1 && tasks >= nt ? nt : 1) * rounds * nb;
+        // for_each_task: whole tasks per thread only with at least nt of them.
+        const int64_t team = nt > 1 && tasks >= nt ? nt : 1;
+        const int64_t slots = team * ((tasks + team - 1) / team) * nb;
         return double(cols) / double((cols + nr - 1) / nr * nr) * double(p.N) / double(slots);
     };
     const int64_t cap = std::min<int64_t>(8, p.N);
