@@ -10,6 +10,13 @@ namespace avx512 {
 
 void sgemm_ukernel_8x32(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                         float alpha, float beta) {
+    // The C tile is read (beta != 0) or written only after the k loop; fetching its lines
+    // now hides their miss (rows ldc apart, in 8 pages, usually out of cache) behind it.
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+    }
     __m512 acc[8][2];
 #pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
