@@ -264,10 +264,13 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("d", 1, 4, 5, 5, 4, 3, 3, groups=4), "forward", "depthwise"),
         (Case("e", 1, 4, 5, 5, 4, 3, 3, groups=2), "forward", "im2col"),
         (Case("f", 1, 1, 5, 5, 4, 3, 3, groups=1), "forward", "im2col"),
-        # backward_weight: direct when a block sums >= 512 positions (LeNet-5 conv1 at batch 64,
-        # a 56x56 ResNet layer), im2col for short streams (7x7 maps, tiny inputs).
+        # backward_weight: direct only for first layers (<= 4 input channels) with >= 25 taps
+        # when a block sums >= 512 positions (LeNet-5 conv1 at batch 64); im2col for the rest
+        # (56x56x64, 3x3 first layers, 7x7 maps, tiny inputs).
         (Case("g", 64, 1, 32, 32, 6, 5, 5), "backward_weight", "direct"),
-        (Case("h", 1, 64, 56, 56, 64, 3, 3, padding=1), "backward_weight", "direct"),
+        (Case("h", 1, 64, 56, 56, 64, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("p", 64, 3, 32, 32, 32, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("q", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_weight", "direct"),
         (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
         (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "im2col"),
@@ -278,7 +281,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
-         "bw-56x56", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
+         "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "bw-depthwise"],
 )
 def test_auto_algorithm_choice(case, direction, expected):

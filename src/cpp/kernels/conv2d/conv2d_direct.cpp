@@ -240,13 +240,15 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
     if (p.N == 0 || p.OH == 0 || p.OW == 0) return false;
     switch (dir) {
         case ConvDirection::backward_weight: {
-            // Measured on Zen 4 (bench shapes, 1 thread): 1.3-4.3x over im2col+GEMM when a
-            // block sums >= 512 positions (first layers, 28x28 and larger maps up to 128
-            // channels); 0.2-0.9x below that, where the horizontal sums and short streams
-            // cost more than the transposed packing of the GEMM path. At the boundary
-            // (CifarNet conv2, ResNet-18 28x28x128 at batch 8) the two alternated run within
-            // 5 % on a quiet host, and direct is 1.2-1.6x faster while another tenant loads
-            // memory (it builds no im2col matrix), so the boundary stays on direct's side.
+            // Since the GEMM path packs col^T straight from the input (register transposes,
+            // no im2col matrix), it beats direct on every bench shape with more than 4 input
+            // channels per group (Zen 4, 1 thread, alternated: 1.3-1.7x on CifarNet conv2,
+            // ResNet-18 28x28x128, VGG; even on 56x56x64) and scales better at 2 threads.
+            // Direct still wins on first layers with 5x5/7x7 kernels (LeNet-5 conv1, the
+            // tutorial's conv1, the 7x7/2 stem: 0.6-0.7x of im2col's time), where the GEMM's
+            // N = C*KH*KW is a panel or two and stride 2 leaves the packing scalar; on 3x3
+            // first layers the two tie at 1 thread and im2col scales better.
+            if (p.c_per_group() > 4 || p.KH * p.KW < 25) return false;
             const DirectPlan d = make_plan(p);  // only this direction needs the plan
             return std::min(corr_block(p, d, 4, sizeof(float)), d.nb * d.S) >= 512;
         }

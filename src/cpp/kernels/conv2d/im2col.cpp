@@ -5,6 +5,7 @@
 
 #include "common/parallel.h"
 #include "common/row_copy.h"
+#include "kernels/gemm/pack_transpose.h"
 
 namespace fastconv {
 
@@ -141,6 +142,45 @@ void im2col_pack_block(const Conv2dParams& p, const Im2colPlan& plan, const T* x
 }
 
 template <typename T>
+void im2col_pack_transposed(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                            const GemmPacking<T>& pk, T* out, int nthreads) {
+    // Element (q = (oh, ow), r) of col^T is xp[row_off[r] + oh*sh*Wp + ow*sw]: along one
+    // output row (a run) each column r is a contiguous stream when sw == 1.
+    constexpr int kRows = kTransposeRows<T>;
+    const int64_t OHW = p.OH * p.OW, CKK = p.col_rows(), nr = pk.nr;
+    const int64_t Npad = pk.padded_n(CKK), npanels = Npad / nr, sw = p.stride_w;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+    for (int64_t jp = 0; jp < npanels; ++jp) {
+        const int64_t cols = std::min<int64_t>(nr, CKK - jp * nr);
+        const int64_t* roff = plan.row_off.data() + jp * nr;
+        for (int64_t pc = 0; pc < OHW; pc += pk.kc) {
+            const int64_t kc = std::min<int64_t>(pk.kc, OHW - pc);
+            T* panel = out + pc * Npad + jp * kc * nr;
+            for (int64_t q = pc; q < pc + kc;) {
+                const int64_t oh = q / p.OW, ow = q % p.OW;
+                const int64_t len = std::min<int64_t>(p.OW - ow, pc + kc - q);
+                const T* base = xp + oh * p.stride_h * plan.Wp + ow * sw;
+                T* dst = panel + (q - pc) * nr;
+                int64_t j = 0;
+                if (sw == 1)
+                    for (; j + kRows <= cols; j += kRows) {
+                        const T* rows[kRows];
+                        for (int i = 0; i < kRows; ++i) rows[i] = base + roff[j + i];
+                        transpose_rows(rows, len, nr, dst + j);
+                    }
+                for (; j < cols; ++j) {
+                    const T* src = base + roff[j];
+                    for (int64_t t = 0; t < len; ++t) dst[t * nr + j] = src[t * sw];
+                }
+                for (int64_t t = 0; t < len; ++t)
+                    for (int64_t jj = cols; jj < nr; ++jj) dst[t * nr + jj] = T(0);
+                q += len;
+            }
+        }
+    }
+}
+
+template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
     // Channel c's rows write only dx[c]: channels are independent.
@@ -176,7 +216,9 @@ template void im2col<double>(const Conv2dParams&, const double*, double*, int);
     template void im2col_pack_panels<T>(const Conv2dParams&, const Im2colPlan&, const T*,  \
                                         const GemmPacking<T>&, int64_t, int64_t, T*);      \
     template void im2col_pack_block<T>(const Conv2dParams&, const Im2colPlan&, const T*,   \
-                                       const GemmPacking<T>&, int64_t, int64_t, T*, int);
+                                       const GemmPacking<T>&, int64_t, int64_t, T*, int);  \
+    template void im2col_pack_transposed<T>(const Conv2dParams&, const Im2colPlan&,        \
+                                            const T*, const GemmPacking<T>&, T*, int);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)
 #undef FASTCONV_INSTANTIATE

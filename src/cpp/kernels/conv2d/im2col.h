@@ -53,6 +53,13 @@ void im2col_pack_panels(const Conv2dParams& p, const Im2colPlan& plan, const T* 
 template <typename T>
 void im2col_pack_block(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                        const GemmPacking<T>& pk, int64_t pc, int64_t kc, T* out, int nthreads);
+// The transposed column matrix col^T (K = OH*OW rows, N = C/g*KH*KW columns) of one image
+// (a plan with nb = 1) in the packed-B layout of gemm_packed.h, for backward_weight's
+// dW_g = dy_g * col^T: no column matrix is written first, and with stride 1 each run of
+// an output row is copied by register transposes. Panels are split over nthreads.
+template <typename T>
+void im2col_pack_transposed(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
+                            const GemmPacking<T>& pk, T* out, int nthreads);
 template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads = 1);
 

@@ -13,15 +13,12 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>  // x86-64 baseline
-#endif
-
 #include "common/aligned_buffer.h"
 #include "common/parallel.h"
 #include "fastconv/kernel_table.h"
 #include "fastconv/ops.h"
 #include "kernels/gemm/gemm_packed.h"
+#include "kernels/gemm/pack_transpose.h"
 
 namespace fastconv {
 
@@ -48,54 +45,6 @@ Blocking blocking(int mr, int nr) {
     return b;
 }
 
-// packA's transpose for row-major A (weights of a forward conv, A of an NN GEMM). Element
-// by element, every store lands MR floats from the last and the copy ran at ~1 element per
-// cycle: 2.4 ms of a ResNet 7x7x512 b8 forward's 20 ms to pack its 9.4 MB of weights. A
-// 4x4 (float) or 2x2 (double) register transpose moves 16 bytes per load and per store;
-// SSE2 is in the x86-64 baseline, so this portable file can use it (other CPUs keep the
-// element loop).
-#if defined(__SSE2__)
-template <typename T>
-constexpr int kTransposeRows = 16 / sizeof(T);
-
-// Rows [0, kTransposeRows) of src (row stride rs) x columns [0, kc) into out[p*mr + i].
-inline void pack_rows_transposed(const float* src, int64_t rs, int64_t kc, int mr, float* out) {
-    const float *s0 = src, *s1 = src + rs, *s2 = src + 2 * rs, *s3 = src + 3 * rs;
-    int64_t p = 0;
-    for (; p + 4 <= kc; p += 4) {
-        __m128 r0 = _mm_loadu_ps(s0 + p), r1 = _mm_loadu_ps(s1 + p);
-        __m128 r2 = _mm_loadu_ps(s2 + p), r3 = _mm_loadu_ps(s3 + p);
-        _MM_TRANSPOSE4_PS(r0, r1, r2, r3);
-        _mm_storeu_ps(out + p * mr, r0);
-        _mm_storeu_ps(out + (p + 1) * mr, r1);
-        _mm_storeu_ps(out + (p + 2) * mr, r2);
-        _mm_storeu_ps(out + (p + 3) * mr, r3);
-    }
-    for (; p < kc; ++p) {
-        float* dst = out + p * mr;
-        dst[0] = s0[p];
-        dst[1] = s1[p];
-        dst[2] = s2[p];
-        dst[3] = s3[p];
-    }
-}
-
-inline void pack_rows_transposed(const double* src, int64_t rs, int64_t kc, int mr,
-                                 double* out) {
-    const double *s0 = src, *s1 = src + rs;
-    int64_t p = 0;
-    for (; p + 2 <= kc; p += 2) {
-        const __m128d r0 = _mm_loadu_pd(s0 + p), r1 = _mm_loadu_pd(s1 + p);
-        _mm_storeu_pd(out + p * mr, _mm_unpacklo_pd(r0, r1));
-        _mm_storeu_pd(out + (p + 1) * mr, _mm_unpackhi_pd(r0, r1));
-    }
-    for (; p < kc; ++p) {
-        out[p * mr] = s0[p];
-        out[p * mr + 1] = s1[p];
-    }
-}
-#endif
-
 // op(A)[i][p] lives at A[i*rs + p*cs]. packA: rows [i0, i0+mc) x cols [p0, p0+kc) into
 // ceil(mc/MR) panels of kc x MR (element (i, p) of a panel at p*MR + i), zero-padded rows.
 template <typename T>
@@ -116,11 +65,9 @@ void pack_a(const T* A, int64_t rs, int64_t cs, int64_t i0, int64_t mc, int64_t 
     for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
         const int64_t rows = std::min<int64_t>(mr, mc - ib);
         int64_t i = 0;
-#if defined(__SSE2__)
-        if (cs == 1)  // rows contiguous along p: register transposes of 4 (float) / 2 rows
+        if (cs == 1)  // rows contiguous along p: register transposes (pack_transpose.h)
             for (; i + kTransposeRows<T> <= rows; i += kTransposeRows<T>)
-                pack_rows_transposed(A + (i0 + ib + i) * rs + p0, rs, kc, mr, out + i);
-#endif
+                transpose_strided_rows(A + (i0 + ib + i) * rs + p0, rs, kc, mr, out + i);
         for (; i < rows; ++i) {
             const T* src = A + (i0 + ib + i) * rs + p0 * cs;
             for (int64_t p = 0; p < kc; ++p) out[p * mr + i] = src[p * cs];
@@ -148,7 +95,12 @@ void pack_b_panel(const T* B, int64_t rs, int64_t cs, int64_t p0, int64_t kc, in
         constexpr int64_t kRows = 16;
         for (int64_t pb = 0; pb < kc; pb += kRows) {
             const int64_t pe = std::min<int64_t>(kc, pb + kRows);
-            for (int64_t j = 0; j < cols; ++j) {
+            int64_t j = 0;
+            if (rs == 1)  // columns of op(B) contiguous: register transposes, as in packA
+                for (; j + kTransposeRows<T> <= cols; j += kTransposeRows<T>)
+                    transpose_strided_rows(B + (j0 + j) * cs + p0 + pb, cs, pe - pb, nr,
+                                           out + pb * nr + j);
+            for (; j < cols; ++j) {
                 const T* src = B + (j0 + j) * cs + p0 * rs;
                 for (int64_t p = pb; p < pe; ++p) out[p * nr + j] = src[p * rs];
             }
