@@ -163,6 +163,12 @@ CASES = [
     Case("channels_32_33", 1, 32, 5, 5, 33, 3, 3, padding=1, bias=False),
     Case("channels_33_8", 2, 33, 5, 4, 8, 3, 3),
     Case("channels_16_16_pointwise", 2, 16, 6, 6, 16, 1, 1),
+    # 'same' layers with >= 32 channels per group and N > 1: backward_data runs as the
+    # forward convolution of dy with the flipped weights (backward_data_as_forward).
+    Case("same32_k3", 2, 32, 6, 7, 8, 3, 3, padding=1),
+    Case("same32_even_k2x4", 3, 32, 5, 6, 5, 2, 4, padding="same", bias=False),
+    Case("same64_dil2_groups2", 2, 64, 7, 6, 10, 3, 3, padding=2, dilation=2, groups=2),
+    Case("same40_dil_3x2_k2x3", 2, 40, 6, 9, 3, 2, 3, padding="same", dilation=(3, 2)),
 ]
 
 ALGO_PARAMS = [
