@@ -246,6 +246,7 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
 // - not for unpadded layers, which become full convolutions of a zero-padded dy with half
 //   the rows (Keras conv2/conv3: 0.82x / 0.69x);
 // - not at batch 1, where the flipped weights are packed for one image (7x7x512: 0.66x).
+// fastconv/bench/harness.py mirrors this rule for its algorithm label.
 bool backward_data_as_forward(const Conv2dParams& p) {
     return p.N > 1 && p.stride_h == 1 && p.stride_w == 1 && p.OH == p.H && p.OW == p.W &&
            p.c_per_group() >= 32 && p.pad_top <= p.dil_h * (p.KH - 1) &&
