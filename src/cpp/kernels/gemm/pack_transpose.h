@@ -4,7 +4,9 @@
 // or 2x2 (double) register transpose moves 16 bytes per load and per store. SSE2 is in the
 // x86-64 baseline, so the portable drivers use it; other CPUs get the element loop.
 // Users: packA of a row-major A, packB of a transposed B (gemm_driver.cpp), and the
-// transposed im2col packing of backward_weight (im2col.cpp).
+// transposed im2col packing of backward_weight (im2col.cpp). Include it from portable
+// (baseline) sources only: these inline functions must not be merged with a copy built
+// with an ISA's flags (see params.h).
 #pragma once
 
 #include <cstdint>
