@@ -301,6 +301,27 @@ def test_auto_algorithm_choice(case, direction, expected):
                                              _pair(case.dilation), case.groups) == expected
 
 
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        *((c, True) for c in CASES if c.id.startswith("same") and c.C // c.groups >= 32),
+        (Case("same32_N1", 1, 32, 6, 7, 8, 3, 3, padding=1), False),
+        (Case("same3", 2, 3, 6, 7, 8, 3, 3, padding=1), False),
+        (Case("valid32", 2, 32, 6, 7, 8, 3, 3), False),
+        (Case("stride2_32", 2, 32, 6, 7, 8, 3, 3, stride=2, padding=1), False),
+    ],
+    ids=lambda v: v.id if isinstance(v, Case) else str(v),
+)
+def test_backward_data_as_forward_rule(case, expected):
+    """Which layers' im2col backward_data runs as the forward of dy with flipped weights; the
+    'same' battery cases are there to exercise that path, so they must take it."""
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    got = _core.conv2d_backward_data_as_forward(x, w, _pair(case.stride), case.pads,
+                                                _pair(case.dilation), case.groups)
+    assert got is expected
+
+
 def test_choose_algorithm_rejects_unknown_direction():
     x, w = np.zeros((1, 1, 5, 5), np.float32), np.zeros((1, 1, 3, 3), np.float32)
     with pytest.raises(ValueError, match="direction 'sideways'"):

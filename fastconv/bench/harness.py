@@ -258,16 +258,12 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
             "backward_data": lambda: t_bwd([True, False, False])[0],
             "backward_weight": lambda: t_bwd([False, True, True])[1],
         }[direction]
-    algo = fc._core.conv2d_choose_algorithm(x, w, (layer.stride,) * 2, (layer.padding,) * 4,
-                                            (layer.dilation,) * 2, layer.groups, direction)
+    hyper = ((layer.stride,) * 2, (layer.padding,) * 4, (layer.dilation,) * 2, layer.groups)
+    algo = fc._core.conv2d_choose_algorithm(x, w, *hyper, direction)
     label = _CONV_ALGO.get(algo, {}).get(direction, algo)
-    # im2col's backward_data runs as the forward of dy with flipped weights on stride-1
-    # 'same' layers with >= 32 channels per group and N > 1 (backward_data_as_forward in
-    # src/cpp/kernels/conv2d/conv2d_driver.cpp; keep the two in step).
-    if (algo == "im2col" and direction == "backward_data" and layer.stride == 1
-            and layer.y_shape[2:] == layer.x_shape[2:] and layer.c // layer.groups >= 32
-            and layer.n > 1):
-        label = "flip+im2col"
+    if (algo == "im2col" and direction == "backward_data"
+            and fc._core.conv2d_backward_data_as_forward(x, w, *hyper)):
+        label = "flip+im2col"  # the forward of dy with flipped weights, no col2im
     return Case(layer.kind, layer.name, direction, ours, peer, "torch",
                 flops=layer.flops(direction), bytes=layer.bytes(direction),
                 algorithm=label, shape=layer.describe(),

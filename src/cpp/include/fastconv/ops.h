@@ -43,6 +43,10 @@ const char* conv_algo_name(ConvAlgo a);
 ConvDirection parse_conv_direction(const std::string& name);  // throws std::invalid_argument
 // The algorithm `automatic` resolves to for these shapes and direction (pure function).
 ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir);
+// Whether im2col's backward_data runs as the forward convolution of dy with the flipped
+// weights (stride-1 'same' layers, >= 32 channels per group, N > 1) rather than GEMM +
+// col2im (pure function; conv2d_driver.cpp gives the measurements behind the rule).
+bool conv2d_backward_data_as_forward(const Conv2dParams& p);
 // `algo` itself, or choose_conv_algo(p, dir) for automatic; std::invalid_argument if a
 // forced algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise
 // groups == C).

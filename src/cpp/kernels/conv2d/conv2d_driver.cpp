@@ -234,25 +234,8 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
     });
 }
 
-// dx as a forward convolution: with stride 1, dx is the forward convolution of dy with the
-// flipped, transposed weights W'[c][k][kh][kw] = W[k][c][KH-1-kh][KW-1-kw] (per group),
-// dilation kept and padding d*(KH-1) - pad. It runs the forward's im2col packed straight
-// into GEMM panels instead of a CKK x OHW column matrix and col2im's scatter-add. Chosen
-// where it measured faster (Zen 4, 1 thread, alternated with GEMM + col2im):
-// - 'same' layers (OH = H, OW = W) with >= 32 input channels per group, several images:
-//   CifarNet conv2 b64 1.12x, ResNet-18 3x3 b8 1.06-1.20x;
-// - not with fewer channels: the forward's M is C, and C = 1..3 fills 1..3 of the
-//   micro-kernel's 8 rows (LeNet-5 conv1 0.32x, CifarNet conv1 0.55x);
-// - not for unpadded layers, which become full convolutions of a zero-padded dy with half
-//   the rows (Keras conv2/conv3: 0.82x / 0.69x);
-// - not at batch 1, where the flipped weights are packed for one image (7x7x512: 0.66x).
-// fastconv/bench/harness.py mirrors this rule for its algorithm label.
-bool backward_data_as_forward(const Conv2dParams& p) {
-    return p.N > 1 && p.stride_h == 1 && p.stride_w == 1 && p.OH == p.H && p.OW == p.W &&
-           p.c_per_group() >= 32 && p.pad_top <= p.dil_h * (p.KH - 1) &&
-           p.pad_left <= p.dil_w * (p.KW - 1);
-}
-
+// dx as the forward convolution of dy with flipped weights (conv2d_backward_data_as_forward
+// says when, and why).
 template <typename T>
 void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
@@ -386,6 +369,24 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
 }
 
+// dx as a forward convolution: with stride 1, dx is the forward convolution of dy with the
+// flipped, transposed weights W'[c][k][kh][kw] = W[k][c][KH-1-kh][KW-1-kw] (per group),
+// dilation kept and padding d*(KH-1) - pad. It runs the forward's im2col packed straight
+// into GEMM panels instead of a CKK x OHW column matrix and col2im's scatter-add. Chosen
+// where it measured faster (Zen 4, 1 thread, alternated with GEMM + col2im):
+// - 'same' layers (OH = H, OW = W) with >= 32 input channels per group, several images:
+//   CifarNet conv2 b64 1.12x, ResNet-18 3x3 b8 1.06-1.20x;
+// - not with fewer channels: the forward's M is C, and C = 1..3 fills 1..3 of the
+//   micro-kernel's 8 rows (LeNet-5 conv1 0.32x, CifarNet conv1 0.55x);
+// - not for unpadded layers, which become full convolutions of a zero-padded dy with half
+//   the rows (Keras conv2/conv3: 0.82x / 0.69x);
+// - not at batch 1, where the flipped weights are packed for one image (7x7x512: 0.66x).
+bool conv2d_backward_data_as_forward(const Conv2dParams& p) {
+    return p.N > 1 && p.stride_h == 1 && p.stride_w == 1 && p.OH == p.H && p.OW == p.W &&
+           p.c_per_group() >= 32 && p.pad_top <= p.dil_h * (p.KH - 1) &&
+           p.pad_left <= p.dil_w * (p.KW - 1);
+}
+
 template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                     ConvAlgo algo) {
@@ -417,8 +418,8 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
         case ConvAlgo::direct_1x1:
             return backward_data_gemm(p, dx, dy, w, true);
         default:
-            return backward_data_as_forward(p) ? backward_data_forward(p, dx, dy, w)
-                                               : backward_data_gemm(p, dx, dy, w, false);
+            return conv2d_backward_data_as_forward(p) ? backward_data_forward(p, dx, dy, w)
+                                                      : backward_data_gemm(p, dx, dy, w, false);
     }
 }
 
