@@ -1,4 +1,4 @@
-"""Where a LeNet-5 training step spends its time: C++ kernels vs everything else.
+"""Where a model's training step spends its time: C++ kernels vs everything else.
 
 Every function of the compiled core (``fastconv._core``: conv, pooling, GEMM) is wrapped
 with a wall-clock timer; a training step (forward, cross-entropy, backward, SGD step) runs
@@ -6,8 +6,10 @@ repeatedly on one random batch, and the share of the step spent outside those ke
 Python layer, autograd bookkeeping and NumPy elementwise work — is reported. The timers
 cost well under a microsecond per call, a few percent of the smallest kernel.
 
-    python benchmarks/profile_train_step.py [--batch 64] [--steps 200] [--threads 1]
+    python benchmarks/profile_train_step.py [--model lenet5] [--batch 64] [--steps 200]
+                                            [--threads 1]
     python benchmarks/profile_train_step.py --cprofile     # the top Python functions too
+    python benchmarks/profile_train_step.py --inference --batch 1   # no_grad forward only
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import time
 import numpy as np
 
 import fastconv as fc
-from fastconv import _core, nn
+from fastconv import _core
 from fastconv import functional as F
+from fastconv.models import MODELS, get_model
 
 KERNEL_TIME: collections.Counter = collections.Counter()
 KERNEL_CALLS: collections.Counter = collections.Counter()
@@ -52,27 +55,12 @@ def instrument_core() -> None:
         setattr(_core, name, _timed(name, getattr(_core, name)))
 
 
-class LeNet5(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 6, 5)
-        self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(400, 120)
-        self.fc2 = nn.Linear(120, 84)
-        self.fc3 = nn.Linear(84, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        x = x.flatten(1)
-        x = F.relu(self.fc1(x))
-        x = F.relu(self.fc2(x))
-        return self.fc3(x)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet5", choices=sorted(MODELS))
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--inference", action="store_true",
+                        help="time model(x) under no_grad instead of a training step")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cprofile", action="store_true")
@@ -80,16 +68,25 @@ def main() -> None:
 
     fc.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
-    x = fc.tensor(rng.standard_normal((args.batch, 1, 32, 32), dtype=np.float32))
-    y = fc.tensor(rng.integers(0, 10, args.batch))
-    model = LeNet5()
+    spec = MODELS[args.model]
+    x = fc.tensor(rng.standard_normal((args.batch, *spec.input_shape), dtype=np.float32))
+    y = fc.tensor(rng.integers(0, spec.num_classes, args.batch))
+    model = get_model(args.model)
     opt = fc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
-    def step():
+    def train_step():
         opt.zero_grad()
         loss = F.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
+
+    def inference():
+        with fc.no_grad():
+            model(x)
+
+    if args.inference:
+        model.eval()
+    step = inference if args.inference else train_step
 
     for _ in range(10):
         step()
@@ -105,7 +102,8 @@ def main() -> None:
         step()
     total = time.perf_counter() - t0
     kernels = sum(KERNEL_TIME.values())
-    print(f"LeNet-5 training step, batch {args.batch}, {args.threads} thread(s), "
+    what = "inference" if args.inference else "training step"
+    print(f"{args.model} {what}, batch {args.batch}, {args.threads} thread(s), "
           f"isa {fc.backend_info()['isa']}")
     print(f"  step time (uninstrumented): median {np.median(plain) * 1e3:.3f} ms "
           f"(min {min(plain) * 1e3:.3f}, max {max(plain) * 1e3:.3f})")

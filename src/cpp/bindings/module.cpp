@@ -20,6 +20,7 @@ namespace fastconv {
 void register_gemm(py::module_& m);
 void register_conv2d(py::module_& m);
 void register_pool2d(py::module_& m);
+void register_eltwise(py::module_& m);
 void register_probe(py::module_& m);
 }  // namespace fastconv
 
@@ -129,5 +130,6 @@ PYBIND11_MODULE(_core, m) {
     fastconv::register_gemm(m);
     fastconv::register_conv2d(m);
     fastconv::register_pool2d(m);
+    fastconv::register_eltwise(m);
     fastconv::register_probe(m);
 }

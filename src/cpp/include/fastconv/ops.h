@@ -93,4 +93,15 @@ template <typename T>
 void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
 // adaptive max backward is max_pool2d_backward: same flat-index scatter.
 
+// ---------------------------------------------------------------------------------------
+// Elementwise activations over n contiguous elements (kernels/eltwise/eltwise_driver.cpp).
+//   relu_forward:  y = x < 0 ? 0 : x            (NaN passes through, as torch.relu)
+//   relu_backward: dx = y <= 0 ? 0 : dy         (torch's threshold_backward on the output;
+//                                               NaN outputs pass the gradient)
+// Outputs may alias an input of the same call.
+template <typename T>
+void relu_forward(int64_t n, const T* x, T* y);
+template <typename T>
+void relu_backward(int64_t n, const T* dy, const T* y, T* dx);
+
 }  // namespace fastconv
