@@ -108,6 +108,10 @@ class Case:
             algos.append("direct_1x1")
         if self.groups == self.C and self.groups > 1:
             algos.append("depthwise")
+        if (self.kh, self.kw) == (3, 3) and _pair(self.stride) == (1, 1) and _pair(
+            self.dilation,
+        ) == (1, 1):
+            algos.append("winograd")  # its backward_weight is im2col's
         return algos
 
 
@@ -169,6 +173,11 @@ CASES = [
     Case("same32_even_k2x4", 3, 32, 5, 6, 5, 2, 4, padding="same", bias=False),
     Case("same64_dil2_groups2", 2, 64, 7, 6, 10, 3, 3, padding=2, dilation=2, groups=2),
     Case("same40_dil_3x2_k2x3", 2, 40, 6, 9, 3, 2, 3, padding="same", dilation=(3, 2)),
+    # Big enough for the automatic choice to take Winograd F(2x2, 3x3) in forward and
+    # backward_data (>= 16 channels, >= 192 tiles, >= 4 tiles per row); an odd W leaves part
+    # tiles at the right, and the rows split across the 32-tile panels.
+    Case("winograd_auto", 3, 16, 18, 19, 24, 3, 3, padding=1),
+    Case("winograd_auto_valid", 2, 20, 22, 30, 16, 3, 3, bias=False),
 ]
 
 ALGO_PARAMS = [
@@ -280,15 +289,27 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
         (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "im2col"),
-        # backward_data: never direct (the GEMM path with W^T packed once is faster).
+        # backward_data: never direct (the GEMM path with W^T packed once is faster);
+        # Winograd on 3x3 layers with enough channels and tiles, as the forward.
         (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
         (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
-        (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "im2col"),
+        (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd"),
+        # forward: Winograd F(2x2, 3x3) for 3x3/stride 1 with >= 16 channels per group in
+        # and out, >= 192 tiles, rows of >= 4 tiles and < 10 % of tile outputs wasted.
+        (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "im2col"),
+        (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
+        (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
+        (Case("w8", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
-         "bd-56x56-b8", "bw-depthwise"],
+         "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
+         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-depthwise"],
 )
 def test_auto_algorithm_choice(case, direction, expected):
     x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
@@ -593,8 +614,13 @@ CONV_ERRORS = [
      r"\bweight\b.*zero-sized"),
     ("input-zero-H", lambda: K.conv2d(np.ones((2, 4, 0, 6), np.float32), _W), ValueError,
      r"\binput\b.*non-zero"),
-    ("unknown-algorithm", lambda: K.conv2d(_X, _W, algorithm="winograd"), ValueError,
-     r"algorithm 'winograd'"),
+    ("unknown-algorithm", lambda: K.conv2d(_X, _W, algorithm="fft"), ValueError,
+     r"algorithm 'fft'.*winograd"),
+    ("winograd-on-strided", lambda: K.conv2d(_X, _W, stride=2, algorithm="winograd"),
+     ValueError, r"'winograd'.*3x3 kernel, stride 1 and dilation 1"),
+    ("winograd-on-5x5", lambda: K.conv2d_backward_data(
+        _DY, np.ones((6, 4, 5, 5), np.float32), _X.shape, padding=1, algorithm="winograd"),
+     ValueError, r"'winograd'"),
     ("direct_1x1-on-3x3", lambda: K.conv2d(_X, _W, algorithm="direct_1x1"), ValueError,
      r"'direct_1x1'.*1x1"),
     ("direct_1x1-on-strided-1x1", lambda: K.conv2d(_X, _W1, stride=2, algorithm="direct_1x1"),
@@ -680,3 +706,15 @@ def test_conv2d_backward_data_input_shape_must_agree(input_shape):
     """
     with pytest.raises(ValueError, match=r"input_shape|input"):
         K.conv2d_backward_data(_DY, _W, input_shape)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.startswith("winograd_auto")],
+                         ids=lambda c: c.id)
+@pytest.mark.parametrize("direction", ["forward", "backward_data"])
+def test_winograd_battery_cases_take_winograd_automatically(case, direction):
+    """The battery's 'auto' runs of these cases must exercise Winograd, not im2col."""
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
+                                        _pair(case.dilation), case.groups, direction)
+    assert got == "winograd"

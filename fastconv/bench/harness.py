@@ -227,6 +227,8 @@ _CONV_ALGO = {  # the driver's choice, and what it means in each direction
     "direct_1x1": {"forward": "gemm_1x1", "backward_data": "gemm_1x1",
                    "backward_weight": "gemm_1x1"},
     "direct": {"forward": "direct", "backward_data": "direct", "backward_weight": "direct-corr"},
+    "winograd": {"forward": "winograd F(2x2,3x3)", "backward_data": "flip+winograd",
+                 "backward_weight": "im2col+gemm"},
 }
 
 

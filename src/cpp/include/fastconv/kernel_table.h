@@ -66,6 +66,17 @@ struct KernelSet {
                          T* out) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
 
+    // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over len / lanes <=
+    // kWinogradMaxLanes tiles side by side:
+    //   winograd_input_run: the 4x4 input patches at rows ih0.., columns iw0 + 2i.. of the
+    //     H x W plane xc (zeros outside it) for tiles i < len, transformed: v = B^T d B;
+    //     writes v[xi] of tile i at out[xi * xi_stride + i].
+    //   winograd_output: o[r * kWinogradMaxLanes + j] = (A^T m A)[r] + bias (2x2 row-major,
+    //     r < 4) for lanes j < lanes, m[xi] of lane j at m[xi * xi_stride + j].
+    void (*winograd_input_run)(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
+                               int len, T* out, int64_t xi_stride) = nullptr;
+    void (*winograd_output)(const T* m, int64_t xi_stride, int lanes, T bias, T* o) = nullptr;
+
     // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
     // Indices are flat positions h*W + w within the plane (PyTorch's convention).
     // Forward kernels overwrite y (and indices); backward kernels overwrite dx (zero it,

@@ -29,13 +29,17 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 //   depthwise   groups == C > 1: per-plane direct kernels
 //   direct      no im2col matrix: shifted streams over row-padded stride-phase planes
 //               (kernels/conv2d/conv2d_direct.cpp); any shape
+//   winograd    Winograd F(2x2, 3x3) (kernels/conv2d/winograd.cpp): 3x3 / stride 1 /
+//               dilation 1, forward and backward_data (as the forward with flipped
+//               weights); backward_weight runs im2col's
 enum class ConvAlgo : int {
     automatic = 0,
     ref = 1,
     im2col = 2,
     direct_1x1 = 3,
     depthwise = 4,
-    direct = 5
+    direct = 5,
+    winograd = 6
 };
 enum class ConvDirection : int { forward = 0, backward_data = 1, backward_weight = 2 };
 ConvAlgo parse_conv_algo(const std::string& name);  // throws std::invalid_argument
@@ -49,7 +53,7 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir);
 bool conv2d_backward_data_as_forward(const Conv2dParams& p);
 // `algo` itself, or choose_conv_algo(p, dir) for automatic; std::invalid_argument if a
 // forced algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise
-// groups == C).
+// groups == C, winograd 3x3/stride 1/dilation 1).
 ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection dir);
 
 template <typename T>

@@ -83,10 +83,28 @@
     template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);           \
     template ::fastconv::DirectTiles direct_tiles<T>();
 
+namespace fastconv {
+// Widest run / panel of the Winograd transforms: the widest NR of any micro-kernel.
+constexpr int kWinogradMaxLanes = 32;
+}  // namespace fastconv
+
+#define FASTCONV_DECLARE_WINOGRAD_KERNELS                                                      \
+    template <typename T>                                                                      \
+    void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,       \
+                            int len, T* out, int64_t xi_stride);                               \
+    template <typename T>                                                                      \
+    void winograd_output(const T* m, int64_t xi_stride, int lanes, T bias, T* o);
+
+#define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                \
+    template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, T*, \
+                                        int64_t);                                              \
+    template void winograd_output<T>(const T*, int64_t, int, T, T*);
+
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \
     namespace isa {                       \
     FASTCONV_DECLARE_DIRECT_KERNELS       \
+    FASTCONV_DECLARE_WINOGRAD_KERNELS     \
     FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL  \
     FASTCONV_DECLARE_IM2COL_KERNELS       \
     FASTCONV_DECLARE_POOL2D_KERNELS       \

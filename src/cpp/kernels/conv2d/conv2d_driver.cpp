@@ -22,6 +22,7 @@
 #include "kernels/conv2d/conv2d_direct.h"
 #include "kernels/conv2d/conv2d_ref.h"
 #include "kernels/conv2d/im2col.h"
+#include "kernels/conv2d/winograd.h"
 #include "kernels/gemm/gemm_packed.h"
 
 namespace fastconv {
@@ -55,6 +56,9 @@ ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection d
             "algorithm 'direct_1x1' needs a 1x1 kernel, stride 1 and no padding");
     if (algo == ConvAlgo::depthwise && !is_depthwise(p))
         throw std::invalid_argument("algorithm 'depthwise' needs groups == in_channels > 1");
+    if (algo == ConvAlgo::winograd && !winograd_applies(p))
+        throw std::invalid_argument(
+            "algorithm 'winograd' needs a 3x3 kernel, stride 1 and dilation 1");
     return algo;
 }
 
@@ -234,10 +238,23 @@ void backward_data_gemm(const Conv2dParams& p, T* dx, const T* dy, const T* w, b
     });
 }
 
-// dx as the forward convolution of dy with flipped weights (conv2d_backward_data_as_forward
-// says when, and why).
+// backward_data with stride 1 as the forward convolution of dy with the flipped,
+// transposed weights: the forward's parameters.
+Conv2dParams backward_data_as_forward_params(const Conv2dParams& p) {
+    Conv2dParams q = p;
+    q.C = p.K, q.H = p.OH, q.W = p.OW;
+    q.K = p.C, q.OH = p.H, q.OW = p.W;
+    q.pad_top = p.dil_h * (p.KH - 1) - p.pad_top;
+    q.pad_left = p.dil_w * (p.KW - 1) - p.pad_left;
+    return q;
+}
+
+// backward_data as a forward convolution (stride 1): dx is the forward convolution of dy
+// with the flipped, transposed weights W'[c][k][kh][kw] = W[k][c][KH-1-kh][KW-1-kw] (per
+// group), dilation kept and padding d*(KH-1) - pad. Writes W' to scratch and returns it;
+// *q gets the forward's parameters.
 template <typename T>
-void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+const T* flipped_weights_as_forward(const Conv2dParams& p, const T* w, Conv2dParams* q) {
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
     T* wf = thread_scratch<T, kFlippedWTag>(static_cast<size_t>(p.C * Kg * KK));
     for (int64_t g = 0; g < G; ++g)
@@ -247,12 +264,26 @@ void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w
                 T* dst = wf + ((g * Cg + c) * Kg + k) * KK;
                 for (int64_t t = 0; t < KK; ++t) dst[t] = src[KK - 1 - t];
             }
-    Conv2dParams q = p;
-    q.C = p.K, q.H = p.OH, q.W = p.OW;
-    q.K = p.C, q.OH = p.H, q.OW = p.W;
-    q.pad_top = p.dil_h * (p.KH - 1) - p.pad_top;
-    q.pad_left = p.dil_w * (p.KW - 1) - p.pad_left;
+    *q = backward_data_as_forward_params(p);
+    return wf;
+}
+
+// dx by im2col's forward (conv2d_backward_data_as_forward says when, and why).
+template <typename T>
+void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    Conv2dParams q;
+    const T* wf = flipped_weights_as_forward(p, w, &q);
     forward_gemm(q, dy, wf, static_cast<const T*>(nullptr), dx, false);
+}
+
+// dx by Winograd's forward: the flipped 3x3 kernel is again 3x3 / stride 1 / dilation 1,
+// for any padding (a negative forward padding only shifts the tiles' reads, which are
+// bounds-checked).
+template <typename T>
+void backward_data_winograd(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    Conv2dParams q;
+    const T* wf = flipped_weights_as_forward(p, w, &q);
+    winograd_forward(q, dy, wf, static_cast<const T*>(nullptr), dx);
 }
 
 template <typename T>
@@ -333,8 +364,10 @@ ConvAlgo parse_conv_algo(const std::string& name) {
     if (name == "direct_1x1") return ConvAlgo::direct_1x1;
     if (name == "depthwise") return ConvAlgo::depthwise;
     if (name == "direct") return ConvAlgo::direct;
-    throw std::invalid_argument("unknown conv algorithm '" + name +
-                                "': expected auto, ref, im2col, direct_1x1, depthwise or direct");
+    if (name == "winograd") return ConvAlgo::winograd;
+    throw std::invalid_argument(
+        "unknown conv algorithm '" + name +
+        "': expected auto, ref, im2col, direct_1x1, depthwise, direct or winograd");
 }
 
 ConvDirection parse_conv_direction(const std::string& name) {
@@ -359,6 +392,8 @@ const char* conv_algo_name(ConvAlgo a) {
             return "depthwise";
         case ConvAlgo::direct:
             return "direct";
+        case ConvAlgo::winograd:
+            return "winograd";
     }
     return "?";
 }
@@ -366,6 +401,10 @@ const char* conv_algo_name(ConvAlgo a) {
 ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     if (is_depthwise(p)) return ConvAlgo::depthwise;  // GEMM with K = KH*KW is wasteful
     if (is_pointwise(p)) return ConvAlgo::direct_1x1;
+    if (dir == ConvDirection::forward && winograd_preferred(p)) return ConvAlgo::winograd;
+    if (dir == ConvDirection::backward_data && winograd_applies(p) &&
+        winograd_preferred(backward_data_as_forward_params(p)))
+        return ConvAlgo::winograd;
     return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
 }
 
@@ -400,6 +439,8 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
             return direct_depthwise_forward(p, x, w, bias, y);
         case ConvAlgo::direct_1x1:
             return forward_gemm(p, x, w, bias, y, true);
+        case ConvAlgo::winograd:
+            return winograd_forward(p, x, w, bias, y);
         default:
             return forward_gemm(p, x, w, bias, y, false);
     }
@@ -417,6 +458,8 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
             return direct_depthwise_backward_data(p, dx, dy, w);
         case ConvAlgo::direct_1x1:
             return backward_data_gemm(p, dx, dy, w, true);
+        case ConvAlgo::winograd:
+            return backward_data_winograd(p, dx, dy, w);
         default:
             return conv2d_backward_data_as_forward(p) ? backward_data_forward(p, dx, dy, w)
                                                       : backward_data_gemm(p, dx, dy, w, false);
@@ -435,7 +478,7 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
             return direct_depthwise_backward_weight(p, dw, dy, x);
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
-        default:
+        default:  // im2col, and winograd: its weight gradient is im2col's
             return backward_weight_gemm(p, dw, dy, x, false);
     }
 }

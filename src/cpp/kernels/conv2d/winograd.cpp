@@ -1,0 +1,227 @@
+// Winograd F(2x2, 3x3) convolution for 3x3 / stride 1 / dilation 1 layers (Lavin & Gray,
+// "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, arXiv:1509.09308).
+//
+// Each 2x2 block of outputs ("tile") of one image and output channel is
+//     Y = A^T [ sum_c (G g_kc G^T) .* (B^T d_c B) ] A
+// with d_c the 4x4 input patch under the tile and g_kc the 3x3 kernel. The elementwise
+// product over the 16 positions xi of the 4x4 transformed tile is 16 independent GEMMs,
+//     M_xi (Kg x tiles) = U_xi (Kg x Cg) * V_xi (Cg x tiles),
+// 16 * Kg * Cg multiplies per tile instead of 36 * Kg * Cg: 2.25x fewer. Matrices:
+//     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]
+//     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
+//     A^T = [1 1 1 0; 0 1 -1 -1]
+// Entries are 0, +-1 and +-1/2, so the transforms add at most a few roundings beyond the
+// direct sum (docs/performance.md gives the measured error against float64). F(4x4, 3x3)
+// would save 4x, but its larger transform entries grow the float32 error about tenfold.
+//
+// Layout and blocking. Tiles of the whole batch are numbered n-major, then tile row, then
+// tile column, and taken in blocks of whole NR panels (the GEMM micro-kernel's width):
+// - V of a block is written by the input transform straight into packed-B panels,
+//   [xi][group][panel][c][NR], sized to stay in L2 across the output-channel loop;
+// - U is packed once per call as packed-A panels, [group][xi][MR block][c][MR];
+// - per MR block of output channels the 16 GEMMs write M_xi into a [xi][MR][block] tile
+//   that stays in L1, and the output transform (plus bias) writes y from it.
+// Threads take whole blocks; every output is written by one thread, in a fixed order of
+// operations, so results do not depend on the thread count.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "common/aligned_buffer.h"
+#include "common/parallel.h"
+#include "fastconv/kernel_table.h"
+#include "fastconv/plane_kernels.h"
+#include "kernels/conv2d/winograd.h"
+
+namespace fastconv {
+
+namespace {
+
+enum WinogradScratchTag { kWinoUTag = 40, kWinoVTag = 41, kWinoMTag = 42 };
+constexpr int kXi = 16;         // positions of a transformed 4x4 tile
+constexpr int kMaxLanes = kWinogradMaxLanes;
+// V of one block (16 x C x tiles) is kept within this many bytes (Zen 4: 1 MiB L2, shared
+// with the streaming U panels and the M tile).
+constexpr int64_t kBlockBytes = 512 * 1024;
+
+// U_xi[k][c] = (G g G^T)[xi] for one 3x3 kernel g (row-major).
+template <typename T>
+void transform_kernel(const T* g, T (&u)[kXi]) {
+    const T h = T(0.5);
+    T t[4][3];  // G g
+    for (int j = 0; j < 3; ++j) {
+        t[0][j] = g[j];
+        t[1][j] = h * (g[j] + g[3 + j] + g[6 + j]);
+        t[2][j] = h * (g[j] - g[3 + j] + g[6 + j]);
+        t[3][j] = g[6 + j];
+    }
+    for (int i = 0; i < 4; ++i) {  // (G g) G^T
+        u[i * 4 + 0] = t[i][0];
+        u[i * 4 + 1] = h * (t[i][0] + t[i][1] + t[i][2]);
+        u[i * 4 + 2] = h * (t[i][0] - t[i][1] + t[i][2]);
+        u[i * 4 + 3] = t[i][2];
+    }
+}
+
+// A run: consecutive tiles of one tile row of one image, within one NR panel of a block
+// (tiles tw0 .. tw0+len-1 of row th of image n, at lanes lane0 .. of panel jp).
+struct Run {
+    int64_t n, th, tw0;
+    int len, jp, lane0;
+};
+
+// The runs of tiles [t0, t1), split at tile rows and at panels of nr lanes from t0.
+std::vector<Run> block_runs(int64_t TW, int64_t TT, int64_t t0, int64_t t1, int nr) {
+    std::vector<Run> runs;
+    for (int64_t t = t0; t < t1;) {
+        const int64_t tw = t % TW, l = t - t0;
+        const int64_t end = std::min({t1, t + (TW - tw), t0 + (l / nr + 1) * nr});
+        runs.push_back({t / TT, t % TT / TW, tw, static_cast<int>(end - t),
+                        static_cast<int>(l / nr), static_cast<int>(l % nr)});
+        t = end;
+    }
+    return runs;
+}
+
+// Writes one run's 2x2 output blocks o[0..3][lane0 + i] into the plane yk (rows 2th and
+// 2th+1, columns from 2tw0), dropping the last row/column where OH/OW is odd.
+template <typename T>
+void store_output_run(const Conv2dParams& p, const T (&o)[4][kMaxLanes], const Run& r, T* yk) {
+    const int64_t oh0 = 2 * r.th, ow0 = 2 * r.tw0;
+    const int full = static_cast<int>(std::min<int64_t>(r.len, (p.OW - ow0) / 2));
+    for (int h = 0; h < 2 && oh0 + h < p.OH; ++h) {
+        T* row = yk + (oh0 + h) * p.OW + ow0;
+        const T* a = o[2 * h] + r.lane0;
+        const T* b = o[2 * h + 1] + r.lane0;
+        for (int i = 0; i < full; ++i) {
+            row[2 * i] = a[i];
+            row[2 * i + 1] = b[i];
+        }
+        if (full < r.len) row[2 * full] = a[full];  // odd OW: the last tile's left column
+    }
+}
+
+}  // namespace
+
+bool winograd_applies(const Conv2dParams& p) {
+    return p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
+           p.dil_w == 1;
+}
+
+// Measured against im2col (Zen 4, float32, 1 and 2 threads, alternated): Winograd wins
+// 1.2-1.8x on CifarNet conv2 b64 and on the ResNet-18 / VGG 3x3 layers with enough tiles
+// (56x56x64 and 28x28x128 at batch 1 and 8, 14x14x256 at batch 8, VGG 56x56x256), and
+// loses where
+// - channels are few: the GEMMs' K = C/g and M = K/g are too short for the micro-kernel
+//   to pay for the transforms (CifarNet conv1, C = 3: 0.6x);
+// - tiles are few: fewer than 6 panels of 32 leave the weight transform unamortised and the
+//   last panel part-empty (14x14x256 b1 0.97x, 7x7x512 b1 0.55x);
+// - odd output sizes waste over a tenth of the 2x2 tiles (Keras conv2, 13x13: 0.86x;
+//   7x7 maps: 0.77 of the tiles' outputs are used);
+// - rows are under 4 tiles: the transforms' per-run cost dominates (Keras conv3, 4x4
+//   outputs: 0.81x forward, 0.62x backward_data at batch 64).
+bool winograd_preferred(const Conv2dParams& p) {
+    if (!winograd_applies(p) || p.c_per_group() < 16 || p.k_per_group() < 16) return false;
+    const int64_t th = (p.OH + 1) / 2, tw = (p.OW + 1) / 2;
+    return tw >= 4 && p.N * th * tw >= 192 && 10 * p.OH * p.OW >= 9 * 4 * th * tw;
+}
+
+template <typename T>
+void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const int mr = ks.gemm_mr, nr = ks.gemm_nr;
+    const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
+    const int64_t TW = (p.OW + 1) / 2, TT = (p.OH + 1) / 2 * TW, P = p.N * TT;
+    if (P == 0 || p.K == 0) return;
+
+    // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
+    const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
+    T* U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(G * kXi * nkp * upanel));
+    // One MR block of output channels at a time, so each (xi, c) row of mr values is
+    // written whole (row by row, the 16 scattered streams refetched every line mr times).
+    parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
+        T u[kMaxLanes][kXi];
+        for (int64_t r = r0; r < r1; ++r) {
+            const int64_t g = r / nkp, ip = r % nkp;
+            const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+            for (int64_t c = 0; c < Cg; ++c) {
+                for (int i = 0; i < rows; ++i)
+                    transform_kernel(w + ((g * Kg + ip * mr + i) * Cg + c) * 9, u[i]);
+                for (int xi = 0; xi < kXi; ++xi) {
+                    T* dst = U + ((g * kXi + xi) * nkp + ip) * upanel + c * mr;
+                    for (int i = 0; i < mr; ++i) dst[i] = i < rows ? u[i][xi] : T(0);
+                }
+            }
+        }
+    });
+
+    // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share.
+    const int64_t panels_total = (P + nr - 1) / nr;
+    const int64_t v_panel_bytes = kXi * C * nr * static_cast<int64_t>(sizeof(T));
+    int64_t bp = std::max<int64_t>(1, kBlockBytes / v_panel_bytes);
+    const int nt = num_threads();
+    if (nt > 1) bp = std::max<int64_t>(1, std::min(bp, panels_total / (4 * nt)));
+    const int64_t nblocks = (panels_total + bp - 1) / bp;
+
+    parallel_ranges(nblocks, nt, [&](int64_t b0, int64_t b1) {
+        const int64_t bcols = bp * nr;  // ldc of the M tile, lanes per block
+        T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(kXi * C * bcols));
+        T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(kXi * mr * bcols));
+        T o[4][kMaxLanes];
+        for (int64_t b = b0; b < b1; ++b) {
+            const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
+            const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
+            const std::vector<Run> runs = block_runs(TW, TT, t0, t1, nr);
+            // V_xi of block b: [xi][g][panel][c][nr]; xi stride G*np*Cg*nr. Lanes past the
+            // last tile are zero (their columns of M are never stored).
+            const int64_t xi_stride = G * np * Cg * nr;
+            if (t1 - t0 < np * nr) {
+                const int64_t jp = np - 1, l0 = (t1 - t0) % nr;
+                for (int xi = 0; xi < kXi; ++xi)
+                    for (int64_t c = 0; c < C; ++c)
+                        std::fill_n(V + xi * xi_stride + ((c / Cg * np + jp) * Cg + c % Cg) * nr + l0,
+                                    nr - l0, T(0));
+            }
+            for (int64_t c = 0; c < C; ++c) {
+                const int64_t g = c / Cg, cg = c % Cg;
+                for (const Run& r : runs)
+                    ks.winograd_input_run(x + (r.n * C + c) * HW, p.H, p.W, 2 * r.th - p.pad_top,
+                                          2 * r.tw0 - p.pad_left, r.len,
+                                          V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0,
+                                          xi_stride);
+            }
+            // Per group and MR block of output channels: 16 GEMMs into M, then A^T M A.
+            for (int64_t g = 0; g < G; ++g)
+                for (int64_t ip = 0; ip < nkp; ++ip) {
+                    for (int xi = 0; xi < kXi; ++xi) {
+                        const T* a = U + ((g * kXi + xi) * nkp + ip) * upanel;
+                        const T* vb = V + xi * xi_stride + g * np * Cg * nr;
+                        T* m = M + xi * mr * bcols;
+                        for (int64_t jp = 0; jp < np; ++jp)
+                            ks.gemm_ukernel(Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1),
+                                            T(0));
+                    }
+                    const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+                    for (int i = 0; i < rows; ++i) {
+                        const int64_t k = g * Kg + ip * mr + i;
+                        const T bk = bias ? bias[k] : T(0);
+                        size_t ri = 0;
+                        for (int64_t jp = 0; jp < np; ++jp) {
+                            ks.winograd_output(M + i * bcols + jp * nr, mr * bcols, nr, bk, o[0]);
+                            for (; ri < runs.size() && runs[ri].jp == jp; ++ri)
+                                store_output_run(p, o, runs[ri],
+                                                 y + (runs[ri].n * p.K + k) * OHW);
+                        }
+                    }
+                }
+        }
+    });
+}
+
+template void winograd_forward<float>(const Conv2dParams&, const float*, const float*,
+                                      const float*, float*);
+template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
+                                       const double*, double*);
+
+}  // namespace fastconv
