@@ -23,7 +23,8 @@ def gemm(
     trans_a: bool = False, trans_b: bool = False,
 ) -> _Array: ...
 
-# Conv2d / ConvTranspose2d (algorithm: 'auto' | 'ref' | 'im2col' | 'direct_1x1' | 'depthwise')
+# Conv2d / ConvTranspose2d (algorithm: 'auto' | 'ref' | 'im2col' | 'direct_1x1' | 'depthwise'
+# | 'direct' | 'winograd')
 def conv2d_forward(
     input: _Array, weight: _Array, bias: _Array | None, stride: _Pair, padding: _Pad4,
     dilation: _Pair, groups: int, algorithm: str = "auto",

@@ -12,10 +12,11 @@ arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument
 Functions, which call ``_core`` directly in forward and backward.
 
 The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
-'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by shape and
-direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix: every
-kernel tap is a shifted contiguous stream over row-padded stride-phase planes
-(docs/performance.md).
+'winograd', 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by
+shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
+every kernel tap is a shifted contiguous stream over row-padded stride-phase planes.
+'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 / dilation 1
+(ValueError otherwise); its backward_weight is im2col's (docs/performance.md).
 """
 
 from __future__ import annotations
