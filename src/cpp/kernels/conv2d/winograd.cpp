@@ -141,7 +141,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
     // One MR block of output channels at a time, so each (xi, c) row of mr values is
     // written whole (row by row, the 16 scattered streams refetched every line mr times).
     parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
-        T u[kMaxLanes][kXi];
+        T u[kMaxLanes][kXi];  // one per row of the MR block (MR <= kMaxLanes)
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t g = r / nkp, ip = r % nkp;
             const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));

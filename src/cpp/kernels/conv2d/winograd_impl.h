@@ -42,12 +42,12 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
             for (int64_t i = 0; i < n; ++i) er[i] = orow[i] = T(0);
             continue;
         }
-        const T* src = xc + ih * W + iw0;  // only indexed inside [0, W)
+        const T* row = xc + ih * W;  // indexed only at columns inside [0, W)
         for (int64_t i = 0; i < elo; ++i) er[i] = T(0);
-        for (int64_t i = elo; i < ehi; ++i) er[i] = src[2 * i];
+        for (int64_t i = elo; i < ehi; ++i) er[i] = row[iw0 + 2 * i];
         for (int64_t i = ehi; i < n; ++i) er[i] = T(0);
         for (int64_t i = 0; i < olo; ++i) orow[i] = T(0);
-        for (int64_t i = olo; i < ohi; ++i) orow[i] = src[2 * i + 1];
+        for (int64_t i = olo; i < ohi; ++i) orow[i] = row[iw0 + 2 * i + 1];
         for (int64_t i = ohi; i < n; ++i) orow[i] = T(0);
     }
     T te[4][kLanes + 1], to[4][kLanes + 1];  // B^T d, even and odd columns
