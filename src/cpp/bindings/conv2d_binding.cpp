@@ -154,13 +154,6 @@ void check_output_grad(const char* op, const py::array& dy, int64_t N, int64_t K
                     shape_str(std::vector<int64_t>{N, K, OH, OW}), ", got ", shape_str(dy));
 }
 
-// Calls f.template operator()<T>() with T = float or double.
-template <typename F>
-py::object dispatch(DType dt, F&& f) {
-    if (dt == DType::f32) return f(float{});
-    return f(double{});
-}
-
 std::string shape_of(const py::array& a) {
     return shape_str(a);
 }

@@ -15,15 +15,11 @@ namespace fastconv {
 namespace {
 
 namespace py = pybind11;
+using bind::dispatch;
 using bind::DType;
 
 std::vector<int64_t> shape_of(const py::array& a) {
     return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
-}
-
-template <typename F>
-py::object dispatch(DType dt, F&& f) {
-    return dt == DType::f32 ? f(float{}) : f(double{});
 }
 
 py::object relu_forward_py(const py::object& x_obj) {

@@ -63,6 +63,13 @@ inline py::array require_array(const char* op, const char* arg, const py::handle
     return py::reinterpret_borrow<py::array>(obj);
 }
 
+// Calls f(float{}) or f(double{}) for the dtype: the element type of a binding's body.
+template <typename F>
+py::object dispatch(DType dt, F&& f) {
+    if (dt == DType::f32) return f(float{});
+    return f(double{});
+}
+
 // float32 or float64 in native byte order; anything else is a TypeError.
 inline DType float_dtype(const char* op, const char* arg, const py::array& a) {
     if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;

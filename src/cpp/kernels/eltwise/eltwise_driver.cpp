@@ -21,18 +21,13 @@ namespace {
 // than its work, small enough that two threads share a 300K-element map evenly.
 constexpr int64_t kBlock = 16384;
 
+// body(i0, i1) over [0, n) in whole blocks, claimed by the threads (parallel_ranges).
 template <typename F>
 void for_blocks(int64_t n, F&& body) {
     const int64_t blocks = (n + kBlock - 1) / kBlock;
-    if (blocks <= 1) {
-        body(0, n);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic) num_threads(threads_for(blocks))
-    for (int64_t b = 0; b < blocks; ++b) {
-        const int64_t i0 = b * kBlock, i1 = i0 + kBlock < n ? i0 + kBlock : n;
-        body(i0, i1);
-    }
+    parallel_ranges(blocks, num_threads(), [&](int64_t b0, int64_t b1) {
+        body(b0 * kBlock, b1 * kBlock < n ? b1 * kBlock : n);
+    });
 }
 
 }  // namespace
