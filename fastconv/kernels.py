@@ -16,7 +16,7 @@ The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 
 shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
 every kernel tap is a shifted contiguous stream over row-padded stride-phase planes.
 'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 / dilation 1
-(ValueError otherwise); its backward_weight is im2col's (docs/performance.md).
+(ValueError otherwise), in all three directions (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -263,7 +263,9 @@ def conv2d_backward_weight(
     ``dW_g = Σ_n dy_{n,g} · im2col(x_{n,g})ᵀ``. With several threads the images are split
     into one fixed chunk per thread and the partial sums added in thread order, so results
     are bitwise reproducible for a given thread count but may differ in the last bits
-    between thread counts.
+    between thread counts. 3x3 / stride-1 layers with >= 64 channels per group in and out
+    use Winograd F(2x2, 3x3) instead (``dU = Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)``, ``dW = Gᵀ dU G``),
+    whose result is the same for any thread count.
     """
     op = "conv2d_backward_weight"
     weight_shape = _weight_shape(weight_shape, "(K, C/groups, KH, KW)", op)

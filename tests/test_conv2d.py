@@ -111,7 +111,7 @@ class Case:
         if (self.kh, self.kw) == (3, 3) and _pair(self.stride) == (1, 1) and _pair(
             self.dilation,
         ) == (1, 1):
-            algos.append("winograd")  # its backward_weight is im2col's
+            algos.append("winograd")
         return algos
 
 
@@ -178,6 +178,9 @@ CASES = [
     # tiles at the right, and the rows split across the 32-tile panels.
     Case("winograd_auto", 3, 16, 18, 19, 24, 3, 3, padding=1),
     Case("winograd_auto_valid", 2, 20, 22, 30, 16, 3, 3, bias=False),
+    # >= 64 channels: auto takes Winograd for the weight gradient too (odd 9-tile rows,
+    # 243 tiles: blocks of 128 split inside rows and images).
+    Case("winograd_auto_wgrad", 3, 64, 18, 18, 64, 3, 3, padding=1),
 ]
 
 ALGO_PARAMS = [
@@ -283,7 +286,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         # when a block sums >= 512 positions (LeNet-5 conv1 at batch 64); im2col for the rest
         # (56x56x64, 3x3 first layers, 7x7 maps, tiny inputs).
         (Case("g", 64, 1, 32, 32, 6, 5, 5), "backward_weight", "direct"),
-        (Case("h", 1, 64, 56, 56, 64, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("h", 1, 64, 56, 56, 64, 3, 3, padding=1), "backward_weight", "winograd"),
         (Case("p", 64, 3, 32, 32, 32, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("q", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_weight", "direct"),
         (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
@@ -303,13 +306,20 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "im2col"),
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
+        # backward_weight: Winograd where the forward rule holds with >= 64 channels per
+        # group in and out.
         (Case("w8", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("w9", 8, 128, 28, 28, 128, 3, 3, padding=1), "backward_weight", "winograd"),
+        (Case("w10", 1, 256, 14, 14, 256, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("w11", 8, 64, 56, 56, 64, 3, 3, padding=1, groups=2), "backward_weight",
+         "im2col"),
         (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
-         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-depthwise"],
+         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-28x28x128-b8",
+         "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise"],
 )
 def test_auto_algorithm_choice(case, direction, expected):
     x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
@@ -475,11 +485,14 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("case", [THREAD_CASES[0], THREAD_CASES[1], THREAD_CASES[5]],
-                         ids=lambda c: c.id)
+@pytest.mark.parametrize(("case", "algorithm"), [
+    (THREAD_CASES[0], "direct"), (THREAD_CASES[1], "direct"), (THREAD_CASES[5], "direct"),
+    (THREAD_CASES[0], "winograd"), (THREAD_CASES[6], "winograd"),
+    (next(c for c in CASES if c.id == "winograd_auto_wgrad"), "winograd"),
+], ids=lambda v: getattr(v, "id", v))
 @pytest.mark.usefixtures("isa")
-def test_direct_backward_weight_same_bits_for_any_thread_count(case, dtype):
-    # The direct weight gradient sums each entry on one thread in a fixed order.
+def test_backward_weight_same_bits_for_any_thread_count(case, algorithm, dtype):
+    # The direct and Winograd weight gradients sum each entry on one thread in a fixed order.
     x, w, _, dy, _ = _case_data(case, dtype)
     hyper = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
              "groups": case.groups}
@@ -488,7 +501,7 @@ def test_direct_backward_weight_same_bits_for_any_thread_count(case, dtype):
         got = []
         for n in (1, 2, 3):
             fc.set_num_threads(n)
-            got.append(K.conv2d_backward_weight(dy, x, w.shape, algorithm="direct", **hyper))
+            got.append(K.conv2d_backward_weight(dy, x, w.shape, algorithm=algorithm, **hyper))
     finally:
         fc.set_num_threads(old)
     assert np.array_equal(got[0], got[1])
@@ -717,4 +730,14 @@ def test_winograd_battery_cases_take_winograd_automatically(case, direction):
     w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
     got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
                                         _pair(case.dilation), case.groups, direction)
+    assert got == "winograd"
+
+
+def test_winograd_wgrad_battery_case_takes_winograd_automatically():
+    """The battery's 'auto' backward_weight of this case must exercise Winograd."""
+    case = next(c for c in CASES if c.id == "winograd_auto_wgrad")
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
+                                        _pair(case.dilation), case.groups, "backward_weight")
     assert got == "winograd"

@@ -228,7 +228,7 @@ _CONV_ALGO = {  # the driver's choice, and what it means in each direction
                    "backward_weight": "gemm_1x1"},
     "direct": {"forward": "direct", "backward_data": "direct", "backward_weight": "direct-corr"},
     "winograd": {"forward": "winograd F(2x2,3x3)", "backward_data": "flip+winograd",
-                 "backward_weight": "im2col+gemm"},
+                 "backward_weight": "winograd wgrad"},
 }
 
 

@@ -30,8 +30,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 //   direct      no im2col matrix: shifted streams over row-padded stride-phase planes
 //               (kernels/conv2d/conv2d_direct.cpp); any shape
 //   winograd    Winograd F(2x2, 3x3) (kernels/conv2d/winograd.cpp): 3x3 / stride 1 /
-//               dilation 1, forward and backward_data (as the forward with flipped
-//               weights); backward_weight runs im2col's
+//               dilation 1, forward, backward_data (as the forward with flipped
+//               weights) and backward_weight
 enum class ConvAlgo : int {
     automatic = 0,
     ref = 1,

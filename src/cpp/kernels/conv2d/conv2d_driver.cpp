@@ -8,7 +8,7 @@
 // itself is threaded. backward_weight splits images into fixed chunks, one per thread,
 // accumulates each chunk into a private buffer and adds the buffers in thread order: the
 // result is bitwise reproducible for a given thread count (not across thread counts; the
-// direct algorithm's weight gradient is the same for any thread count).
+// direct and Winograd weight gradients are the same for any thread count).
 #include <algorithm>
 #include <cassert>
 #include <cstring>
@@ -405,6 +405,8 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     if (dir == ConvDirection::backward_data && winograd_applies(p) &&
         winograd_preferred(backward_data_as_forward_params(p)))
         return ConvAlgo::winograd;
+    if (dir == ConvDirection::backward_weight && winograd_grad_preferred(p))
+        return ConvAlgo::winograd;
     return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
 }
 
@@ -478,7 +480,9 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
             return direct_depthwise_backward_weight(p, dw, dy, x);
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
-        default:  // im2col, and winograd: its weight gradient is im2col's
+        case ConvAlgo::winograd:
+            return winograd_backward_weight(p, dw, dy, x);
+        default:
             return backward_weight_gemm(p, dw, dy, x, false);
     }
 }

@@ -1,7 +1,8 @@
 // Winograd F(2x2, 3x3) transforms for one ISA (winograd.cpp has the algorithm and the
 // layout): the including .cpp defines FASTCONV_ISA and is compiled with that ISA's flags,
 // so the loops over a run's tiles vectorise at its width. Semantics:
-// KernelSet::winograd_input_run / winograd_output (fastconv/kernel_table.h).
+// KernelSet::winograd_input_run / winograd_output / winograd_grad_output_run
+// (fastconv/kernel_table.h).
 // No std:: function templates here: their instantiations would be COMDAT-merged with
 // baseline copies, and the linker could hand a baseline caller this file's AVX code.
 #ifndef FASTCONV_ISA
@@ -9,6 +10,10 @@
 #endif
 
 #include <cstdint>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "fastconv/plane_kernels.h"
 
@@ -19,6 +24,111 @@ FASTCONV_DECLARE_WINOGRAD_KERNELS
 
 namespace {
 constexpr int kLanes = ::fastconv::kWinogradMaxLanes;
+// Lanes of the local rows: kLanes + 1 rounded up to whole 64-byte vectors.
+constexpr int kBuf = kLanes + 16;
+
+// Runs are often shorter than a vector (CifarNet's 16x16 maps: 8 tiles), and GCC's loops
+// over a variable count run those scalar. With AVX-512 the loads and stores of a run are
+// masked and the arithmetic runs over whole vectors of local lanes; elsewhere lanes are
+// exact and the loops plain.
+#if defined(__AVX512F__)
+template <typename T>
+constexpr int kVec = 64 / static_cast<int>(sizeof(T));
+
+// Bits [a, b) of a vector's lanes, clamped to [0, width).
+inline unsigned lane_mask(int64_t a, int64_t b, int width) {
+    a = a < 0 ? 0 : a;
+    b = b > width ? width : b;
+    return b <= a ? 0u : ((1u << b) - 1u) & ~((1u << a) - 1u);
+}
+
+// An address computed as an integer: masked-off lanes may lie outside the row, and forming
+// such a pointer by pointer arithmetic would be undefined.
+template <typename T>
+inline const T* at(const T* row, int64_t i) {
+    return reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(row) +
+                                      static_cast<uintptr_t>(i * static_cast<int64_t>(sizeof(T))));
+}
+
+// A masked load only where some lanes are masked off: plain loads of whole vectors are
+// cheaper, and none at all where every lane is.
+inline __m512 load16(const float* row, int64_t i, unsigned mask) {
+    if (mask == 0xFFFFu) return _mm512_loadu_ps(row + i);
+    return mask ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), at(row, i))
+                : _mm512_setzero_ps();
+}
+inline __m512d load8(const double* row, int64_t i, unsigned mask) {
+    if (mask == 0xFFu) return _mm512_loadu_pd(row + i);
+    return mask ? _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), at(row, i))
+                : _mm512_setzero_pd();
+}
+
+inline void load_even_odd(const float* row, int64_t c0, int64_t W, int count, int fill,
+                          float* even, float* odd) {
+    const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int m = 0; m < 2 * fill; m += 32) {
+        const __m512 a = load16(row, c0 + m, lane_mask(lo - m, hi - m, 16));
+        const __m512 b = load16(row, c0 + m + 16, lane_mask(lo - m - 16, hi - m - 16, 16));
+        _mm512_storeu_ps(even + m / 2, _mm512_permutex2var_ps(a, ie, b));
+        _mm512_storeu_ps(odd + m / 2, _mm512_permutex2var_ps(a, io, b));
+    }
+}
+
+inline void load_even_odd(const double* row, int64_t c0, int64_t W, int count, int fill,
+                          double* even, double* odd) {
+    const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
+    const __m512i ie = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    const __m512i io = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+    for (int m = 0; m < 2 * fill; m += 16) {
+        const __m512d a = load8(row, c0 + m, lane_mask(lo - m, hi - m, 8));
+        const __m512d b = load8(row, c0 + m + 8, lane_mask(lo - m - 8, hi - m - 8, 8));
+        _mm512_storeu_pd(even + m / 2, _mm512_permutex2var_pd(a, ie, b));
+        _mm512_storeu_pd(odd + m / 2, _mm512_permutex2var_pd(a, io, b));
+    }
+}
+
+inline void store_lanes(float* dst, const float* src, int n) {
+    for (int i = 0; i < n; i += 16)
+        _mm512_mask_storeu_ps(dst + i, lane_mask(0, n - i, 16), _mm512_loadu_ps(src + i));
+}
+inline void store_lanes(double* dst, const double* src, int n) {
+    for (int i = 0; i < n; i += 8)
+        _mm512_mask_storeu_pd(dst + i, static_cast<__mmask8>(lane_mask(0, n - i, 8)),
+                              _mm512_loadu_pd(src + i));
+}
+#else
+template <typename T>
+constexpr int kVec = 1;
+
+template <typename T>
+inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, int fill, T* even,
+                          T* odd) {
+    // Lanes i with column c0 + 2i (even) or c0 + 2i + 1 (odd) inside [0, W) and i < count.
+    auto first = [](int64_t a) { return a <= 0 ? int64_t{0} : (a + 1) / 2; };  // ceil(a/2)
+    auto clampn = [count](int64_t v) { return v < 0 ? int64_t{0} : (v > count ? count : v); };
+    const int64_t elo = clampn(first(-c0)), ehi = clampn(first(W - c0));
+    const int64_t olo = clampn(first(-c0 - 1)), ohi = clampn(first(W - c0 - 1));
+    for (int64_t i = 0; i < elo; ++i) even[i] = T(0);
+    for (int64_t i = elo; i < ehi; ++i) even[i] = row[c0 + 2 * i];  // only inside [0, W)
+    for (int64_t i = ehi; i < fill; ++i) even[i] = T(0);
+    for (int64_t i = 0; i < olo; ++i) odd[i] = T(0);
+    for (int64_t i = olo; i < ohi; ++i) odd[i] = row[c0 + 2 * i + 1];
+    for (int64_t i = ohi; i < fill; ++i) odd[i] = T(0);
+}
+
+template <typename T>
+inline void store_lanes(T* dst, const T* src, int n) {
+    for (int i = 0; i < n; ++i) dst[i] = src[i];
+}
+#endif
+
+// n rounded up to whole vectors: the lanes the local loops run over.
+template <typename T>
+inline int vec_lanes(int n) {
+    return (n + kVec<T> - 1) / kVec<T> * kVec<T>;
+}
 }  // namespace
 
 // B^T d B is separable: the column transform B^T runs over whole input rows, then the row
@@ -27,31 +137,18 @@ constexpr int kLanes = ::fastconv::kWinogradMaxLanes;
 template <typename T>
 void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
                         T* out, int64_t xi_stride) {
-    T e[4][kLanes + 1], od[4][kLanes + 1];
-    // Columns iw0 + 2i (even) and iw0 + 2i + 1 (odd) inside [0, W): i in [lo, hi).
-    auto first = [](int64_t a) { return a <= 0 ? int64_t{0} : (a + 1) / 2; };  // ceil(a/2)
-    const int64_t n = len + 1;
-    auto clampn = [n](int64_t v) { return v < 0 ? int64_t{0} : (v > n ? n : v); };
-    const int64_t elo = clampn(first(-iw0)), ehi = clampn(first(W - iw0));
-    const int64_t olo = clampn(first(-iw0 - 1)), ohi = clampn(first(W - iw0 - 1));
+    const int lv = vec_lanes<T>(len), fill = vec_lanes<T>(lv + 1);  // fill <= kBuf
+    T e[4][kBuf], od[4][kBuf];
     for (int r = 0; r < 4; ++r) {
         const int64_t ih = ih0 + r;
-        T* er = e[r];
-        T* orow = od[r];
         if (ih < 0 || ih >= H) {
-            for (int64_t i = 0; i < n; ++i) er[i] = orow[i] = T(0);
+            for (int i = 0; i < fill; ++i) e[r][i] = od[r][i] = T(0);
             continue;
         }
-        const T* row = xc + ih * W;  // indexed only at columns inside [0, W)
-        for (int64_t i = 0; i < elo; ++i) er[i] = T(0);
-        for (int64_t i = elo; i < ehi; ++i) er[i] = row[iw0 + 2 * i];
-        for (int64_t i = ehi; i < n; ++i) er[i] = T(0);
-        for (int64_t i = 0; i < olo; ++i) orow[i] = T(0);
-        for (int64_t i = olo; i < ohi; ++i) orow[i] = row[iw0 + 2 * i + 1];
-        for (int64_t i = ohi; i < n; ++i) orow[i] = T(0);
+        load_even_odd(xc + ih * W, iw0, W, len + 1, fill, e[r], od[r]);
     }
-    T te[4][kLanes + 1], to[4][kLanes + 1];  // B^T d, even and odd columns
-    for (int64_t i = 0; i < n; ++i) {
+    T te[4][kBuf], to[4][kBuf];  // B^T d, even and odd columns
+    for (int i = 0; i < fill; ++i) {
         te[0][i] = e[0][i] - e[2][i];
         te[1][i] = e[1][i] + e[2][i];
         te[2][i] = e[2][i] - e[1][i];
@@ -61,19 +158,55 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
         to[2][i] = od[2][i] - od[1][i];
         to[3][i] = od[1][i] - od[3][i];
     }
+    T v[4][kLanes];
     for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
-        T* o0 = out + (r * 4 + 0) * xi_stride;
-        T* o1 = out + (r * 4 + 1) * xi_stride;
-        T* o2 = out + (r * 4 + 2) * xi_stride;
-        T* o3 = out + (r * 4 + 3) * xi_stride;
         const T* ce = te[r];
         const T* co = to[r];
-        for (int i = 0; i < len; ++i) {
-            o0[i] = ce[i] - ce[i + 1];
-            o1[i] = co[i] + ce[i + 1];
-            o2[i] = ce[i + 1] - co[i];
-            o3[i] = co[i] - co[i + 1];
+        for (int i = 0; i < lv; ++i) {
+            v[0][i] = ce[i] - ce[i + 1];
+            v[1][i] = co[i] + ce[i + 1];
+            v[2][i] = ce[i + 1] - co[i];
+            v[3][i] = co[i] - co[i + 1];
         }
+        for (int q = 0; q < 4; ++q) store_lanes(out + (r * 4 + q) * xi_stride, v[q], len);
+    }
+}
+
+// dZ = A dY A^T (A = [1 0; 1 1; 1 -1; 0 -1]) of the 2x2 output-gradient blocks at rows
+// oh0, oh0 + 1 and columns ow0 + 2i, ow0 + 2i + 1 of the OH x OW plane dyk (zeros outside
+// it: the outputs a tile covers beyond an odd OH/OW get no gradient). Separable like the
+// input transform: A^T across each row's even/odd columns, then A down the two rows.
+template <typename T>
+void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
+                              int len, T* out, int64_t xi_stride) {
+    const int lv = vec_lanes<T>(len);
+    T e[2][kLanes], od[2][kLanes];
+    for (int r = 0; r < 2; ++r) {
+        if (oh0 + r >= OH) {
+            for (int i = 0; i < lv; ++i) e[r][i] = od[r][i] = T(0);
+            continue;
+        }
+        load_even_odd(dyk + (oh0 + r) * OW, ow0, OW, len, lv, e[r], od[r]);
+    }
+    T s[2][4][kLanes];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
+    for (int r = 0; r < 2; ++r)
+        for (int i = 0; i < lv; ++i) {
+            s[r][0][i] = e[r][i];
+            s[r][1][i] = e[r][i] + od[r][i];
+            s[r][2][i] = e[r][i] - od[r][i];
+            s[r][3][i] = -od[r][i];
+        }
+    T z[4][kLanes];
+    for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
+        const T* r0 = s[0][q];
+        const T* r1 = s[1][q];
+        for (int i = 0; i < lv; ++i) {
+            z[0][i] = r0[i];
+            z[1][i] = r0[i] + r1[i];
+            z[2][i] = r0[i] - r1[i];
+            z[3][i] = -r1[i];
+        }
+        for (int r = 0; r < 4; ++r) store_lanes(out + (r * 4 + q) * xi_stride, z[r], len);
     }
 }
 
