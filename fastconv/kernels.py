@@ -263,7 +263,7 @@ def conv2d_backward_weight(
     ``dW_g = Σ_n dy_{n,g} · im2col(x_{n,g})ᵀ``. With several threads the images are split
     into one fixed chunk per thread and the partial sums added in thread order, so results
     are bitwise reproducible for a given thread count but may differ in the last bits
-    between thread counts. 3x3 / stride-1 layers with >= 64 channels per group in and out
+    between thread counts. 3x3 / stride-1 layers with enough channels (docs/performance.md)
     use Winograd F(2x2, 3x3) instead (``dU = Σ_tiles (A dY Aᵀ) ⊙ (Bᵀ d B)``, ``dW = Gᵀ dU G``),
     whose result is the same for any thread count.
     """

@@ -181,6 +181,8 @@ CASES = [
     # >= 64 channels: auto takes Winograd for the weight gradient too (odd 9-tile rows,
     # 243 tiles: blocks of 128 split inside rows and images).
     Case("winograd_auto_wgrad", 3, 64, 18, 18, 64, 3, 3, padding=1),
+    # Few channels, 576 tiles: the weight gradient sums its blocks in fixed chunks.
+    Case("winograd_wgrad_chunks", 9, 8, 16, 16, 8, 3, 3, padding=1),
 ]
 
 ALGO_PARAMS = [
@@ -307,8 +309,10 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
         # backward_weight: Winograd where the forward rule holds with >= 64 channels per
-        # group in and out.
-        (Case("w8", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
+        # group in and out, or >= 32 and a dU of <= 128 KiB (the chunked mode).
+        (Case("w8", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "winograd"),
+        (Case("w8b", 64, 32, 16, 16, 128, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("w8c", 64, 16, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("w9", 8, 128, 28, 28, 128, 3, 3, padding=1), "backward_weight", "winograd"),
         (Case("w10", 1, 256, 14, 14, 256, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("w11", 8, 64, 56, 56, 64, 3, 3, padding=1, groups=2), "backward_weight",
@@ -318,7 +322,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
-         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-28x28x128-b8",
+         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
+         "bw-16-64-b64", "bw-28x28x128-b8",
          "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise"],
 )
 def test_auto_algorithm_choice(case, direction, expected):
@@ -489,6 +494,7 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
     (THREAD_CASES[0], "direct"), (THREAD_CASES[1], "direct"), (THREAD_CASES[5], "direct"),
     (THREAD_CASES[0], "winograd"), (THREAD_CASES[6], "winograd"),
     (next(c for c in CASES if c.id == "winograd_auto_wgrad"), "winograd"),
+    (next(c for c in CASES if c.id == "winograd_wgrad_chunks"), "winograd"),
 ], ids=lambda v: getattr(v, "id", v))
 @pytest.mark.usefixtures("isa")
 def test_backward_weight_same_bits_for_any_thread_count(case, algorithm, dtype):

@@ -66,21 +66,22 @@ struct KernelSet {
                          T* out) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
 
-    // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over len / lanes <=
-    // kWinogradMaxLanes tiles side by side:
-    //   winograd_input_run: the 4x4 input patches at rows ih0.., columns iw0 + 2i.. of the
-    //     H x W plane xc (zeros outside it) for tiles i < len, transformed: v = B^T d B;
-    //     writes v[xi] of tile i at out[xi * xi_stride + i].
+    // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /
+    // lanes <= kWinogradMaxLanes tiles side by side (tile (j, i): lane j * len + i):
+    //   winograd_input_run: the 4x4 input patches at rows ih0 + 2j.., columns iw0 + 2i.. of
+    //     the H x W plane xc (zeros outside it) for tile rows j < rows and tiles i < len,
+    //     transformed: v = B^T d B; writes v[xi] of lane l at out[xi * xi_stride + l].
     //   winograd_output: o[r * kWinogradMaxLanes + j] = (A^T m A)[r] + bias (2x2 row-major,
     //     r < 4) for lanes j < lanes, m[xi] of lane j at m[xi * xi_stride + j].
     //   winograd_grad_output_run: dz = A dy A^T of the 2x2 blocks of the OH x OW gradient
-    //     plane dyk at rows oh0, oh0 + 1, columns ow0 + 2i, ow0 + 2i + 1 (zeros outside it)
-    //     for tiles i < len; writes dz[xi] of tile i at out[xi * xi_stride + i].
+    //     plane dyk at rows oh0 + 2j.., columns ow0 + 2i.. (zeros outside it), tiles as
+    //     above; writes dz[xi] of lane l at out[xi * xi_stride + l].
     void (*winograd_input_run)(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
-                               int len, T* out, int64_t xi_stride) = nullptr;
+                               int len, int rows, T* out, int64_t xi_stride) = nullptr;
     void (*winograd_output)(const T* m, int64_t xi_stride, int lanes, T bias, T* o) = nullptr;
     void (*winograd_grad_output_run)(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
-                                     int64_t ow0, int len, T* out, int64_t xi_stride) = nullptr;
+                                     int64_t ow0, int len, int rows, T* out,
+                                     int64_t xi_stride) = nullptr;
 
     // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
     // Indices are flat positions h*W + w within the plane (PyTorch's convention).

@@ -73,43 +73,62 @@ void transform_kernel(const T* g, T (&u)[kXi]) {
     }
 }
 
-// A run: consecutive tiles of one tile row of one image, within one NR panel of a block
-// (tiles tw0 .. tw0+len-1 of row th of image n, at lanes lane0 .. of panel jp).
+// A run: tiles of one image within one NR panel of a block: tiles tw0 .. tw0+len-1 of the
+// tile rows th .. th+rows-1, at lanes lane0 + j*len + i of panel jp. Runs of several rows
+// are whole rows (tw0 = 0, len = TW), so the transforms' loops span up to a panel's lanes
+// also on narrow maps (CifarNet's 16x16: 4 rows of 8 tiles per call instead of 8 tiles).
 struct Run {
     int64_t n, th, tw0;
-    int len, jp, lane0;
+    int len, rows, jp, lane0;
 };
 
-// The runs of tiles [t0, t1), split at tile rows and at panels of nr lanes from t0.
+// The runs of tiles [t0, t1), split at tile rows and at panels of nr lanes from t0, then
+// consecutive whole rows of one image in one panel merged.
 std::vector<Run> block_runs(int64_t TW, int64_t TT, int64_t t0, int64_t t1, int nr) {
     std::vector<Run> runs;
     for (int64_t t = t0; t < t1;) {
         const int64_t tw = t % TW, l = t - t0;
         const int64_t end = std::min({t1, t + (TW - tw), t0 + (l / nr + 1) * nr});
-        runs.push_back({t / TT, t % TT / TW, tw, static_cast<int>(end - t),
-                        static_cast<int>(l / nr), static_cast<int>(l % nr)});
+        const Run r{t / TT, t % TT / TW, tw, static_cast<int>(end - t), 1,
+                    static_cast<int>(l / nr), static_cast<int>(l % nr)};
+        Run* last = runs.empty() ? nullptr : &runs.back();
+        if (last && r.tw0 == 0 && r.len == TW && last->tw0 == 0 && last->len == TW &&
+            last->n == r.n && last->jp == r.jp && last->th + last->rows == r.th)
+            ++last->rows;
+        else
+            runs.push_back(r);
         t = end;
     }
     return runs;
 }
 
-// Writes one run's 2x2 output blocks o[0..3][lane0 + i] into the plane yk (rows 2th and
-// 2th+1, columns from 2tw0), dropping the last row/column where OH/OW is odd.
+// Writes one run's 2x2 output blocks o[0..3][lane0 + j*len + i] into the plane yk (rows
+// 2(th+j) and 2(th+j)+1, columns from 2tw0), dropping the last row/column where OH/OW is odd.
 template <typename T>
 void store_output_run(const Conv2dParams& p, const T (&o)[4][kMaxLanes], const Run& r, T* yk) {
-    const int64_t oh0 = 2 * r.th, ow0 = 2 * r.tw0;
+    const int64_t ow0 = 2 * r.tw0;
     const int full = static_cast<int>(std::min<int64_t>(r.len, (p.OW - ow0) / 2));
-    for (int h = 0; h < 2 && oh0 + h < p.OH; ++h) {
-        T* row = yk + (oh0 + h) * p.OW + ow0;
-        const T* a = o[2 * h] + r.lane0;
-        const T* b = o[2 * h + 1] + r.lane0;
-        for (int i = 0; i < full; ++i) {
-            row[2 * i] = a[i];
-            row[2 * i + 1] = b[i];
+    for (int j = 0; j < r.rows; ++j) {
+        const int64_t oh0 = 2 * (r.th + j);
+        const int l0 = r.lane0 + j * r.len;
+        for (int h = 0; h < 2 && oh0 + h < p.OH; ++h) {
+            T* row = yk + (oh0 + h) * p.OW + ow0;
+            const T* a = o[2 * h] + l0;
+            const T* b = o[2 * h + 1] + l0;
+            for (int i = 0; i < full; ++i) {
+                row[2 * i] = a[i];
+                row[2 * i + 1] = b[i];
+            }
+            if (full < r.len) row[2 * full] = a[full];  // odd OW: the last tile's left column
         }
-        if (full < r.len) row[2 * full] = a[full];  // odd OW: the last tile's left column
     }
 }
+
+// Weight gradient with a small dU: this many fixed chunks of blocks, each with its own dU
+// (CifarNet conv2 b64 vs the shared mode: 8 chunks 1.2x slower at 1 thread, their copies of
+// dU crowding L2; 4 chunks 1.1x slower at 1 thread, 1.2x faster at 2).
+constexpr int64_t kWinoGradChunks = 4;
+constexpr int64_t kWinoGradSmallU = 128 * 1024;  // bytes of dU
 
 // Tiles per weight-gradient block: V and dZ of a block (16 x (C + K) x tiles) within about
 // half of L2, but at least 128 tiles, the GEMMs' reduction length: each block reads and
@@ -147,14 +166,16 @@ bool winograd_preferred(const Conv2dParams& p) {
 }
 
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
-// alternated): where the forward rule holds and both channel counts are >= 64 per group,
-// Winograd wins 1.3-1.85x (ResNet-18 56x56x64 b1/b8 1.28-1.40x at 1 thread, 1.07-1.13x at
-// 2; 28x28x128 b1/b8 1.22-1.35x; 14x14x256 b8 1.34-1.42x; VGG 56x56x256 b1 1.82-1.85x).
-// With fewer channels the transforms, 16 values written per tile and channel for
-// 2 * 16 * Cg * Kg multiplies, outweigh the GEMM saved: CifarNet conv2 (32 -> 64, 16x16,
-// b64) 0.89x at 1 thread, 0.69x at 2; Keras conv2 (32 -> 64, 13x13) 0.59x.
+// alternated), where the forward rule holds: with >= 64 channels per group in and out
+// Winograd wins 1.1-1.8x (ResNet-18 56x56x64 b1/b8 1.39-1.58x at 1 thread, 1.14-1.46x at
+// 2; 28x28x128 b1/b8 1.29-1.37x / 1.15-1.30x; 14x14x256 b8 1.26x / 1.46x; VGG 56x56x256
+// b1 1.62x / 1.77x); with >= 32, ungrouped, and a float32 dU small enough for the chunked
+// mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x. Fewer channels leave the transforms (16 values
+// written per tile and channel, for 2 * 16 * Cg * Kg multiplies) unamortised.
 bool winograd_grad_preferred(const Conv2dParams& p) {
-    return winograd_preferred(p) && p.c_per_group() >= 64 && p.k_per_group() >= 64;
+    const int64_t cg = p.c_per_group(), kg = p.k_per_group();
+    return winograd_preferred(p) && cg >= 32 && kg >= 32 &&
+           ((cg >= 64 && kg >= 64) || (p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU));
 }
 
 template <typename T>
@@ -218,7 +239,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
                 const int64_t g = c / Cg, cg = c % Cg;
                 for (const Run& r : runs)
                     ks.winograd_input_run(x + (r.n * C + c) * HW, p.H, p.W, 2 * r.th - p.pad_top,
-                                          2 * r.tw0 - p.pad_left, r.len,
+                                          2 * r.tw0 - p.pad_left, r.len, r.rows,
                                           V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0,
                                           xi_stride);
             }
@@ -261,7 +282,8 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
 // Threads share each block: first its channels' transforms, then its 16 GEMMs, one
 // (group, xi) each, accumulating over the blocks in order. Every dU entry is thus summed by
 // one thread in one order: bitwise identical results for any thread count, and no private
-// copies of dU to add up.
+// copies of dU to add up. A small dU is instead summed in a fixed number of chunks (below),
+// which does not depend on the thread count either.
 template <typename T>
 void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
     const GemmPacking<T> pk = gemm_packing<T>();
@@ -284,53 +306,43 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     }
     const int nt = num_threads();
     const int64_t pa_size = pk.padded_m(Kg) * tb, pb_size = pk.padded_n(Cg) * tb;
-    T* dU = thread_scratch<T, kWinoGradUTag>(static_cast<size_t>(kXi * KCg));  // [xi][k][c]
-    T* V = thread_scratch<T, kWinoGradVTag>(static_cast<size_t>(kXi * C * tb));
-    T* Z = thread_scratch<T, kWinoGradZTag>(static_cast<size_t>(kXi * K * tb));
-    T* packs = thread_scratch<T, kWinoPackTag>(static_cast<size_t>(nt * (pa_size + pb_size)));
-    const int64_t tchunk = dynamic_chunk(C + K, nt);
+    const int64_t usize = kXi * KCg;  // dU: [xi][k][c]
 
-    // Nothing in the region allocates or throws: every thread reaches every barrier.
-#pragma omp parallel num_threads(nt)
-    {
-        T* pa = packs + thread_id() * (pa_size + pb_size);
-        T* pb = pa + pa_size;
-        for (int64_t b = 0; b < nblocks; ++b) {
-            const int64_t len = std::min(P, (b + 1) * tb) - b * tb;
-            const Run* r0 = runs.data() + first[b];
-            const Run* r1 = runs.data() + first[b + 1];
-#pragma omp for schedule(dynamic, tchunk)
-            for (int64_t j = 0; j < C + K; ++j) {
-                if (j < C) {  // V of input channel j
-                    for (const Run* r = r0; r < r1; ++r)
-                        ks.winograd_input_run(x + (r->n * C + j) * HW, p.H, p.W,
-                                              2 * r->th - p.pad_top, 2 * r->tw0 - p.pad_left,
-                                              r->len, V + j * tb + r->jp * kMaxLanes + r->lane0,
-                                              C * tb);
-                } else {  // dZ of output channel k
-                    const int64_t k = j - C;
-                    for (const Run* r = r0; r < r1; ++r)
-                        ks.winograd_grad_output_run(dy + (r->n * K + k) * OHW, p.OH, p.OW,
-                                                    2 * r->th, 2 * r->tw0, r->len,
-                                                    Z + k * tb + r->jp * kMaxLanes + r->lane0,
-                                                    K * tb);
-                }
-            }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t gx = 0; gx < G * kXi; ++gx) {
-                const int64_t g = gx / kXi, xi = gx % kXi;
-                gemm_pack_a(pk, false, Kg, len, Z + (xi * K + g * Kg) * tb, tb, pa);
-                gemm_pack_b(pk, true, len, Cg, V + (xi * C + g * Cg) * tb, tb, pb);
-                gemm_packed(pk, Kg, Cg, len, T(1), pa, pb, b == 0 ? T(0) : T(1),
-                            dU + xi * KCg + g * Kg * Cg, Cg, 1);
-            }
+    // Channel j < C + K of block b: V of input channel j, or dZ of output channel j - C.
+    auto transform = [&](int64_t b, int64_t j, T* V, T* Z) {
+        const Run* r1 = runs.data() + first[b + 1];
+        for (const Run* r = runs.data() + first[b]; r < r1; ++r) {
+            const int64_t lanes = r->jp * kMaxLanes + r->lane0;
+            if (j < C)
+                ks.winograd_input_run(x + (r->n * C + j) * HW, p.H, p.W, 2 * r->th - p.pad_top,
+                                      2 * r->tw0 - p.pad_left, r->len, r->rows,
+                                      V + j * tb + lanes, C * tb);
+            else
+                ks.winograd_grad_output_run(dy + (r->n * K + j - C) * OHW, p.OH, p.OW,
+                                            2 * r->th, 2 * r->tw0, r->len, r->rows,
+                                            Z + (j - C) * tb + lanes, K * tb);
         }
-        // dg = G^T dU G, one (k, c) per iteration.
-#pragma omp for schedule(static)
-        for (int64_t kc = 0; kc < KCg; ++kc) {
+    };
+    // dU_xi of group g (+)= dZ_xi V_xi^T over block b's tiles.
+    auto product = [&](int64_t b, int64_t gx, const T* V, const T* Z, T* pa, T* pb, T* du,
+                       bool accumulate) {
+        const int64_t g = gx / kXi, xi = gx % kXi;
+        const int64_t len = std::min(P, (b + 1) * tb) - b * tb;
+        gemm_pack_a(pk, false, Kg, len, Z + (xi * K + g * Kg) * tb, tb, pa);
+        gemm_pack_b(pk, true, len, Cg, V + (xi * C + g * Cg) * tb, tb, pb);
+        gemm_packed(pk, Kg, Cg, len, T(1), pa, pb, accumulate ? T(1) : T(0),
+                    du + xi * KCg + g * Kg * Cg, Cg, 1);
+    };
+    // dw = G^T dU G for the (k, c) in [i0, i1), dU the sum of `parts` copies usize apart.
+    auto to_weights = [&](const T* du, int parts, int64_t i0, int64_t i1) {
+        const T h = T(0.5);
+        for (int64_t kc = i0; kc < i1; ++kc) {
             T u[kXi];
-            for (int xi = 0; xi < kXi; ++xi) u[xi] = dU[xi * KCg + kc];
-            const T h = T(0.5);
+            for (int xi = 0; xi < kXi; ++xi) {
+                T sum = du[xi * KCg + kc];
+                for (int q = 1; q < parts; ++q) sum += du[q * usize + xi * KCg + kc];
+                u[xi] = sum;
+            }
             T t[3][4];  // G^T dU
             for (int j = 0; j < 4; ++j) {
                 t[0][j] = u[j] + h * (u[4 + j] + u[8 + j]);
@@ -344,6 +356,55 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
                 d[i * 3 + 2] = h * (t[i][1] + t[i][2]) + t[i][3];
             }
         }
+    };
+
+    // Small dU (CifarNet conv2: 128 KiB): a fixed number of chunks of blocks, each summed
+    // by one thread into its own copy of dU and added in chunk order. Threads then never
+    // share a block's V and dZ (their exchange between the cores' L2s made the shared mode
+    // below scale 1.4x at 2 threads there), and the chunks, not the threads, fix the order:
+    // the mode is chosen without looking at the thread count, for the same bits at any.
+    const int64_t nchunks = std::min<int64_t>(nblocks, kWinoGradChunks);
+    if (nchunks > 1 && usize * static_cast<int64_t>(sizeof(T)) <= kWinoGradSmallU) {
+        T* parts = thread_scratch<T, kWinoGradUTag>(static_cast<size_t>(nchunks * usize));
+        parallel_ranges(nchunks, nt, [&](int64_t c0, int64_t c1) {
+            T* V = thread_scratch<T, kWinoGradVTag>(static_cast<size_t>(kXi * C * tb));
+            T* Z = thread_scratch<T, kWinoGradZTag>(static_cast<size_t>(kXi * K * tb));
+            T* pa = thread_scratch<T, kWinoPackTag>(static_cast<size_t>(pa_size + pb_size));
+            for (int64_t c = c0; c < c1; ++c) {
+                int64_t b0, b1;
+                split_range(nblocks, nchunks, c, &b0, &b1);
+                for (int64_t b = b0; b < b1; ++b) {
+                    for (int64_t j = 0; j < C + K; ++j) transform(b, j, V, Z);
+                    for (int64_t gx = 0; gx < G * kXi; ++gx)
+                        product(b, gx, V, Z, pa, pa + pa_size, parts + c * usize, b > b0);
+                }
+            }
+        });
+        parallel_ranges(KCg, nt, [&](int64_t i0, int64_t i1) {
+            to_weights(parts, static_cast<int>(nchunks), i0, i1);
+        });
+        return;
+    }
+
+    // Otherwise threads share each block: its channels' transforms, then its GEMMs.
+    T* dU = thread_scratch<T, kWinoGradUTag>(static_cast<size_t>(usize));
+    T* V = thread_scratch<T, kWinoGradVTag>(static_cast<size_t>(kXi * C * tb));
+    T* Z = thread_scratch<T, kWinoGradZTag>(static_cast<size_t>(kXi * K * tb));
+    T* packs = thread_scratch<T, kWinoPackTag>(static_cast<size_t>(nt * (pa_size + pb_size)));
+    const int64_t tchunk = dynamic_chunk(C + K, nt);
+    // Nothing in the region allocates or throws: every thread reaches every barrier.
+#pragma omp parallel num_threads(nt)
+    {
+        T* pa = packs + thread_id() * (pa_size + pb_size);
+        for (int64_t b = 0; b < nblocks; ++b) {
+#pragma omp for schedule(dynamic, tchunk)
+            for (int64_t j = 0; j < C + K; ++j) transform(b, j, V, Z);
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t gx = 0; gx < G * kXi; ++gx)
+                product(b, gx, V, Z, pa, pa + pa_size, dU, b > 0);
+        }
+#pragma omp for schedule(static)
+        for (int64_t kc = 0; kc < KCg; ++kc) to_weights(dU, 1, kc, kc + 1);
     }
 }
 

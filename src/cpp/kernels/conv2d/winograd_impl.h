@@ -132,63 +132,75 @@ inline int vec_lanes(int n) {
 }  // namespace
 
 // B^T d B is separable: the column transform B^T runs over whole input rows, then the row
-// transform B per tile. With the rows split into even and odd columns (tile i's patch
-// columns are E[i], O[i], E[i+1], O[i+1]), every step is a contiguous loop over the run.
+// transform B per tile. Tile i's patch columns are E[i], O[i], E[i+1], O[i+1] (even and odd
+// columns from iw0): each input row is loaded split into even and odd columns twice, from
+// iw0 and from iw0 + 2, so that every step is a contiguous loop over all rows * len lanes.
 template <typename T>
 void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
-                        T* out, int64_t xi_stride) {
-    const int lv = vec_lanes<T>(len), fill = vec_lanes<T>(lv + 1);  // fill <= kBuf
-    T e[4][kBuf], od[4][kBuf];
-    for (int r = 0; r < 4; ++r) {
-        const int64_t ih = ih0 + r;
-        if (ih < 0 || ih >= H) {
-            for (int i = 0; i < fill; ++i) e[r][i] = od[r][i] = T(0);
-            continue;
+                        int rows, T* out, int64_t xi_stride) {
+    const int n = rows * len, lv = vec_lanes<T>(n), rv = vec_lanes<T>(len);
+    // Columns E[i], O[i] (e, od) and E[i+1], O[i+1] (e1, od1) of the 4 rows of each tile row.
+    T e[4][kBuf], od[4][kBuf], e1[4][kBuf], od1[4][kBuf];
+    for (int j = 0; j < rows; ++j)  // each load writes rv lanes; the next row overwrites
+        for (int r = 0; r < 4; ++r) {
+            const int64_t ih = ih0 + 2 * j + r;
+            const int at = j * len;
+            if (ih < 0 || ih >= H) {
+                for (int i = at; i < at + rv; ++i) e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
+                continue;
+            }
+            load_even_odd(xc + ih * W, iw0, W, len, len, e[r] + at, od[r] + at);
+            load_even_odd(xc + ih * W, iw0 + 2, W, len, len, e1[r] + at, od1[r] + at);
         }
-        load_even_odd(xc + ih * W, iw0, W, len + 1, fill, e[r], od[r]);
-    }
-    T te[4][kBuf], to[4][kBuf];  // B^T d, even and odd columns
-    for (int i = 0; i < fill; ++i) {
-        te[0][i] = e[0][i] - e[2][i];
-        te[1][i] = e[1][i] + e[2][i];
-        te[2][i] = e[2][i] - e[1][i];
-        te[3][i] = e[1][i] - e[3][i];
-        to[0][i] = od[0][i] - od[2][i];
-        to[1][i] = od[1][i] + od[2][i];
-        to[2][i] = od[2][i] - od[1][i];
-        to[3][i] = od[1][i] - od[3][i];
-    }
-    T v[4][kLanes];
-    for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
-        const T* ce = te[r];
-        const T* co = to[r];
+    for (int r = 0; r < 4; ++r)  // lanes the last row's rounding did not reach
+        for (int i = (rows - 1) * len + rv; i < lv; ++i) e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
+    T te[4][kBuf], to[4][kBuf], te1[4][kBuf], to1[4][kBuf];  // B^T d on each column set
+    auto bt = [lv](const T (&d)[4][kBuf], T (&t)[4][kBuf]) {
         for (int i = 0; i < lv; ++i) {
-            v[0][i] = ce[i] - ce[i + 1];
-            v[1][i] = co[i] + ce[i + 1];
-            v[2][i] = ce[i + 1] - co[i];
-            v[3][i] = co[i] - co[i + 1];
+            t[0][i] = d[0][i] - d[2][i];
+            t[1][i] = d[1][i] + d[2][i];
+            t[2][i] = d[2][i] - d[1][i];
+            t[3][i] = d[1][i] - d[3][i];
         }
-        for (int q = 0; q < 4; ++q) store_lanes(out + (r * 4 + q) * xi_stride, v[q], len);
+    };
+    bt(e, te);
+    bt(od, to);
+    bt(e1, te1);
+    bt(od1, to1);
+    T v[4][kBuf];
+    for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
+        for (int i = 0; i < lv; ++i) {
+            v[0][i] = te[r][i] - te1[r][i];
+            v[1][i] = to[r][i] + te1[r][i];
+            v[2][i] = te1[r][i] - to[r][i];
+            v[3][i] = to[r][i] - to1[r][i];
+        }
+        for (int q = 0; q < 4; ++q) store_lanes(out + (r * 4 + q) * xi_stride, v[q], n);
     }
 }
 
 // dZ = A dY A^T (A = [1 0; 1 1; 1 -1; 0 -1]) of the 2x2 output-gradient blocks at rows
-// oh0, oh0 + 1 and columns ow0 + 2i, ow0 + 2i + 1 of the OH x OW plane dyk (zeros outside
-// it: the outputs a tile covers beyond an odd OH/OW get no gradient). Separable like the
-// input transform: A^T across each row's even/odd columns, then A down the two rows.
+// oh0 + 2j, oh0 + 2j + 1 (tile row j < rows) and columns ow0 + 2i, ow0 + 2i + 1 of the
+// OH x OW plane dyk (zeros outside it: the outputs a tile covers beyond an odd OH/OW get no
+// gradient). Separable like the input transform: A^T across each row's even/odd columns,
+// then A down the two rows.
 template <typename T>
 void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
-                              int len, T* out, int64_t xi_stride) {
-    const int lv = vec_lanes<T>(len);
-    T e[2][kLanes], od[2][kLanes];
-    for (int r = 0; r < 2; ++r) {
-        if (oh0 + r >= OH) {
-            for (int i = 0; i < lv; ++i) e[r][i] = od[r][i] = T(0);
-            continue;
+                              int len, int rows, T* out, int64_t xi_stride) {
+    const int n = rows * len, lv = vec_lanes<T>(n), rv = vec_lanes<T>(len);
+    T e[2][kBuf], od[2][kBuf];
+    for (int j = 0; j < rows; ++j)
+        for (int r = 0; r < 2; ++r) {
+            const int at = j * len;
+            if (oh0 + 2 * j + r >= OH) {
+                for (int i = at; i < at + rv; ++i) e[r][i] = od[r][i] = T(0);
+                continue;
+            }
+            load_even_odd(dyk + (oh0 + 2 * j + r) * OW, ow0, OW, len, len, e[r] + at, od[r] + at);
         }
-        load_even_odd(dyk + (oh0 + r) * OW, ow0, OW, len, lv, e[r], od[r]);
-    }
-    T s[2][4][kLanes];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
+    for (int r = 0; r < 2; ++r)
+        for (int i = (rows - 1) * len + rv; i < lv; ++i) e[r][i] = od[r][i] = T(0);
+    T s[2][4][kBuf];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
     for (int r = 0; r < 2; ++r)
         for (int i = 0; i < lv; ++i) {
             s[r][0][i] = e[r][i];
@@ -196,7 +208,7 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
             s[r][2][i] = e[r][i] - od[r][i];
             s[r][3][i] = -od[r][i];
         }
-    T z[4][kLanes];
+    T z[4][kBuf];
     for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
         const T* r0 = s[0][q];
         const T* r1 = s[1][q];
@@ -206,7 +218,7 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
             z[2][i] = r0[i] - r1[i];
             z[3][i] = -r1[i];
         }
-        for (int r = 0; r < 4; ++r) store_lanes(out + (r * 4 + q) * xi_stride, z[r], len);
+        for (int r = 0; r < 4; ++r) store_lanes(out + (r * 4 + q) * xi_stride, z[r], n);
     }
 }
 
