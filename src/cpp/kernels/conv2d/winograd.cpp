@@ -132,8 +132,9 @@ constexpr int64_t kWinoGradSmallU = 128 * 1024;  // bytes of dU
 
 // Tiles per weight-gradient block: V and dZ of a block (16 x (C + K) x tiles) within about
 // half of L2, but at least 128 tiles, the GEMMs' reduction length: each block reads and
-// writes dU once per GEMM (with 256 channels and blocks of 16 tiles that traffic made
-// 14x14x256 b8 0.6x im2col; 128 tiles: 1.3x). At most one KC block of the GEMM.
+// writes dU once per GEMM (with 256 and 512 channels, blocks of 16 tiles ran ResNet-18
+// 14x14x256 b8 at 0.98x im2col and 7x7x512 b8 at 0.74x, blocks of 128 at 1.26x and 1.29x).
+// At most one KC block of the GEMM.
 int64_t winograd_grad_block_tiles(int64_t channels, int64_t elem_bytes, int64_t kc) {
     int64_t tb = 512 * 1024 / (kXi * channels * elem_bytes);
     // Multiples of 16: the packed panels (tiles x MR, tiles x NR) stay 64-byte aligned.
@@ -170,12 +171,13 @@ bool winograd_preferred(const Conv2dParams& p) {
 // Winograd wins 1.1-1.8x (ResNet-18 56x56x64 b1/b8 1.39-1.58x at 1 thread, 1.14-1.46x at
 // 2; 28x28x128 b1/b8 1.29-1.37x / 1.15-1.30x; 14x14x256 b8 1.26x / 1.46x; VGG 56x56x256
 // b1 1.62x / 1.77x); with >= 32, ungrouped, and a float32 dU small enough for the chunked
-// mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x. Fewer channels leave the transforms (16 values
-// written per tile and channel, for 2 * 16 * Cg * Kg multiplies) unamortised.
+// mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x. Fewer channels leave the
+// transforms (16 values written per tile and channel, for 2 * 16 * Cg * Kg multiplies)
+// unamortised.
 bool winograd_grad_preferred(const Conv2dParams& p) {
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
-    return winograd_preferred(p) && cg >= 32 && kg >= 32 &&
-           ((cg >= 64 && kg >= 64) || (p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU));
+    const bool small_du = p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU;
+    return winograd_preferred(p) && cg >= 32 && kg >= 32 && ((cg >= 64 && kg >= 64) || small_du);
 }
 
 template <typename T>
@@ -300,7 +302,8 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     std::vector<Run> runs;  // the runs of block b: [first[b], first[b + 1])
     std::vector<size_t> first{0};
     for (int64_t b = 0; b < nblocks; ++b) {
-        const std::vector<Run> r = block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
+        const std::vector<Run> r =
+            block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
         runs.insert(runs.end(), r.begin(), r.end());
         first.push_back(runs.size());
     }

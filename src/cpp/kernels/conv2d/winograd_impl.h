@@ -146,14 +146,16 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
             const int64_t ih = ih0 + 2 * j + r;
             const int at = j * len;
             if (ih < 0 || ih >= H) {
-                for (int i = at; i < at + rv; ++i) e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
+                for (int i = at; i < at + rv; ++i)
+                    e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
                 continue;
             }
             load_even_odd(xc + ih * W, iw0, W, len, len, e[r] + at, od[r] + at);
             load_even_odd(xc + ih * W, iw0 + 2, W, len, len, e1[r] + at, od1[r] + at);
         }
     for (int r = 0; r < 4; ++r)  // lanes the last row's rounding did not reach
-        for (int i = (rows - 1) * len + rv; i < lv; ++i) e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
+        for (int i = (rows - 1) * len + rv; i < lv; ++i)
+            e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
     T te[4][kBuf], to[4][kBuf], te1[4][kBuf], to1[4][kBuf];  // B^T d on each column set
     auto bt = [lv](const T (&d)[4][kBuf], T (&t)[4][kBuf]) {
         for (int i = 0; i < lv; ++i) {
