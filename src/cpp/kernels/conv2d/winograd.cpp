@@ -130,13 +130,13 @@ void store_output_run(const Conv2dParams& p, const T (&o)[4][kMaxLanes], const R
 constexpr int64_t kWinoGradChunks = 4;
 constexpr int64_t kWinoGradSmallU = 128 * 1024;  // bytes of dU
 
-// Tiles per weight-gradient block: V and dZ of a block (16 x (C + K) x tiles) within about
-// half of L2, but at least 128 tiles, the GEMMs' reduction length: each block reads and
+// Tiles per weight-gradient block: V and dZ of a block (16 x (C + K) x tiles) within
+// kBlockBytes, but at least 128 tiles, the GEMMs' reduction length: each block reads and
 // writes dU once per GEMM (with 256 and 512 channels, blocks of 16 tiles ran ResNet-18
 // 14x14x256 b8 at 0.98x im2col and 7x7x512 b8 at 0.74x, blocks of 128 at 1.26x and 1.29x).
 // At most one KC block of the GEMM.
 int64_t winograd_grad_block_tiles(int64_t channels, int64_t elem_bytes, int64_t kc) {
-    int64_t tb = 512 * 1024 / (kXi * channels * elem_bytes);
+    int64_t tb = kBlockBytes / (kXi * channels * elem_bytes);
     // Multiples of 16: the packed panels (tiles x MR, tiles x NR) stay 64-byte aligned.
     return std::clamp<int64_t>(tb, 128, kc) / 16 * 16;
 }

@@ -24,7 +24,8 @@ FASTCONV_DECLARE_WINOGRAD_KERNELS
 
 namespace {
 constexpr int kLanes = ::fastconv::kWinogradMaxLanes;
-// Lanes of the local rows: kLanes + 1 rounded up to whole 64-byte vectors.
+// Lanes of the local rows: kLanes, plus the last tile row's load rounded up to a whole
+// 64-byte vector.
 constexpr int kBuf = kLanes + 16;
 
 // Runs are often shorter than a vector (CifarNet's 16x16 maps: 8 tiles), and GCC's loops
@@ -63,12 +64,14 @@ inline __m512d load8(const double* row, int64_t i, unsigned mask) {
                 : _mm512_setzero_pd();
 }
 
-inline void load_even_odd(const float* row, int64_t c0, int64_t W, int count, int fill,
+// even[i] = row[c0 + 2i], odd[i] = row[c0 + 2i + 1] for i < count, zero where the column
+// is outside [0, W). Writes count rounded up to whole vectors (vec_lanes), zeros past count.
+inline void load_even_odd(const float* row, int64_t c0, int64_t W, int count,
                           float* even, float* odd) {
     const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int m = 0; m < 2 * fill; m += 32) {
+    for (int m = 0; m < 2 * count; m += 32) {
         const __m512 a = load16(row, c0 + m, lane_mask(lo - m, hi - m, 16));
         const __m512 b = load16(row, c0 + m + 16, lane_mask(lo - m - 16, hi - m - 16, 16));
         _mm512_storeu_ps(even + m / 2, _mm512_permutex2var_ps(a, ie, b));
@@ -76,12 +79,12 @@ inline void load_even_odd(const float* row, int64_t c0, int64_t W, int count, in
     }
 }
 
-inline void load_even_odd(const double* row, int64_t c0, int64_t W, int count, int fill,
+inline void load_even_odd(const double* row, int64_t c0, int64_t W, int count,
                           double* even, double* odd) {
     const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
     const __m512i ie = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     const __m512i io = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    for (int m = 0; m < 2 * fill; m += 16) {
+    for (int m = 0; m < 2 * count; m += 16) {
         const __m512d a = load8(row, c0 + m, lane_mask(lo - m, hi - m, 8));
         const __m512d b = load8(row, c0 + m + 8, lane_mask(lo - m - 8, hi - m - 8, 8));
         _mm512_storeu_pd(even + m / 2, _mm512_permutex2var_pd(a, ie, b));
@@ -103,8 +106,7 @@ template <typename T>
 constexpr int kVec = 1;
 
 template <typename T>
-inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, int fill, T* even,
-                          T* odd) {
+inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, T* even, T* odd) {
     // Lanes i with column c0 + 2i (even) or c0 + 2i + 1 (odd) inside [0, W) and i < count.
     auto first = [](int64_t a) { return a <= 0 ? int64_t{0} : (a + 1) / 2; };  // ceil(a/2)
     auto clampn = [count](int64_t v) { return v < 0 ? int64_t{0} : (v > count ? count : v); };
@@ -112,10 +114,10 @@ inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, int fi
     const int64_t olo = clampn(first(-c0 - 1)), ohi = clampn(first(W - c0 - 1));
     for (int64_t i = 0; i < elo; ++i) even[i] = T(0);
     for (int64_t i = elo; i < ehi; ++i) even[i] = row[c0 + 2 * i];  // only inside [0, W)
-    for (int64_t i = ehi; i < fill; ++i) even[i] = T(0);
+    for (int64_t i = ehi; i < count; ++i) even[i] = T(0);
     for (int64_t i = 0; i < olo; ++i) odd[i] = T(0);
     for (int64_t i = olo; i < ohi; ++i) odd[i] = row[c0 + 2 * i + 1];
-    for (int64_t i = ohi; i < fill; ++i) odd[i] = T(0);
+    for (int64_t i = ohi; i < count; ++i) odd[i] = T(0);
 }
 
 template <typename T>
@@ -150,8 +152,8 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
                     e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
                 continue;
             }
-            load_even_odd(xc + ih * W, iw0, W, len, len, e[r] + at, od[r] + at);
-            load_even_odd(xc + ih * W, iw0 + 2, W, len, len, e1[r] + at, od1[r] + at);
+            load_even_odd(xc + ih * W, iw0, W, len, e[r] + at, od[r] + at);
+            load_even_odd(xc + ih * W, iw0 + 2, W, len, e1[r] + at, od1[r] + at);
         }
     for (int r = 0; r < 4; ++r)  // lanes the last row's rounding did not reach
         for (int i = (rows - 1) * len + rv; i < lv; ++i)
@@ -198,7 +200,7 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
                 for (int i = at; i < at + rv; ++i) e[r][i] = od[r][i] = T(0);
                 continue;
             }
-            load_even_odd(dyk + (oh0 + 2 * j + r) * OW, ow0, OW, len, len, e[r] + at, od[r] + at);
+            load_even_odd(dyk + (oh0 + 2 * j + r) * OW, ow0, OW, len, e[r] + at, od[r] + at);
         }
     for (int r = 0; r < 2; ++r)
         for (int i = (rows - 1) * len + rv; i < lv; ++i) e[r][i] = od[r][i] = T(0);
