@@ -118,6 +118,9 @@ class Case:
 CASES = [
     Case("lenet5_conv1", 4, 1, 32, 32, 6, 5, 5),
     Case("lenet5_conv2", 4, 6, 14, 14, 16, 5, 5),
+    # direct's forward by output rows on every ISA: two column tiles (the last partial),
+    # a last channel block of 1 (12 + 1 on AVX-512), padding and dilation per axis.
+    Case("direct_rows_wide", 2, 3, 9, 40, 13, 3, 3, padding=(1, 2), dilation=(1, 2)),
     Case("resnet_3x3_p1", 2, 16, 14, 14, 32, 3, 3, padding=1),
     Case("stride2_p1", 2, 3, 9, 9, 4, 3, 3, stride=2, padding=1),
     Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
@@ -293,7 +296,15 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("q", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_weight", "direct"),
         (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
-        (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "im2col"),
+        # forward: direct by output rows for first layers (<= 4 input channels, stride 1,
+        # ungrouped, rows of >= 16 columns); im2col with more channels, stride 2 or narrow
+        # maps.
+        (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "direct"),
+        (Case("k1", 1, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
+        (Case("k2", 64, 5, 32, 32, 32, 3, 3, padding=1), "forward", "im2col"),
+        (Case("k3", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "forward", "im2col"),
+        (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", "im2col"),
+        (Case("k5", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "forward", "im2col"),
         # backward_data: never direct (the GEMM path with W^T packed once is faster);
         # Winograd on 3x3 layers with enough channels and tiles, as the forward.
         (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
@@ -304,7 +315,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "im2col"),
-        (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
         (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "im2col"),
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
@@ -320,7 +331,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
-         "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "bd-7x7x512-b8", "bd-7x7x512-b1",
+         "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64", "fw-cifarnet1-b1",
+         "fw-C5", "fw-stem-b8", "fw-13-columns", "fw-groups2", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
          "bw-16-64-b64", "bw-28x28x128-b8",

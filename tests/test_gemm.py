@@ -282,6 +282,29 @@ def test_gemm_misaligned_operands(isa, rng, dtype):
     _check(a, b, c, alpha=1.0, beta=1.0, isa=isa, what="misaligned")
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize(("trans_a", "trans_b"), TRANS, ids=TRANS_IDS)
+@pytest.mark.parametrize(("alpha", "beta", "with_c"), [(1.0, 0.0, False), (2.0, 0.0, True),
+                                                       (-0.5, 1.5, True)],
+                         ids=["plain", "beta0-c", "alpha-beta-c"])
+@pytest.mark.parametrize("shape", [(1, 120, 400), (64, 10, 84), (13, 33, 7), (5, 9, 0)],
+                         ids=["fc1-b1", "fc3-b64", "13x33x7", "K0"])
+def test_gemm_bias(isa, rng, shape, alpha, beta, with_c, trans_a, trans_b, dtype):
+    """bias (N,) is added to every row, unscaled by alpha: Linear's x @ W.T + b."""
+    M, N, K = shape
+    a, b = _make(rng, M, N, K, dtype, trans_a, trans_b)
+    c = rng.standard_normal((M, N)).astype(dtype) if with_c else None
+    bias = rng.standard_normal(N).astype(dtype)
+    bias_before = bias.copy()
+    out = fc.gemm(a, b, c, alpha=alpha, beta=beta, trans_a=trans_a, trans_b=trans_b, bias=bias)
+    ref = _reference(a, b, c, alpha, beta, trans_a, trans_b) + torch64(bias).numpy()
+    atol = tolerance(dtype, K, abs(alpha) * maxabs(a), maxabs(b)) + \
+        tolerance(dtype, 2, 1.0, maxabs(bias) + abs(beta) * (maxabs(c) if with_c else 0.0))
+    assert out.dtype == dtype
+    assert_close(out, ref, atol, what=f"gemm bias isa={isa} {shape} alpha={alpha} beta={beta}")
+    np.testing.assert_array_equal(bias, bias_before)
+
+
 # ---- validation: each rule raises the right type and names the argument -------------------
 
 _F32 = np.ones((3, 4), dtype=np.float32)
@@ -312,6 +335,14 @@ ERRORS = [
      ValueError, r"\bc\b of shape \(3, 5\)"),
     ("c-shape-beta0", lambda: fc.gemm(_F32, _F32B, np.zeros((3, 4), np.float32)),
      ValueError, r"\bc\b of shape \(3, 5\)"),
+    ("bias-list", lambda: fc.gemm(_F32, _F32B, bias=[0.0] * 5), TypeError,
+     r"\bbias\b.*numpy\.ndarray"),
+    ("bias-dtype", lambda: fc.gemm(_F32, _F32B, bias=np.zeros(5)), TypeError,
+     r"\ba and bias\b.*same dtype"),
+    ("bias-shape", lambda: fc.gemm(_F32, _F32B, bias=np.zeros(3, np.float32)), ValueError,
+     r"\bbias\b of shape \(5,\)"),
+    ("bias-2d", lambda: fc.gemm(_F32, _F32B, bias=np.zeros((1, 5), np.float32)), ValueError,
+     r"\bbias\b of shape \(5,\)"),
 ]
 
 

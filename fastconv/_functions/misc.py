@@ -2,8 +2,8 @@
 
 Linear flattens the leading dimensions of x to one batch axis (a view when x is
 contiguous) and runs the three products of a fully connected layer as single GEMM calls:
-``y = x·Wᵀ + b``, ``dW = dyᵀ·x``, ``dx = dy·W``; the transposes are GEMM flags, never
-copies. Pad handles constant padding by a slice copy and reflect/replicate/circular by one
+``y = x·Wᵀ + b`` (the GEMM adds the bias), ``dW = dyᵀ·x``, ``dx = dy·W``; the transposes
+are GEMM flags, never copies. Pad handles constant padding by a slice copy and reflect/replicate/circular by one
 ``take`` per padded axis with a precomputed source index (its backward is the matching
 scatter-add). Dropout keeps its scaled mask, the only array its backward reads.
 
@@ -32,9 +32,7 @@ class Linear(Function):
     def forward(ctx: Context, x, w, b=None):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
-        y = _core.gemm(x2, w, trans_b=True)
-        if b is not None:
-            y += b
+        y = _core.gemm(x2, w, trans_b=True, bias=b)
         need_x, need_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(x2 if need_w else None, w if need_x else None)
         ctx.x_shape = x.shape

@@ -38,30 +38,48 @@ Operand<T> as_operand(const py::array& a) {
     return {c.data(), cols, false, c};
 }
 
+// With a bias, the output starts as beta * c + bias (each row) and the GEMM accumulates
+// into it (beta 1): Linear's y = x W^T + b in one call, no second pass over y in NumPy.
 template <typename T>
 py::array gemm_typed(const py::array& a, const py::array& b, const std::optional<py::array>& c,
-                     double alpha, double beta, bool trans_a, bool trans_b) {
+                     const std::optional<py::array>& bias, double alpha, double beta,
+                     bool trans_a, bool trans_b) {
     const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
     const int64_t N = trans_b ? b.shape(0) : b.shape(1);
     auto out = new_array<T>({M, N});
     const bool use_c = c.has_value() && beta != 0.0;
+    T* C = out.mutable_data();
     if (use_c) {
         auto cc = contiguous<T>(*c);
-        std::memcpy(out.mutable_data(), cc.data(), sizeof(T) * static_cast<size_t>(M * N));
+        std::memcpy(C, cc.data(), sizeof(T) * static_cast<size_t>(M * N));
+    }
+    py::array bias_c;
+    if (bias) {
+        bias_c = contiguous<T>(*bias);
+        const T* bv = static_cast<const T*>(bias_c.data());
+        const T bt = T(beta);
+        for (int64_t i = 0; i < M; ++i) {
+            T* row = C + i * N;
+            if (use_c)
+                for (int64_t j = 0; j < N; ++j) row[j] = bt * row[j] + bv[j];
+            else
+                std::memcpy(row, bv, sizeof(T) * static_cast<size_t>(N));
+        }
     }
     Operand<T> A = as_operand<T>(a), B = as_operand<T>(b);
     const bool ta = trans_a != A.transposed, tb = trans_b != B.transposed;
-    T* C = out.mutable_data();
+    const T beta_gemm = bias ? T(1) : use_c ? T(beta) : T(0);
     {
         py::gil_scoped_release release;
-        gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, use_c ? T(beta) : T(0), C, N,
+        gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, beta_gemm, C, N,
                 num_threads());
     }
     return out;
 }
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const py::object& c_obj,
-                       double alpha, double beta, bool trans_a, bool trans_b) {
+                       double alpha, double beta, bool trans_a, bool trans_b,
+                       const py::object& bias_obj) {
     const char* op = "gemm";
     py::array a = require_array(op, "a", a_obj), b = require_array(op, "b", b_obj);
     const DType dt = float_dtype(op, "a", a);
@@ -86,8 +104,17 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const p
             value_error(op, ": expected c of shape (", M, ", ", N, ") = op(a) @ op(b), got ",
                         shape_str(*c));
     }
-    return dt == DType::f32 ? gemm_typed<float>(a, b, c, alpha, beta, trans_a, trans_b)
-                            : gemm_typed<double>(a, b, c, alpha, beta, trans_a, trans_b);
+    std::optional<py::array> bias;
+    if (!bias_obj.is_none()) {
+        bias = require_array(op, "bias", bias_obj);
+        float_dtype(op, "bias", *bias);
+        require_same_dtype(op, "a", a, "bias", *bias);
+        if (bias->ndim() != 1 || bias->shape(0) != N)
+            value_error(op, ": expected bias of shape (", N, ",) (the columns of op(a) @ op(b)), got ",
+                        shape_str(*bias));
+    }
+    return dt == DType::f32 ? gemm_typed<float>(a, b, c, bias, alpha, beta, trans_a, trans_b)
+                            : gemm_typed<double>(a, b, c, bias, alpha, beta, trans_a, trans_b);
 }
 
 }  // namespace
@@ -95,13 +122,15 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const p
 void register_gemm(py::module_& m) {
     m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
           py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
-          py::arg("trans_b") = false,
+          py::arg("trans_b") = false, py::arg("bias") = py::none(),
           R"doc(General matrix multiply, BLAS sgemm/dgemm semantics (row-major).
 
 Returns ``alpha * op(a) @ op(b) + beta * c`` as a new array; ``c`` is not modified.
+``bias`` (optional, shape (N,)) is added to every row of the result (not scaled by alpha):
+Linear's ``x @ W.T + b`` in one call.
 op(a) is ``a.T`` if ``trans_a`` else ``a`` (shape (M, K)); op(b) likewise (K, N).
 ``beta == 0`` ignores ``c`` entirely (NaN in ``c`` does not propagate), as BLAS does.
-``a``, ``b`` and ``c`` must share dtype float32 or float64; any strides are accepted.
+``a``, ``b``, ``c`` and ``bias`` must share dtype float32 or float64; any strides are accepted.
 
 Raises TypeError for other dtypes or non-arrays, ValueError for shape mismatches.
 Algorithm: Goto/BLIS packing (packA/packB) with an MR x NR micro-kernel per ISA.)doc");

@@ -58,12 +58,19 @@ struct KernelSet {
     //   shifted_taps: out[i] = sum_{t<ntaps} w[t] * rows[t][i] for i < n, n a multiple of the
     //                 vector width (one output plane of a depthwise convolution).
     // Reads run to the end of the last vector: callers pad planes with zeros.
+    //   direct_row: one output row of stride-1 convolution, vectorised over its columns:
+    //     y[k*ystride + i] = bias[k] + sum_{r<nrows, kw<KW} wp[(r*KW + kw)*kb + k] *
+    //                                                       rows[r][i + kw*dil]
+    //     for k < kb <= direct_tiles().row_kb and i < n <= direct_tiles().row_cols (bias
+    //     null: 0). Reads rows[r][0, row_cols + (KW-1)*dil); stores only i < n.
     void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
                          int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
     void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
                          T* out, int64_t ldo) = nullptr;
     void (*shifted_taps)(int64_t n, const T* w, int64_t ntaps, const T* const* rows,
                          T* out) = nullptr;
+    void (*direct_row)(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,
+                       int kb, const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
 
     // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /

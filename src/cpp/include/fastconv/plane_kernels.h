@@ -73,6 +73,9 @@
     template <typename T>                                                                      \
     void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);     \
     template <typename T>                                                                      \
+    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,  \
+                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                   \
+    template <typename T>                                                                      \
     ::fastconv::DirectTiles direct_tiles();
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                   \
@@ -81,6 +84,8 @@
     template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,    \
                                   int64_t);                                                    \
     template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);           \
+    template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,      \
+                                const T*, int64_t, T*, int64_t);                               \
     template ::fastconv::DirectTiles direct_tiles<T>();
 
 namespace fastconv {

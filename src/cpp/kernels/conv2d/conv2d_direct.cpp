@@ -182,8 +182,7 @@ const T* tap_row(const DirectPlan& d, const T* planes, int64_t t) {
 // One output plane from Wq-wide rows (src) into dst[OH][OW], plus b.
 template <typename T>
 void store_output(const Conv2dParams& p, const DirectPlan& d, const T* src, T b, T* dst) {
-    for (int64_t oh = 0; oh < p.OH; ++oh)
-        for (int64_t ow = 0; ow < p.OW; ++ow) dst[oh * p.OW + ow] = src[oh * d.Wq + ow] + b;
+    for (int64_t oh = 0; oh < p.OH; ++oh) copy_row_add(dst + oh * p.OW, src + oh * d.Wq, p.OW, b);
 }
 
 // Phase plane `ph` of one (image, channel) gradient (src, Wq-wide rows) written to its
@@ -234,6 +233,13 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
         256, (512 * 1024 / elem_size) / (p.c_per_group() * d.nph + kb) / kRound * kRound);
 }
 
+// The forward by output rows: stride 1, ungrouped, and rows wide enough to fill half of
+// a tile's columns (LeNet-5's conv2, 10 columns of 32: 0.6x of the shifted planes).
+bool rows_forward_applies(const Conv2dParams& p) {
+    const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
+    return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 && 2 * p.OW >= cols;
+}
+
 }  // namespace
 
 bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
@@ -252,6 +258,13 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
             const DirectPlan d = make_plan(p);  // only this direction needs the plan
             return std::min(corr_block(p, d, 4, sizeof(float)), d.nb * d.S) >= 512;
         }
+        case ConvDirection::forward:
+            // By output rows (direct_row): first layers, <= 4 input channels, where the
+            // GEMM's K = C*KH*KW is 25-75 and its packing costs as much as the multiplies.
+            // Zen 4, 1 thread, vs im2col: LeNet-5 conv1 1.9x (b1 and b64), the tutorial's
+            // conv1 1.9x, CifarNet conv1 1.4x (b1) / 1.7x (b64), Keras conv1 1.2x. With more
+            // channels the GEMM wins or ties (ResNet-18 56x56x64 0.95x, 14x14x256 0.48x).
+            return p.c_per_group() <= 4 && rows_forward_applies(p);
         default:
             // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
             // rows): not chosen automatically. (backward_data on <= 7x7 maps with >= 256
@@ -261,9 +274,67 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
     }
 }
 
+// ---- stride-1 forward by output rows ---------------------------------------------------
+// Each image's channels are copied zero-padded to Hp = OH + (KH-1)*dil_h rows of
+// Wr = round_up(OW, row_cols) + (KW-1)*dil_w columns (column j holds input column
+// j - pad_left). The tile of output row oh, columns [ow0, ow0 + row_cols), channels
+// [k0, k0 + row_kb) then reads row oh + kh*dil_h of every channel at column ow0 + kw*dil_w
+// (direct_row): no plane positions past OH x OW are computed (the shifted planes compute
+// Hq x Wq per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias
+// starts the accumulators and the tile is stored straight into y.
+template <typename T>
+void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const DirectTiles tl = ks.direct_tiles();
+    const int64_t CKK = p.col_rows(), HW = p.H * p.W, OHW = p.OH * p.OW;
+    const int64_t Hp = p.OH + (p.KH - 1) * p.dil_h;  // = H + pad_top + pad_bottom
+    const int64_t Wr = round_up(p.OW, tl.row_cols) + (p.KW - 1) * p.dil_w, plane = Hp * Wr;
+    // packA once per call: per block of row_kb channels, wp[(c*KH + kh)*KW + kw][k - k0].
+    T* wp = thread_scratch<T, kPackTag>(static_cast<size_t>(p.K * CKK));
+    for (int64_t k = 0; k < p.K; ++k) {
+        const int64_t k0 = k / tl.row_kb * tl.row_kb;
+        const int64_t kb = std::min<int64_t>(tl.row_kb, p.K - k0);
+        for (int64_t q = 0; q < CKK; ++q) wp[k0 * CKK + q * kb + (k - k0)] = w[k * CKK + q];
+    }
+    auto out_rows = [&](const T* xr, T* yn, int64_t oh0, int64_t oh1) {
+        const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(p.C * p.KH));
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+            for (int64_t ow0 = 0; ow0 < p.OW; ow0 += tl.row_cols) {
+                for (int64_t c = 0; c < p.C; ++c)
+                    for (int64_t kh = 0; kh < p.KH; ++kh)
+                        rows[c * p.KH + kh] = xr + c * plane + (oh + kh * p.dil_h) * Wr + ow0;
+                const int64_t n = std::min<int64_t>(tl.row_cols, p.OW - ow0);
+                for (int64_t k0 = 0; k0 < p.K; k0 += tl.row_kb)
+                    ks.direct_row(p.C * p.KH, p.KW, p.dil_w, rows, wp + k0 * CKK,
+                                  static_cast<int>(std::min<int64_t>(tl.row_kb, p.K - k0)),
+                                  bias ? bias + k0 : nullptr, n, yn + k0 * OHW + oh * p.OW + ow0,
+                                  OHW);
+            }
+    };
+    for_each_task(p.N, [&](int64_t n, int tile_threads) {
+        T* xr = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * plane));
+        for (int64_t c = 0; c < p.C; ++c)
+            for (int64_t r = 0; r < Hp; ++r) {
+                T* dst = xr + c * plane + r * Wr;
+                const int64_t ih = r - p.pad_top;
+                if (ih < 0 || ih >= p.H) {
+                    zero_row(dst, Wr);
+                    continue;
+                }
+                zero_row(dst, p.pad_left);
+                copy_row(dst + p.pad_left, x + (n * p.C + c) * HW + ih * p.W, p.W);
+                zero_row(dst + p.pad_left + p.W, Wr - p.pad_left - p.W);
+            }
+        T* yn = y + n * p.K * OHW;
+        parallel_ranges(p.OH, tile_threads,
+                        [&](int64_t a, int64_t b) { out_rows(xr, yn, a, b); });
+    });
+}
+
 template <typename T>
 void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
     const KernelSet<T>& ks = kernel_set<T>();
+    if (rows_forward_applies(p)) return direct_rows_forward(p, x, w, bias, y);
     const DirectTiles tl = ks.direct_tiles();
     const DirectPlan d = make_plan(p);
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;

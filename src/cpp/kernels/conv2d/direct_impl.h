@@ -18,6 +18,10 @@
 
 #include <cstdint>
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "fastconv/plane_kernels.h"
 
 namespace fastconv {
@@ -30,10 +34,13 @@ namespace {
 #if FASTCONV_VEC_BYTES == 64
 constexpr int kGemmMR = 8, kGemmNV = 2;  // 16 accumulators, 2 B vectors, 1 broadcast
 constexpr int kCorrKB = 4, kCorrTB = 6;  // 24 accumulators, 6 x vectors, 1 dy vector
+constexpr int kRowKB = 12;               // 24 accumulators, 2 x vectors, 1 broadcast
 #else
 constexpr int kGemmMR = 6, kGemmNV = 2;  // 12 accumulators of 16 registers
 constexpr int kCorrKB = 3, kCorrTB = 4;  // 12 accumulators
+constexpr int kRowKB = 6;                // 12 accumulators
 #endif
+constexpr int kRowNV = 2;  // x vectors per output-row tile
 
 template <typename T>
 struct Vec {
@@ -145,6 +152,79 @@ void corr_dispatch(int kb, int tb, int64_t n, const T* d, int64_t ldd, const T* 
     }
 }
 
+// The first n <= width lanes of v to dst (masked on AVX-512 and AVX2: a row's last vector
+// is often partial, 28 of 32 columns on LeNet-5's conv1).
+template <typename T>
+inline void store_part(T* dst, typename Vec<T>::type v, int64_t n) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4)
+        _mm512_mask_storeu_ps(dst, static_cast<__mmask16>((1u << n) - 1u), (__m512)v);
+    else
+        _mm512_mask_storeu_pd(dst, static_cast<__mmask8>((1u << n) - 1u), (__m512d)v);
+#elif defined(__AVX2__)
+    const __m256i lanes = sizeof(T) == 4 ? _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+                                         : _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), lanes);
+    if constexpr (sizeof(T) == 4)
+        _mm256_maskstore_ps(reinterpret_cast<float*>(dst), mask, (__m256)v);
+    else
+        _mm256_maskstore_pd(reinterpret_cast<double*>(dst), mask, (__m256d)v);
+#else
+    T tmp[Vec<T>::width];
+    storeu(tmp, v);
+    for (int64_t l = 0; l < n; ++l) dst[l] = tmp[l];
+#endif
+}
+
+// One output-row tile of KB channels x kRowNV vectors of columns (direct_row's contract).
+template <typename T, int KB>
+void row_tile(int64_t nrows, int64_t KW, int64_t dil, const T* const* __restrict rows,
+              const T* __restrict wp, const T* __restrict bias, int64_t n, T* __restrict y,
+              int64_t ystride) {
+    using V = typename Vec<T>::type;
+    constexpr int W = Vec<T>::width;
+    V acc[KB][kRowNV];
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; ++k) {
+        const V b = splat(bias ? bias[k] : T(0));
+#pragma GCC unroll 4
+        for (int j = 0; j < kRowNV; ++j) acc[k][j] = b;
+    }
+    for (int64_t r = 0; r < nrows; ++r) {
+        const T* row = rows[r];
+        for (int64_t kw = 0; kw < KW; ++kw, wp += KB) {
+            V xv[kRowNV];
+#pragma GCC unroll 4
+            for (int j = 0; j < kRowNV; ++j) xv[j] = loadu(row + kw * dil + j * W);
+#pragma GCC unroll 16
+            for (int k = 0; k < KB; ++k) {
+                const V wk = splat(wp[k]);
+#pragma GCC unroll 4
+                for (int j = 0; j < kRowNV; ++j) acc[k][j] += wk * xv[j];
+            }
+        }
+    }
+#pragma GCC unroll 16
+    for (int k = 0; k < KB; ++k)
+#pragma GCC unroll 4
+        for (int j = 0; j < kRowNV; ++j) {
+            T* dst = y + k * ystride + j * W;
+            if (n >= (j + 1) * W)
+                storeu(dst, acc[k][j]);
+            else if (n > j * W)
+                store_part(dst, acc[k][j], n - j * W);
+        }
+}
+
+template <typename T, int KB>
+void row_dispatch(int kb, int64_t nrows, int64_t KW, int64_t dil, const T* const* rows,
+                  const T* wp, const T* bias, int64_t n, T* y, int64_t ystride) {
+    if constexpr (KB >= 1) {
+        if (kb == KB) return row_tile<T, KB>(nrows, KW, dil, rows, wp, bias, n, y, ystride);
+        row_dispatch<T, KB - 1>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
+    }
+}
+
 }  // namespace
 
 template <typename T>
@@ -186,8 +266,15 @@ void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T*
 }
 
 template <typename T>
+void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp, int kb,
+                const T* bias, int64_t n, T* y, int64_t ystride) {
+    row_dispatch<T, kRowKB>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
+}
+
+template <typename T>
 DirectTiles direct_tiles() {
-    return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB, kCorrTB, Vec<T>::width};
+    return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB, kCorrTB, Vec<T>::width, kRowKB,
+            kRowNV * Vec<T>::width};
 }
 
 FASTCONV_INSTANTIATE_DIRECT_KERNELS(float)
