@@ -155,7 +155,8 @@ def conv2d(
     -----
     ``out[n, k] = bias[k] + Σ_c Σ_{i,j} input[n, g·C_in/groups + c, s·h − p + d·i, s·w − p + d·j]
     · weight[k, c, i, j]``. Algorithm: im2col + GEMM (Chellapilla et al. 2006), a direct
-    1×1 path and a depthwise kernel, chosen by shape in ``fastconv.kernels.conv2d``. The
+    1×1 path, direct kernels for first layers and depthwise layers, and Winograd F(2×2, 3×3)
+    (Lavin & Gray 2016), chosen by shape in ``fastconv.kernels.conv2d``. The
     backward runs backward_data only when input needs a gradient and backward_weight only
     when weight does. Source: https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html.
     """

@@ -14,7 +14,8 @@ Functions, which call ``_core`` directly in forward and backward.
 The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
 'winograd', 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by
 shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
-every kernel tap is a shifted contiguous stream over row-padded stride-phase planes.
+every kernel tap is a shifted contiguous stream over row-padded stride-phase planes; its
+stride-1, ungrouped forward runs by output rows (auto's choice for first layers).
 'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 / dilation 1
 (ValueError otherwise), in all three directions (docs/performance.md).
 """
@@ -205,8 +206,10 @@ def conv2d(
     -----
     ``y[n,k] = bias[k] + Σ_c Σ_{kh,kw} x[n, g·C/g + c, oh·s − p + kh·d, ow·s − p + kw·d] · w[k,c,kh,kw]``.
     Algorithm: im2col + GEMM (Chellapilla et al. 2006; BLIS-style GEMM), the input used
-    directly as the column matrix for 1×1/stride-1 kernels, and a direct kernel for
-    depthwise convolution (groups == C > 1).
+    directly as the column matrix for 1×1/stride-1 kernels, a direct kernel by output rows
+    for first layers (≤ 4 input channels, stride 1), a direct kernel for depthwise
+    convolution (groups == C > 1) and Winograd F(2×2, 3×3) (Lavin & Gray 2016) for 3×3
+    stride-1 layers with enough channels (docs/performance.md).
     """
     args = conv2d_args(np.shape(weight), stride, padding, dilation, groups)
     return _core.conv2d_forward(input, weight, bias, *args, algorithm)
