@@ -3,9 +3,10 @@
 Linear flattens the leading dimensions of x to one batch axis (a view when x is
 contiguous) and runs the three products of a fully connected layer as single GEMM calls:
 ``y = x·Wᵀ + b`` (the GEMM adds the bias), ``dW = dyᵀ·x``, ``dx = dy·W``; the transposes
-are GEMM flags, never copies. Pad handles constant padding by a slice copy and reflect/replicate/circular by one
-``take`` per padded axis with a precomputed source index (its backward is the matching
-scatter-add). Dropout keeps its scaled mask, the only array its backward reads.
+are GEMM flags, never copies. Pad handles constant padding by a slice copy and
+reflect/replicate/circular by one ``take`` per padded axis with a precomputed source index
+(its backward is the matching scatter-add). Dropout keeps its scaled mask, the only array
+its backward reads.
 
 Pad and Dropout take their array functions from the input's array module
 (:func:`fastconv._array.get_array_module`, ``ctx.xp`` in backward), so they run on NumPy or

@@ -110,8 +110,8 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const p
         float_dtype(op, "bias", *bias);
         require_same_dtype(op, "a", a, "bias", *bias);
         if (bias->ndim() != 1 || bias->shape(0) != N)
-            value_error(op, ": expected bias of shape (", N, ",) (the columns of op(a) @ op(b)), got ",
-                        shape_str(*bias));
+            value_error(op, ": expected bias of shape (", N,
+                        ",) (the columns of op(a) @ op(b)), got ", shape_str(*bias));
     }
     return dt == DType::f32 ? gemm_typed<float>(a, b, c, bias, alpha, beta, trans_a, trans_b)
                             : gemm_typed<double>(a, b, c, bias, alpha, beta, trans_a, trans_b);

@@ -1,7 +1,8 @@
-// Short-row copy (plain or plus a constant) and zero fill, inlined, for the feature-map row loops of the conv
-// drivers (plane fills, input padding). Rows are 5-60 elements, and the memcpy/memset call
-// per row that std::memcpy/std::fill become cost more than the copy itself: a third of a
-// first layer's direct backward_weight, and that part did not scale with threads.
+// Short-row copy (plain or plus a constant) and zero fill, inlined, for the feature-map row
+// loops of the conv drivers (plane fills, input padding, output rows). Rows are 5-60
+// elements, and the memcpy/memset call per row that std::memcpy/std::fill become cost more
+// than the copy itself: a third of a first layer's direct backward_weight, and that part
+// did not scale with threads.
 // 32-byte blocks, the last one shifted back to end at n (rewriting a few elements).
 #pragma once
 
