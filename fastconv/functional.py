@@ -422,15 +422,17 @@ def linear(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
     """
     op = "linear"
     _arg(input, "input", op)
-    if _arg(weight, "weight", op).ndim != 2:
-        msg = f"linear: weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}"
+    w = _raw(_arg(weight, "weight", op))  # checked on the arrays: Tensor properties cost more
+    if w.ndim != 2:
+        msg = f"linear: weight must be 2-D (out_features, in_features), got shape {w.shape}"
         raise ValueError(msg)
     if _arg(bias, "bias", op, optional=True) is not None:
-        if bias.shape != weight.shape[:1]:
-            msg = f"linear: bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}"
+        b = _raw(bias)
+        if b.shape != w.shape[:1]:
+            msg = f"linear: bias must have shape ({w.shape[0]},), got {b.shape}"
             raise ValueError(msg)
-        if bias.dtype != weight.dtype:
-            msg = f"linear: bias dtype {bias.dtype} differs from weight dtype {weight.dtype}"
+        if b.dtype != w.dtype:
+            msg = f"linear: bias dtype {b.dtype} differs from weight dtype {w.dtype}"
             raise TypeError(msg)
     return _misc.Linear.apply(input, weight, bias)
 

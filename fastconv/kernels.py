@@ -82,6 +82,11 @@ def _conv_padding(
     as torch does; it requires stride 1. A 4-sequence is taken in ``F.pad`` order
     (left, right, top, bottom).
     """
+    if type(padding) is int or (type(padding) is tuple and len(padding) == 2):
+        # The common forms first, by exact type: an ABC isinstance(…, Sequence) test costs
+        # a third of this function on every conv call.
+        ph, pw = _pair(padding, "padding", op)
+        return ph, ph, pw, pw
     if isinstance(padding, str):
         if padding == "valid":
             return 0, 0, 0, 0

@@ -245,9 +245,9 @@ def _record_gemm(monkeypatch):
     calls = []
     original = _core.gemm
 
-    def gemm(*args, **kwargs):
-        calls.append((kwargs.get("trans_a", False), kwargs.get("trans_b", False)))
-        return original(*args, **kwargs)
+    def gemm(a, b, c=None, alpha=1.0, beta=0.0, trans_a=False, trans_b=False, bias=None):
+        calls.append((trans_a, trans_b))
+        return original(a, b, c, alpha, beta, trans_a, trans_b, bias)
 
     monkeypatch.setattr(_core, "gemm", gemm)
     return calls

@@ -25,6 +25,7 @@ from conftest import assert_close, maxabs, tolerance, torch64
 
 import fastconv as fc
 from fastconv import nn
+from fastconv.nn.module import registered
 from fastconv.nn import init
 
 TNN = torch.nn
@@ -776,6 +777,54 @@ def test_declared_members_resolve_as_attribute_access_does(rng):
     np.testing.assert_array_equal(conv(x).numpy(), np.full((1, 1, 2, 2), 2.0, np.float32))
     with pytest.raises(KeyError, match="already exists"):
         conv.register_parameter("weight", None)
+
+
+def test_registration_declares_the_name_on_the_class():
+    """Registering a child, parameter or buffer under a new name gives the class a
+    `registered` entry (no failed look-up on each forward); attribute rules stay torch's."""
+
+    class Net(nn.Module):
+        def __init__(self, with_head=True):
+            super().__init__()
+            self.body = nn.Linear(2, 2)
+            if with_head:
+                self.head = nn.Linear(2, 1)
+            self.register_buffer("scale", np.ones(1, np.float32))
+
+    net = Net()
+    assert isinstance(Net.__dict__["body"], registered)
+    assert isinstance(Net.__dict__["scale"], registered)
+    assert net.body is net._modules["body"] and net.scale is net._buffers["scale"]
+    # Another instance without the member: AttributeError, as for any missing attribute.
+    bare = Net(with_head=False)
+    assert not hasattr(bare, "head")
+    with pytest.raises(AttributeError, match="'Net' object has no attribute 'head'"):
+        _ = bare.head
+    # Replaced, set to None, deleted, or shadowed by a plain instance attribute.
+    new_head = nn.Linear(2, 3)
+    net.head = new_head
+    assert net.head is new_head
+    net.head = None
+    assert net.head is None
+    del net.head
+    with pytest.raises(AttributeError):
+        _ = net.head
+    net.head = 5  # a plain attribute once the child is gone
+    assert net.head == 5 and "head" not in net._modules
+    # A parameter named like a child of another instance resolves from _parameters.
+    bare.head = nn.Parameter(np.zeros(1, np.float32))
+    assert bare.head is bare._parameters["head"]
+
+    class Lazy(nn.Module):  # a subclass __getattr__ still sees names the instance lacks
+        def __getattr__(self, name):
+            if name == "body":
+                return "fallback"
+            return super().__getattr__(name)
+
+    lazy = Lazy()
+    lazy.body = nn.Linear(1, 1)
+    assert isinstance(lazy.body, nn.Linear)
+    assert Lazy().body == "fallback"
 
 
 def test_module_hyperparameters_changed_after_construction_are_used(rng):

@@ -3,9 +3,11 @@
 // Transposed convolution runs on the conv drivers: its forward is conv's backward_data, its
 // backward_data is conv's forward and its weight gradient is conv's backward_weight with
 // the roles of input and output gradient exchanged.
+#include <array>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <pybind11/stl.h>
 
@@ -80,15 +82,20 @@ void check_padding(const char* op, const Padding4& pad) {
 
 // A weight's 4-D shape; the backward_weight bindings know it without having the array.
 struct WShape {
-    std::vector<int64_t> d;
+    std::array<int64_t, 4> d;
     explicit WShape(const py::array& w) : d{w.shape(0), w.shape(1), w.shape(2), w.shape(3)} {}
     WShape(int64_t a, int64_t b, int64_t c, int64_t e) : d{a, b, c, e} {}
     int64_t shape(int i) const { return d[i]; }
 };
 std::string shape_str(const WShape& w) {
-    return bind::shape_str(w.d);
+    return bind::shape_str(std::vector<int64_t>(w.d.begin(), w.d.end()));
 }
 using bind::shape_str;
+// Shapes in messages are formatted only on the error path (an ostringstream costs more
+// than the rest of a small layer's validation).
+std::string shape_str(int64_t N, int64_t C, int64_t H, int64_t W) {
+    return bind::shape_str(std::vector<int64_t>{N, C, H, W});
+}
 
 void check_weight_dims(const char* op, const WShape& w) {
     for (int i = 0; i < 4; ++i)
@@ -100,7 +107,7 @@ void check_weight_dims(const char* op, const WShape& w) {
 // Forward-convolution params from input shape (N, C, H, W), weight (K, C/g, KH, KW).
 Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_t W,
                          const WShape& w, Pair stride, const Padding4& pad, Pair dilation,
-                         int64_t groups, const std::string& input_shape) {
+                         int64_t groups) {
     check_hyper(op, stride, dilation, groups);
     check_padding(op, pad);
     check_weight_dims(op, w);
@@ -113,10 +120,10 @@ Conv2dParams conv_params(const char* op, int64_t N, int64_t C, int64_t H, int64_
     p.groups = groups;
     if (H < 1 || W < 1 || C < 1)
         value_error(op, ": expected input with non-zero C, H and W, got input of shape ",
-                    input_shape);
+                    shape_str(N, C, H, W));
     if (static_cast<__int128>(w.shape(1)) * groups != C)
         value_error(op, ": Given groups=", groups, ", weight of size ", shape_str(w),
-                    ", expected input", input_shape, " to have ",
+                    ", expected input", shape_str(N, C, H, W), " to have ",
                     checked_size(op, "weight.shape[1] * groups",
                                  static_cast<__int128>(w.shape(1)) * groups),
                     " channels, but got ", C, " channels instead");
@@ -152,10 +159,6 @@ void check_output_grad(const char* op, const py::array& dy, int64_t N, int64_t K
     if (dy.shape(0) != N || dy.shape(1) != K || dy.shape(2) != OH || dy.shape(3) != OW)
         value_error(op, ": expected grad_output of shape ",
                     shape_str(std::vector<int64_t>{N, K, OH, OW}), ", got ", shape_str(dy));
-}
-
-std::string shape_of(const py::array& a) {
-    return shape_str(a);
 }
 
 ConvAlgo algo_arg(const char* op, const std::string& name) {
@@ -203,7 +206,7 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
     const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array& x = r.a;
     Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                                 stride, pad4(padding), dilation, groups, shape_of(x));
+                                 stride, pad4(padding), dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
     check_bias(op, r.bias, p.K);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -229,9 +232,8 @@ py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::obje
     if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
     const int64_t N = dy.shape(0), C = r.b.shape(1) * groups;
     const Pair input_size = check_input_shape(op, input_shape, N, C);
-    const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = conv_params(op, N, C, input_size.first, input_size.second, WShape(r.b), stride,
-                                 pad4(padding), dilation, groups, in_shape);
+                                 pad4(padding), dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_data);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -262,7 +264,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
                     ") must both be divisible by groups (", groups, ")");
     const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
-                                 pad4(padding), dilation, groups, shape_of(x));
+                                 pad4(padding), dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_weight);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -298,7 +300,7 @@ py::object conv2d_backward_bias_binding(const py::object& dy_obj) {
 
 Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H, int64_t W,
                               const WShape& w, Pair stride, Pair padding, Pair output_padding,
-                              Pair dilation, int64_t groups, const std::string& input_shape) {
+                              Pair dilation, int64_t groups) {
     check_hyper(op, stride, dilation, groups);
     require_non_negative(op, "padding", padding);
     require_non_negative(op, "output_padding", output_padding);
@@ -313,10 +315,10 @@ Conv2dParams transpose_params(const char* op, int64_t N, int64_t C_in, int64_t H
                     ")");
     if (H < 1 || W < 1 || C_in < 1)
         value_error(op, ": expected input with non-zero C, H and W, got input of shape ",
-                    input_shape);
+                    shape_str(N, C_in, H, W));
     if (w.shape(0) != C_in)
         value_error(op, ": Given transposed=1, weight of size ", shape_str(w), ", expected input",
-                    input_shape, " to have ", w.shape(0), " channels, but got ", C_in,
+                    shape_str(N, C_in, H, W), " to have ", w.shape(0), " channels, but got ", C_in,
                     " channels instead");
     if (C_in % groups != 0)
         value_error(op, ": Given groups=", groups, ", expected weight to be divisible by ", groups,
@@ -361,7 +363,7 @@ py::object conv_transpose2d_forward_binding(const py::object& x_obj, const py::o
     const py::array& x = r.a;
     Conv2dParams p =
         transpose_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b), stride,
-                         padding, output_padding, dilation, groups, shape_of(x));
+                         padding, output_padding, dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_data);
     check_bias(op, r.bias, p.C);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -386,9 +388,8 @@ py::object conv_transpose2d_backward_data_binding(const py::object& dy_obj, cons
     const py::array& dy = r.a;
     const int64_t N = dy.shape(0), C_in = r.b.shape(0);
     const Pair input_size = check_input_shape(op, input_shape, N, C_in);
-    const std::string in_shape = shape_str(input_shape);
     Conv2dParams p = transpose_params(op, N, C_in, input_size.first, input_size.second, WShape(r.b),
-                                      stride, padding, output_padding, dilation, groups, in_shape);
+                                      stride, padding, output_padding, dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -419,7 +420,7 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
                     ") must both be divisible by groups (", groups, ")");
     const WShape w_shape(C_in, C_out / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = transpose_params(op, x.shape(0), C_in, x.shape(2), x.shape(3), w_shape, stride,
-                                      padding, output_padding, dilation, groups, shape_of(x));
+                                      padding, output_padding, dilation, groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_weight);
     check_output_grad(op, dy, p.N, p.C, p.H, p.W);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -484,7 +485,7 @@ Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(K
             const py::array& x = r.a;
             Conv2dParams p =
                 conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                            stride, pad4(padding), dilation, groups, shape_of(x));
+                            stride, pad4(padding), dilation, groups);
             return std::string(conv_algo_name(choose_conv_algo(p, dir)));
         },
         "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
@@ -499,7 +500,7 @@ Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(K
             const py::array& x = r.a;
             return conv2d_backward_data_as_forward(
                 conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                            stride, pad4(padding), dilation, groups, shape_of(x)));
+                            stride, pad4(padding), dilation, groups));
         },
         "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
         "Whether im2col's backward_data runs, for these shapes, as the forward convolution of\n"

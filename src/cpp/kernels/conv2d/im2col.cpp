@@ -78,10 +78,11 @@ Im2colPlan make_im2col_plan(const Conv2dParams& p, int64_t nr, int64_t nb,
     }
     plan.first.push_back(static_cast<int64_t>(plan.runs.size()));
     plan.row_off.resize(p.col_rows());
-    for (int64_t r = 0; r < p.col_rows(); ++r) {
-        const int64_t c = r / (p.KH * p.KW), kh = (r / p.KW) % p.KH, kw = r % p.KW;
-        plan.row_off[r] = c * plan.Hp * plan.Wp + kh * p.dil_h * plan.Wp + kw * p.dil_w;
-    }
+    int64_t* off = plan.row_off.data();  // row r = (c, kh, kw); nested loops, no divisions
+    for (int64_t c = 0; c < p.col_rows() / (p.KH * p.KW); ++c)
+        for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw)
+                *off++ = c * plan.Hp * plan.Wp + kh * p.dil_h * plan.Wp + kw * p.dil_w;
     return plan;
 }
 
