@@ -25,8 +25,8 @@ from conftest import assert_close, maxabs, tolerance, torch64
 
 import fastconv as fc
 from fastconv import nn
-from fastconv.nn.module import registered
 from fastconv.nn import init
+from fastconv.nn.module import registered
 
 TNN = torch.nn
 
@@ -794,7 +794,8 @@ def test_registration_declares_the_name_on_the_class():
     net = Net()
     assert isinstance(Net.__dict__["body"], registered)
     assert isinstance(Net.__dict__["scale"], registered)
-    assert net.body is net._modules["body"] and net.scale is net._buffers["scale"]
+    assert net.body is net._modules["body"]
+    assert net.scale is net._buffers["scale"]
     # Another instance without the member: AttributeError, as for any missing attribute.
     bare = Net(with_head=False)
     assert not hasattr(bare, "head")
@@ -810,7 +811,8 @@ def test_registration_declares_the_name_on_the_class():
     with pytest.raises(AttributeError):
         _ = net.head
     net.head = 5  # a plain attribute once the child is gone
-    assert net.head == 5 and "head" not in net._modules
+    assert net.head == 5
+    assert "head" not in net._modules
     # A parameter named like a child of another instance resolves from _parameters.
     bare.head = nn.Parameter(np.zeros(1, np.float32))
     assert bare.head is bare._parameters["head"]
