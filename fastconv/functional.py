@@ -160,12 +160,18 @@ def conv2d(
     backward runs backward_data only when input needs a gradient and backward_weight only
     when weight does. Source: https://pytorch.org/docs/stable/generated/torch.nn.Conv2d.html.
     """
-    op = "conv2d"
+    _conv_operands(input, weight, bias, "conv2d")
+    args = _kernels.conv2d_args(weight.shape, stride, padding, dilation, groups)
+    return _conv.Conv2d.apply(input, weight, bias, args)
+
+
+def _conv_operands(input: TensorLike, weight: TensorLike, bias: TensorLike | None,
+                   op: str) -> None:
+    """The TypeError/ValueError of conv2d/conv_transpose2d for the operands' types and the
+    input's rank (their shapes are checked by the kernels); nn.Conv2d calls it too."""
     _ndim_3_or_4(_arg(input, "input", op), op)
     _arg(weight, "weight", op)
     _arg(bias, "bias", op, optional=True)
-    s, p, d, g = _kernels.conv2d_args(weight.shape, stride, padding, dilation, groups)
-    return _conv.Conv2d.apply(input, weight, bias, stride=s, padding=p, dilation=d, groups=g)
 
 
 def conv_transpose2d(
@@ -205,14 +211,9 @@ def conv_transpose2d(
     its input gradient a Conv2d forward (Dumoulin & Visin 2016, "A guide to convolution
     arithmetic"). Source: https://pytorch.org/docs/stable/generated/torch.nn.ConvTranspose2d.html.
     """
-    op = "conv_transpose2d"
-    _ndim_3_or_4(_arg(input, "input", op), op)
-    _arg(weight, "weight", op)
-    _arg(bias, "bias", op, optional=True)
-    s, p, opad, d, g = _kernels.conv_transpose2d_args(stride, padding, output_padding, groups,
-                                                      dilation)
-    return _conv.ConvTranspose2d.apply(input, weight, bias, stride=s, padding=p,
-                                       output_padding=opad, dilation=d, groups=g)
+    _conv_operands(input, weight, bias, "conv_transpose2d")
+    args = _kernels.conv_transpose2d_args(stride, padding, output_padding, groups, dilation)
+    return _conv.ConvTranspose2d.apply(input, weight, bias, args)
 
 
 # ---- pooling --------------------------------------------------------------------------------
@@ -262,11 +263,9 @@ def max_pool2d(
     """
     op = "max_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
-    k, s, p, d, ceil = _kernels.max_pool2d_args(kernel_size, stride, padding, dilation,
-                                                ceil_mode)
+    args = _kernels.max_pool2d_args(kernel_size, stride, padding, dilation, ceil_mode)
     holder: list | None = [] if return_indices else None
-    out = _pool.MaxPool2d.apply(input, kernel_size=k, stride=s, padding=p, dilation=d,
-                                ceil_mode=ceil, indices_out=holder)
+    out = _pool.MaxPool2d.apply(input, args, holder)
     if return_indices:
         return out, Tensor._from_op(holder[0], None)
     return out
@@ -314,10 +313,9 @@ def avg_pool2d(
     """
     op = "avg_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
-    k, s, p, ceil, include_pad, divisor = _kernels.avg_pool2d_args(
-        kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
-    return _pool.AvgPool2d.apply(input, kernel_size=k, stride=s, padding=p, ceil_mode=ceil,
-                                 count_include_pad=include_pad, divisor_override=divisor)
+    args = _kernels.avg_pool2d_args(kernel_size, stride, padding, ceil_mode, count_include_pad,
+                                    divisor_override)
+    return _pool.AvgPool2d.apply(input, args)
 
 
 def adaptive_avg_pool2d(input: TensorLike, output_size: Any) -> Tensor:
@@ -349,7 +347,7 @@ def adaptive_avg_pool2d(input: TensorLike, output_size: Any) -> Tensor:
     op = "adaptive_avg_pool2d"
     _ndim_3_or_4(_arg(input, "input", op), op)
     size = _kernels.adaptive_output_size(output_size, _raw(input), op)
-    return _pool.AdaptiveAvgPool2d.apply(input, output_size=size)
+    return _pool.AdaptiveAvgPool2d.apply(input, size)
 
 
 def adaptive_max_pool2d(
@@ -382,7 +380,7 @@ def adaptive_max_pool2d(
     _ndim_3_or_4(_arg(input, "input", op), op)
     size = _kernels.adaptive_output_size(output_size, _raw(input), op)
     holder: list | None = [] if return_indices else None
-    out = _pool.AdaptiveMaxPool2d.apply(input, output_size=size, indices_out=holder)
+    out = _pool.AdaptiveMaxPool2d.apply(input, size, holder)
     if return_indices:
         return out, Tensor._from_op(holder[0], None)
     return out

@@ -838,6 +838,14 @@ def test_module_hyperparameters_changed_after_construction_are_used(rng):
     conv.padding = (1, 1)
     conv.stride = 2
     assert conv(x).shape == (1, 1, 4, 4)
+    conv.dilation = 2
+    assert conv(x).shape == (1, 1, 3, 3)
+    # A list is normalised on every call (nn.Conv2d keeps only immutable values), so
+    # changing it in place takes effect too.
+    conv.stride, conv.dilation, conv.padding = 1, 1, [1, 1]
+    assert conv(x).shape == (1, 1, 8, 8)
+    conv.padding[0] = 0
+    assert conv(x).shape == (1, 1, 6, 8)
     pool.stride = 1
     assert pool(x).shape == (1, 1, 7, 7)
 
