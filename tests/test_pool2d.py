@@ -59,6 +59,16 @@ def _check_max(what, y, idx, y_ref, idx_ref, dtype):
     )
 
 
+def _check_values_only(what, x, k, s, p, d, ceil, y_ref):
+    """The forward without indices (with_indices=False, inference) gives torch's values."""
+    y, none = _core.max_pool2d_forward(x, *K.max_pool2d_args(k, s, p, d, ceil), False)
+    assert none is None, what
+    y_ref = y_ref.detach().numpy()
+    assert y.shape == y_ref.shape, f"{what}: shape {y.shape} != torch {y_ref.shape}"
+    bad = ~((y.astype(np.float64) == y_ref) | (np.isnan(y) & np.isnan(y_ref)))
+    assert not bad.any(), f"{what} values only: differ at {np.argwhere(bad)[0].tolist()}"
+
+
 def _run_max(x, k, s, p, d, ceil, rng, isa):
     """Our max_pool2d forward + backward against torch (forward exact, backward derived)."""
     what = f"max_pool2d[{isa}, {x.dtype}] x{x.shape} k={k} s={s} p={p} d={d} ceil={ceil}"
@@ -66,6 +76,7 @@ def _run_max(x, k, s, p, d, ceil, rng, isa):
     xt = torch64(x).requires_grad_()
     y_ref, idx_ref = F.max_pool2d(xt, k, s, p, d, ceil_mode=ceil, return_indices=True)
     _check_max(what, y, idx, y_ref, idx_ref, x.dtype)
+    _check_values_only(what, x, k, s, p, d, ceil, y_ref)
 
     g = _data(rng, y.shape, x.dtype)
     y_ref.backward(torch64(g))
@@ -178,6 +189,7 @@ def test_max_pool2d_window_without_input_tap(isa, dtype):
     y, idx = K.max_pool2d(x, 2, 1, 1, 3)
     y_ref, idx_ref = F.max_pool2d(torch64(x), 2, 1, 1, 3, return_indices=True)
     _check_max(f"max_pool2d[{isa}] empty window", y, idx, y_ref, idx_ref, x.dtype)
+    _check_values_only(f"max_pool2d[{isa}] empty window", x, 2, 1, 1, 3, False, y_ref)
     assert (idx >= x.shape[2] * x.shape[3]).any()
     with pytest.raises(ValueError, match="indices"):
         K.max_pool2d_backward(np.ones_like(y), idx, x.shape)
@@ -402,6 +414,7 @@ def test_max_pool2d_random_configs(cfg, seed, special, isa, dtype):
     if (idx >= shape[2] * shape[3]).any():  # a window with no input tap (see above)
         y_ref, idx_ref = F.max_pool2d(torch64(x), k, s, p, d, ceil, return_indices=True)
         _check_max(f"max_pool2d[{isa}] {cfg}", y, idx, y_ref, idx_ref, x.dtype)
+        _check_values_only(f"max_pool2d[{isa}] {cfg}", x, k, s, p, d, ceil, y_ref)
         return
     _run_max(x, k, s, p, d, ceil, rng, isa)
 

@@ -40,9 +40,11 @@ class MaxPool2d(Function):
     def forward(ctx: Context, x, args, indices_out=None):
         """args: (kernel_size, stride, padding, dilation, ceil_mode)."""
         x = _batched(ctx, x)
-        y, idx = _core.max_pool2d_forward(x, *args)
+        # The argmax only when backward or the caller reads it (not for inference).
+        with_indices = ctx.needs_input_grad[0] or indices_out is not None
+        y, idx = _core.max_pool2d_forward(x, *args, with_indices)
         ctx.indices, ctx.empty = idx, None
-        if args[3] != (1, 1):
+        if with_indices and args[3] != (1, 1):
             # A dilated window can hold no input element at all: torch then returns -inf and
             # an index outside the plane. Such an output sends no gradient anywhere.
             plane = x.shape[-2] * x.shape[-1]
@@ -50,9 +52,9 @@ class MaxPool2d(Function):
             if empty.any():
                 ctx.empty = empty
         if ctx.unbatched:
-            y, idx = y[0], idx[0]
+            y = y[0]
         if indices_out is not None:
-            indices_out.append(idx)
+            indices_out.append(idx[0] if ctx.unbatched else idx)
         return y
 
     @staticmethod

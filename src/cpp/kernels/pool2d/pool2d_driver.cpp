@@ -51,7 +51,7 @@ void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indice
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().max_pool2d_forward_plane;
     for_each_plane(p, [&](int64_t xo, int64_t yo) {
-        kernel(p, x + xo, y + yo, indices + yo);
+        kernel(p, x + xo, y + yo, indices ? indices + yo : nullptr);
     });
 }
 

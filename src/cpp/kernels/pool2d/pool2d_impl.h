@@ -115,7 +115,7 @@ inline void max_one(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, 
         }
     }
     *y = maxval;
-    *index = maxindex;
+    if (index) *index = maxindex;
 }
 
 // Interior outputs are processed in chunks of kChunk so per-chunk scratch fits the stack.
@@ -127,11 +127,24 @@ constexpr int64_t kChunk = 256;
 // PyTorch's order with its decision (val > max || isnan(val)). The argmax is tracked as an
 // int32 offset from the window's first tap (rel32: the caller checked H*W < 2^31), which
 // halves the index traffic against int64 and matches float lanes; else int64 directly.
-template <typename T, int S>
+template <typename T, int S, bool kIdx>
 void max_row_interior(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1, int64_t dh,
                       int64_t KW, int64_t dw, int64_t pw, int64_t stride, int64_t lo, int64_t hi,
                       bool rel32, T* __restrict y, int64_t* __restrict index) {
     const int64_t s = S > 0 ? S : stride;
+    if constexpr (!kIdx) {  // values only (inference): the same scan without the argmax
+        for (int64_t ow = lo; ow < hi; ++ow) y[ow] = neg_inf<T>();
+        for (int64_t ih = ih0; ih < ih1; ih += dh)
+            for (int64_t j = 0; j < KW; ++j) {
+                const T* __restrict xr = x + ih * W + j * dw - pw;
+                for (int64_t ow = lo; ow < hi; ++ow) {
+                    const T v = xr[ow * s];
+                    const T m = y[ow];
+                    y[ow] = (v > m) | (v != v) ? v : m;
+                }
+            }
+        return;
+    }
     if (!rel32) {
         for (int64_t ow = lo; ow < hi; ++ow) {
             y[ow] = neg_inf<T>();
@@ -226,7 +239,7 @@ inline typename PoolVec<T, V>::type tap(const T* r) {
 // is an associative combine of (max, index) pairs in scan order, so each window row is
 // reduced on its own and the row results are then combined in order: a dependency chain
 // of KW - 1 + nrows - 1 compare/selects instead of KH * KW, and the rows overlap.
-template <typename T, int V, int S>
+template <typename T, int V, int S, bool kIdx>
 inline void max_block(const T* __restrict src, int64_t ld, int64_t nrows, int64_t KW,
                       int64_t dw, int64_t first_row, int64_t pw, int64_t ow0, T* __restrict y,
                       int64_t* __restrict index) {
@@ -238,12 +251,12 @@ inline void max_block(const T* __restrict src, int64_t ld, int64_t nrows, int64_
         const T* row = src + r * ld + ow0 * S;
         const I off = static_cast<I>(r * ld);
         VT m = tap<T, V, S>(row);
-        *rel = M{} + off;
+        if constexpr (kIdx) *rel = M{} + off;
         for (int64_t j = 1; j < KW; ++j) {
             const VT v = tap<T, V, S>(row + j * dw);
             const M take = (v > m) | (v != v);
             m = take ? v : m;
-            *rel = take ? M{} + static_cast<I>(off + j * dw) : *rel;
+            if constexpr (kIdx) *rel = take ? M{} + static_cast<I>(off + j * dw) : *rel;
         }
         return m;
     };
@@ -254,9 +267,10 @@ inline void max_block(const T* __restrict src, int64_t ld, int64_t nrows, int64_
         const VT v = row_max(r, &rr);
         const M take = (v > m) | (v != v);
         m = take ? v : m;
-        rel = take ? rr : rel;
+        if constexpr (kIdx) rel = take ? rr : rel;
     }
     __builtin_memcpy(y + ow0, &m, sizeof(m));
+    if constexpr (!kIdx) return;
     WI lane;
     for (int k = 0; k < V; ++k) lane[k] = k * S;
     // Flat position of output ow0's first tap; rel is relative to it.
@@ -320,7 +334,8 @@ inline bool with_block_width(int64_t lo, int64_t hi, F&& run) {
     }
 }
 
-template <typename T, int S>
+// kIdx false: indices is null and only y is written (inference needs no argmax).
+template <typename T, int S, bool kIdx>
 void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     const int64_t s = S > 0 ? S : p.stride_w;
     const int64_t span_w = (p.KW - 1) * p.dil_w + 1;
@@ -332,12 +347,13 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
         const int64_t ih1 = lmin(ih0 + (p.KH - 1) * p.dil_h + 1, p.H);
         if (ih0 < 0) ih0 += (-ih0 + p.dil_h - 1) / p.dil_h * p.dil_h;  // first tap >= 0
         T* yr = y + oh * p.OW;
-        int64_t* ir = indices + oh * p.OW;
+        int64_t* ir = kIdx ? indices + oh * p.OW : nullptr;
         auto border = [&](int64_t ow) {
             int64_t iw0 = ow * s - p.pad_w;
             const int64_t iw1 = lmin(iw0 + span_w, p.W);
             if (iw0 < 0) iw0 += (-iw0 + p.dil_w - 1) / p.dil_w * p.dil_w;
-            max_one(x, p.W, ih0, ih1, p.dil_h, iw0, iw1, p.dil_w, yr + ow, ir + ow);
+            max_one(x, p.W, ih0, ih1, p.dil_h, iw0, iw1, p.dil_w, yr + ow,
+                    kIdx ? ir + ow : nullptr);
         };
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
@@ -349,13 +365,13 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
             with_block_width<T, S>(lo, hi, [&](auto lanes) {
                 constexpr int V = decltype(lanes)::value;
                 for_blocks<V>(lo, hi, [&](int64_t ow0) {
-                    max_block<T, V, S>(x + ih0 * p.W - p.pad_w, p.dil_h * p.W, nrows, p.KW,
-                                       p.dil_w, ih0 * p.W, p.pad_w, ow0, yr, ir);
+                    max_block<T, V, S, kIdx>(x + ih0 * p.W - p.pad_w, p.dil_h * p.W, nrows,
+                                             p.KW, p.dil_w, ih0 * p.W, p.pad_w, ow0, yr, ir);
                 });
             });
         if (!blocked)
-            max_row_interior<T, S>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s, lo, hi,
-                                   rel32, yr, ir);
+            max_row_interior<T, S, kIdx>(x, p.W, ih0, ih1, p.dil_h, p.KW, p.dil_w, p.pad_w, s,
+                                         lo, hi, rel32, yr, ir);
     }
 }
 
@@ -563,8 +579,8 @@ void adaptive_max_uniform(const Pool2dParams& p, const T* x, T* y, int64_t* indi
     const bool rel32 = p.H * p.W <= INT32_MAX;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         const int64_t ih0 = adaptive_start(oh, p.H, p.OH), ih1 = adaptive_end(oh, p.H, p.OH);
-        max_row_interior<T, S>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, rel32, y + oh * p.OW,
-                               indices + oh * p.OW);
+        max_row_interior<T, S, true>(x, p.W, ih0, ih1, 1, k, 1, 0, k, 0, p.OW, rel32,
+                                     y + oh * p.OW, indices + oh * p.OW);
     }
 }
 
@@ -577,12 +593,20 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
     assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
     assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
     using namespace pool2d_detail;
-    if (p.stride_w == 1)
-        max_pool2d_forward_impl<T, 1>(p, x, y, indices);
-    else if (p.stride_w == 2)
-        max_pool2d_forward_impl<T, 2>(p, x, y, indices);
-    else
-        max_pool2d_forward_impl<T, 0>(p, x, y, indices);
+    if (indices == nullptr) {
+        if (p.stride_w == 1)
+            max_pool2d_forward_impl<T, 1, false>(p, x, y, nullptr);
+        else if (p.stride_w == 2)
+            max_pool2d_forward_impl<T, 2, false>(p, x, y, nullptr);
+        else
+            max_pool2d_forward_impl<T, 0, false>(p, x, y, nullptr);
+    } else if (p.stride_w == 1) {
+        max_pool2d_forward_impl<T, 1, true>(p, x, y, indices);
+    } else if (p.stride_w == 2) {
+        max_pool2d_forward_impl<T, 2, true>(p, x, y, indices);
+    } else {
+        max_pool2d_forward_impl<T, 0, true>(p, x, y, indices);
+    }
 }
 
 // Scatter: conflicting indices (overlapping windows) make this inherently sequential. The

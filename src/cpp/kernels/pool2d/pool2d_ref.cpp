@@ -22,7 +22,7 @@ namespace ref {
 
 FASTCONV_DECLARE_POOL2D_KERNELS
 
-// y[oh][ow] = max over the dilated window, indices = flat position of that max.
+// y[oh][ow] = max over the dilated window, indices (unless null) = flat position of that max.
 // First max in scan order wins (strict >); NaN always replaces, so the last NaN wins.
 // A window with no tap inside the input (possible with dilation) keeps -inf and the index
 // of its first tap after skipping the padding, exactly as PyTorch does.
@@ -51,7 +51,7 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
                 }
             }
             y[oh * p.OW + ow] = maxval;
-            indices[oh * p.OW + ow] = maxindex;
+            if (indices) indices[oh * p.OW + ow] = maxindex;  // null: values only
         }
     }
 }
