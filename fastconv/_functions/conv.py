@@ -4,11 +4,11 @@ The positional arguments are the Tensors (input, weight, bias) and ``args``, the
 convolution parameters already normalised to the tuple ``_core`` takes
 (``fastconv.kernels.conv2d_args``, ``conv_transpose2d_args``: pairs as (h, w) tuples, conv2d
 padding as (top, bottom, left, right)), so neither forward nor backward re-validates them;
-one tuple rather than keywords, which cost ~0.3 us a call to pass through ``apply``. A 3-D input (C, H, W) is run
-as a batch of one and the result squeezed, as torch does for unbatched input. Backward
-runs only the kernels whose input needs a gradient (a first-layer conv never runs
-backward_data), and forward saves only what those kernels read: the weight for the data
-gradient, the input for the weight gradient.
+one tuple rather than keywords, which cost ~0.3 us a call to pass through ``apply``. A 3-D
+input (C, H, W) is run as a batch of one and the result squeezed, as torch does for
+unbatched input. Backward runs only the kernels whose input needs a gradient (a first-layer
+conv never runs backward_data), and forward saves only what those kernels read: the weight
+for the data gradient, the input for the weight gradient.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 The positional arguments are the input and ``args``, the pooling parameters already
 normalised to the tuple ``_core`` takes (``fastconv.kernels.max_pool2d_args``,
 ``avg_pool2d_args``, ``adaptive_output_size``), so neither forward nor backward
-re-validates them (a tuple rather than keywords: ~0.3 us less per call). A 3-D input (C, H, W) runs as a batch of one. Max pooling saves only
-its argmax indices (backward scatters through them, never reading x); average pooling
-saves only the input size. ``indices_out``, when given, is a list that receives the int64
+re-validates them (a tuple rather than keywords: ~0.3 us less per call). A 3-D input
+(C, H, W) runs as a batch of one. Max pooling saves only its argmax indices (backward
+scatters through them, never reading x), and asks the kernel for none when no gradient
+will flow and the caller does not want them (inference); average pooling saves only the
+input size. ``indices_out``, when given, is a list that receives the int64
 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them. The kernels
 are the CPU ones; the little array work done here (masking the empty windows of a dilated
 max pool) takes its functions from the arrays' module
