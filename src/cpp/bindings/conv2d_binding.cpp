@@ -87,14 +87,14 @@ struct WShape {
     WShape(int64_t a, int64_t b, int64_t c, int64_t e) : d{a, b, c, e} {}
     int64_t shape(int i) const { return d[i]; }
 };
-std::string shape_str(const WShape& w) {
-    return bind::shape_str(std::vector<int64_t>(w.d.begin(), w.d.end()));
-}
 using bind::shape_str;
 // Shapes in messages are formatted only on the error path (an ostringstream costs more
 // than the rest of a small layer's validation).
-std::string shape_str(int64_t N, int64_t C, int64_t H, int64_t W) {
-    return bind::shape_str(std::vector<int64_t>{N, C, H, W});
+std::string shape_str(int64_t a, int64_t b, int64_t c, int64_t d) {
+    return bind::shape_str(std::vector<int64_t>{a, b, c, d});
+}
+std::string shape_str(const WShape& w) {
+    return shape_str(w.d[0], w.d[1], w.d[2], w.d[3]);
 }
 
 void check_weight_dims(const char* op, const WShape& w) {
@@ -158,7 +158,7 @@ void check_output_grad(const char* op, const py::array& dy, int64_t N, int64_t K
                        int64_t OW) {
     if (dy.shape(0) != N || dy.shape(1) != K || dy.shape(2) != OH || dy.shape(3) != OW)
         value_error(op, ": expected grad_output of shape ",
-                    shape_str(std::vector<int64_t>{N, K, OH, OW}), ", got ", shape_str(dy));
+                    shape_str(N, K, OH, OW), ", got ", shape_str(dy));
 }
 
 ConvAlgo algo_arg(const char* op, const std::string& name) {
