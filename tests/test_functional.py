@@ -725,8 +725,9 @@ def test_no_grad_records_nothing(rng):
 
 
 def test_no_grad_forward_saves_nothing_and_builds_no_node(monkeypatch, rng):
-    """Function.apply's fast path: with grad mode off, forward sees needs_input_grad all
-    False (so conv keeps neither x nor W alive) and the result carries no Node."""
+    """Function.apply's no-record path: with grad mode off, an op with ``infer`` (conv2d,
+    relu, linear) runs it and builds no Context at all; an op without one (sigmoid) runs
+    forward with needs_input_grad all False. The result carries no Node."""
     seen = []
     original = fc.autograd.Context.save_for_backward
 
@@ -739,13 +740,46 @@ def test_no_grad_forward_saves_nothing_and_builds_no_node(monkeypatch, rng):
     w = fc.tensor(_randn(rng, (2, 3, 3, 3), np.float32), requires_grad=True)
     with fc.no_grad():
         y = F.linear(F.relu(F.conv2d(x, w)).flatten(1), fc.tensor(np.ones((4, 32), np.float32)))
-    assert y.grad_fn is None
-    assert not y.requires_grad
-    assert len(seen) == 3  # conv2d, relu and linear
-    for needs, arrays in seen:
-        assert not any(needs)
-        if len(needs) == 3:  # conv2d and linear (x, w, b) keep nothing for a backward
-            assert arrays == (None, None)
+        assert seen == []
+        z = F.sigmoid(y)
+    for t in (y, z):
+        assert t.grad_fn is None
+        assert not t.requires_grad
+    assert len(seen) == 1
+    assert seen[0][0] == (False,)
+
+
+@pytest.mark.parametrize("case", ["conv2d", "conv2d unbatched", "linear 3-D", "max_pool2d",
+                                  "max_pool2d unbatched", "max_pool2d indices", "relu",
+                                  "flatten"])
+def test_infer_matches_recorded_forward(rng, case):
+    """The ops' infer (the no-record path) returns bitwise what their forward returns."""
+    x4 = _randn(rng, (2, 3, 7, 7), np.float32)
+    w = fc.tensor(_randn(rng, (4, 3, 3, 3), np.float32), requires_grad=True)
+    b = fc.tensor(_randn(rng, (4,), np.float32), requires_grad=True)
+    lw = fc.tensor(_randn(rng, (5, 7), np.float32), requires_grad=True)
+    lb = fc.tensor(_randn(rng, (5,), np.float32), requires_grad=True)
+    ops = {
+        "conv2d": (x4, lambda t: F.conv2d(t, w, b, padding=1)),
+        "conv2d unbatched": (x4[0], lambda t: F.conv2d(t, w, b, stride=2)),
+        "linear 3-D": (x4[0], lambda t: F.linear(t, lw, lb)),
+        "max_pool2d": (x4, lambda t: F.max_pool2d(t, 2)),
+        "max_pool2d unbatched": (x4[1], lambda t: F.max_pool2d(t, 3, 2, 1)),
+        "max_pool2d indices": (x4, lambda t: F.max_pool2d(t, 2, return_indices=True)),
+        "relu": (x4, F.relu),
+        "flatten": (x4, lambda t: t.flatten(1)),
+    }
+    data, op = ops[case]
+    recorded = op(fc.tensor(data, requires_grad=True))
+    with fc.no_grad():
+        plain = op(fc.tensor(data))
+    if isinstance(recorded, tuple):
+        assert np.array_equal(plain[1].numpy(), recorded[1].numpy())
+        recorded, plain = recorded[0], plain[0]
+    assert recorded.grad_fn is not None
+    assert plain.grad_fn is None
+    assert plain.shape == recorded.shape
+    assert np.array_equal(plain.numpy(), recorded.detach().numpy())
 
 
 def test_grad_mode_off_and_on_give_the_same_values(rng):

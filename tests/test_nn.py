@@ -950,3 +950,19 @@ def test_softmax_without_dim_warns_and_picks_torchs_legacy_dim(rng):
         ref = TNN.Softmax()(torch64(x)).numpy()
     assert_close(ours, ref, tolerance(np.float64, 4, maxabs(x), 1.0), rtol=1e-10,
                  what="Softmax(dim=None)")
+
+
+def test_conv2d_module_errors_name_the_argument():
+    """nn.Conv2d runs F.conv2d's checks only after the kernel refuses a call; the errors
+    are still F.conv2d's, naming the argument and the shape."""
+    conv = nn.Conv2d(2, 3, 3)
+    with pytest.raises(ValueError,
+                       match=r"conv2d: expected input to be 3-D .* got shape \(2, 5\)"):
+        conv(fc.tensor(np.zeros((2, 5), np.float32)))
+    with pytest.raises(TypeError, match=r"conv2d: input must be a fastconv\.Tensor"):
+        conv([[[[0.0] * 5] * 5] * 2])
+    with pytest.raises(ValueError, match="channels"):  # the kernel's message stands
+        conv(fc.tensor(np.zeros((1, 4, 5, 5), np.float32)))
+    conv.weight = None
+    with pytest.raises(TypeError, match=r"conv2d: weight must be a fastconv\.Tensor"):
+        conv(fc.tensor(np.zeros((1, 2, 5, 5), np.float32)))

@@ -53,6 +53,12 @@ class Conv2d(Function):
     """y = conv2d(x, w) + b; backward: dx = backward_data, dW = backward_weight, db = Σ dy."""
 
     @staticmethod
+    def infer(x, w, b, args):
+        if x.ndim == 3:
+            return _core.conv2d_forward(x[None], w, b, *args, "auto")[0]
+        return _core.conv2d_forward(x, w, b, *args, "auto")
+
+    @staticmethod
     def forward(ctx: Context, x, w, b, args):
         """args: (stride, padding, dilation, groups) as ``_core.conv2d_forward`` takes them."""
         x = _forward(ctx, x, w, args)

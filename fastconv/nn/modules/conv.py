@@ -163,9 +163,14 @@ class Conv2d(_ConvNd):
             padded = F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
             return F.conv2d(padded, weight, bias, self.stride, _pair(0), self.dilation,
                             self.groups)
-        # F.conv2d's checks and Function, with the hyperparameters normalised once.
-        F._conv_operands(input, weight, bias, "conv2d")
-        return _conv.Conv2d.apply(input, weight, bias, self._core_args(weight))
+        # F.conv2d's Function, with the hyperparameters normalised once. The kernels
+        # validate every operand; F.conv2d's checks, which name the argument, run only
+        # after a failure (~0.5 us saved on every call). If none applies, the error stands.
+        try:
+            return _conv.Conv2d.apply(input, weight, bias, self._core_args(weight))
+        except Exception:
+            F._conv_operands(input, weight, bias, "conv2d")
+            raise
 
     def _core_args(self, weight: Tensor) -> tuple:
         """``kernels.conv2d_args`` of the current stride, padding, dilation and groups.
