@@ -93,20 +93,32 @@ void pack_b_panel(const T* B, int64_t rs, int64_t cs, int64_t p0, int64_t kc, in
         // A transpose: rows of 16 at a time, so the 16 panel rows being written stay in L1
         // while the panel's columns are read (all kc rows at once thrash it: kc lines).
         constexpr int64_t kRows = 16;
+        constexpr int kGroup = kTransposeRows<T>;
+        static constexpr T kZeros[kRows] = {};
         for (int64_t pb = 0; pb < kc; pb += kRows) {
             const int64_t pe = std::min<int64_t>(kc, pb + kRows);
-            int64_t j = 0;
-            if (rs == 1)  // columns of op(B) contiguous: register transposes, as in packA
-                for (; j + kTransposeRows<T> <= cols; j += kTransposeRows<T>)
-                    transpose_strided_rows(B + (j0 + j) * cs + p0 + pb, cs, pe - pb, nr,
-                                           out + pb * nr + j);
-            for (; j < cols; ++j) {
+            if (rs == 1) {
+                // Columns of op(B) contiguous: register transposes, as in packA, over whole
+                // groups of columns; those past `cols` read zeros, so the same transposes
+                // write the padding (a narrow Linear's N = 10 in an NR = 16 panel: element
+                // by element, its padding and remainder took a sixth of the GEMM).
+                assert(nr % kGroup == 0);
+                for (int64_t j = 0; j < nr; j += kGroup) {
+                    const T* rows[kGroup];
+                    for (int i = 0; i < kGroup; ++i)
+                        rows[i] = j + i < cols ? B + (j0 + j + i) * cs + p0 + pb : kZeros;
+                    transpose_rows(rows, pe - pb, nr, out + pb * nr + j);
+                }
+                continue;
+            }
+            for (int64_t j = 0; j < cols; ++j) {
                 const T* src = B + (j0 + j) * cs + p0 * rs;
                 for (int64_t p = pb; p < pe; ++p) out[p * nr + j] = src[p * rs];
             }
         }
-        for (int64_t j = cols; j < nr; ++j)
-            for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = T(0);
+        if (rs != 1)
+            for (int64_t j = cols; j < nr; ++j)
+                for (int64_t p = 0; p < kc; ++p) out[p * nr + j] = T(0);
     }
 }
 
