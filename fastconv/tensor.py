@@ -14,6 +14,7 @@ can slot in without changing the ops.
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
@@ -419,12 +420,28 @@ class Tensor:
         return B.Reshape.apply(self, _dims(shape))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Dimensions start_dim..end_dim (inclusive, negatives from the end) merged into one,
+        as ``torch.flatten``; a 0-d tensor becomes shape (1,). A view when the data is
+        contiguous.
+
+        Raises IndexError for a dimension outside [-ndim, ndim) and ValueError when
+        start_dim comes after end_dim.
+        """
         shape = self.data.shape
         ndim = len(shape)
         if ndim == 0:
             return B.Reshape.apply(self, (1,))
+        if not (-ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
+            msg = (f"flatten: dimension out of range (expected to be in range of [{-ndim}, "
+                   f"{ndim - 1}], got start_dim={start_dim}, end_dim={end_dim})")
+            raise IndexError(msg)
         start, end = start_dim % ndim, end_dim % ndim
-        return B.Reshape.apply(self, (*shape[:start], -1, *shape[end + 1:]))
+        if start > end:
+            msg = f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})"
+            raise ValueError(msg)
+        # The merged size itself, not -1: NumPy cannot infer -1 when another axis is 0.
+        return B.Reshape.apply(self, (*shape[:start], math.prod(shape[start:end + 1]),
+                                      *shape[end + 1:]))
 
     def permute(self, *dims) -> Tensor:
         return B.Permute.apply(self, _dims(dims))

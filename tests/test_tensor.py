@@ -159,3 +159,32 @@ def test_repr_and_item():
     assert fc.tensor([[3.5]]).item() == 3.5
     with pytest.raises(RuntimeError, match="cannot be converted"):
         fc.tensor([1.0, 2.0]).item()
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (0, 3, 4), (2, 0, 4), (3,), ()])
+def test_flatten_matches_torch_including_zero_size(shape):
+    """Every valid (start_dim, end_dim), also on tensors with a zero-size axis (where a -1
+    in the target shape could not be inferred), against torch.flatten; forward and grad."""
+    x = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    ndim = max(len(shape), 1)
+    for start in range(-ndim, ndim):
+        for end in range(-ndim, ndim):
+            if start % ndim > end % ndim:
+                continue
+            t = fc.tensor(x, requires_grad=True)
+            y = t.flatten(start, end)
+            ref = torch.from_numpy(x).flatten(start, end)
+            assert y.shape == tuple(ref.shape), (shape, start, end)
+            assert np.array_equal(y.detach().numpy(), ref.numpy())
+            y.sum().backward()
+            assert t.grad.shape == shape
+
+
+def test_flatten_errors():
+    t = fc.tensor(np.zeros((2, 3, 4), np.float32))
+    with pytest.raises(IndexError, match="dimension out of range"):
+        t.flatten(3)
+    with pytest.raises(IndexError, match="dimension out of range"):
+        t.flatten(0, -4)
+    with pytest.raises(ValueError, match=r"start_dim \(2\) cannot come after end_dim \(1\)"):
+        t.flatten(2, 1)
