@@ -13,8 +13,9 @@ schedulers, and :func:`save` / :func:`load` for state dicts (.npz, no pickle).
 from __future__ import annotations
 
 from fastconv import _core, cuda, data, functional, kernels, models, nn, optim
-from fastconv._core import gemm, get_num_threads
+from fastconv._core import get_num_threads
 from fastconv.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from fastconv.kernels import gemm
 from fastconv.serialization import load, save
 from fastconv.tensor import (
     Tensor,
