@@ -191,11 +191,20 @@ def test_time_alternating_gives_each_side_reps_samples_in_turn(threads, monkeypa
                                        reps=12, warmup=2, threads=threads)
     assert [len(s) for s in samples] == [12, 12]
     assert calls.count("o") == calls.count("p")
-    if threads == 1:  # warm-up rounds, then strict per-call alternation
-        assert calls == ["o", "p"] * 14
-    else:  # blocks: one untimed + BLOCK timed calls per side, sides alternating
-        b = harness.BLOCK
-        assert calls[2:2 + 2 * (b + 1)] == ["o"] * (b + 1) + ["p"] * (b + 1)
+    # warmup - 1 untimed rounds, then blocks of one untimed and b timed calls per side,
+    # sides alternating: b = 1 at one thread, BLOCK with more
+    b = 1 if threads == 1 else harness.BLOCK
+    assert calls[:2] == ["o", "p"]
+    assert calls[2:2 + 2 * (b + 1)] == ["o"] * (b + 1) + ["p"] * (b + 1)
+    assert len(calls) == 2 + 2 * (12 + -(-12 // b))
+
+
+def test_time_alternating_without_peer_times_one_hot_block():
+    calls = []
+    ours, peer = harness.time_alternating(lambda: calls.append("o"), None, reps=10, warmup=3)
+    assert len(ours) == 10
+    assert peer == []
+    assert calls == ["o"] * (2 + 1 + 10)
 
 
 def test_json_matches_schema_and_rows_agree():

@@ -9,7 +9,8 @@
 Each case runs fastconv and its peer (NumPy/OpenBLAS for GEMM and Linear, PyTorch CPU for
 convolution, pooling and whole models) on the same inputs with the same thread count,
 checks that the outputs agree, warms up, then times repetitions alternating ours/peer so
-that noise on a shared host hits both alike. Inputs stay resident: figures are "hot cache".
+that noise on a shared host hits both alike. Inputs stay resident and each timed call
+follows an untimed call of the same side: figures are "hot cache".
 """
 
 from __future__ import annotations
