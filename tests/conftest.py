@@ -119,7 +119,8 @@ def assert_close(ours, ref, atol: float, *, what: str, rtol: float = 0.0) -> Non
         err = np.abs(ours - ref)
     same = (ours == ref) | (np.isnan(ref) & np.isnan(ours))
     err = np.where(same, 0.0, err)
-    bound = atol + (rtol * np.abs(ref) if rtol else 0.0)
+    # an array also for rtol = 0: the failure message indexes it
+    bound = np.broadcast_to(atol + (rtol * np.abs(ref) if rtol else 0.0), err.shape)
     excess = err - bound
     worst = np.unravel_index(int(np.argmax(excess)), excess.shape)
     assert excess[worst] <= 0, (
