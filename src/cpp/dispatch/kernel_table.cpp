@@ -17,6 +17,12 @@
     FASTCONV_DECLARE_GEMM_UKERNEL(half_fn, T)              \
     }                                                      \
     }
+#define FASTCONV_GEMM_UKERNEL_EDGE(isa, T, fn)  \
+    namespace fastconv {                         \
+    namespace isa {                              \
+    FASTCONV_DECLARE_GEMM_UKERNEL_EDGE(fn, T)    \
+    }                                            \
+    }
 #define FASTCONV_KERNEL(isa, slot, fn)
 #define FASTCONV_PROBE(isa, fn)                  \
     namespace fastconv {                         \
@@ -26,6 +32,7 @@
     }
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
+#undef FASTCONV_GEMM_UKERNEL_EDGE
 #undef FASTCONV_KERNEL
 #undef FASTCONV_PROBE
 
@@ -64,6 +71,8 @@ KernelTable make_table(Isa want) {
         s.gemm_mr = MR;                                     \
         s.gemm_nr = NR;                                     \
     }
+#define FASTCONV_GEMM_UKERNEL_EDGE(isa_, T, fn) \
+    if (want == Isa::isa_) t.get<T>().gemm_ukernel_edge = &isa_::fn;
 #define FASTCONV_KERNEL(isa_, slot, fn) \
     if (want == Isa::isa_) {            \
         t.f32.slot = &isa_::fn<float>;  \
@@ -73,6 +82,7 @@ KernelTable make_table(Isa want) {
     if (want == Isa::isa_) t.fma_probe = &isa_::fn;
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
+#undef FASTCONV_GEMM_UKERNEL_EDGE
 #undef FASTCONV_KERNEL
 #undef FASTCONV_PROBE
     return t;

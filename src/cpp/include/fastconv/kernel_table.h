@@ -31,6 +31,13 @@ struct KernelSet {
     GemmUkernel gemm_ukernel = nullptr;
     // The same over the first NR/2 columns only (b rows still NR apart), for N remainders.
     GemmUkernel gemm_ukernel_half = nullptr;
+    // Edge tiles: the same over the first rows x cols of the tile only (1 <= rows <= MR,
+    // 1 <= cols <= NR; a and b are full MR- and NR-wide panels), writing just those
+    // elements of c. Optional (null: the driver runs the full tile into a scratch tile and
+    // copies the edge out).
+    using GemmUkernelEdge = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
+                                     T alpha, T beta, int rows, int cols);
+    GemmUkernelEdge gemm_ukernel_edge = nullptr;
     int gemm_mr = 0, gemm_nr = 0;
 
     // Small-M GEMM without packing (gemm_small_m_impl.h), for 1 <= M <= kGemmSmallM:

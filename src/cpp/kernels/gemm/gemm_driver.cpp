@@ -134,7 +134,8 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 }
 
 // Macro-kernel over one packed A block (mc rows) and columns [jp0, jp1) of NR panels of the
-// packed B block. Edge tiles run the full micro-kernel into a scratch tile, then merge.
+// packed B block. Edge tiles run the ISA's edge kernel where it has one, else the full
+// micro-kernel into a scratch tile, then merge.
 template <typename T>
 void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, const T* pa,
                   const T* pb, int64_t jp0, int64_t jp1, T alpha, T beta, T* C, int64_t ldc) {
@@ -153,6 +154,9 @@ void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, co
             const auto ukernel = half ? ks.gemm_ukernel_half : ks.gemm_ukernel;
             if (nrows == mr && ncols == (half ? nr / 2 : nr)) {
                 ukernel(kc, a, b, c, ldc, alpha, beta);
+            } else if (ks.gemm_ukernel_edge) {
+                ks.gemm_ukernel_edge(kc, a, b, c, ldc, alpha, beta, static_cast<int>(nrows),
+                                     static_cast<int>(ncols));
             } else {
                 ukernel(kc, a, b, tile, nr, alpha, T(0));
                 for (int64_t ii = 0; ii < nrows; ++ii)
