@@ -45,7 +45,26 @@ void small_m_rows(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const 
             T* c = C + i * ldc + j;
             for (int64_t jj = 0; jj < w; ++jj) c[jj] = beta == T(0) ? T(0) : beta * c[jj];
         }
-        for (int64_t p = 0; p < K; ++p) {
+        // Four rows of B per pass over the C block: a quarter of the C loads and stores,
+        // and four streams in flight.
+        int64_t p = 0;
+        for (; p + 4 <= K; p += 4) {
+            const T* b0 = B + p * rs + j;
+            const T* b1 = b0 + rs;
+            const T* b2 = b1 + rs;
+            const T* b3 = b2 + rs;
+#pragma GCC unroll 4
+            for (int i = 0; i < M; ++i) {
+                const T* ap = a + i * K + p;
+                const T a0 = alpha * ap[0], a1 = alpha * ap[1], a2 = alpha * ap[2],
+                        a3 = alpha * ap[3];
+                T* c = C + i * ldc + j;
+#pragma omp simd
+                for (int64_t jj = 0; jj < w; ++jj)
+                    c[jj] += a0 * b0[jj] + a1 * b1[jj] + a2 * b2[jj] + a3 * b3[jj];
+            }
+        }
+        for (; p < K; ++p) {
             const T* b = B + p * rs + j;
 #pragma GCC unroll 4
             for (int i = 0; i < M; ++i) {
