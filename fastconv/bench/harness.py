@@ -4,10 +4,11 @@ time both alternately.
 Method (STYLE §8): fastconv and the peer get the same float32 inputs and the same thread
 count; their outputs must agree (normwise relative error ≤ 1e-3) before anything is timed;
 after ``warmup`` untimed rounds, ours and the peer are timed alternately, ``reps`` calls
-each, every timed call right after an untimed one of the same side (time_alternating), so
-that noise on a shared host hits both alike and each call runs hot. Reported: median, min, max and quartiles of each side,
-GFLOP/s (pooling: GB/s), the share of the machine's measured peak, and the speed-up
-``peer ms / our ms``. Inputs stay resident between repetitions: every figure is "hot cache".
+each, so that noise on a shared host hits both alike. Reported: median, min, max and
+quartiles of each side, GFLOP/s (pooling: GB/s), the share of the machine's measured peak,
+and the speed-up ``peer ms / our ms``. Inputs stay resident between repetitions and every
+timed call follows an untimed one of the same side (time_alternating): every figure is
+"hot cache".
 
 Peers are imported lazily: PyTorch CPU for convolution, pooling and whole models, NumPy
 (OpenBLAS) for GEMM and Linear. Without torch the conv/pool/model rows still carry our

@@ -7,6 +7,8 @@
 
 #include <cstdint>
 
+#include "kernels/gemm/gemm_edge_impl.h"
+
 namespace fastconv {
 namespace avx512 {
 
@@ -130,111 +132,52 @@ void dgemm_ukernel_8x8(int64_t kc, const double* a, const double* b, double* c, 
 
 namespace {
 
-// Vector traits: the float and double instantiations of the edge tile differ only here.
-template <typename T>
+// Vector traits of the edge tiles (gemm_edge_impl.h): masks are AVX-512 mask registers.
+template <typename T_>
 struct Vec;
 template <>
 struct Vec<float> {
+    using T = float;
     using V = __m512;
     using Mask = __mmask16;
     static constexpr int kLanes = 16;
     static V zero() { return _mm512_setzero_ps(); }
+    static V broadcast(const float* p) { return _mm512_set1_ps(*p); }
     static V set1(float x) { return _mm512_set1_ps(x); }
     static V load(const float* p) { return _mm512_load_ps(p); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
-    static V maskz_loadu(Mask m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-    static void mask_storeu(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
+    static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+    static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
 };
 template <>
 struct Vec<double> {
+    using T = double;
     using V = __m512d;
     using Mask = __mmask8;
     static constexpr int kLanes = 8;
     static V zero() { return _mm512_setzero_pd(); }
+    static V broadcast(const double* p) { return _mm512_set1_pd(*p); }
     static V set1(double x) { return _mm512_set1_pd(x); }
     static V load(const double* p) { return _mm512_load_pd(p); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
     static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
-    static V maskz_loadu(Mask m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
-    static void mask_storeu(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
+    static V maskload(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
+    static void maskstore(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
 };
-
-// R rows by NV vectors of the 8 x (2 vectors) tile: only the FMAs of those rows and vectors
-// run (a Linear backward_weight with M = 10 has a 2-row edge: a full tile did 4x its
-// work), and C is written through a lane mask (the last vector holds `tail` columns), so
-// no scratch tile and no element-by-element merge.
-template <typename T, int R, int NV>
-void edge_tile(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta,
-               int tail) {
-    using W = Vec<T>;
-    constexpr int kMR = 8, kNR = 2 * W::kLanes;
-    typename W::V acc[R][NV];
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
-    for (int64_t p = 0; p < kc; ++p, a += kMR, b += kNR) {
-        typename W::V bv[NV];
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * W::kLanes);
-#pragma GCC unroll 8
-        for (int i = 0; i < R; ++i) {
-            const typename W::V ai = W::set1(a[i]);
-#pragma GCC unroll 2
-            for (int v = 0; v < NV; ++v) acc[i][v] = W::fmadd(ai, bv[v], acc[i][v]);
-        }
-    }
-    const typename W::V va = W::set1(alpha), vb = W::set1(beta);
-    const auto full = static_cast<typename W::Mask>(~0u);
-    const auto last = static_cast<typename W::Mask>((1u << tail) - 1u);
-#pragma GCC unroll 8
-    for (int i = 0; i < R; ++i)
-#pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) {
-            const auto m = v == NV - 1 ? last : full;
-            T* cv = c + i * ldc + v * W::kLanes;
-            const typename W::V r = W::mul(va, acc[i][v]);
-            // beta == 0 never reads C (NaN or Inf there is ignored, as BLAS)
-            W::mask_storeu(cv, m, beta == T(0) ? r : W::fmadd(vb, W::maskz_loadu(m, cv), r));
-        }
-}
-
-template <typename T, int R>
-void edge_rows(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta,
-               int cols) {
-    constexpr int kLanes = Vec<T>::kLanes;
-    if (cols > kLanes)
-        edge_tile<T, R, 2>(kc, a, b, c, ldc, alpha, beta, cols - kLanes);
-    else
-        edge_tile<T, R, 1>(kc, a, b, c, ldc, alpha, beta, cols);
-}
-
-template <typename T>
-void edge(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, int rows,
-          int cols) {
-    switch (rows) {
-        case 1: return edge_rows<T, 1>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 2: return edge_rows<T, 2>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 3: return edge_rows<T, 3>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 4: return edge_rows<T, 4>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 5: return edge_rows<T, 5>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 6: return edge_rows<T, 6>(kc, a, b, c, ldc, alpha, beta, cols);
-        case 7: return edge_rows<T, 7>(kc, a, b, c, ldc, alpha, beta, cols);
-        default: return edge_rows<T, 8>(kc, a, b, c, ldc, alpha, beta, cols);
-    }
-}
 
 }  // namespace
 
 void sgemm_ukernel_8x32_edge(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta, int rows, int cols) {
-    edge<float>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<float>, 8>(kc, a, b, c, ldc, alpha, beta, rows, cols);
 }
 
 void dgemm_ukernel_8x16_edge(int64_t kc, const double* a, const double* b, double* c,
                              int64_t ldc, double alpha, double beta, int rows, int cols) {
-    edge<double>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<double>, 8>(kc, a, b, c, ldc, alpha, beta, rows, cols);
 }
 
 }  // namespace avx512

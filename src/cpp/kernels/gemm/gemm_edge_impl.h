@@ -1,0 +1,74 @@
+// GEMM edge tiles, written once over a vector-traits type and compiled per ISA: the
+// micro-kernel files (gemm_ukernel_*_{avx2,avx512}.cpp) define the traits of their vectors
+// and include this file inside their ISA namespace.
+//
+// An edge tile is R <= MR rows by NV <= 2 vectors of an MR x (2 vectors) register tile:
+// only those rows' FMAs run (a Linear backward_weight with M = 10 has a 2-row edge, which
+// the full 8-row tile computed at four times the cost), and C is written through lane
+// masks, the last vector holding `tail` columns: no scratch tile, no element-by-element
+// merge. Semantics: KernelSet::gemm_ukernel_edge (kernel_table.h).
+//
+// The traits W provide: T, V, Mask, kLanes; zero(), broadcast(const T*), set1(T),
+// load(const T*) (aligned), fmadd(a, b, c), mul(a, b); mask(n) (lanes [0, n) active),
+// maskload(const T*, Mask) and maskstore(T*, Mask, V), which neither read nor write
+// masked-off lanes. Define the traits in an anonymous namespace: each ISA's instantiations
+// then stay local to the file compiled with that ISA's flags.
+#pragma once
+
+#include <cstdint>
+
+namespace fastconv {
+namespace gemm_edge {
+
+template <typename W, int MR, int R, int NV>
+void edge_tile(int64_t kc, const typename W::T* a, const typename W::T* b, typename W::T* c,
+               int64_t ldc, typename W::T alpha, typename W::T beta, int tail) {
+    using T = typename W::T;
+    using V = typename W::V;
+    constexpr int kNR = 2 * W::kLanes;
+    V acc[R][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
+    for (int64_t p = 0; p < kc; ++p, a += MR, b += kNR) {
+        V bv[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * W::kLanes);
+#pragma GCC unroll 8
+        for (int i = 0; i < R; ++i) {
+            const V ai = W::broadcast(a + i);
+#pragma GCC unroll 2
+            for (int v = 0; v < NV; ++v) acc[i][v] = W::fmadd(ai, bv[v], acc[i][v]);
+        }
+    }
+    const V va = W::set1(alpha), vb = W::set1(beta);
+    const typename W::Mask full = W::mask(W::kLanes), last = W::mask(tail);
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i)
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) {
+            const typename W::Mask m = v == NV - 1 ? last : full;
+            T* cv = c + i * ldc + v * W::kLanes;
+            const V r = W::mul(va, acc[i][v]);
+            // beta == 0 never reads C (NaN or Inf there is ignored, as BLAS)
+            W::maskstore(cv, m, beta == T(0) ? r : W::fmadd(vb, W::maskload(cv, m), r));
+        }
+}
+
+// rows x cols of the tile (1 <= rows <= MR, 1 <= cols <= 2 * kLanes): the instantiation
+// for R = rows, found by recursion over R.
+template <typename W, int MR, int R = 1>
+void edge(int64_t kc, const typename W::T* a, const typename W::T* b, typename W::T* c,
+          int64_t ldc, typename W::T alpha, typename W::T beta, int rows, int cols) {
+    if constexpr (R < MR) {
+        if (rows != R) return edge<W, MR, R + 1>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    }
+    if (cols > W::kLanes)
+        edge_tile<W, MR, R, 2>(kc, a, b, c, ldc, alpha, beta, cols - W::kLanes);
+    else
+        edge_tile<W, MR, R, 1>(kc, a, b, c, ldc, alpha, beta, cols);
+}
+
+}  // namespace gemm_edge
+}  // namespace fastconv
