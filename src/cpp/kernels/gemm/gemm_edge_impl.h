@@ -1,6 +1,6 @@
 // GEMM edge tiles, written once over a vector-traits type and compiled per ISA: the
-// micro-kernel files (gemm_ukernel_*_{avx2,avx512}.cpp) define the traits of their vectors
-// and include this file inside their ISA namespace.
+// micro-kernel files (gemm_ukernel_*_{avx2,avx512}.cpp) include this file, define the
+// traits of their vectors and instantiate gemm_edge::edge with them.
 //
 // An edge tile is R <= MR rows by NV <= 2 vectors of an MR x (2 vectors) register tile:
 // only those rows' FMAs run (a Linear backward_weight with M = 10 has a 2-row edge, which
