@@ -8,7 +8,7 @@
 //   cs == 1  rows of op(B) contiguous along N: C rows accumulate alpha·a[i][p]·B[p][:]
 //            (axpy form) block by block;
 //   rs == 1  columns contiguous along K (Linear forward, B = W^T): each C[i][j] is a dot
-//            product of two contiguous K-vectors, four columns j at a time.
+//            product of two contiguous K-vectors, four columns j and all M rows at a time.
 // Semantics: KernelSet::gemm_small_m (kernel_table.h).
 #pragma once
 
@@ -77,32 +77,51 @@ void small_m_rows(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const 
     }
 }
 
-// rs == 1: C[i][j] = dot(a_i, B[j*cs : j*cs + K]) for j in [j0, j1), four columns at a time.
+// rs == 1: C[i][j] = dot(a_i, B[j*cs : j*cs + K]) for j in [j0, j1), four columns at a
+// time and all M rows in the same pass over K: each column of B is read once, not M times,
+// for the M x 4 accumulators (named scalars: GCC vectorises a simd reduction over scalars,
+// not over an array).
 template <typename T, int M>
 void small_m_dots(int64_t j0, int64_t j1, int64_t K, T alpha, const T* a, const T* B,
                   int64_t cs, T beta, T* C, int64_t ldc) {
+    static_assert(M >= 1 && M <= 4, "small_m_dots: 1 <= M <= 4");
+    const T* a0 = a;
+    const T* a1 = a + (M > 1 ? K : 0);  // rows >= M are never read (if constexpr below)
+    const T* a2 = a + (M > 2 ? 2 * K : 0);
+    const T* a3 = a + (M > 3 ? 3 * K : 0);
     int64_t j = j0;
     for (; j + 4 <= j1; j += 4) {
         const T* b0 = B + j * cs;
         const T* b1 = b0 + cs;
         const T* b2 = b1 + cs;
         const T* b3 = b2 + cs;
-        for (int i = 0; i < M; ++i) {
-            const T* ai = a + i * K;
-            T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-            for (int64_t p = 0; p < K; ++p) {
-                s0 += ai[p] * b0[p];
-                s1 += ai[p] * b1[p];
-                s2 += ai[p] * b2[p];
-                s3 += ai[p] * b3[p];
+        T s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+        T s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0, s32 = 0, s33 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, \
+                               s30, s31, s32, s33)
+        for (int64_t p = 0; p < K; ++p) {
+            const T x0 = b0[p], x1 = b1[p], x2 = b2[p], x3 = b3[p];
+            {
+                const T ai = a0[p];
+                s00 += ai * x0, s01 += ai * x1, s02 += ai * x2, s03 += ai * x3;
             }
-            T* c = C + i * ldc + j;
-            store(c, alpha * s0, beta);
-            store(c + 1, alpha * s1, beta);
-            store(c + 2, alpha * s2, beta);
-            store(c + 3, alpha * s3, beta);
+            if constexpr (M > 1) {
+                const T ai = a1[p];
+                s10 += ai * x0, s11 += ai * x1, s12 += ai * x2, s13 += ai * x3;
+            }
+            if constexpr (M > 2) {
+                const T ai = a2[p];
+                s20 += ai * x0, s21 += ai * x1, s22 += ai * x2, s23 += ai * x3;
+            }
+            if constexpr (M > 3) {
+                const T ai = a3[p];
+                s30 += ai * x0, s31 += ai * x1, s32 += ai * x2, s33 += ai * x3;
+            }
         }
+        const T sums[4][4] = {{s00, s01, s02, s03}, {s10, s11, s12, s13},
+                              {s20, s21, s22, s23}, {s30, s31, s32, s33}};
+        for (int i = 0; i < M; ++i)
+            for (int c = 0; c < 4; ++c) store(C + i * ldc + j + c, alpha * sums[i][c], beta);
     }
     for (; j < j1; ++j) {
         const T* b = B + j * cs;
