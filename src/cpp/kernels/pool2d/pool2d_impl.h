@@ -14,7 +14,8 @@
 // processed one window tap at a time across the whole row (a unit- or constant-stride
 // loop over ow with no bounds checks, which vectorises); the y row (and a per-chunk argmax
 // buffer) serve as accumulators, so per output the taps are still visited in PyTorch's
-// order. Border columns take the scalar path with clipping. Strides 1 and 2 are
+// order. Border columns take the scalar path with clipping, except in max pooling of
+// small planes, which runs on a -inf-padded copy (max_pool2d_padded). Strides 1 and 2 are
 // compile-time constants. Average backward builds one output row's contribution once and
 // adds it to each input row of the window. Adaptive pooling reuses the strided row code
 // when OW divides W (uniform windows); global average pooling sums the plane as one run.
@@ -234,22 +235,23 @@ inline typename PoolVec<T, V>::type tap(const T* r) {
 
 // Outputs [ow0, ow0 + V) of one output row (interior columns) over nrows window rows.
 // Tap (r, j) of output ow0 is src[r * ld + ow0 * S + j * dw]: src is the input at the
-// first window row, column -pw, and ld = dh * W. first_row is that row's flat offset.
+// first window row, column -pw, and ld = dh * W (dh * Wp in a padded copy of the plane).
+// Indices are flat in the input: first_row is that row's flat offset, ild = dh * W.
 // PyTorch's scan (take v when v > max or v is NaN: the last NaN, else the first maximum)
 // is an associative combine of (max, index) pairs in scan order, so each window row is
 // reduced on its own and the row results are then combined in order: a dependency chain
 // of KW - 1 + nrows - 1 compare/selects instead of KH * KW, and the rows overlap.
 template <typename T, int V, int S, bool kIdx>
-inline void max_block(const T* __restrict src, int64_t ld, int64_t nrows, int64_t KW,
-                      int64_t dw, int64_t first_row, int64_t pw, int64_t ow0, T* __restrict y,
-                      int64_t* __restrict index) {
+inline void max_block(const T* __restrict src, int64_t ld, int64_t ild, int64_t nrows,
+                      int64_t KW, int64_t dw, int64_t first_row, int64_t pw, int64_t ow0,
+                      T* __restrict y, int64_t* __restrict index) {
     using VT = typename PoolVec<T, V>::type;
     using M = typename PoolVec<T, V>::mask;
     using WI = typename PoolVec<T, V>::wide;
     using I = __typeof__(M{}[0]);
     auto row_max = [&](int64_t r, M* rel) {
         const T* row = src + r * ld + ow0 * S;
-        const I off = static_cast<I>(r * ld);
+        const I off = static_cast<I>(r * ild);
         VT m = tap<T, V, S>(row);
         if constexpr (kIdx) *rel = M{} + off;
         for (int64_t j = 1; j < KW; ++j) {
@@ -334,6 +336,67 @@ inline bool with_block_width(int64_t lo, int64_t hi, F&& run) {
     }
 }
 
+// Max pooling of a small plane with border windows (padding, or ceil_mode windows past the
+// edge) through a copy of the plane padded with -inf to the extent every window reaches:
+// every output is then an interior one, and whole rows run in register blocks instead of
+// the scalar border path, which dominated planes of 7-16 outputs a row (3x3/2 padding 1).
+// A -inf tap never beats a real value (take is v > max or v is NaN) and indices stay flat
+// in the real plane (max_block's ild), so the result is the unpadded scan's, except where
+// a window's maximum is -inf itself: PyTorch then reports the first in-bounds tap, which a
+// padding tap may have shadowed, so such outputs are recomputed by max_one. Dilation 1
+// only (a window then always holds an input element); returns false when it does not
+// apply: dilation, a stride other than 1 or 2, rows narrower than a 16-byte vector, or a
+// padded plane over kMaxElems (the copy lives on the stack).
+template <typename T, int S, bool kIdx>
+bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
+    constexpr int64_t kMaxElems = 4096;
+    if constexpr (S != 1 && S != 2) {
+        return false;
+    } else {
+        if (p.dil_h != 1 || p.dil_w != 1 || p.OW * static_cast<int64_t>(sizeof(T)) < 16)
+            return false;
+        const int64_t Hp = lmax((p.OH - 1) * p.stride_h + p.KH, p.pad_h + p.H);
+        const int64_t Wp = lmax((p.OW - 1) * S + p.KW, p.pad_w + p.W);
+        if (Hp * Wp > kMaxElems) return false;
+        alignas(64) T buf[kMaxElems];
+        const T ninf = neg_inf<T>();
+        for (int64_t hp = 0; hp < Hp; ++hp) {
+            T* row = buf + hp * Wp;
+            const int64_t ih = hp - p.pad_h;
+            if (ih < 0 || ih >= p.H) {
+                for (int64_t w = 0; w < Wp; ++w) row[w] = ninf;
+                continue;
+            }
+            for (int64_t w = 0; w < p.pad_w; ++w) row[w] = ninf;
+            const T* xr = x + ih * p.W;
+            for (int64_t w = 0; w < p.W; ++w) row[p.pad_w + w] = xr[w];
+            for (int64_t w = p.pad_w + p.W; w < Wp; ++w) row[w] = ninf;
+        }
+        with_block_width<T, S>(0, p.OW, [&](auto lanes) {
+            constexpr int V = decltype(lanes)::value;
+            for (int64_t oh = 0; oh < p.OH; ++oh) {
+                T* yr = y + oh * p.OW;
+                int64_t* ir = kIdx ? indices + oh * p.OW : nullptr;
+                const int64_t ih0 = oh * p.stride_h - p.pad_h;  // may lie in the padding
+                for_blocks<V>(0, p.OW, [&](int64_t ow0) {
+                    max_block<T, V, S, kIdx>(buf + oh * p.stride_h * Wp, Wp, p.W, p.KH, p.KW, 1,
+                                             ih0 * p.W, p.pad_w, ow0, yr, ir);
+                });
+                if constexpr (kIdx) {
+                    for (int64_t ow = 0; ow < p.OW; ++ow) {
+                        if (!(yr[ow] == ninf)) continue;
+                        const int64_t a0 = lmax(ih0, 0), a1 = lmin(ih0 + p.KH, p.H);
+                        const int64_t w0 = ow * S - p.pad_w;
+                        max_one(x, p.W, a0, a1, 1, lmax(w0, 0), lmin(w0 + p.KW, p.W), 1, yr + ow,
+                                ir + ow);
+                    }
+                }
+            }
+        });
+        return true;
+    }
+}
+
 // kIdx false: indices is null and only y is written (inference needs no argmax).
 template <typename T, int S, bool kIdx>
 void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
@@ -341,6 +404,9 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
     const int64_t span_w = (p.KW - 1) * p.dil_w + 1;
     int64_t lo, hi;
     interior_range(p.OW, p.W, s, p.pad_w, span_w, &lo, &hi);
+    const bool border = lo > 0 || hi < p.OW || p.pad_h > 0 ||
+                        (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1 > p.H;
+    if (border && max_pool2d_padded<T, S, kIdx>(p, x, y, indices)) return;
     const bool rel32 = p.H * p.W <= INT32_MAX;
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         int64_t ih0 = oh * p.stride_h - p.pad_h;
@@ -365,8 +431,9 @@ void max_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y, int64_t* i
             with_block_width<T, S>(lo, hi, [&](auto lanes) {
                 constexpr int V = decltype(lanes)::value;
                 for_blocks<V>(lo, hi, [&](int64_t ow0) {
-                    max_block<T, V, S, kIdx>(x + ih0 * p.W - p.pad_w, p.dil_h * p.W, nrows,
-                                             p.KW, p.dil_w, ih0 * p.W, p.pad_w, ow0, yr, ir);
+                    max_block<T, V, S, kIdx>(x + ih0 * p.W - p.pad_w, p.dil_h * p.W,
+                                             p.dil_h * p.W, nrows, p.KW, p.dil_w, ih0 * p.W,
+                                             p.pad_w, ow0, yr, ir);
                 });
             });
         if (!blocked)
