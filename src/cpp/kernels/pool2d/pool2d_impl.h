@@ -372,7 +372,7 @@ bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices
             for (int64_t w = 0; w < p.W; ++w) row[p.pad_w + w] = xr[w];
             for (int64_t w = p.pad_w + p.W; w < Wp; ++w) row[w] = ninf;
         }
-        with_block_width<T, S>(0, p.OW, [&](auto lanes) {
+        return with_block_width<T, S>(0, p.OW, [&](auto lanes) {  // true: OW checked above
             constexpr int V = decltype(lanes)::value;
             for (int64_t oh = 0; oh < p.OH; ++oh) {
                 T* yr = y + oh * p.OW;
@@ -393,7 +393,6 @@ bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices
                 }
             }
         });
-        return true;
     }
 }
 
