@@ -139,13 +139,14 @@ struct PermLanes<double> {
 };
 
 // The panel one W-lane vector at a time: each lane's source offset (relative to a row's
-// base) comes from the runs. When a vector's lanes span fewer than 2W elements of the
-// input (any stride-1 layer with OW >= W/2, rows of width ~W at stride 2), every row is
-// two masked loads and one two-source permute (vpermt2ps) into a full store, whatever the
-// number of runs it crosses; the run-by-run copy needs one masked load and store per run
-// and row. Wider spans (an image boundary inside the vector, large strides) gather.
-// Lanes >= ncols are zeroed. Returns false (nothing written) if float offsets would not fit
-// in int32 lanes or nr is not a multiple of W.
+// base) comes from the runs. When a vector's lanes span at most 2W elements of the input
+// (at stride 1 each output row crossed adds (KW-1)*dil to the span; at stride 2, a vector
+// within one output row), every row is two masked loads and one two-source permute
+// (vpermt2ps) into a full store, whatever the number of runs it crosses; the run-by-run
+// copy needs one masked load and store per run and row. Wider spans (an image boundary
+// inside the vector, large strides) gather. Lanes >= ncols are zeroed. Returns false
+// (nothing written) if float offsets would not fit in int32 lanes, or nr is not a multiple
+// of W or exceeds kMaxVecs vectors.
 template <typename T>
 bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, const Im2colRun* runs,
                         int64_t nruns, int64_t stride_w, int64_t ncols, int64_t nr, T* out) {
