@@ -138,3 +138,35 @@ def test_allocation_failure_inside_threads_raises_memory_error():
     r = _run_python(code)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert "memory error" in r.stdout
+
+
+def test_bindings_take_ready_arrays_as_they_are_and_convert_or_refuse_the_rest(rng):
+    """The bindings use a C-contiguous, aligned, native-order array in place and read
+    anything else through a copy (or refuse it): a foreign byte order is a TypeError naming
+    the dtype, int64 indices spelled 'q' instead of 'l' are converted, and the result
+    never aliases an input."""
+    from fastconv import _core
+
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    swapped = x.astype(">f4")
+    for call in (lambda a: _core.conv2d_forward(a, w, None, (1, 1), (0, 0, 0, 0), (1, 1), 1),
+                 lambda a: _core.relu_forward(a),
+                 lambda a: _core.gemm(a[0, 0], a[0, 0]),
+                 lambda a: _core.max_pool2d_forward(a, (2, 2), (2, 2), (0, 0), (1, 1), False)):
+        with pytest.raises(TypeError, match=r"float32 or float64, got >f4"):
+            call(swapped)
+    # A native and a foreign weight together: the foreign one is named.
+    with pytest.raises(TypeError, match=r"weight to have dtype float32 or float64, got >f4"):
+        _core.conv2d_forward(x, w.astype(">f4"), None, (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    y = _core.relu_forward(x)
+    assert not np.shares_memory(y, x)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
+    _, idx = _core.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    dy = rng.standard_normal(idx.shape).astype(np.float32)
+    tx = torch.from_numpy(x.astype(np.float64)).requires_grad_()
+    torch.nn.functional.max_pool2d(tx, 2).backward(torch.from_numpy(dy.astype(np.float64)))
+    for spelled in (idx, idx.astype("q")):
+        dx = _core.max_pool2d_backward(dy, spelled, (6, 6))
+        assert_close(dx, tx.grad.numpy(), 1e-6,
+                     what=f"max_pool2d_backward, indices of dtype char {spelled.dtype.char!r}")
