@@ -20,6 +20,8 @@ import contextlib
 import threading
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "Context",
     "Function",
@@ -41,6 +43,9 @@ _mode = _GradMode()
 # module, so this one cannot import it at load time (and an import inside apply would cost
 # a sys.modules look-up on every op).
 Tensor: Any = None
+
+_ndarray = np.ndarray
+_new_object = object.__new__
 
 
 def is_grad_enabled() -> bool:
@@ -126,15 +131,17 @@ class Function:
 
     @classmethod
     def apply(cls, *args: Any, **kwargs: Any):
-        # One pass over the arguments (on every op of every forward: a small model at
-        # batch 1 spends more time here than in its kernels).
-        raw = list(args)
+        # One pass over the arguments, and the result Tensor built here rather than by
+        # Tensor._from_op: this runs on every op of every forward, and a small model at
+        # batch 1 spends more time in it than in its kernels (~0.2 us saved per op).
+        raw = []
         record = False
-        for i, a in enumerate(args):
+        for a in args:
             if isinstance(a, Tensor):
-                raw[i] = a.data
                 if a.requires_grad:
                     record = True
+                a = a.data
+            raw.append(a)
         if record and _mode.enabled:
             needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             ctx = Context(needs)
@@ -145,9 +152,17 @@ class Function:
         # infer when the op has one, else forward with needs_input_grad all False.
         infer = cls.infer
         if infer is not None:
-            return Tensor._from_op(infer(*raw, **kwargs), None)
-        out = cls.forward(Context((False,) * len(args)), *raw, **kwargs)
-        return Tensor._from_op(out, None)
+            out = infer(*raw, **kwargs)
+        else:
+            out = cls.forward(Context((False,) * len(args)), *raw, **kwargs)
+        if type(out) is not _ndarray:  # a NumPy scalar or a CuPy array: _from_op's rules
+            return Tensor._from_op(out, None)
+        t = _new_object(Tensor)
+        t.data = out
+        t.grad = None
+        t._node = None
+        t.requires_grad = False
+        return t
 
 
 def _topological_order(root) -> list:

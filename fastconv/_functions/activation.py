@@ -30,7 +30,12 @@ def _compiled(a) -> bool:
 class ReLU(Function):
     @staticmethod
     def infer(x):
-        return _core.relu_forward(x) if _compiled(x) else get_array_module(x).maximum(x, 0)
+        if type(x) is np.ndarray:
+            try:
+                return _core.relu_forward(x)
+            except TypeError:  # not float32/float64 (the kernel's TypeError): NumPy's
+                pass
+        return get_array_module(x).maximum(x, 0)
 
     @staticmethod
     def forward(ctx: Context, x):
