@@ -77,14 +77,20 @@ class registered:
     attribute access first fails the normal lookup and only then reaches
     :meth:`Module.__getattr__`; on CPython 3.11 that failure builds and discards an
     AttributeError (~0.4 us), paid on every forward for ``self.conv1``, ``self.weight``.
-    Found on the class instead, the name is resolved from the registries at once (~0.15 us),
-    so the result is the one ``Module.__getattr__`` gives. Modules declare their fixed
-    members in the class body (``weight = registered()``); registration adds one to the
-    module's class for any other name the class does not have (:meth:`Module._declare`). It
-    is a non-data descriptor: an instance attribute of the same name still takes precedence.
+    Found on the class instead, the name is looked up at once in the registry it was
+    declared for (~0.1 us), and in the others through ``Module.__getattr__`` when that one
+    does not hold it (the same name can be a child in one instance and a parameter in
+    another), so the result is the one ``Module.__getattr__`` gives. Modules declare their
+    fixed members in the class body (``weight = registered()``, ``running_mean =
+    registered("_buffers")``); registration adds one to the module's class for any other
+    name the class does not have (:meth:`Module._declare`). It is a non-data descriptor: an
+    instance attribute of the same name still takes precedence.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    __slots__ = ("name", "registry")
+
+    def __init__(self, registry: str = "_parameters", name: str | None = None) -> None:
+        self.registry = registry
         self.name = name
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -93,15 +99,10 @@ class registered:
     def __get__(self, module: Module | None, owner: type | None = None) -> Any:
         if module is None:
             return self
-        d = module.__dict__
-        name = self.name
         try:
-            for registry in (d["_parameters"], d["_modules"], d["_buffers"]):
-                if name in registry:
-                    return registry[name]
-        except KeyError:  # Module.__init__ has not run yet
-            pass
-        return module.__getattr__(name)  # this instance has no such member: AttributeError
+            return module.__dict__[self.registry][self.name]
+        except KeyError:  # another registry, none, or Module.__init__ has not run yet
+            return module.__getattr__(self.name)  # AttributeError if no registry has it
 
 
 class Module:
@@ -161,7 +162,7 @@ class Module:
                    "must be created explicitly.")
             raise ValueError(msg)
         self._parameters[name] = param
-        self._declare(name)
+        self._declare(name, "_parameters")
 
     def register_buffer(self, name: str, tensor: Tensor | np.ndarray | None,
                         persistent: bool = True) -> None:
@@ -183,7 +184,7 @@ class Module:
                    "(fastconv.Tensor or None required)")
             raise TypeError(msg)
         self._buffers[name] = buf
-        self._declare(name)
+        self._declare(name, "_buffers")
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -199,16 +200,17 @@ class Module:
             msg = f"attribute '{name}' already exists"
             raise KeyError(msg)
         self._modules[name] = module
-        self._declare(name)
+        self._declare(name, "_modules")
 
     register_module = add_module
 
-    def _declare(self, name: str) -> None:
-        """Give the module's class a :class:`registered` entry for `name` unless the class
-        (or a base) already has that attribute, so ``self.<name>`` is found on the class."""
+    def _declare(self, name: str, registry: str) -> None:
+        """Give the module's class a :class:`registered` entry for `name` (looked up first in
+        `registry`) unless the class (or a base) already has that attribute, so
+        ``self.<name>`` is found on the class."""
         cls = type(self)
         if not hasattr(cls, name):
-            setattr(cls, name, registered(name))
+            setattr(cls, name, registered(registry, name))
 
     def __setattr__(self, name: str, value: Any) -> None:
         d = self.__dict__
@@ -234,7 +236,7 @@ class Module:
                 raise AttributeError(msg)
             self._forget(name)
             modules[name] = value
-            self._declare(name)
+            self._declare(name, "_modules")
             return
         if modules is not None and name in modules:
             if value is not None:

@@ -50,9 +50,9 @@ class BatchNorm2d(Module):
 
     weight = registered()
     bias = registered()
-    running_mean = registered()
-    running_var = registered()
-    num_batches_tracked = registered()
+    running_mean = registered("_buffers")
+    running_var = registered("_buffers")
+    num_batches_tracked = registered("_buffers")
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device: Any = None,
