@@ -10,16 +10,24 @@
 
 #include "fastconv/params.h"
 
+// col2im_plane takes layers of at most this many taps (KH * KW; 11x11 is 121).
+namespace fastconv {
+constexpr int64_t kCol2imMaxTaps = 128;
+}  // namespace fastconv
+
 #define FASTCONV_DECLARE_IM2COL_KERNELS                                                        \
     template <typename T>                                                                      \
     void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows,                 \
                            const ::fastconv::Im2colRun* runs, int64_t nruns, int64_t stride_w, \
-                           int64_t ncols, int64_t nr, T* out);
+                           int64_t ncols, int64_t nr, T* out);                                 \
+    template <typename T>                                                                      \
+    void col2im_plane(const ::fastconv::Conv2dParams& p, const T* col, T* dx);
 
 #define FASTCONV_INSTANTIATE_IM2COL_KERNELS(T)                                                  \
     template void im2col_pack_panel<T>(const T*, const int64_t*, int64_t,                       \
                                        const ::fastconv::Im2colRun*, int64_t, int64_t, int64_t, \
-                                       int64_t, T*);
+                                       int64_t, T*);                                            \
+    template void col2im_plane<T>(const ::fastconv::Conv2dParams&, const T*, T*);
 
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
     template <typename T>                                                                        \

@@ -5,6 +5,8 @@
 
 #include "common/parallel.h"
 #include "common/row_copy.h"
+#include "fastconv/kernel_table.h"
+#include "fastconv/plane_kernels.h"
 #include "kernels/gemm/pack_transpose.h"
 
 namespace fastconv {
@@ -184,9 +186,17 @@ void im2col_pack_transposed(const Conv2dParams& p, const Im2colPlan& plan, const
 template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
+    // Unit stride along W: each input row gathers its taps in vector registers
+    // (KernelSet::col2im_plane), with the same sums in the same order as the loop below.
+    const auto plane = kernel_set<T>().col2im_plane;
+    const bool by_rows = p.stride_w == 1 && p.KH * p.KW <= kCol2imMaxTaps;
     // Channel c's rows write only dx[c]: channels are independent.
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c) {
+        if (by_rows) {
+            plane(p, col + c * p.KH * p.KW * OHW, dx + c * p.H * p.W);
+            continue;
+        }
         std::fill(dx + c * p.H * p.W, dx + (c + 1) * p.H * p.W, T(0));
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw) {

@@ -1,9 +1,9 @@
-// im2col_pack_panel for one ISA: the including .cpp defines FASTCONV_ISA (ref / avx2 /
-// avx512) and is compiled with that ISA's flags. Runs are short (an output row, at most NR
+// im2col_pack_panel and col2im_plane for one ISA: the including .cpp defines FASTCONV_ISA
+// (ref / avx2 / avx512) and is compiled with that ISA's flags. Runs are short (an output row, at most NR
 // lanes), so unit-stride runs are copied with (masked) vector loads/stores rather than
 // memcpy calls, whose per-call cost would dominate; AVX-512 builds each vector of the panel
 // with a two-source permute instead (pack_panel_permute). Semantics:
-// KernelSet::im2col_pack_panel.
+// KernelSet::im2col_pack_panel and KernelSet::col2im_plane.
 // No std:: function templates here (see direct_impl.h).
 #ifndef FASTCONV_ISA
 #error "define FASTCONV_ISA before including im2col_pack_impl.h"
@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <type_traits>
+
+#include "fastconv/params.h"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -281,6 +283,159 @@ void im2col_pack_panel(const T* xp, const int64_t* row_off, int64_t nrows, const
     if (ncols < nr)
         for (int64_t r = 0; r < nrows; ++r)
             for (int64_t j = ncols; j < nr; ++j) out[r * nr + j] = T(0);
+}
+
+namespace {
+
+// Lane traits of col2im_plane: L lanes of T, masked loads (masked-off lanes read nothing, so
+// their addresses may lie outside the buffer), stores of the first n lanes.
+template <typename T>
+struct Col2imLanes;
+#if defined(__AVX512F__)
+template <>
+struct Col2imLanes<float> {
+    using V = __m512;
+    static constexpr int64_t L = 16;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V load(uint32_t m, const float* p) {
+        return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
+    }
+    static void store(float* d, int64_t n, V v) {
+        _mm512_mask_storeu_ps(d, static_cast<__mmask16>((1u << n) - 1u), v);
+    }
+};
+template <>
+struct Col2imLanes<double> {
+    using V = __m512d;
+    static constexpr int64_t L = 8;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V load(uint32_t m, const double* p) {
+        return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
+    }
+    static void store(double* d, int64_t n, V v) {
+        _mm512_mask_storeu_pd(d, static_cast<__mmask8>((1u << n) - 1u), v);
+    }
+};
+#elif defined(__AVX2__)
+template <>
+struct Col2imLanes<float> {
+    using V = __m256;
+    static constexpr int64_t L = 8;
+    static V zero() { return _mm256_setzero_ps(); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V load(uint32_t m, const float* p) {
+        const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bit);
+        return _mm256_maskload_ps(p, _mm256_cmpeq_epi32(sel, bit));
+    }
+    static void store(float* d, int64_t n, V v) {
+        if (n == L) return _mm256_storeu_ps(d, v);
+        alignas(32) float t[L];  // AVX2 masked stores are slow on several AMD cores
+        _mm256_store_ps(t, v);
+        for (int64_t i = 0; i < n; ++i) d[i] = t[i];
+    }
+};
+template <>
+struct Col2imLanes<double> {
+    using V = __m256d;
+    static constexpr int64_t L = 4;
+    static V zero() { return _mm256_setzero_pd(); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V load(uint32_t m, const double* p) {
+        const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+        const __m256i sel = _mm256_and_si256(_mm256_set1_epi64x(m), bit);
+        return _mm256_maskload_pd(p, _mm256_cmpeq_epi64(sel, bit));
+    }
+    static void store(double* d, int64_t n, V v) {
+        if (n == L) return _mm256_storeu_pd(d, v);
+        alignas(32) double t[L];
+        _mm256_store_pd(t, v);
+        for (int64_t i = 0; i < n; ++i) d[i] = t[i];
+    }
+};
+#else
+template <typename T>
+struct Col2imLanes {  // one lane: the same loops, scalar
+    using V = T;
+    static constexpr int64_t L = 1;
+    static V zero() { return T(0); }
+    static V add(V a, V b) { return a + b; }
+    static V load(uint32_t m, const T* p) { return m ? *p : T(0); }
+    static void store(T* d, int64_t, V v) { *d = v; }
+};
+#endif
+
+// Rows ih0 .. ih0 + R - 1 of col2im_plane, one L-lane chunk [w0, w0 + n) at a time: R
+// independent accumulators (a single one is a chain of KH*KW dependent adds), each summing
+// its row's taps in (kh, kw) order. mask[kw] / off[kw]: the chunk's lanes that tap kw
+// reaches and where they read within an output row (w0 - shift).
+template <typename T, int R>
+inline void col2im_rows(const Conv2dParams& p, const T* col, const int64_t* oh, int64_t w0,
+                        int64_t n, const uint32_t* mask, const int64_t* off, T* dx) {
+    using Ln = Col2imLanes<T>;
+    const int64_t OHW = p.OH * p.OW;
+    typename Ln::V acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = Ln::zero();
+    for (int64_t kh = 0; kh < p.KH; ++kh) {
+        const T* row[R];
+        for (int r = 0; r < R; ++r) {
+            const int64_t o = oh[r * p.KH + kh];
+            row[r] = o >= 0 ? col + kh * p.KW * OHW + o * p.OW : nullptr;
+        }
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+            if (!mask[kw]) continue;
+            const int64_t at = kw * OHW + off[kw];
+            for (int r = 0; r < R; ++r)
+                if (row[r]) acc[r] = Ln::add(acc[r], Ln::load(mask[kw], row[r] + at));
+        }
+    }
+    for (int r = 0; r < R; ++r) Ln::store(dx + r * p.W + w0, n, acc[r]);
+}
+
+}  // namespace
+
+template <typename T>
+void col2im_plane(const Conv2dParams& p, const T* col, T* dx) {
+    // Each input row gathers its taps' output rows and is written once: no zero-fill pass,
+    // and no read-modify-write of rows that the next tap's unaligned store overlaps (the
+    // scatter-add's store-forwarding stalls: 40 % of LeNet-5 conv2's backward_data).
+    using Ln = Col2imLanes<T>;
+    constexpr int R = 4;
+    uint32_t mask[kCol2imMaxTaps];
+    int64_t off[kCol2imMaxTaps];
+    int64_t oh[R * kCol2imMaxTaps];
+    for (int64_t w0 = 0; w0 < p.W; w0 += Ln::L) {
+        const int64_t n = p.W - w0 < Ln::L ? p.W - w0 : Ln::L;
+        for (int64_t kw = 0; kw < p.KW; ++kw) {
+            // Input column w0 + i reads output column w0 + i - shift, valid in [0, OW).
+            const int64_t shift = kw * p.dil_w - p.pad_left;
+            const int64_t lo = shift - w0 > 0 ? shift - w0 : 0;
+            const int64_t hi = shift - w0 + p.OW < n ? shift - w0 + p.OW : n;
+            mask[kw] = lo < hi ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;
+            off[kw] = w0 - shift;
+        }
+        for (int64_t ih0 = 0; ih0 < p.H; ih0 += R) {
+            const int rows = p.H - ih0 < R ? static_cast<int>(p.H - ih0) : R;
+            // oh[r * KH + kh]: the output row whose tap kh reads input row ih0 + r, or -1.
+            for (int r = 0; r < rows; ++r)
+                for (int64_t kh = 0; kh < p.KH; ++kh) {
+                    const int64_t num = ih0 + r + p.pad_top - kh * p.dil_h;
+                    int64_t o = -1;
+                    if (num >= 0 && (p.stride_h == 1 || num % p.stride_h == 0))
+                        o = p.stride_h == 1 ? num : num / p.stride_h;
+                    oh[r * p.KH + kh] = o < p.OH ? o : -1;
+                }
+            T* d = dx + ih0 * p.W;
+            if (rows == R) {
+                col2im_rows<T, R>(p, col, oh, w0, n, mask, off, d);
+            } else {
+                for (int r = 0; r < rows; ++r)
+                    col2im_rows<T, 1>(p, col, oh + r * p.KH, w0, n, mask, off, d + r * p.W);
+            }
+        }
+    }
 }
 
 FASTCONV_INSTANTIATE_IM2COL_KERNELS(float)
