@@ -140,8 +140,9 @@ class Function:
             if isinstance(a, Tensor):
                 if a.requires_grad:
                     record = True
-                a = a.data
-            raw.append(a)
+                raw.append(a.data)
+            else:
+                raw.append(a)
         if record and _mode.enabled:
             needs = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             ctx = Context(needs)
