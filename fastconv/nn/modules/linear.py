@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from fastconv import functional as F
-from fastconv._functions import misc as _misc
 from fastconv.nn import init
 from fastconv.nn.module import Module, registered
 from fastconv.nn.modules._utils import _param_dtype
@@ -74,13 +73,7 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Any) -> Tensor:
-        # F.linear's Function, called directly as Conv2d does (one frame less per call);
-        # F.linear's checks, which name the argument, run only after a failure.
-        try:
-            return _misc.Linear.apply(input, self.weight, self.bias)
-        except Exception:
-            F._linear_operands(input, self.weight, self.bias)
-            raise
+        return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
