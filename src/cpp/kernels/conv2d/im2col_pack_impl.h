@@ -292,30 +292,22 @@ namespace {
 template <typename T>
 struct Col2imLanes;
 #if defined(__AVX512F__)
-template <>
-struct Col2imLanes<float> {
-    using V = __m512;
-    static constexpr int64_t L = 16;
-    static V zero() { return _mm512_setzero_ps(); }
-    static V add(V a, V b) { return _mm512_add_ps(a, b); }
-    static V load(uint32_t m, const float* p) {
-        return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
+template <typename T>
+struct Col2imLanes : PermLanes<T> {  // the permute path's lanes, zero() and masked load()
+    using P = PermLanes<T>;
+    using V = typename P::V;
+    static constexpr int64_t L = P::W;
+    static V add(V a, V b) {
+        if constexpr (std::is_same_v<T, float>)
+            return _mm512_add_ps(a, b);
+        else
+            return _mm512_add_pd(a, b);
     }
-    static void store(float* d, int64_t n, V v) {
-        _mm512_mask_storeu_ps(d, static_cast<__mmask16>((1u << n) - 1u), v);
-    }
-};
-template <>
-struct Col2imLanes<double> {
-    using V = __m512d;
-    static constexpr int64_t L = 8;
-    static V zero() { return _mm512_setzero_pd(); }
-    static V add(V a, V b) { return _mm512_add_pd(a, b); }
-    static V load(uint32_t m, const double* p) {
-        return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
-    }
-    static void store(double* d, int64_t n, V v) {
-        _mm512_mask_storeu_pd(d, static_cast<__mmask8>((1u << n) - 1u), v);
+    static void store(T* d, int64_t n, V v) {
+        if constexpr (std::is_same_v<T, float>)
+            _mm512_mask_storeu_ps(d, static_cast<typename P::M>((1u << n) - 1u), v);
+        else
+            _mm512_mask_storeu_pd(d, static_cast<typename P::M>((1u << n) - 1u), v);
     }
 };
 #elif defined(__AVX2__)
