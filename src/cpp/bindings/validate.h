@@ -88,8 +88,6 @@ bool is_native(const py::array& a) {
 inline DType float_dtype(const char* op, const char* arg, const py::array& a) {
     if (is_native<float>(a)) return DType::f32;
     if (is_native<double>(a)) return DType::f64;
-    if (a.dtype().equal(py::dtype::of<float>())) return DType::f32;
-    if (a.dtype().equal(py::dtype::of<double>())) return DType::f64;
     type_error(op, ": expected ", arg, " to have dtype float32 or float64, got ",
                std::string(py::str(a.dtype())));
 }
