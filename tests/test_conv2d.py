@@ -170,6 +170,11 @@ CASES = [
     Case("channels_32_33", 1, 32, 5, 5, 33, 3, 3, padding=1, bias=False),
     Case("channels_33_8", 2, 33, 5, 4, 8, 3, 3),
     Case("channels_16_16_pointwise", 2, 16, 6, 6, 16, 1, 1),
+    # One image, few output columns: im2col's GEMM reads the weights in place (no packA)
+    # over several K blocks (C*KH*KW = 540 and 576 > KC = 512), with a 4-row edge (K = 20),
+    # and weights over 512 KiB applied K block by K block (K = 256).
+    Case("weights_in_place_k_blocks", 1, 60, 5, 6, 20, 3, 3, padding=1),
+    Case("weights_in_place_by_block", 1, 64, 4, 5, 256, 3, 3, padding=1, bias=False),
     # 'same' layers with >= 32 channels per group and N > 1: backward_data runs as the
     # forward convolution of dy with the flipped weights (backward_data_as_forward).
     Case("same32_k3", 2, 32, 6, 7, 8, 3, 3, padding=1),

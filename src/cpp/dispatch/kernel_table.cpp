@@ -17,11 +17,12 @@
     FASTCONV_DECLARE_GEMM_UKERNEL(half_fn, T)              \
     }                                                      \
     }
-#define FASTCONV_GEMM_UKERNEL_EDGE(isa, T, fn)  \
-    namespace fastconv {                         \
-    namespace isa {                              \
-    FASTCONV_DECLARE_GEMM_UKERNEL_EDGE(fn, T)    \
-    }                                            \
+#define FASTCONV_GEMM_UKERNEL_EDGE(isa, T, fn, in_place_fn) \
+    namespace fastconv {                                     \
+    namespace isa {                                          \
+    FASTCONV_DECLARE_GEMM_UKERNEL_EDGE(fn, T)                \
+    FASTCONV_DECLARE_GEMM_UKERNEL_A_IN_PLACE(in_place_fn, T) \
+    }                                                        \
     }
 #define FASTCONV_KERNEL(isa, slot, fn)
 #define FASTCONV_PROBE(isa, fn)                  \
@@ -71,8 +72,11 @@ KernelTable make_table(Isa want) {
         s.gemm_mr = MR;                                     \
         s.gemm_nr = NR;                                     \
     }
-#define FASTCONV_GEMM_UKERNEL_EDGE(isa_, T, fn) \
-    if (want == Isa::isa_) t.get<T>().gemm_ukernel_edge = &isa_::fn;
+#define FASTCONV_GEMM_UKERNEL_EDGE(isa_, T, fn, in_place_fn)      \
+    if (want == Isa::isa_) {                                     \
+        t.get<T>().gemm_ukernel_edge = &isa_::fn;                \
+        t.get<T>().gemm_ukernel_a_in_place = &isa_::in_place_fn; \
+    }
 #define FASTCONV_KERNEL(isa_, slot, fn) \
     if (want == Isa::isa_) {            \
         t.f32.slot = &isa_::fn<float>;  \

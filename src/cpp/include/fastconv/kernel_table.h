@@ -38,6 +38,14 @@ struct KernelSet {
     using GemmUkernelEdge = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                                      T alpha, T beta, int rows, int cols);
     GemmUkernelEdge gemm_ukernel_edge = nullptr;
+    // Any tile, full or edge, with op(A) read in place rather than packed: element (i, p)
+    // at a[i*lda + p] if a_rows (rows of a row-major A), else a[p*lda + i]; b is a packed
+    // panel as above. For an A block that few NR panels reuse, where packA would cost more
+    // than it saves. Optional (null: the driver packs A).
+    using GemmUkernelAInPlace = void (*)(int64_t kc, const T* a, int64_t lda, bool a_rows,
+                                         const T* b, T* c, int64_t ldc, T alpha, T beta, int rows,
+                                         int cols);
+    GemmUkernelAInPlace gemm_ukernel_a_in_place = nullptr;
     int gemm_mr = 0, gemm_nr = 0;
 
     // Small-M GEMM without packing (gemm_small_m_impl.h), for 1 <= M <= kGemmSmallM:

@@ -54,6 +54,9 @@ constexpr int64_t kCol2imMaxTaps = 128;
 #define FASTCONV_DECLARE_GEMM_UKERNEL_EDGE(name, T)                                     \
     void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, int rows, \
               int cols);
+#define FASTCONV_DECLARE_GEMM_UKERNEL_A_IN_PLACE(name, T)                                   \
+    void name(int64_t kc, const T* a, int64_t lda, bool a_rows, const T* b, T* c, int64_t ldc, \
+              T alpha, T beta, int rows, int cols);
 
 #define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
     template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,      \

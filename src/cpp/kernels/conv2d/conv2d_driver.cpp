@@ -107,6 +107,11 @@ int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
 // weights from L3 per panel measured faster (VGG 56x56x256: 36 vs 40 ms).
 constexpr int64_t kWeightsInL2 = 512 * 1024, kSliceInL2 = 1024 * 1024;
 
+// At most this many NR panels in a whole forward call: the weights are read in place, not
+// packed (gemm_packed_a_in_place). ResNet-18 7x7x512 b1 (2 panels): 4.3 -> 2.9 ms, packA
+// having been a quarter of the call; 14x14x256 b1 (7): 2.45 -> 2.25 ms; no loss up to 25.
+constexpr int64_t kWeightsInPlaceMaxPanels = 16;
+
 // The padded-input copy pays off unless padding or stride make it much larger than the
 // column matrix itself; then im2col writes plain rows (bounds-checked) and packB follows.
 bool pack_from_padded(const Conv2dParams& p, const Im2colPlan& plan) {
@@ -127,10 +132,6 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, CKK = p.col_rows();
     const GemmPacking<T> pk = gemm_packing<T>();
-    const int64_t wstride = pk.padded_m(Kg) * CKK;
-    T* pw = thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
-    for (int64_t g = 0; g < G; ++g)
-        gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
     const Im2colPlan plan1 = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk.nr, 1, p.C * HW);
     const bool via_rows = !pointwise && !pack_from_padded(p, plan1);
     const int64_t nb = pointwise || via_rows || p.N == 0 ? 1 : images_per_gemm(p, pk.nr);
@@ -139,6 +140,25 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
     const int64_t tail = p.N % nb;
     const Im2colPlan plan_tail = tail > 1 ? make_im2col_plan(p, pk.nr, tail, p.C * HW) : plan1;
     const int64_t nchunks = (p.N + nb - 1) / nb;
+    // Weights used by few NR panels over the whole call (a deep layer on one small image)
+    // are read in place: packing them would cost more than it saves (gemm_packed.h).
+    const bool w_in_place = pk.ks->gemm_ukernel_a_in_place != nullptr &&
+                            nchunks * pk.padded_n(nb * OHW) / pk.nr <= kWeightsInPlaceMaxPanels;
+    const int64_t wstride = w_in_place ? Kg * CKK : pk.padded_m(Kg) * CKK;
+    T* pw = w_in_place ? nullptr : thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
+    if (!w_in_place)
+        for (int64_t g = 0; g < G; ++g)
+            gemm_pack_a(pk, false, Kg, CKK, w + g * Kg * CKK, CKK, pw + g * wstride);
+    // C[Kg x n] (+)= W_g[:, pc : pc + kc] * packed B, the weights packed or in place.
+    auto gemm_w = [&](int64_t g, int64_t pc, int64_t kc, int64_t n, const T* pb, T beta, T* c,
+                      int64_t ldc, int threads) {
+        if (w_in_place)
+            gemm_packed_a_in_place(pk, Kg, n, kc, T(1), w + g * wstride + pc, CKK, pb, beta, c, ldc,
+                                   threads);
+        else
+            gemm_packed(pk, Kg, n, kc, T(1), pw + g * wstride + pc * pk.padded_m(Kg), pb, beta, c,
+                        ldc, threads);
+    };
     const int64_t slice = std::min<int64_t>(pk.kc, CKK) * pk.padded_n(nb * OHW);
     const bool by_block = Kg * CKK * static_cast<int64_t>(sizeof(T)) > kWeightsInL2 &&
                           slice * static_cast<int64_t>(sizeof(T)) <= kSliceInL2;
@@ -147,7 +167,6 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
         const int64_t nbt = std::min(nb, p.N - n0);
         const Im2colPlan& pl = nbt == nb ? plan : plan_tail;
         const T* xg = x + (n0 * p.C + g * Cg) * HW;
-        const T* wg = pw + g * wstride;
         if (pointwise || via_rows) {  // 1x1, stride 1, no padding: the input is im2col(x)
             T* yg = y + (n0 * p.K + g * Kg) * OHW;
             const T* col = xg;
@@ -158,7 +177,7 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
             }
             T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.padded_n(OHW)));
             gemm_pack_b(pk, false, CKK, OHW, col, OHW, pb);
-            gemm_packed(pk, Kg, OHW, CKK, T(1), wg, pb, T(0), yg, OHW, gemm_threads);
+            gemm_w(g, 0, CKK, OHW, pb, T(0), yg, OHW, gemm_threads);
         } else {
             const int64_t ncols = pl.ncols, npanels = pk.padded_n(ncols) / pk.nr;
             const T* xp =
@@ -171,8 +190,8 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                 T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(CKK * pk.nr));
                 for (int64_t jp = jp0; jp < jp1; ++jp) {
                     im2col_pack_panels(p, pl, xp, pk, jp, jp + 1, pb);
-                    gemm_packed(pk, Kg, std::min<int64_t>(pk.nr, ncols - jp * pk.nr), CKK, T(1), wg,
-                                pb, T(0), out + jp * pk.nr, ncols, 1);
+                    gemm_w(g, 0, CKK, std::min<int64_t>(pk.nr, ncols - jp * pk.nr), pb, T(0),
+                           out + jp * pk.nr, ncols, 1);
                 }
             };
             if (by_block) {
@@ -184,8 +203,7 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
                 for (int64_t pc = 0; pc < CKK; pc += pk.kc) {
                     const int64_t kc = std::min<int64_t>(pk.kc, CKK - pc);
                     im2col_pack_block(p, pl, xp, pk, pc, kc, pb, gemm_threads);
-                    gemm_packed(pk, Kg, ncols, kc, T(1), wg + pc * pk.padded_m(Kg), pb,
-                                pc == 0 ? T(0) : T(1), out, ncols, gemm_threads);
+                    gemm_w(g, pc, kc, ncols, pb, pc == 0 ? T(0) : T(1), out, ncols, gemm_threads);
                 }
             } else {
                 // A lone task (gemm_threads > 1): the threads claim panels, each packing its

@@ -172,6 +172,33 @@ void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, co
     }
 }
 
+// The same with op(A) read in place (KernelSet::gemm_ukernel_a_in_place): a is element (0, 0)
+// of the block; row i at a + i*lda (a_rows) or a + i.
+template <typename T>
+void macro_kernel_a_in_place(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, const T* a,
+                             int64_t lda, bool a_rows, const T* pb, int64_t jp0, int64_t jp1,
+                             T alpha, T beta, T* C, int64_t ldc) {
+    const int mr = ks.gemm_mr, nr = ks.gemm_nr;
+    for (int64_t jp = jp0; jp < jp1; ++jp) {
+        const int64_t j = jp * nr;
+        const int ncols = static_cast<int>(std::min<int64_t>(nr, nc - j));
+        const T* b = pb + jp * kc * nr;
+        for (int64_t i = 0; i < mc; i += mr)
+            ks.gemm_ukernel_a_in_place(kc, a + (a_rows ? i * lda : i), lda, a_rows, b,
+                                       C + i * ldc + j, ldc, alpha, beta,
+                                       static_cast<int>(std::min<int64_t>(mr, mc - i)), ncols);
+    }
+}
+
+// packA copies each MC x KC block of A once for all the NR panels of B that it meets. With
+// few panels the copy costs more than its contiguous reads save, and the tiles read A in
+// place (Zen 4, 1 thread, alternated: 64x84 by 84x10 2.9 -> 2.4 us, its trans_a twin 4.1 ->
+// 2.9 us; 256x256 by 256x64 82 -> 75 us; no loss up to 16 panels). Columns of A in place
+// (trans_a) cost a line per k step for MR elements: with KC = 512 those lines outgrow L1
+// between the tiles that share them (a 4608 x 512 A^T times 512 x 64: 2.9 -> 5.4 ms), so
+// only up to 256 k steps.
+constexpr int64_t kAInPlaceMaxPanels = 16, kAInPlaceColsMaxKc = 256;
+
 // M <= kGemmSmallM: no packing (gemm_small_m_impl.h), threads over column ranges.
 template <typename T>
 void gemm_small_m(const KernelSet<T>& ks, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
@@ -228,17 +255,21 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     const int64_t nc_max = std::min<int64_t>(bl.nc, (N + nr - 1) / nr * nr);
     const int64_t kc_max = std::min<int64_t>(bl.kc, K);
     const int64_t mc_max = std::min<int64_t>(bl.mc, (M + mr - 1) / mr * mr);
+    const bool a_in_place = ks.gemm_ukernel_a_in_place != nullptr &&
+                            (N + nr - 1) / nr <= kAInPlaceMaxPanels &&
+                            (!trans_a || kc_max <= kAInPlaceColsMaxKc);
     // Scratch for the whole team, allocated before it starts: an allocation failure inside
     // the parallel region could not be reported (and would strand the barriers).
     T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
-    T* pa_all = thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
+    T* pa_all =
+        a_in_place ? nullptr : thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
 
     // Claim counter of the current (jc, pc) step. Thread 0 resets it between the step-end
     // barrier (every claim of the last step done) and the packB barrier (no claim yet).
     std::atomic<int64_t> next{0};
 
     auto run = [&](int tid, int nthr, auto&& barrier) {
-        T* pa = pa_all + static_cast<int64_t>(tid) * mc_max * kc_max;
+        T* pa = a_in_place ? nullptr : pa_all + static_cast<int64_t>(tid) * mc_max * kc_max;
         for (int64_t jc = 0; jc < N; jc += bl.nc) {
             const int64_t nc = std::min<int64_t>(bl.nc, N - jc);
             const int64_t npanels = (nc + nr - 1) / nr;
@@ -266,6 +297,13 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
                         const int64_t jp1 = std::min<int64_t>(npanels, jp0 + (t1 - t));
                         const int64_t ic = blk * bl.mc;
                         const int64_t mc = std::min<int64_t>(bl.mc, M - ic);
+                        if (a_in_place) {
+                            macro_kernel_a_in_place(ks, mc, nc, kc, A + ic * a_rs + pc * a_cs,
+                                                    trans_a ? a_cs : a_rs, !trans_a, pb, jp0, jp1,
+                                                    alpha, beta_eff, C + ic * ldc + jc, ldc);
+                            t += jp1 - jp0;
+                            continue;
+                        }
                         if (blk != packed_block) {
                             pack_a(A, a_rs, a_cs, ic, mc, pc, kc, mr, pa);
                             packed_block = blk;
@@ -347,6 +385,30 @@ void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T al
     parallel_ranges(npanels, nthreads, run);
 }
 
+template <typename T>
+void gemm_packed_a_in_place(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha,
+                            const T* A, int64_t lda, const T* pb, T beta, T* C, int64_t ldc,
+                            int nthreads) {
+    if (M == 0 || N == 0) return;
+    if (K == 0 || alpha == T(0)) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    const KernelSet<T>& ks = *pk.ks;
+    assert(ks.gemm_ukernel_a_in_place);
+    const int64_t Npad = pk.padded_n(N), npanels = Npad / pk.nr;
+    const int64_t mc_blk = blocking<T>(pk.mr, pk.nr).mc;
+    auto run = [&](int64_t jp0, int64_t jp1) {
+        for (int64_t pc = 0; pc < K; pc += pk.kc)
+            for (int64_t ic = 0; ic < M; ic += mc_blk)
+                macro_kernel_a_in_place(ks, std::min<int64_t>(mc_blk, M - ic), N,
+                                        std::min<int64_t>(pk.kc, K - pc), A + ic * lda + pc, lda,
+                                        true, pb + pc * Npad, jp0, jp1, alpha,
+                                        pc == 0 ? beta : T(1), C + ic * ldc, ldc);
+    };
+    parallel_ranges(npanels, nthreads, run);
+}
+
 #define FASTCONV_INSTANTIATE_PACKED(T)                                                             \
     template GemmPacking<T> gemm_packing<T>();                                                     \
     template void gemm_pack_a<T>(const GemmPacking<T>&, bool, int64_t, int64_t, const T*, int64_t, \
@@ -354,7 +416,9 @@ void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T al
     template void gemm_pack_b<T>(const GemmPacking<T>&, bool, int64_t, int64_t, const T*, int64_t, \
                                  T*);                                                              \
     template void gemm_packed<T>(const GemmPacking<T>&, int64_t, int64_t, int64_t, T, const T*,    \
-                                 const T*, T, T*, int64_t, int);
+                                 const T*, T, T*, int64_t, int);                                   \
+    template void gemm_packed_a_in_place<T>(const GemmPacking<T>&, int64_t, int64_t, int64_t, T,   \
+                                            const T*, int64_t, const T*, T, T*, int64_t, int);
 FASTCONV_INSTANTIATE_PACKED(float)
 FASTCONV_INSTANTIATE_PACKED(double)
 #undef FASTCONV_INSTANTIATE_PACKED

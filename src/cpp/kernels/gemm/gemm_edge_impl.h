@@ -8,6 +8,10 @@
 // masks, the last vector holding `tail` columns: no scratch tile, no element-by-element
 // merge. Semantics: KernelSet::gemm_ukernel_edge (kernel_table.h).
 //
+// The same tiles also read op(A) in place, unpacked (KernelSet::gemm_ukernel_a_in_place):
+// element (i, p) at a[i*lda + p] (AMode::rows, a row-major A) or a[p*lda + i] (AMode::cols,
+// a column-major one), for any tile, full or edge.
+//
 // The traits W provide: T, V, Mask, kLanes; zero(), broadcast(const T*), set1(T),
 // load(const T*) (aligned), fmadd(a, b, c), mul(a, b); mask(n) (lanes [0, n) active),
 // maskload(const T*, Mask) and maskstore(T*, Mask, V), which neither read nor write
@@ -20,9 +24,13 @@
 namespace fastconv {
 namespace gemm_edge {
 
-template <typename W, int MR, int R, int NV>
-void edge_tile(int64_t kc, const typename W::T* a, const typename W::T* b, typename W::T* c,
-               int64_t ldc, typename W::T alpha, typename W::T beta, int tail) {
+// Where element (i, p) of the tile's A lies: a packed kc x MR panel, a[p*MR + i]; or op(A)
+// in place, a[i*lda + p] (rows) or a[p*lda + i] (cols).
+enum class AMode { packed, rows, cols };
+
+template <typename W, int MR, int R, int NV, AMode kA = AMode::packed>
+void edge_tile(int64_t kc, const typename W::T* a, int64_t lda, const typename W::T* b,
+               typename W::T* c, int64_t ldc, typename W::T alpha, typename W::T beta, int tail) {
     using T = typename W::T;
     using V = typename W::V;
     constexpr int kNR = 2 * W::kLanes;
@@ -31,13 +39,17 @@ void edge_tile(int64_t kc, const typename W::T* a, const typename W::T* b, typen
     for (int i = 0; i < R; ++i)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) acc[i][v] = W::zero();
-    for (int64_t p = 0; p < kc; ++p, a += MR, b += kNR) {
+    const T* ar[R];  // AMode::rows: one pointer per row, indexed by p
+#pragma GCC unroll 8
+    for (int i = 0; i < R; ++i) ar[i] = a + i * lda;
+    const int64_t a_step = kA == AMode::packed ? MR : kA == AMode::cols ? lda : 0;
+    for (int64_t p = 0; p < kc; ++p, a += a_step, b += kNR) {
         V bv[NV];
 #pragma GCC unroll 2
         for (int v = 0; v < NV; ++v) bv[v] = W::load(b + v * W::kLanes);
 #pragma GCC unroll 8
         for (int i = 0; i < R; ++i) {
-            const V ai = W::broadcast(a + i);
+            const V ai = W::broadcast(kA == AMode::rows ? ar[i] + p : a + i);
 #pragma GCC unroll 2
             for (int v = 0; v < NV; ++v) acc[i][v] = W::fmadd(ai, bv[v], acc[i][v]);
         }
@@ -58,16 +70,28 @@ void edge_tile(int64_t kc, const typename W::T* a, const typename W::T* b, typen
 
 // rows x cols of the tile (1 <= rows <= MR, 1 <= cols <= 2 * kLanes): the instantiation
 // for R = rows, found by recursion over R.
-template <typename W, int MR, int R = 1>
-void edge(int64_t kc, const typename W::T* a, const typename W::T* b, typename W::T* c,
+template <typename W, int MR, AMode kA = AMode::packed, int R = 1>
+void edge(int64_t kc, const typename W::T* a, int64_t lda, const typename W::T* b, typename W::T* c,
           int64_t ldc, typename W::T alpha, typename W::T beta, int rows, int cols) {
     if constexpr (R < MR) {
-        if (rows != R) return edge<W, MR, R + 1>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+        if (rows != R)
+            return edge<W, MR, kA, R + 1>(kc, a, lda, b, c, ldc, alpha, beta, rows, cols);
     }
     if (cols > W::kLanes)
-        edge_tile<W, MR, R, 2>(kc, a, b, c, ldc, alpha, beta, cols - W::kLanes);
+        edge_tile<W, MR, R, 2, kA>(kc, a, lda, b, c, ldc, alpha, beta, cols - W::kLanes);
     else
-        edge_tile<W, MR, R, 1>(kc, a, b, c, ldc, alpha, beta, cols);
+        edge_tile<W, MR, R, 1, kA>(kc, a, lda, b, c, ldc, alpha, beta, cols);
+}
+
+// KernelSet::gemm_ukernel_a_in_place over these tiles.
+template <typename W, int MR>
+void a_in_place(int64_t kc, const typename W::T* a, int64_t lda, bool a_rows,
+                const typename W::T* b, typename W::T* c, int64_t ldc, typename W::T alpha,
+                typename W::T beta, int rows, int cols) {
+    if (a_rows)
+        edge<W, MR, AMode::rows>(kc, a, lda, b, c, ldc, alpha, beta, rows, cols);
+    else
+        edge<W, MR, AMode::cols>(kc, a, lda, b, c, ldc, alpha, beta, rows, cols);
 }
 
 }  // namespace gemm_edge

@@ -42,4 +42,11 @@ template <typename T>
 void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
                  const T* pb, T beta, T* C, int64_t ldc, int nthreads);
 
+// The same with A (M x K, row-major with lda) read in place, not packed, for an A that few
+// panels reuse. Needs KernelSet::gemm_ukernel_a_in_place (pk.ks->gemm_ukernel_a_in_place).
+template <typename T>
+void gemm_packed_a_in_place(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha,
+                            const T* A, int64_t lda, const T* pb, T beta, T* C, int64_t ldc,
+                            int nthreads);
+
 }  // namespace fastconv

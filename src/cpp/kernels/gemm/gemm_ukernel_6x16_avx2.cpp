@@ -170,12 +170,24 @@ struct Vec<double> {
 
 void sgemm_ukernel_6x16_edge(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta, int rows, int cols) {
-    gemm_edge::edge<Vec<float>, 6>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<float>, 6>(kc, a, 0, b, c, ldc, alpha, beta, rows, cols);
 }
 
 void dgemm_ukernel_6x8_edge(int64_t kc, const double* a, const double* b, double* c,
                             int64_t ldc, double alpha, double beta, int rows, int cols) {
-    gemm_edge::edge<Vec<double>, 6>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<double>, 6>(kc, a, 0, b, c, ldc, alpha, beta, rows, cols);
+}
+
+void sgemm_ukernel_6x16_a_in_place(int64_t kc, const float* a, int64_t lda, bool a_rows,
+                                   const float* b, float* c, int64_t ldc, float alpha, float beta,
+                                   int rows, int cols) {
+    gemm_edge::a_in_place<Vec<float>, 6>(kc, a, lda, a_rows, b, c, ldc, alpha, beta, rows, cols);
+}
+
+void dgemm_ukernel_6x8_a_in_place(int64_t kc, const double* a, int64_t lda, bool a_rows,
+                                  const double* b, double* c, int64_t ldc, double alpha,
+                                  double beta, int rows, int cols) {
+    gemm_edge::a_in_place<Vec<double>, 6>(kc, a, lda, a_rows, b, c, ldc, alpha, beta, rows, cols);
 }
 
 }  // namespace avx2

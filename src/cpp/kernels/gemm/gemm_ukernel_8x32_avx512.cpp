@@ -172,12 +172,24 @@ struct Vec<double> {
 
 void sgemm_ukernel_8x32_edge(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta, int rows, int cols) {
-    gemm_edge::edge<Vec<float>, 8>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<float>, 8>(kc, a, 0, b, c, ldc, alpha, beta, rows, cols);
 }
 
 void dgemm_ukernel_8x16_edge(int64_t kc, const double* a, const double* b, double* c,
                              int64_t ldc, double alpha, double beta, int rows, int cols) {
-    gemm_edge::edge<Vec<double>, 8>(kc, a, b, c, ldc, alpha, beta, rows, cols);
+    gemm_edge::edge<Vec<double>, 8>(kc, a, 0, b, c, ldc, alpha, beta, rows, cols);
+}
+
+void sgemm_ukernel_8x32_a_in_place(int64_t kc, const float* a, int64_t lda, bool a_rows,
+                                   const float* b, float* c, int64_t ldc, float alpha, float beta,
+                                   int rows, int cols) {
+    gemm_edge::a_in_place<Vec<float>, 8>(kc, a, lda, a_rows, b, c, ldc, alpha, beta, rows, cols);
+}
+
+void dgemm_ukernel_8x16_a_in_place(int64_t kc, const double* a, int64_t lda, bool a_rows,
+                                   const double* b, double* c, int64_t ldc, double alpha,
+                                   double beta, int rows, int cols) {
+    gemm_edge::a_in_place<Vec<double>, 8>(kc, a, lda, a_rows, b, c, ldc, alpha, beta, rows, cols);
 }
 
 }  // namespace avx512
