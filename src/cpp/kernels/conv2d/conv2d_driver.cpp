@@ -107,11 +107,6 @@ int64_t images_per_gemm(const Conv2dParams& p, int64_t nr) {
 // weights from L3 per panel measured faster (VGG 56x56x256: 36 vs 40 ms).
 constexpr int64_t kWeightsInL2 = 512 * 1024, kSliceInL2 = 1024 * 1024;
 
-// At most this many NR panels in a whole forward call: the weights are read in place, not
-// packed (gemm_packed_a_in_place). ResNet-18 7x7x512 b1 (2 panels): 4.3 -> 2.9 ms, packA
-// having been a quarter of the call; 14x14x256 b1 (7): 2.45 -> 2.25 ms; no loss up to 25.
-constexpr int64_t kWeightsInPlaceMaxPanels = 16;
-
 // The padded-input copy pays off unless padding or stride make it much larger than the
 // column matrix itself; then im2col writes plain rows (bounds-checked) and packB follows.
 bool pack_from_padded(const Conv2dParams& p, const Im2colPlan& plan) {
@@ -142,8 +137,8 @@ void forward_gemm(const Conv2dParams& p, const T* x, const T* w, const T* bias, 
     const int64_t nchunks = (p.N + nb - 1) / nb;
     // Weights used by few NR panels over the whole call (a deep layer on one small image)
     // are read in place: packing them would cost more than it saves (gemm_packed.h).
-    const bool w_in_place = pk.ks->gemm_ukernel_a_in_place != nullptr &&
-                            nchunks * pk.padded_n(nb * OHW) / pk.nr <= kWeightsInPlaceMaxPanels;
+    // ResNet-18 7x7x512 b1 (2 panels): 4.3 -> 2.9 ms; 14x14x256 b1 (7): 2.45 -> 2.25 ms.
+    const bool w_in_place = a_in_place_pays(pk, nchunks * pk.padded_n(nb * OHW) / pk.nr);
     const int64_t wstride = w_in_place ? Kg * CKK : pk.padded_m(Kg) * CKK;
     T* pw = w_in_place ? nullptr : thread_scratch<T, kPackedWTag>(static_cast<size_t>(G * wstride));
     if (!w_in_place)
@@ -314,6 +309,8 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
     const GemmPacking<T> pk = gemm_packing<T>();
     const Im2colPlan plan = pointwise ? Im2colPlan{} : make_im2col_plan(p, pk.nr, 1, p.C * HW);
     const bool fused = !pointwise && pack_from_padded(p, plan);
+    // Each image's dy_g meets only the panels of its own col^T (CKK columns).
+    const bool dy_in_place = a_in_place_pays(pk, pk.padded_n(CKK) / pk.nr);
     // dW_g (Kg x CKK) += dy_g (Kg x OHW) * col^T (OHW x CKK), over images [n0, n1).
     auto accumulate = [&](int64_t n0, int64_t n1, T* out, int gemm_threads) {
         for (int64_t n = n0; n < n1; ++n)
@@ -327,6 +324,11 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
                         thread_scratch<T, kPadTag>(static_cast<size_t>(plan.padded_size(Cg))));
                     T* pb = thread_scratch<T, kColTag>(static_cast<size_t>(OHW * pk.padded_n(CKK)));
                     im2col_pack_transposed(p, plan, xp, pk, pb, gemm_threads);
+                    if (dy_in_place) {
+                        gemm_packed_a_in_place(pk, Kg, CKK, OHW, T(1), dyg, OHW, pb, beta,
+                                               out + g * Kg * CKK, CKK, gemm_threads);
+                        continue;
+                    }
                     T* pa = thread_scratch<T, kPackedDyTag>(static_cast<size_t>(pk.padded_m(Kg) * OHW));
                     gemm_pack_a(pk, false, Kg, OHW, dyg, OHW, pa);
                     gemm_packed(pk, Kg, CKK, OHW, T(1), pa, pb, beta, out + g * Kg * CKK, CKK,

@@ -190,14 +190,11 @@ void macro_kernel_a_in_place(const KernelSet<T>& ks, int64_t mc, int64_t nc, int
     }
 }
 
-// packA copies each MC x KC block of A once for all the NR panels of B that it meets. With
-// few panels the copy costs more than its contiguous reads save, and the tiles read A in
-// place (Zen 4, 1 thread, alternated: 64x84 by 84x10 2.9 -> 2.4 us, its trans_a twin 4.1 ->
-// 2.9 us; 256x256 by 256x64 82 -> 75 us; no loss up to 16 panels). Columns of A in place
-// (trans_a) cost a line per k step for MR elements: with KC = 512 those lines outgrow L1
-// between the tiles that share them (a 4608 x 512 A^T times 512 x 64: 2.9 -> 5.4 ms), so
-// only up to 256 k steps.
-constexpr int64_t kAInPlaceMaxPanels = 16, kAInPlaceColsMaxKc = 256;
+// Columns of A in place (trans_a) cost a line per k step for MR elements: with KC = 512
+// those lines outgrow L1 between the tiles that share them (a 4608 x 512 A^T times 512 x
+// 64: 2.9 -> 5.4 ms; a KC of 256 there measured no better), so only up to 256 k steps
+// (64x84 A^T times 84x10: 4.1 -> 2.9 us).
+constexpr int64_t kAInPlaceColsMaxKc = 256;
 
 // M <= kGemmSmallM: no packing (gemm_small_m_impl.h), threads over column ranges.
 template <typename T>
@@ -255,9 +252,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     const int64_t nc_max = std::min<int64_t>(bl.nc, (N + nr - 1) / nr * nr);
     const int64_t kc_max = std::min<int64_t>(bl.kc, K);
     const int64_t mc_max = std::min<int64_t>(bl.mc, (M + mr - 1) / mr * mr);
-    const bool a_in_place = ks.gemm_ukernel_a_in_place != nullptr &&
-                            (N + nr - 1) / nr <= kAInPlaceMaxPanels &&
-                            (!trans_a || kc_max <= kAInPlaceColsMaxKc);
+    const GemmPacking<T> pk{&ks, mr, nr, bl.kc};
+    const bool a_in_place =
+        a_in_place_pays(pk, (N + nr - 1) / nr) && (!trans_a || kc_max <= kAInPlaceColsMaxKc);
     // Scratch for the whole team, allocated before it starts: an allocation failure inside
     // the parallel region could not be reported (and would strand the barriers).
     T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
