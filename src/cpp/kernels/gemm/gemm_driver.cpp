@@ -190,10 +190,10 @@ void macro_kernel_a_in_place(const KernelSet<T>& ks, int64_t mc, int64_t nc, int
     }
 }
 
-// Columns of A in place (trans_a) cost a line per k step for MR elements: with KC = 512
-// those lines outgrow L1 between the tiles that share them (a 4608 x 512 A^T times 512 x
-// 64: 2.9 -> 5.4 ms; a KC of 256 there measured no better), so only up to 256 k steps
-// (64x84 A^T times 84x10: 4.1 -> 2.9 us).
+// Columns of A in place (trans_a) cost a line per k step for MR elements, and a page when
+// lda is large: with KC = 512 those lines outgrow L1 between the tiles that share them (a
+// transposed 512 x 4608 op(A) times 4608 x 64: 3.7 ms packed, 5.4 in place, 5.0 in place
+// with KC = 256), so only up to 256 k steps (64x84 A^T times 84x10: 4.1 -> 2.9 us).
 constexpr int64_t kAInPlaceColsMaxKc = 256;
 
 // M <= kGemmSmallM: no packing (gemm_small_m_impl.h), threads over column ranges.
