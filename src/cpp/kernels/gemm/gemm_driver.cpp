@@ -358,52 +358,56 @@ void gemm_pack_b(const GemmPacking<T>& pk, bool trans, int64_t K, int64_t N, con
     }
 }
 
-template <typename T>
-void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
-                 const T* pb, T beta, T* C, int64_t ldc, int nthreads) {
+namespace {
+
+// The loops of both packed-B products: threads split the NR panels; per KC block and MC
+// block of rows, block(pc, kc, ic, mc, beta_eff, jp0, jp1) runs the macro-kernel there.
+template <typename T, typename Block>
+void packed_b_product(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, T beta,
+                      T* C, int64_t ldc, int nthreads, Block&& block) {
     if (M == 0 || N == 0) return;
     if (K == 0 || alpha == T(0)) {
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    const KernelSet<T>& ks = *pk.ks;
-    const int64_t Mpad = pk.padded_m(M), Npad = pk.padded_n(N), npanels = Npad / pk.nr;
+    const int64_t npanels = pk.padded_n(N) / pk.nr;
     const int64_t mc_blk = blocking<T>(pk.mr, pk.nr).mc;
-    auto run = [&](int64_t jp0, int64_t jp1) {
+    parallel_ranges(npanels, nthreads, [&](int64_t jp0, int64_t jp1) {
         for (int64_t pc = 0; pc < K; pc += pk.kc) {
             const int64_t kc = std::min<int64_t>(pk.kc, K - pc);
-            const T beta_eff = pc == 0 ? beta : T(1);
             for (int64_t ic = 0; ic < M; ic += mc_blk)
-                macro_kernel(ks, std::min<int64_t>(mc_blk, M - ic), N, kc,
-                             pa + pc * Mpad + (ic / pk.mr) * kc * pk.mr, pb + pc * Npad, jp0, jp1,
-                             alpha, beta_eff, C + ic * ldc, ldc);
+                block(pc, kc, ic, std::min<int64_t>(mc_blk, M - ic), pc == 0 ? beta : T(1), jp0,
+                      jp1);
         }
-    };
-    parallel_ranges(npanels, nthreads, run);
+    });
+}
+
+}  // namespace
+
+template <typename T>
+void gemm_packed(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha, const T* pa,
+                 const T* pb, T beta, T* C, int64_t ldc, int nthreads) {
+    const int64_t Mpad = pk.padded_m(M), Npad = pk.padded_n(N);
+    packed_b_product(
+        pk, M, N, K, alpha, beta, C, ldc, nthreads,
+        [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc, T beta_eff, int64_t jp0, int64_t jp1) {
+            macro_kernel(*pk.ks, mc, N, kc, pa + pc * Mpad + ic / pk.mr * kc * pk.mr,
+                         pb + pc * Npad, jp0, jp1, alpha, beta_eff, C + ic * ldc, ldc);
+        });
 }
 
 template <typename T>
 void gemm_packed_a_in_place(const GemmPacking<T>& pk, int64_t M, int64_t N, int64_t K, T alpha,
                             const T* A, int64_t lda, const T* pb, T beta, T* C, int64_t ldc,
                             int nthreads) {
-    if (M == 0 || N == 0) return;
-    if (K == 0 || alpha == T(0)) {
-        scale_c(M, N, beta, C, ldc);
-        return;
-    }
-    const KernelSet<T>& ks = *pk.ks;
-    assert(ks.gemm_ukernel_a_in_place);
-    const int64_t Npad = pk.padded_n(N), npanels = Npad / pk.nr;
-    const int64_t mc_blk = blocking<T>(pk.mr, pk.nr).mc;
-    auto run = [&](int64_t jp0, int64_t jp1) {
-        for (int64_t pc = 0; pc < K; pc += pk.kc)
-            for (int64_t ic = 0; ic < M; ic += mc_blk)
-                macro_kernel_a_in_place(ks, std::min<int64_t>(mc_blk, M - ic), N,
-                                        std::min<int64_t>(pk.kc, K - pc), A + ic * lda + pc, lda,
-                                        true, pb + pc * Npad, jp0, jp1, alpha,
-                                        pc == 0 ? beta : T(1), C + ic * ldc, ldc);
-    };
-    parallel_ranges(npanels, nthreads, run);
+    assert(pk.ks->gemm_ukernel_a_in_place);
+    const int64_t Npad = pk.padded_n(N);
+    packed_b_product(
+        pk, M, N, K, alpha, beta, C, ldc, nthreads,
+        [&](int64_t pc, int64_t kc, int64_t ic, int64_t mc, T beta_eff, int64_t jp0, int64_t jp1) {
+            macro_kernel_a_in_place(*pk.ks, mc, N, kc, A + ic * lda + pc, lda, true, pb + pc * Npad,
+                                    jp0, jp1, alpha, beta_eff, C + ic * ldc, ldc);
+        });
 }
 
 #define FASTCONV_INSTANTIATE_PACKED(T)                                                             \
