@@ -191,6 +191,10 @@ CASES = [
     Case("winograd_auto_wgrad", 3, 64, 18, 18, 64, 3, 3, padding=1),
     # Few channels, 576 tiles: the weight gradient sums its blocks in fixed chunks.
     Case("winograd_wgrad_chunks", 9, 8, 16, 16, 8, 3, 3, padding=1),
+    # Rows of 39 tiles (OW = 77, odd): the transforms take a vector's worth of tiles at a
+    # time along a row (16 float, 8 double) with a part-filled last one, and the left
+    # padding of 2 masks the first lanes.
+    Case("winograd_wide_rows", 2, 3, 6, 75, 4, 3, 3, padding=(1, 2)),
 ]
 
 ALGO_PARAMS = [

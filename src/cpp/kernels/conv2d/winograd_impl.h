@@ -1,6 +1,8 @@
 // Winograd F(2x2, 3x3) transforms for one ISA (winograd.cpp has the algorithm and the
-// layout): the including .cpp defines FASTCONV_ISA and is compiled with that ISA's flags,
-// so the loops over a run's tiles vectorise at its width. Semantics:
+// layout): the including .cpp defines FASTCONV_ISA and is compiled with that ISA's flags.
+// With AVX-512 the input and output-gradient transforms take a vector of tiles at a time
+// in registers; elsewhere their loops over a run's tiles vectorise at the ISA's width.
+// Semantics:
 // KernelSet::winograd_input_run / winograd_output / winograd_grad_output_run
 // (fastconv/kernel_table.h).
 // No std:: function templates here: their instantiations would be COMDAT-merged with
@@ -24,17 +26,12 @@ FASTCONV_DECLARE_WINOGRAD_KERNELS
 
 namespace {
 constexpr int kLanes = ::fastconv::kWinogradMaxLanes;
-// Lanes of the local rows: kLanes, plus the last tile row's load rounded up to a whole
-// 64-byte vector.
-constexpr int kBuf = kLanes + 16;
 
-// Runs are often shorter than a vector (CifarNet's 16x16 maps: 8 tiles), and GCC's loops
-// over a variable count run those scalar. With AVX-512 the loads and stores of a run are
-// masked and the arithmetic runs over whole vectors of local lanes; elsewhere lanes are
-// exact and the loops plain.
 #if defined(__AVX512F__)
-template <typename T>
-constexpr int kVec = 64 / static_cast<int>(sizeof(T));
+// AVX-512: each vector of 16 (float) or 8 (double) tiles is loaded, transformed and stored
+// in registers. Tiles i of one tile row j sit at lanes j * len + i; a row of at most half
+// a vector shares its vector with the next row (CifarNet's 16x16 maps: 8 tiles a row).
+// Loads and stores are masked to the plane's columns and the run's lanes.
 
 // Bits [a, b) of a vector's lanes, clamped to [0, width).
 inline unsigned lane_mask(int64_t a, int64_t b, int width) {
@@ -51,60 +48,101 @@ inline const T* at(const T* row, int64_t i) {
                                       static_cast<uintptr_t>(i * static_cast<int64_t>(sizeof(T))));
 }
 
-// A masked load only where some lanes are masked off: plain loads of whole vectors are
-// cheaper, and none at all where every lane is.
-inline __m512 load16(const float* row, int64_t i, unsigned mask) {
-    if (mask == 0xFFFFu) return _mm512_loadu_ps(row + i);
-    return mask ? _mm512_maskz_loadu_ps(static_cast<__mmask16>(mask), at(row, i))
-                : _mm512_setzero_ps();
-}
-inline __m512d load8(const double* row, int64_t i, unsigned mask) {
-    if (mask == 0xFFu) return _mm512_loadu_pd(row + i);
-    return mask ? _mm512_maskz_loadu_pd(static_cast<__mmask8>(mask), at(row, i))
-                : _mm512_setzero_pd();
-}
-
-// even[i] = row[c0 + 2i], odd[i] = row[c0 + 2i + 1] for i < count, zero where the column
-// is outside [0, W). Writes count rounded up to whole vectors (vec_lanes), zeros past count.
-inline void load_even_odd(const float* row, int64_t c0, int64_t W, int count,
-                          float* even, float* odd) {
-    const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
-    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    for (int m = 0; m < 2 * count; m += 32) {
-        const __m512 a = load16(row, c0 + m, lane_mask(lo - m, hi - m, 16));
-        const __m512 b = load16(row, c0 + m + 16, lane_mask(lo - m - 16, hi - m - 16, 16));
-        _mm512_storeu_ps(even + m / 2, _mm512_permutex2var_ps(a, ie, b));
-        _mm512_storeu_ps(odd + m / 2, _mm512_permutex2var_ps(a, io, b));
+template <typename T>
+struct Zmm;
+template <>
+struct Zmm<float> {
+    using V = __m512;
+    static constexpr int n = 16;
+    static constexpr unsigned full = 0xFFFFu;
+    static V zero() { return _mm512_setzero_ps(); }
+    static V load(const float* p) { return _mm512_loadu_ps(p); }
+    static V maskz_load(unsigned m, const float* p) {
+        return _mm512_maskz_loadu_ps(static_cast<__mmask16>(m), p);
     }
-}
-
-inline void load_even_odd(const double* row, int64_t c0, int64_t W, int count,
-                          double* even, double* odd) {
-    const int64_t lo = -c0, hi = (W - c0 < 2 * count) ? W - c0 : 2 * count;
-    const __m512i ie = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
-    const __m512i io = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    for (int m = 0; m < 2 * count; m += 16) {
-        const __m512d a = load8(row, c0 + m, lane_mask(lo - m, hi - m, 8));
-        const __m512d b = load8(row, c0 + m + 8, lane_mask(lo - m - 8, hi - m - 8, 8));
-        _mm512_storeu_pd(even + m / 2, _mm512_permutex2var_pd(a, ie, b));
-        _mm512_storeu_pd(odd + m / 2, _mm512_permutex2var_pd(a, io, b));
+    static void store(float* p, unsigned m, V v) {
+        _mm512_mask_storeu_ps(p, static_cast<__mmask16>(m), v);
     }
+    static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+    static V neg(V a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
+    // Lane l takes a[off + 2l] for l < split, else b[off + 2(l - split)].
+    static __m512i index(int split, int off) {
+        alignas(64) int32_t ix[n];
+        for (int l = 0; l < n; ++l) ix[l] = l < split ? off + 2 * l : n + off + 2 * (l - split);
+        return _mm512_load_si512(ix);
+    }
+    static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_ps(a, ix, b); }
+};
+template <>
+struct Zmm<double> {
+    using V = __m512d;
+    static constexpr int n = 8;
+    static constexpr unsigned full = 0xFFu;
+    static V zero() { return _mm512_setzero_pd(); }
+    static V load(const double* p) { return _mm512_loadu_pd(p); }
+    static V maskz_load(unsigned m, const double* p) {
+        return _mm512_maskz_loadu_pd(static_cast<__mmask8>(m), p);
+    }
+    static void store(double* p, unsigned m, V v) {
+        _mm512_mask_storeu_pd(p, static_cast<__mmask8>(m), v);
+    }
+    static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V sub(V a, V b) { return _mm512_sub_pd(a, b); }
+    static V neg(V a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
+    static __m512i index(int split, int off) {
+        alignas(64) int64_t ix[n];
+        for (int l = 0; l < n; ++l) ix[l] = l < split ? off + 2 * l : n + off + 2 * (l - split);
+        return _mm512_load_si512(ix);
+    }
+    static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_pd(a, ix, b); }
+};
+
+// Columns c .. c + n - 1 of a row of W (nullptr: a row outside the plane), zero outside
+// [0, W). Plain loads where every lane is inside, none where no lane is.
+template <typename T>
+inline typename Zmm<T>::V load_cols(const T* row, int64_t c, int64_t W) {
+    using Z = Zmm<T>;
+    if (!row) return Z::zero();
+    const unsigned m = lane_mask(-c, W - c, Z::n);
+    if (m == Z::full) return Z::load(row + c);
+    return m ? Z::maskz_load(m, at(row, c)) : Z::zero();
 }
 
-inline void store_lanes(float* dst, const float* src, int n) {
-    for (int i = 0; i < n; i += 16)
-        _mm512_mask_storeu_ps(dst + i, lane_mask(0, n - i, 16), _mm512_loadu_ps(src + i));
+// How a run's tiles fill vectors: rows of at most half a vector go two to a vector (lanes
+// [0, len) from row j, [len, 2 len) from row j + 1), longer rows a vector of n tiles at a
+// time (its even/odd columns from two loads of n columns of the same row).
+struct VecPlan {
+    bool pairs;
+    int split;  // lanes taken from the first load
+};
+template <typename T>
+inline VecPlan vec_plan(int len) {
+    const bool pairs = 2 * len <= Zmm<T>::n;
+    return {pairs, pairs ? len : Zmm<T>::n};
 }
-inline void store_lanes(double* dst, const double* src, int n) {
-    for (int i = 0; i < n; i += 8)
-        _mm512_mask_storeu_pd(dst + i, static_cast<__mmask8>(lane_mask(0, n - i, 8)),
-                              _mm512_loadu_pd(src + i));
+
+// Calls f(ja, ca, jb, cb, lane, mask) per vector of a run: its lanes [0, split) are tiles of
+// row ja from plane column ca (2 columns a tile), the rest tiles of row jb from column cb;
+// the vector goes to lanes lane .. lane + n - 1 of the run, the set bits of mask.
+template <typename T, typename F>
+inline void for_each_vector(const VecPlan& vp, int64_t c0, int len, int rows, F&& f) {
+    constexpr int n = Zmm<T>::n;
+    if (vp.pairs) {
+        for (int j = 0; j < rows; j += 2)
+            f(j, c0, j + 1, c0, j * len, lane_mask(0, (j + 1 < rows ? 2 : 1) * len, n));
+    } else {
+        for (int j = 0; j < rows; ++j)
+            for (int i = 0; i < len; i += n)
+                f(j, c0 + 2 * i, j, c0 + 2 * i + n, j * len + i, lane_mask(0, len - i, n));
+    }
 }
 #else
-template <typename T>
-constexpr int kVec = 1;
+// Elsewhere the transforms run over local rows of the run's lanes, in loops the compiler
+// vectorises at the ISA's width.
 
+// even[i] = row[c0 + 2i], odd[i] = row[c0 + 2i + 1] for i < count, zero where the column
+// is outside [0, W).
 template <typename T>
 inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, T* even, T* odd) {
     // Lanes i with column c0 + 2i (even) or c0 + 2i + 1 (odd) inside [0, W) and i < count.
@@ -119,68 +157,55 @@ inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, T* eve
     for (int64_t i = olo; i < ohi; ++i) odd[i] = row[c0 + 2 * i + 1];
     for (int64_t i = ohi; i < count; ++i) odd[i] = T(0);
 }
-
-template <typename T>
-inline void store_lanes(T* dst, const T* src, int n) {
-    for (int i = 0; i < n; ++i) dst[i] = src[i];
-}
 #endif
-
-// n rounded up to whole vectors: the lanes the local loops run over.
-template <typename T>
-inline int vec_lanes(int n) {
-    return (n + kVec<T> - 1) / kVec<T> * kVec<T>;
-}
 }  // namespace
 
-// B^T d B is separable: the column transform B^T runs over whole input rows, then the row
-// transform B per tile. Tile i's patch columns are E[i], O[i], E[i+1], O[i+1] (even and odd
-// columns from iw0): each input row is loaded split into even and odd columns twice, from
-// iw0 and from iw0 + 2, so that every step is a contiguous loop over all rows * len lanes.
+// B^T d B is separable: the column transform B^T runs down each tile's 4 rows, then the
+// row transform B across its columns. Tile i's patch columns are E[i], O[i], E[i+1],
+// O[i+1] (even and odd columns from iw0): each input row is split into even and odd
+// columns twice, from iw0 and from iw0 + 2.
+#if defined(__AVX512F__)
 template <typename T>
 void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
                         int rows, T* out, int64_t xi_stride) {
-    const int n = rows * len, lv = vec_lanes<T>(n), rv = vec_lanes<T>(len);
-    // Columns E[i], O[i] (e, od) and E[i+1], O[i+1] (e1, od1) of the 4 rows of each tile row.
-    T e[4][kBuf], od[4][kBuf], e1[4][kBuf], od1[4][kBuf];
-    for (int j = 0; j < rows; ++j)  // each load writes rv lanes; the next row overwrites
-        for (int r = 0; r < 4; ++r) {
-            const int64_t ih = ih0 + 2 * j + r;
-            const int at = j * len;
-            if (ih < 0 || ih >= H) {
-                for (int i = at; i < at + rv; ++i)
-                    e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
-                continue;
-            }
-            load_even_odd(xc + ih * W, iw0, W, len, e[r] + at, od[r] + at);
-            load_even_odd(xc + ih * W, iw0 + 2, W, len, e1[r] + at, od1[r] + at);
-        }
-    for (int r = 0; r < 4; ++r)  // lanes the last row's rounding did not reach
-        for (int i = (rows - 1) * len + rv; i < lv; ++i)
-            e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
-    T te[4][kBuf], to[4][kBuf], te1[4][kBuf], to1[4][kBuf];  // B^T d on each column set
-    auto bt = [lv](const T (&d)[4][kBuf], T (&t)[4][kBuf]) {
-        for (int i = 0; i < lv; ++i) {
-            t[0][i] = d[0][i] - d[2][i];
-            t[1][i] = d[1][i] + d[2][i];
-            t[2][i] = d[2][i] - d[1][i];
-            t[3][i] = d[1][i] - d[3][i];
-        }
-    };
-    bt(e, te);
-    bt(od, to);
-    bt(e1, te1);
-    bt(od1, to1);
-    T v[4][kBuf];
-    for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
-        for (int i = 0; i < lv; ++i) {
-            v[0][i] = te[r][i] - te1[r][i];
-            v[1][i] = to[r][i] + te1[r][i];
-            v[2][i] = te1[r][i] - to[r][i];
-            v[3][i] = to[r][i] - to1[r][i];
-        }
-        for (int q = 0; q < 4; ++q) store_lanes(out + (r * 4 + q) * xi_stride, v[q], n);
-    }
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    const VecPlan vp = vec_plan<T>(len);
+    const __m512i ie = Z::index(vp.split, 0), io = Z::index(vp.split, 1);
+    auto row = [&](int64_t ih) { return ih >= 0 && ih < H ? xc + ih * W : nullptr; };
+    for_each_vector<T>(
+        vp, iw0, len, rows,
+        [&](int ja, int64_t ca, int jb, int64_t cb, int lane, unsigned mask)
+            __attribute__((always_inline)) {
+                V t[4][4];  // B^T d on column sets E, O, E1, O1: t[set][row]
+                V d[4][4];  // d[set][r]
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; ++r) {
+                    const T* pa = row(ih0 + 2 * ja + r);
+                    const T* pb = row(ih0 + 2 * jb + r);
+                    const V a = load_cols(pa, ca, W), b = load_cols(pb, cb, W);
+                    const V a2 = load_cols(pa, ca + 2, W), b2 = load_cols(pb, cb + 2, W);
+                    d[0][r] = Z::perm(a, ie, b);
+                    d[1][r] = Z::perm(a, io, b);
+                    d[2][r] = Z::perm(a2, ie, b2);
+                    d[3][r] = Z::perm(a2, io, b2);
+                }
+#pragma GCC unroll 4
+                for (int s = 0; s < 4; ++s) {
+                    t[s][0] = Z::sub(d[s][0], d[s][2]);
+                    t[s][1] = Z::add(d[s][1], d[s][2]);
+                    t[s][2] = Z::sub(d[s][2], d[s][1]);
+                    t[s][3] = Z::sub(d[s][1], d[s][3]);
+                }
+                T* o = out + lane;
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
+                    Z::store(o + (r * 4 + 0) * xi_stride, mask, Z::sub(t[0][r], t[2][r]));
+                    Z::store(o + (r * 4 + 1) * xi_stride, mask, Z::add(t[1][r], t[2][r]));
+                    Z::store(o + (r * 4 + 2) * xi_stride, mask, Z::sub(t[2][r], t[1][r]));
+                    Z::store(o + (r * 4 + 3) * xi_stride, mask, Z::sub(t[1][r], t[3][r]));
+                }
+            });
 }
 
 // dZ = A dY A^T (A = [1 0; 1 1; 1 -1; 0 -1]) of the 2x2 output-gradient blocks at rows
@@ -191,40 +216,122 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
 template <typename T>
 void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
                               int len, int rows, T* out, int64_t xi_stride) {
-    const int n = rows * len, lv = vec_lanes<T>(n), rv = vec_lanes<T>(len);
-    T e[2][kBuf], od[2][kBuf];
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    const VecPlan vp = vec_plan<T>(len);
+    const __m512i ie = Z::index(vp.split, 0), io = Z::index(vp.split, 1);
+    auto row = [&](int64_t oh) { return oh < OH ? dyk + oh * OW : nullptr; };
+    for_each_vector<T>(
+        vp, ow0, len, rows,
+        [&](int ja, int64_t ca, int jb, int64_t cb, int lane, unsigned mask)
+            __attribute__((always_inline)) {
+                V s[2][4];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
+#pragma GCC unroll 4
+                for (int r = 0; r < 2; ++r) {
+                    const T* pa = row(oh0 + 2 * ja + r);
+                    const T* pb = row(oh0 + 2 * jb + r);
+                    const V a = load_cols(pa, ca, OW), b = load_cols(pb, cb, OW);
+                    const V e = Z::perm(a, ie, b), od = Z::perm(a, io, b);
+                    s[r][0] = e;
+                    s[r][1] = Z::add(e, od);
+                    s[r][2] = Z::sub(e, od);
+                    s[r][3] = Z::neg(od);
+                }
+                T* o = out + lane;
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
+                    Z::store(o + (0 * 4 + q) * xi_stride, mask, s[0][q]);
+                    Z::store(o + (1 * 4 + q) * xi_stride, mask, Z::add(s[0][q], s[1][q]));
+                    Z::store(o + (2 * 4 + q) * xi_stride, mask, Z::sub(s[0][q], s[1][q]));
+                    Z::store(o + (3 * 4 + q) * xi_stride, mask, Z::neg(s[1][q]));
+                }
+            });
+}
+#else
+template <typename T>
+void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
+                        int rows, T* out, int64_t xi_stride) {
+    const int n = rows * len;
+    // Columns E[i], O[i] (e, od) and E[i+1], O[i+1] (e1, od1) of the 4 rows of each tile row.
+    T e[4][kLanes], od[4][kLanes], e1[4][kLanes], od1[4][kLanes];
+    for (int j = 0; j < rows; ++j)
+        for (int r = 0; r < 4; ++r) {
+            const int64_t ih = ih0 + 2 * j + r;
+            const int at = j * len;
+            if (ih < 0 || ih >= H) {
+                for (int i = at; i < at + len; ++i)
+                    e[r][i] = od[r][i] = e1[r][i] = od1[r][i] = T(0);
+                continue;
+            }
+            load_even_odd(xc + ih * W, iw0, W, len, e[r] + at, od[r] + at);
+            load_even_odd(xc + ih * W, iw0 + 2, W, len, e1[r] + at, od1[r] + at);
+        }
+    T te[4][kLanes], to[4][kLanes], te1[4][kLanes], to1[4][kLanes];  // B^T d on each set
+    auto bt = [n](const T(&d)[4][kLanes], T(&t)[4][kLanes]) {
+        for (int i = 0; i < n; ++i) {
+            t[0][i] = d[0][i] - d[2][i];
+            t[1][i] = d[1][i] + d[2][i];
+            t[2][i] = d[2][i] - d[1][i];
+            t[3][i] = d[1][i] - d[3][i];
+        }
+    };
+    bt(e, te);
+    bt(od, to);
+    bt(e1, te1);
+    bt(od1, to1);
+    for (int r = 0; r < 4; ++r) {  // (B^T d) B on columns E[i], O[i], E[i+1], O[i+1]
+        T* v0 = out + (r * 4 + 0) * xi_stride;
+        T* v1 = out + (r * 4 + 1) * xi_stride;
+        T* v2 = out + (r * 4 + 2) * xi_stride;
+        T* v3 = out + (r * 4 + 3) * xi_stride;
+        for (int i = 0; i < n; ++i) {
+            v0[i] = te[r][i] - te1[r][i];
+            v1[i] = to[r][i] + te1[r][i];
+            v2[i] = te1[r][i] - to[r][i];
+            v3[i] = to[r][i] - to1[r][i];
+        }
+    }
+}
+
+// dZ = A dY A^T, as above.
+template <typename T>
+void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
+                              int len, int rows, T* out, int64_t xi_stride) {
+    const int n = rows * len;
+    T e[2][kLanes], od[2][kLanes];
     for (int j = 0; j < rows; ++j)
         for (int r = 0; r < 2; ++r) {
             const int at = j * len;
             if (oh0 + 2 * j + r >= OH) {
-                for (int i = at; i < at + rv; ++i) e[r][i] = od[r][i] = T(0);
+                for (int i = at; i < at + len; ++i) e[r][i] = od[r][i] = T(0);
                 continue;
             }
             load_even_odd(dyk + (oh0 + 2 * j + r) * OW, ow0, OW, len, e[r] + at, od[r] + at);
         }
+    T s[2][4][kLanes];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
     for (int r = 0; r < 2; ++r)
-        for (int i = (rows - 1) * len + rv; i < lv; ++i) e[r][i] = od[r][i] = T(0);
-    T s[2][4][kBuf];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
-    for (int r = 0; r < 2; ++r)
-        for (int i = 0; i < lv; ++i) {
+        for (int i = 0; i < n; ++i) {
             s[r][0][i] = e[r][i];
             s[r][1][i] = e[r][i] + od[r][i];
             s[r][2][i] = e[r][i] - od[r][i];
             s[r][3][i] = -od[r][i];
         }
-    T z[4][kBuf];
     for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
         const T* r0 = s[0][q];
         const T* r1 = s[1][q];
-        for (int i = 0; i < lv; ++i) {
-            z[0][i] = r0[i];
-            z[1][i] = r0[i] + r1[i];
-            z[2][i] = r0[i] - r1[i];
-            z[3][i] = -r1[i];
+        T* z0 = out + (0 * 4 + q) * xi_stride;
+        T* z1 = out + (1 * 4 + q) * xi_stride;
+        T* z2 = out + (2 * 4 + q) * xi_stride;
+        T* z3 = out + (3 * 4 + q) * xi_stride;
+        for (int i = 0; i < n; ++i) {
+            z0[i] = r0[i];
+            z1[i] = r0[i] + r1[i];
+            z2[i] = r0[i] - r1[i];
+            z3[i] = -r1[i];
         }
-        for (int r = 0; r < 4; ++r) store_lanes(out + (r * 4 + q) * xi_stride, z[r], n);
     }
 }
+#endif
 
 template <typename T>
 void winograd_output(const T* m, int64_t xi_stride, int lanes, T bias, T* o) {
