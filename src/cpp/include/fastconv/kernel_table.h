@@ -99,14 +99,16 @@ struct KernelSet {
     //   winograd_input_run: the 4x4 input patches at rows ih0 + 2j.., columns iw0 + 2i.. of
     //     the H x W plane xc (zeros outside it) for tile rows j < rows and tiles i < len,
     //     transformed: v = B^T d B; writes v[xi] of lane l at out[xi * xi_stride + l].
-    //   winograd_output: o[r * kWinogradMaxLanes + j] = (A^T m A)[r] + bias (2x2 row-major,
-    //     r < 4) for lanes j < lanes, m[xi] of lane j at m[xi * xi_stride + j].
+    //   winograd_output_run: y = A^T m A + bias of each tile, m[xi] of lane l at
+    //     m[xi * xi_stride + l], written as the 2x2 block at rows oh0 + 2j.., columns
+    //     ow0 + 2i.. of the OH x OW plane yk (the part inside it).
     //   winograd_grad_output_run: dz = A dy A^T of the 2x2 blocks of the OH x OW gradient
     //     plane dyk at rows oh0 + 2j.., columns ow0 + 2i.. (zeros outside it), tiles as
     //     above; writes dz[xi] of lane l at out[xi * xi_stride + l].
     void (*winograd_input_run)(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
                                int len, int rows, T* out, int64_t xi_stride) = nullptr;
-    void (*winograd_output)(const T* m, int64_t xi_stride, int lanes, T bias, T* o) = nullptr;
+    void (*winograd_output_run)(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                                int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) = nullptr;
     void (*winograd_grad_output_run)(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
                                      int64_t ow0, int len, int rows, T* out,
                                      int64_t xi_stride) = nullptr;

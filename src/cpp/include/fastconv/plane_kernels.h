@@ -107,22 +107,24 @@ namespace fastconv {
 constexpr int kWinogradMaxLanes = 32;
 }  // namespace fastconv
 
-#define FASTCONV_DECLARE_WINOGRAD_KERNELS                                                      \
-    template <typename T>                                                                      \
-    void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,       \
-                            int len, int rows, T* out, int64_t xi_stride);                     \
-    template <typename T>                                                                      \
-    void winograd_output(const T* m, int64_t xi_stride, int lanes, T bias, T* o);              \
-    template <typename T>                                                                      \
-    void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,           \
-                                  int64_t ow0, int len, int rows, T* out, int64_t xi_stride);
+#define FASTCONV_DECLARE_WINOGRAD_KERNELS                                                         \
+    template <typename T>                                                                         \
+    void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, \
+                            int rows, T* out, int64_t xi_stride);                                 \
+    template <typename T>                                                                         \
+    void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,     \
+                             int64_t OH, int64_t OW, int64_t oh0, int64_t ow0);                   \
+    template <typename T>                                                                         \
+    void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, \
+                                  int len, int rows, T* out, int64_t xi_stride);
 
-#define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                \
-    template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int, \
-                                        T*, int64_t);                                           \
-    template void winograd_output<T>(const T*, int64_t, int, T, T*);                          \
-    template void winograd_grad_output_run<T>(const T*, int64_t, int64_t, int64_t, int64_t,    \
-                                              int, int, T*, int64_t);
+#define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                 \
+    template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,  \
+                                        T*, int64_t);                                            \
+    template void winograd_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,   \
+                                         int64_t, int64_t);                                      \
+    template void winograd_grad_output_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, \
+                                              int, T*, int64_t);
 
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \

@@ -102,28 +102,6 @@ std::vector<Run> block_runs(int64_t TW, int64_t TT, int64_t t0, int64_t t1, int 
     return runs;
 }
 
-// Writes one run's 2x2 output blocks o[0..3][lane0 + j*len + i] into the plane yk (rows
-// 2(th+j) and 2(th+j)+1, columns from 2tw0), dropping the last row/column where OH/OW is odd.
-template <typename T>
-void store_output_run(const Conv2dParams& p, const T (&o)[4][kMaxLanes], const Run& r, T* yk) {
-    const int64_t ow0 = 2 * r.tw0;
-    const int full = static_cast<int>(std::min<int64_t>(r.len, (p.OW - ow0) / 2));
-    for (int j = 0; j < r.rows; ++j) {
-        const int64_t oh0 = 2 * (r.th + j);
-        const int l0 = r.lane0 + j * r.len;
-        for (int h = 0; h < 2 && oh0 + h < p.OH; ++h) {
-            T* row = yk + (oh0 + h) * p.OW + ow0;
-            const T* a = o[2 * h] + l0;
-            const T* b = o[2 * h + 1] + l0;
-            for (int i = 0; i < full; ++i) {
-                row[2 * i] = a[i];
-                row[2 * i + 1] = b[i];
-            }
-            if (full < r.len) row[2 * full] = a[full];  // odd OW: the last tile's left column
-        }
-    }
-}
-
 // Weight gradient with a small dU: this many fixed chunks of blocks, each with its own dU
 // (CifarNet conv2 b64 vs the shared mode: 8 chunks 1.2x slower at 1 thread, their copies of
 // dU crowding L2; 4 chunks 1.1x slower at 1 thread, 1.2x faster at 2).
@@ -222,7 +200,6 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
         const int64_t bcols = bp * nr;  // ldc of the M tile, lanes per block
         T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(kXi * C * bcols));
         T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(kXi * mr * bcols));
-        T o[4][kMaxLanes];
         for (int64_t b = b0; b < b1; ++b) {
             const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
             const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
@@ -260,13 +237,10 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
                     for (int i = 0; i < rows; ++i) {
                         const int64_t k = g * Kg + ip * mr + i;
                         const T bk = bias ? bias[k] : T(0);
-                        size_t ri = 0;
-                        for (int64_t jp = 0; jp < np; ++jp) {
-                            ks.winograd_output(M + i * bcols + jp * nr, mr * bcols, nr, bk, o[0]);
-                            for (; ri < runs.size() && runs[ri].jp == jp; ++ri)
-                                store_output_run(p, o, runs[ri],
-                                                 y + (runs[ri].n * p.K + k) * OHW);
-                        }
+                        for (const Run& r : runs)
+                            ks.winograd_output_run(M + i * bcols + r.jp * nr + r.lane0, mr * bcols,
+                                                   r.len, r.rows, bk, y + (r.n * p.K + k) * OHW,
+                                                   p.OH, p.OW, 2 * r.th, 2 * r.tw0);
                     }
                 }
         }

@@ -3,7 +3,7 @@
 // With AVX-512 the input and output-gradient transforms take a vector of tiles at a time
 // in registers; elsewhere their loops over a run's tiles vectorise at the ISA's width.
 // Semantics:
-// KernelSet::winograd_input_run / winograd_output / winograd_grad_output_run
+// KernelSet::winograd_input_run / winograd_output_run / winograd_grad_output_run
 // (fastconv/kernel_table.h).
 // No std:: function templates here: their instantiations would be COMDAT-merged with
 // baseline copies, and the linker could hand a baseline caller this file's AVX code.
@@ -73,6 +73,13 @@ struct Zmm<float> {
         return _mm512_load_si512(ix);
     }
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_ps(a, ix, b); }
+    static V set1(float v) { return _mm512_set1_ps(v); }
+    // Lane k takes a[from + k / 2] for even k, b[from + k / 2] for odd.
+    static __m512i interleave(int from) {
+        alignas(64) int32_t ix[n];
+        for (int k = 0; k < n; ++k) ix[k] = (k % 2) * n + from + k / 2;
+        return _mm512_load_si512(ix);
+    }
 };
 template <>
 struct Zmm<double> {
@@ -96,6 +103,12 @@ struct Zmm<double> {
         return _mm512_load_si512(ix);
     }
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_pd(a, ix, b); }
+    static V set1(double v) { return _mm512_set1_pd(v); }
+    static __m512i interleave(int from) {
+        alignas(64) int64_t ix[n];
+        for (int k = 0; k < n; ++k) ix[k] = (k % 2) * n + from + k / 2;
+        return _mm512_load_si512(ix);
+    }
 };
 
 // Columns c .. c + n - 1 of a row of W (nullptr: a row outside the plane), zero outside
@@ -333,30 +346,88 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
 }
 #endif
 
+// Y = A^T m A + bias (A^T = [1 1 1 0; 0 1 -1 -1]) of each tile of a run, written to the
+// OH x OW plane yk: tile (j, i) (lane j * len + i of m) at rows oh0 + 2j, oh0 + 2j + 1 and
+// columns ow0 + 2i, ow0 + 2i + 1, dropping the outputs past an odd OH/OW.
+#if defined(__AVX512F__)
 template <typename T>
-void winograd_output(const T* m, int64_t xi_stride, int lanes, T bias, T* o) {
-    T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
-    for (int q = 0; q < 4; ++q) {
-        const T* m0 = m + q * xi_stride;
-        const T* m1 = m + (4 + q) * xi_stride;
-        const T* m2 = m + (8 + q) * xi_stride;
-        const T* m3 = m + (12 + q) * xi_stride;
-        for (int j = 0; j < lanes; ++j) {
-            s[q][j] = m0[j] + m1[j] + m2[j];
-            s[4 + q][j] = m1[j] - m2[j] - m3[j];
+void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                         int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    constexpr int n = Z::n;
+    const VecPlan vp = vec_plan<T>(len);
+    // A vector's outputs go out as two halves of interleaved even/odd columns: tiles
+    // [0, lo) (row ja, from column ca) and the rest (row jb, from column cb).
+    const int lo = vp.pairs ? len : n / 2;
+    const __m512i ilo = Z::interleave(0), ihi = Z::interleave(lo);
+    const V vb = Z::set1(bias);
+    for_each_vector<T>(
+        vp, ow0, len, rows,
+        [&](int ja, int64_t ca, int jb, int64_t cb, int lane,
+            unsigned mask) __attribute__((always_inline)) {
+            V s[8];  // A^T m: rows 0 and 1, 4 columns each
+            const T* ml = m + lane;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q) {
+                const V m0 = Z::maskz_load(mask, ml + q * xi_stride);
+                const V m1 = Z::maskz_load(mask, ml + (4 + q) * xi_stride);
+                const V m2 = Z::maskz_load(mask, ml + (8 + q) * xi_stride);
+                const V m3 = Z::maskz_load(mask, ml + (12 + q) * xi_stride);
+                s[q] = Z::add(Z::add(m0, m1), m2);
+                s[4 + q] = Z::sub(Z::sub(m1, m2), m3);
+            }
+            const int tiles = __builtin_popcount(mask);
+            const int ta = tiles < lo ? tiles : lo, tb = tiles - ta;
+            const unsigned ma = lane_mask(0, OW - ca < 2 * ta ? OW - ca : 2 * ta, n);
+            const unsigned mb = tb ? lane_mask(0, OW - cb < 2 * tb ? OW - cb : 2 * tb, n) : 0u;
+#pragma GCC unroll 2
+            for (int r = 0; r < 2; ++r) {  // (A^T m) A, then the rows of outputs
+                const V y0 = Z::add(Z::add(Z::add(s[r * 4], s[r * 4 + 1]), s[r * 4 + 2]), vb);
+                const V y1 = Z::add(Z::sub(Z::sub(s[r * 4 + 1], s[r * 4 + 2]), s[r * 4 + 3]), vb);
+                const int64_t oa = oh0 + 2 * ja + r, ob = oh0 + 2 * jb + r;
+                if (ma && oa < OH) Z::store(yk + oa * OW + ca, ma, Z::perm(y0, ilo, y1));
+                if (mb && ob < OH) Z::store(yk + ob * OW + cb, mb, Z::perm(y0, ihi, y1));
+            }
+        });
+}
+#else
+template <typename T>
+void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                         int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+    // Tiles whose right column is inside the plane; an odd OW keeps the next one's left.
+    const int full = static_cast<int>((OW - ow0) / 2 < len ? (OW - ow0) / 2 : len);
+    for (int j = 0; j < rows; ++j) {
+        const T* mj = m + j * len;
+        T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
+        for (int q = 0; q < 4; ++q) {
+            const T* m0 = mj + q * xi_stride;
+            const T* m1 = mj + (4 + q) * xi_stride;
+            const T* m2 = mj + (8 + q) * xi_stride;
+            const T* m3 = mj + (12 + q) * xi_stride;
+            for (int i = 0; i < len; ++i) {
+                s[q][i] = m0[i] + m1[i] + m2[i];
+                s[4 + q][i] = m1[i] - m2[i] - m3[i];
+            }
         }
-    }
-    for (int r = 0; r < 2; ++r) {  // (A^T m) A
-        T* y0 = o + (r * 2) * kLanes;
-        T* y1 = o + (r * 2 + 1) * kLanes;
-        for (int j = 0; j < lanes; ++j) {
-            const T s0 = s[r * 4][j], s1 = s[r * 4 + 1][j], s2 = s[r * 4 + 2][j],
-                    s3 = s[r * 4 + 3][j];
-            y0[j] = s0 + s1 + s2 + bias;
-            y1[j] = s1 - s2 - s3 + bias;
+        for (int r = 0; r < 2 && oh0 + 2 * j + r < OH; ++r) {  // (A^T m) A
+            T y0[kLanes], y1[kLanes];
+            for (int i = 0; i < len; ++i) {
+                const T s0 = s[r * 4][i], s1 = s[r * 4 + 1][i], s2 = s[r * 4 + 2][i],
+                        s3 = s[r * 4 + 3][i];
+                y0[i] = s0 + s1 + s2 + bias;
+                y1[i] = s1 - s2 - s3 + bias;
+            }
+            T* row = yk + (oh0 + 2 * j + r) * OW + ow0;
+            for (int i = 0; i < full; ++i) {
+                row[2 * i] = y0[i];
+                row[2 * i + 1] = y1[i];
+            }
+            if (full < len) row[2 * full] = y0[full];  // odd OW: the last tile's left column
         }
     }
 }
+#endif
 
 FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(float)
 FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(double)
