@@ -315,17 +315,25 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", "im2col"),
         (Case("k5", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "forward", "im2col"),
         # backward_data: never direct (the GEMM path with W^T packed once is faster);
-        # Winograd on 3x3 layers with enough channels and tiles, as the forward.
-        (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
+        # Winograd on 3x3 layers with enough channels and tiles, as the forward (7x7 maps:
+        # 77 % of the tiles' outputs used, enough with >= 64 channels and >= 128 tiles).
+        (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "winograd"),
         (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
         (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd"),
         # forward: Winograd F(2x2, 3x3) for 3x3/stride 1 with >= 16 channels per group in
-        # and out, >= 192 tiles, rows of >= 4 tiles and < 10 % of tile outputs wasted.
+        # and out, >= 128 tiles, rows of >= 4 tiles and >= 85 % of tile outputs used (13x13:
+        # 86 %), or >= 75 % with >= 64 channels (7x7: 77 %). The weight gradient's small-dU
+        # mode (32 -> 64) only with every tile output used.
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "im2col"),
         (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
-        (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "im2col"),
+        (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "winograd"),
+        (Case("w5b", 64, 32, 15, 15, 64, 3, 3), "backward_weight", "im2col"),
+        (Case("w5c", 8, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w5d", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "winograd"),
+        (Case("w5e", 8, 32, 7, 7, 32, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w5f", 4, 512, 7, 7, 512, 3, 3, padding=1), "forward", "im2col"),
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
         # backward_weight: Winograd where the forward rule holds with >= 64 channels per
@@ -344,7 +352,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-13-columns", "fw-groups2",
          "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
-         "fw-odd-13x13", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
+         "fw-odd-13x13", "bw-odd-13x13", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
+         "fw-7x7x512-b4", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
          "bw-16-64-b64", "bw-28x28x128-b8",
          "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise"],
 )
