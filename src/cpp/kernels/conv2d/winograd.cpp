@@ -20,7 +20,8 @@
 //   [xi][group][panel][c][NR], sized to stay in L2 across the output-channel loop;
 // - U is packed once per call as packed-A panels, [group][xi][MR block][c][MR];
 // - per MR block of output channels the 16 GEMMs write M_xi into a [xi][MR][block] tile
-//   that stays in L1, and the output transform (plus bias) writes y from it.
+//   (16 x MR x the block's tiles: 64 KiB for CifarNet conv2, in L2), and the output
+//   transform (plus bias) writes y from it.
 // Threads take whole blocks; every output is written by one thread, in a fixed order of
 // operations, so results do not depend on the thread count. The weight gradient
 // (winograd_backward_weight, below) runs the same tiles' V against dY's transform.

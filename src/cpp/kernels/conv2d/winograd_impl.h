@@ -186,6 +186,8 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
     const VecPlan vp = vec_plan<T>(len);
     const __m512i ie = Z::index(vp.split, 0), io = Z::index(vp.split, 1);
     auto row = [&](int64_t ih) { return ih >= 0 && ih < H ? xc + ih * W : nullptr; };
+    // Inlined, with its loops unrolled, so that d and t stay in registers (rolled, GCC kept
+    // them on the stack).
     for_each_vector<T>(
         vp, iw0, len, rows,
         [&](int ja, int64_t ca, int jb, int64_t cb, int lane, unsigned mask)
