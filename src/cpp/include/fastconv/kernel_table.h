@@ -105,8 +105,15 @@ struct KernelSet {
     //   winograd_grad_output_run: dz = A dy A^T of the 2x2 blocks of the OH x OW gradient
     //     plane dyk at rows oh0 + 2j.., columns ow0 + 2i.. (zeros outside it), tiles as
     //     above; writes dz[xi] of lane l at out[xi * xi_stride + l].
+    //   winograd_weight_panel: the packed-A panel of U = G g G^T for one MR block of output
+    //     channels: dst[xi * xi_stride + c * mr + i] = U[xi] of the 3x3 kernel g at
+    //     w + i * k_stride + c * c_stride (row-major; rotated 180 degrees when flipped) for
+    //     c < cg, i < rows, zero for rows <= i < mr.
     void (*winograd_input_run)(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
                                int len, int rows, T* out, int64_t xi_stride) = nullptr;
+    void (*winograd_weight_panel)(const T* w, int64_t k_stride, int64_t c_stride, bool flipped,
+                                  int rows, int64_t cg, int mr, T* dst,
+                                  int64_t xi_stride) = nullptr;
     void (*winograd_output_run)(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
                                 int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) = nullptr;
     void (*winograd_grad_output_run)(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,

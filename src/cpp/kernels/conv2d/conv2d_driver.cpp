@@ -291,12 +291,13 @@ void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w
 
 // dx by Winograd's forward: the flipped 3x3 kernel is again 3x3 / stride 1 / dilation 1,
 // for any padding (a negative forward padding only shifts the tiles' reads, which are
-// bounds-checked).
+// bounds-checked). Its weight transform reads w flipped and transposed where it lies
+// (flipped_weights_as_forward's copy took 9 % of 7x7x512 b8).
 template <typename T>
 void backward_data_winograd(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
-    Conv2dParams q;
-    const T* wf = flipped_weights_as_forward(p, w, &q);
-    winograd_forward(q, dy, wf, static_cast<const T*>(nullptr), dx);
+    winograd_forward(backward_data_as_forward_params(p), dy, w,
+                     WinogradWeights{9, p.c_per_group() * 9, true}, static_cast<const T*>(nullptr),
+                     dx);
 }
 
 template <typename T>

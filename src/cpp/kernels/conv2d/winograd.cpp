@@ -55,25 +55,6 @@ constexpr int kMaxLanes = kWinogradMaxLanes;
 // with the streaming U panels and the M tile).
 constexpr int64_t kBlockBytes = 512 * 1024;
 
-// U_xi[k][c] = (G g G^T)[xi] for one 3x3 kernel g (row-major).
-template <typename T>
-void transform_kernel(const T* g, T (&u)[kXi]) {
-    const T h = T(0.5);
-    T t[4][3];  // G g
-    for (int j = 0; j < 3; ++j) {
-        t[0][j] = g[j];
-        t[1][j] = h * (g[j] + g[3 + j] + g[6 + j]);
-        t[2][j] = h * (g[j] - g[3 + j] + g[6 + j]);
-        t[3][j] = g[6 + j];
-    }
-    for (int i = 0; i < 4; ++i) {  // (G g) G^T
-        u[i * 4 + 0] = t[i][0];
-        u[i * 4 + 1] = h * (t[i][0] + t[i][1] + t[i][2]);
-        u[i * 4 + 2] = h * (t[i][0] - t[i][1] + t[i][2]);
-        u[i * 4 + 3] = t[i][2];
-    }
-}
-
 // A run: tiles of one image within one NR panel of a block: tiles tw0 .. tw0+len-1 of the
 // tile rows th .. th+rows-1, at lanes lane0 + j*len + i of panel jp. Runs of several rows
 // are whole rows (tw0 = 0, len = TW), so the transforms' loops span up to a panel's lanes
@@ -179,6 +160,12 @@ bool winograd_grad_preferred(const Conv2dParams& p) {
 
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y);
+}
+
+template <typename T>
+void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
+                      const T* bias, T* y) {
     const KernelSet<T>& ks = kernel_set<T>();
     const int mr = ks.gemm_mr, nr = ks.gemm_nr;
     const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
@@ -189,21 +176,14 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
     // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
     const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
     T* U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(G * kXi * nkp * upanel));
-    // One MR block of output channels at a time, so each (xi, c) row of mr values is
-    // written whole (row by row, the 16 scattered streams refetched every line mr times).
+    // One MR block of output channels per call (KernelSet::winograd_weight_panel).
     parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
-        T u[kMaxLanes][kXi];  // one per row of the MR block (MR <= kMaxLanes)
         for (int64_t r = r0; r < r1; ++r) {
             const int64_t g = r / nkp, ip = r % nkp;
             const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-            for (int64_t c = 0; c < Cg; ++c) {
-                for (int i = 0; i < rows; ++i)
-                    transform_kernel(w + ((g * Kg + ip * mr + i) * Cg + c) * 9, u[i]);
-                for (int xi = 0; xi < kXi; ++xi) {
-                    T* dst = U + ((g * kXi + xi) * nkp + ip) * upanel + c * mr;
-                    for (int i = 0; i < mr; ++i) dst[i] = i < rows ? u[i][xi] : T(0);
-                }
-            }
+            ks.winograd_weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride,
+                                     wv.c_stride, wv.flipped, rows, Cg, mr,
+                                     U + (g * kXi * nkp + ip) * upanel, nkp * upanel);
         }
     });
 
@@ -408,6 +388,10 @@ template void winograd_forward<float>(const Conv2dParams&, const float*, const f
                                       const float*, float*);
 template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
                                        const double*, double*);
+template void winograd_forward<float>(const Conv2dParams&, const float*, const float*,
+                                      WinogradWeights, const float*, float*);
+template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
+                                       WinogradWeights, const double*, double*);
 template void winograd_backward_weight<float>(const Conv2dParams&, float*, const float*,
                                               const float*);
 template void winograd_backward_weight<double>(const Conv2dParams&, double*, const double*,

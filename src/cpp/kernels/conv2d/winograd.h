@@ -13,9 +13,21 @@ bool winograd_preferred(const Conv2dParams& p);
 // The same for the weight gradient.
 bool winograd_grad_preferred(const Conv2dParams& p);
 
+// Where winograd_forward reads the 3x3 kernel of output channel k and input channel c of
+// group g: w + g * Kg * Cg * 9 + k * k_stride + c * c_stride, rotated 180 degrees when
+// flipped. The forward's own weights are {Cg * 9, 9, false}; backward_data runs as the
+// forward of dy with the original weights read as {9, Cg * 9, true} (Cg of the original).
+struct WinogradWeights {
+    int64_t k_stride, c_stride;
+    bool flipped;
+};
+
 // y = conv2d(x, w) + bias (bias may be null) for winograd_applies(p); overwrites y.
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
+template <typename T>
+void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
+                      const T* bias, T* y);
 
 // dw = the weight gradient of conv2d(x, w) for the output gradient dy, for
 // winograd_applies(p); overwrites dw. Bitwise reproducible for a given thread count.

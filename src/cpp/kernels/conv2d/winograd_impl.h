@@ -348,6 +348,127 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
 }
 #endif
 
+// U = G g G^T (G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]) of one MR block's kernels,
+// written as its packed-A panel for each xi (KernelSet::winograd_weight_panel).
+namespace {
+template <typename T>
+void weight_panel_scalar(const T* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
+                         int64_t cg, int mr, T* dst, int64_t xi_stride) {
+    const T h = T(0.5);
+    T u[kLanes][16];  // per row of the MR block (MR <= kLanes)
+    for (int64_t c = 0; c < cg; ++c) {
+        for (int i = 0; i < rows; ++i) {
+            const T* src = w + i * k_stride + c * c_stride;
+            T g[9];
+            for (int t = 0; t < 9; ++t) g[t] = src[flipped ? 8 - t : t];
+            T t[4][3];  // G g
+            for (int j = 0; j < 3; ++j) {
+                t[0][j] = g[j];
+                t[1][j] = h * (g[j] + g[3 + j] + g[6 + j]);
+                t[2][j] = h * (g[j] - g[3 + j] + g[6 + j]);
+                t[3][j] = g[6 + j];
+            }
+            for (int a = 0; a < 4; ++a) {  // (G g) G^T
+                u[i][a * 4 + 0] = t[a][0];
+                u[i][a * 4 + 1] = h * (t[a][0] + t[a][1] + t[a][2]);
+                u[i][a * 4 + 2] = h * (t[a][0] - t[a][1] + t[a][2]);
+                u[i][a * 4 + 3] = t[a][2];
+            }
+        }
+        for (int xi = 0; xi < 16; ++xi) {
+            T* d = dst + xi * xi_stride + c * mr;
+            for (int i = 0; i < mr; ++i) d[i] = i < rows ? u[i][xi] : T(0);
+        }
+    }
+}
+
+#if defined(__AVX512F__)
+// Rows r[0..15] (lanes = columns) to columns: r[j] lane i = old r[i] lane j.
+inline void transpose16(__m512 (&r)[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    auto lo = [](__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    auto hi = [](__m512 a, __m512 b) {
+        return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(b)));
+    };
+    __m512 s[16];  // s[4q + m], 128-bit lane L: column 4L + m of rows 4q .. 4q + 3
+    for (int q = 0; q < 16; q += 4) {
+        s[q] = lo(t[q], t[q + 2]);
+        s[q + 1] = hi(t[q], t[q + 2]);
+        s[q + 2] = lo(t[q + 1], t[q + 3]);
+        s[q + 3] = hi(t[q + 1], t[q + 3]);
+    }
+    for (int m = 0; m < 4; ++m) {
+        const __m512 u0 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0x88);  // lanes 0, 2
+        const __m512 u1 = _mm512_shuffle_f32x4(s[m], s[4 + m], 0xDD);  // lanes 1, 3
+        const __m512 u2 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0x88);
+        const __m512 u3 = _mm512_shuffle_f32x4(s[8 + m], s[12 + m], 0xDD);
+        r[m] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        r[4 + m] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        r[8 + m] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        r[12 + m] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+}
+
+// MR = 8, float: U of a kernel as one vector over xi, sum over taps t of g[t] times column t
+// of the 16 x 9 matrix G (x) G (FMAs: they round differently from the scalar path's adds
+// and halvings; the measured output error moved < 5 %, docs/performance.md). Two input
+// channels of the block's 8 rows fill 16 vectors; transposed, each is the 16 floats, one
+// cache line, of one xi.
+void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
+                    int64_t cg, float* dst, int64_t xi_stride) {
+    static constexpr float G[4][3] = {
+        {1, 0, 0}, {0.5f, 0.5f, 0.5f}, {0.5f, -0.5f, 0.5f}, {0, 0, 1}};
+    __m512 col[9];
+    for (int t = 0; t < 9; ++t) {
+        alignas(64) float c[16];
+        for (int xi = 0; xi < 16; ++xi) c[xi] = G[xi / 4][t / 3] * G[xi % 4][t % 3];
+        col[t] = _mm512_load_ps(c);
+    }
+    static constexpr float kZero[9] = {};  // the kernel of a row or channel past the block
+    for (int64_t c = 0; c < cg; c += 2) {
+        const int nc = cg - c < 2 ? 1 : 2;
+        const float* g[16];  // g[cc * 8 + i]: the kernel of row i, channel c + cc
+        for (int q = 0; q < 16; ++q)
+            g[q] = q % 8 < rows && q / 8 < nc ? w + (q % 8) * k_stride + (c + q / 8) * c_stride
+                                              : kZero;
+        // r[q]: U of g[q] over xi. Taps outermost: 16 independent FMA chains, not one chain
+        // of 9 per kernel (latency-bound, and its r[] went through the stack).
+        __m512 r[16];
+        const int t0 = flipped ? 8 : 0, dt = flipped ? -1 : 1;  // tap t at g[q][t0 + t * dt]
+#pragma GCC unroll 16
+        for (int q = 0; q < 16; ++q) r[q] = _mm512_mul_ps(_mm512_set1_ps(g[q][t0]), col[0]);
+#pragma GCC unroll 8
+        for (int t = 1; t < 9; ++t)
+#pragma GCC unroll 16
+            for (int q = 0; q < 16; ++q)
+                r[q] = _mm512_fmadd_ps(_mm512_set1_ps(g[q][t0 + t * dt]), col[t], r[q]);
+        transpose16(r);
+        const __mmask16 m = nc == 2 ? 0xFFFF : 0x00FF;
+        for (int xi = 0; xi < 16; ++xi)
+            _mm512_mask_storeu_ps(dst + xi * xi_stride + c * 8, m, r[xi]);
+    }
+}
+#endif
+}  // namespace
+
+template <typename T>
+void winograd_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
+                           int64_t cg, int mr, T* dst, int64_t xi_stride) {
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) {
+        if (mr == 8)
+            return weight_panel_8(w, k_stride, c_stride, flipped, rows, cg, dst, xi_stride);
+    }
+#endif
+    weight_panel_scalar(w, k_stride, c_stride, flipped, rows, cg, mr, dst, xi_stride);
+}
+
 // Y = A^T m A + bias (A^T = [1 1 1 0; 0 1 -1 -1]) of each tile of a run, written to the
 // OH x OW plane yk: tile (j, i) (lane j * len + i of m) at rows oh0 + 2j, oh0 + 2j + 1 and
 // columns ow0 + 2i, ow0 + 2i + 1, dropping the outputs past an odd OH/OW.
