@@ -321,19 +321,26 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
         (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd"),
         # forward: Winograd F(2x2, 3x3) for 3x3/stride 1 with >= 16 channels per group in
-        # and out, >= 128 tiles, rows of >= 4 tiles and >= 85 % of tile outputs used (13x13:
-        # 86 %), or >= 75 % with >= 64 channels (7x7: 77 %). The weight gradient's small-dU
-        # mode (32 -> 64) only with every tile output used.
+        # and out, rows of >= 4 tiles and >= 85 % of the outputs it computes used (odd
+        # sizes drop part of the edge tiles, a last panel of 32 tiles can be part-empty:
+        # 13x13 b64 86 %, 13x13 b1 66 %), or >= 75 % with >= 64 channels (7x7 b2/b4/b8
+        # 77 %, b3 57 %; 14x14 b1 77 %). The weight gradient also needs >= 128 tiles, and
+        # its small-dU mode (32 -> 64) every tile output used.
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
-        (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),
         (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
         (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "winograd"),
         (Case("w5b", 64, 32, 15, 15, 64, 3, 3), "backward_weight", "im2col"),
         (Case("w5c", 8, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
         (Case("w5d", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "winograd"),
         (Case("w5e", 8, 32, 7, 7, 32, 3, 3, padding=1), "forward", "im2col"),
-        (Case("w5f", 4, 512, 7, 7, 512, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w5f", 4, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w5g", 3, 512, 7, 7, 512, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w5h", 1, 32, 15, 15, 64, 3, 3), "forward", "im2col"),
+        (Case("w5i", 1, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w5j", 1, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
+        (Case("w5k", 4, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
         # backward_weight: Winograd where the forward rule holds with >= 64 channels per
@@ -353,7 +360,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "bw-odd-13x13", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
-         "fw-7x7x512-b4", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
+         "fw-7x7x512-b4", "fw-7x7x512-b3", "fw-keras2-b1", "fw-cifarnet2-b1",
+         "bw-cifarnet2-b1", "bw-7x7x512-b4", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
          "bw-16-64-b64", "bw-28x28x128-b8",
          "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise"],
 )

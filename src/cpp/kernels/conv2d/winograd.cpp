@@ -115,46 +115,57 @@ int64_t winograd_fill_pct(const Conv2dParams& p) {
     const int64_t th = (p.OH + 1) / 2, tw = (p.OW + 1) / 2;
     return 100 * p.OH * p.OW / (4 * th * tw);
 }
+
+// Percent of the outputs computed that are used: the tiles' fill as above, and the GEMMs'
+// last panel of kWinogradMaxLanes tiles part-empty (49 tiles run as 64).
+int64_t winograd_used_pct(const Conv2dParams& p) {
+    const int64_t th = (p.OH + 1) / 2, tw = (p.OW + 1) / 2, tiles = p.N * th * tw;
+    const int64_t lanes = (tiles + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
+    return lanes == 0 ? 0 : 100 * p.N * p.OH * p.OW / (4 * lanes);
+}
 }  // namespace
 
-// Measured against im2col (Zen 4, float32, 1 and 2 threads, alternated): Winograd wins
-// 1.2-1.8x on CifarNet conv2 b64 and on the ResNet-18 / VGG 3x3 layers with enough tiles
-// (56x56x64 and 28x28x128 at batch 1 and 8, 14x14x256 at batch 8, VGG 56x56x256), and
+// Measured against im2col (Zen 4, float32, 1 and 2 threads, alternated). Winograd wins
+// 1.2-1.8x on CifarNet conv2 and the ResNet-18 / VGG 3x3 layers at batch 1 and 8, and
 // loses where
 // - channels are few: the GEMMs' K = C/g and M = K/g are too short for the micro-kernel
-//   to pay for the transforms (CifarNet conv1, C = 3: 0.6x);
-// - tiles are few: the weight transform is not amortised and the last panel of 32 is
-//   part-empty (7x7x512 b1, 16 tiles: 0.4x; 14x14x256 b1, 49 tiles: 1.0x; from 128 tiles
-//   it won: 7x7x512 b8 and 7x7x256 b8, below);
+//   to pay for the transforms (CifarNet conv1, C = 3: 0.6x; 16 -> 32 on 14x14: 0.85x);
 // - rows are under 4 tiles: the transforms' per-run cost dominates (Keras conv3, 4x4
-//   outputs: 0.81x forward, 0.62x backward_data at batch 64).
-// Odd output sizes waste part of the tiles. Since the transforms run in registers it wins
-// there too: at 86-88 % of outputs used with 32 -> 64 channels (Keras conv2 b64, 13x13:
-// forward 1.07x / 1.10x at 1 / 2 threads, backward_data 1.28x / 1.17x), and at 77 % (7x7
-// maps) with >= 64 channels (ResNet-18 7x7x512 b8 forward 1.08x / 1.12x, backward_data
-// 1.07x / 1.13x; 7x7x256 b8 1.23x and 7x7x128 b16 1.40x forward, 1 thread).
+//   outputs: 0.81x forward, 0.62x backward_data at batch 64);
+// - few of the outputs it computes are used. Odd output sizes drop part of each edge tile
+//   (13x13: 86 % used, 7x7: 77 %), and the GEMMs' last panel of 32 tiles can be
+//   part-empty (7x7x512 b3: 48 tiles as 64, 57 % used). It still wins at >= 85 % used
+//   (Keras conv2 b64, 32 -> 64 channels: forward 1.07x / 1.10x at 1 / 2 threads,
+//   backward_data 1.28x / 1.17x; CifarNet conv2 b1 1.57x), and at >= 75 % with >= 64
+//   channels (ResNet-18 7x7x512 b2 1.11x, b4 1.05x, b8 1.08x / 1.12x; 14x14x256 b1 1.37x;
+//   64 -> 64 on 14x14 at batch 1 1.14x). It loses below: Keras conv2 b1 (66 %) 0.88x,
+//   7x7x512 b3 (57 %) 0.90x, b1 (38 %) 0.56x.
+// Those figures are with the transforms in registers and the weight transform
+// vectorised, which moved the rule from >= 192 tiles and >= 90 % of tile outputs used.
 bool winograd_preferred(const Conv2dParams& p) {
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
     if (!winograd_applies(p) || cg < 16 || kg < 16) return false;
-    const int64_t th = (p.OH + 1) / 2, tw = (p.OW + 1) / 2, fill = winograd_fill_pct(p);
-    return tw >= 4 && p.N * th * tw >= 128 &&
-           (fill >= 85 || (fill >= 75 && cg >= 64 && kg >= 64));
+    const int64_t tw = (p.OW + 1) / 2, used = winograd_used_pct(p);
+    return tw >= 4 && (used >= 85 || (used >= 75 && cg >= 64 && kg >= 64));
 }
 
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
-// alternated), where the forward rule holds: with >= 64 channels per group in and out
-// Winograd wins 1.1-1.8x (ResNet-18 56x56x64 b1/b8 1.39-1.58x at 1 thread, 1.14-1.46x at
-// 2; 28x28x128 b1/b8 1.29-1.37x / 1.15-1.30x; 14x14x256 b8 1.26x / 1.46x; VGG 56x56x256
-// b1 1.62x / 1.77x; 7x7 maps, 77 % of tile outputs used: 7x7x512 b8 1.19x / 1.32x,
-// 7x7x256 b8 1.04x, 7x7x128 b16 1.21x); with >= 32, ungrouped, and a float32 dU small
-// enough for the chunked mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x, but
-// not with odd maps (Keras conv2 b64, 13x13: 0.70x), so there only with every tile output
-// used. Fewer channels leave the transforms (16 values written per tile and channel, for
+// alternated), where the forward rule holds and there are >= 128 tiles (its blocks' GEMMs
+// reduce over >= 128 tiles; with fewer it lost: 14x14x256 b1 1.0x, 7x7x512 b4 0.89x,
+// CifarNet conv2 b1 0.84x): with >= 64 channels per group in and out Winograd wins
+// 1.1-1.8x (ResNet-18 56x56x64 b1/b8 1.39-1.58x at 1 thread, 1.14-1.46x at 2; 28x28x128
+// b1/b8 1.29-1.37x / 1.15-1.30x; 14x14x256 b8 1.26x / 1.46x; VGG 56x56x256 b1 1.62x /
+// 1.77x; 7x7 maps, 77 % of tile outputs used: 7x7x512 b8 1.19x / 1.32x, 7x7x256 b8
+// 1.04x, 7x7x128 b16 1.21x); with >= 32, ungrouped, and a float32 dU small enough for the
+// chunked mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x, but not with odd maps
+// (Keras conv2 b64, 13x13: 0.70x), so there only with every tile output used. Fewer
+// channels leave the transforms (16 values written per tile and channel, for
 // 2 * 16 * Cg * Kg multiplies) unamortised.
 bool winograd_grad_preferred(const Conv2dParams& p) {
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
+    const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
     const bool small_du = p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU;
-    return winograd_preferred(p) && cg >= 32 && kg >= 32 &&
+    return winograd_preferred(p) && tiles >= 128 && cg >= 32 && kg >= 32 &&
            ((cg >= 64 && kg >= 64) || (small_du && winograd_fill_pct(p) >= 90));
 }
 
