@@ -66,20 +66,9 @@ struct Zmm<float> {
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
     static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
     static V neg(V a) { return _mm512_xor_ps(a, _mm512_set1_ps(-0.0f)); }
-    // Lane l takes a[off + 2l] for l < split, else b[off + 2(l - split)].
-    static __m512i index(int split, int off) {
-        alignas(64) int32_t ix[n];
-        for (int l = 0; l < n; ++l) ix[l] = l < split ? off + 2 * l : n + off + 2 * (l - split);
-        return _mm512_load_si512(ix);
-    }
+    using Index = int32_t;  // lanes of perm's index vector
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_ps(a, ix, b); }
     static V set1(float v) { return _mm512_set1_ps(v); }
-    // Lane k takes a[from + k / 2] for even k, b[from + k / 2] for odd.
-    static __m512i interleave(int from) {
-        alignas(64) int32_t ix[n];
-        for (int k = 0; k < n; ++k) ix[k] = (k % 2) * n + from + k / 2;
-        return _mm512_load_si512(ix);
-    }
 };
 template <>
 struct Zmm<double> {
@@ -97,19 +86,34 @@ struct Zmm<double> {
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
     static V sub(V a, V b) { return _mm512_sub_pd(a, b); }
     static V neg(V a) { return _mm512_xor_pd(a, _mm512_set1_pd(-0.0)); }
-    static __m512i index(int split, int off) {
-        alignas(64) int64_t ix[n];
-        for (int l = 0; l < n; ++l) ix[l] = l < split ? off + 2 * l : n + off + 2 * (l - split);
-        return _mm512_load_si512(ix);
-    }
+    using Index = int64_t;
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_pd(a, ix, b); }
     static V set1(double v) { return _mm512_set1_pd(v); }
-    static __m512i interleave(int from) {
-        alignas(64) int64_t ix[n];
-        for (int k = 0; k < n; ++k) ix[k] = (k % 2) * n + from + k / 2;
-        return _mm512_load_si512(ix);
-    }
 };
+
+// Index vectors of Zmm<T>::perm (a's lanes 0 .. n - 1, b's n .. 2n - 1), lane l = f(l).
+template <typename T, typename F>
+inline __m512i perm_index(F f) {
+    constexpr int n = Zmm<T>::n;
+    alignas(64) typename Zmm<T>::Index ix[n];
+    for (int l = 0; l < n; ++l) ix[l] = f(l);
+    return _mm512_load_si512(ix);
+}
+// Lane l takes a[off + 2l] for l < split, else b[off + 2(l - split)]: even (off 0) or odd
+// (off 1) columns of two loads.
+template <typename T>
+inline __m512i split_index(int split, int off) {
+    constexpr int n = Zmm<T>::n;
+    return perm_index<T>(
+        [&](int l) { return l < split ? off + 2 * l : n + off + 2 * (l - split); });
+}
+// Lane k takes a[from + k / 2] for even k, b[from + k / 2] for odd: even and odd columns
+// interleaved.
+template <typename T>
+inline __m512i interleave_index(int from) {
+    constexpr int n = Zmm<T>::n;
+    return perm_index<T>([&](int k) { return (k % 2) * n + from + k / 2; });
+}
 
 // Columns c .. c + n - 1 of a row of W (nullptr: a row outside the plane), zero outside
 // [0, W). Plain loads where every lane is inside, none where no lane is.
@@ -184,7 +188,7 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
     using Z = Zmm<T>;
     using V = typename Z::V;
     const VecPlan vp = vec_plan<T>(len);
-    const __m512i ie = Z::index(vp.split, 0), io = Z::index(vp.split, 1);
+    const __m512i ie = split_index<T>(vp.split, 0), io = split_index<T>(vp.split, 1);
     auto row = [&](int64_t ih) { return ih >= 0 && ih < H ? xc + ih * W : nullptr; };
     // Inlined, with its loops unrolled, so that d and t stay in registers (rolled, GCC kept
     // them on the stack).
@@ -234,7 +238,7 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
     using Z = Zmm<T>;
     using V = typename Z::V;
     const VecPlan vp = vec_plan<T>(len);
-    const __m512i ie = Z::index(vp.split, 0), io = Z::index(vp.split, 1);
+    const __m512i ie = split_index<T>(vp.split, 0), io = split_index<T>(vp.split, 1);
     auto row = [&](int64_t oh) { return oh < OH ? dyk + oh * OW : nullptr; };
     for_each_vector<T>(
         vp, ow0, len, rows,
@@ -483,7 +487,7 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
     // A vector's outputs go out as two halves of interleaved even/odd columns: tiles
     // [0, lo) (row ja, from column ca) and the rest (row jb, from column cb).
     const int lo = vp.pairs ? len : n / 2;
-    const __m512i ilo = Z::interleave(0), ihi = Z::interleave(lo);
+    const __m512i ilo = interleave_index<T>(0), ihi = interleave_index<T>(lo);
     const V vb = Z::set1(bias);
     for_each_vector<T>(
         vp, ow0, len, rows,
