@@ -108,6 +108,7 @@ struct PermLanes<float> {
     }
     static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static V perm(M m, V a, __m512i idx, V b) { return _mm512_maskz_permutex2var_ps(m, a, idx, b); }
+    static V blend(M m, V a, V b) { return _mm512_mask_blend_ps(m, a, b); }  // b where m
     static V gather(M m, __m512i off, const float* base) {
         return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, off, base, 4);
     }
@@ -134,6 +135,7 @@ struct PermLanes<double> {
     }
     static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
     static V perm(M m, V a, __m512i idx, V b) { return _mm512_maskz_permutex2var_pd(m, a, idx, b); }
+    static V blend(M m, V a, V b) { return _mm512_mask_blend_pd(m, a, b); }  // b where m
     static V gather(M m, __m512i off, const double* base) {
         return _mm512_mask_i64gather_pd(_mm512_setzero_pd(), m, off, base, 8);
     }
@@ -141,14 +143,73 @@ struct PermLanes<double> {
 };
 
 // The panel one W-lane vector at a time: each lane's source offset (relative to a row's
-// base) comes from the runs. When a vector's lanes span at most 2W elements of the input
-// (at stride 1 each output row crossed adds (KW-1)*dil to the span; at stride 2, a vector
-// within one output row), every row is two masked loads and one two-source permute
-// (vpermt2ps) into a full store, whatever the number of runs it crosses; the run-by-run
-// copy needs one masked load and store per run and row. Wider spans (an image boundary
-// inside the vector, large strides) gather. Lanes >= ncols are zeroed. Returns false
-// (nothing written) if float offsets would not fit in int32 lanes, or nr is not a multiple
-// of W or exceeds kMaxVecs vectors.
+// base) comes from the runs. A vector's lanes split into at most two parts whose offsets
+// each span at most 2W elements of the input (at stride 1 each output row crossed adds
+// (KW-1)*dil to the span; at stride 2, a vector within one output row; with several images
+// per panel, the two sides of an image boundary). Each part of every row is two masked
+// loads and one two-source permute (vpermt2ps), whatever the number of runs it crosses,
+// and two parts are blended into one full store; the run-by-run copy needs one masked load
+// and store per run and row. Vectors that need more parts (large strides) gather, which
+// took 40 % of this function on LeNet-5's conv2 (8 images per panel) before image
+// boundaries were split. Lanes >= ncols are zeroed. Returns false (nothing written) if
+// float offsets would not fit in int32 lanes, or nr is not a multiple of W or exceeds
+// kMaxVecs vectors.
+template <typename T>
+struct PanelPart {  // lanes `valid` of a vector: offset lo + idx[lane], within 2W of lo
+    __m512i idx;
+    int64_t lo, span;
+    typename PermLanes<T>::M valid;
+};
+
+// The two-vector panel (float NR = 32, double NR = 16) with P0 / P1 parts per vector. Rows
+// are taken in groups whose bases lie within `slack` of the group's first: the kw taps of
+// one (c, kh) at dilation 1 are bases 0, 1, .., KW-1 apart. One pair of loads per part
+// serves the whole group, each row permuting with its index shifted by its base's distance
+// from the first. A vector with no valid lane (the last panel) is one part of span 0: it
+// loads nothing and stores zeros.
+template <typename T, int P0, int P1>
+void permute_two_vectors(const T* xp, const int64_t* row_off, int64_t nrows,
+                         const PanelPart<T> (*parts)[2], int64_t nr, T* out) {
+    using L = PermLanes<T>;
+    constexpr int64_t W = L::W;
+    constexpr int kParts[2] = {P0, P1};
+    int64_t max_span = 0;
+    for (int v = 0; v < 2; ++v)
+        for (int q = 0; q < kParts[v]; ++q)
+            max_span = parts[v][q].span > max_span ? parts[v][q].span : max_span;
+    const int64_t slack = 2 * W - max_span;
+    for (int64_t r = 0; r < nrows;) {
+        const int64_t base = row_off[r];
+        int64_t r1 = r + 1;
+        while (r1 < nrows && row_off[r1] >= base && row_off[r1] - base <= slack) ++r1;
+        const int64_t ext = row_off[r1 - 1] - base;  // reads reach ext past row r's
+        typename L::V lo[2][2], hi[2][2];
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; ++v)
+#pragma GCC unroll 2
+            for (int q = 0; q < kParts[v]; ++q) {
+                const PanelPart<T>& e = parts[v][q];
+                const T* s = xp + base + e.lo;
+                lo[v][q] = L::load(e.span ? L::prefix(e.span + ext) : 0, s);
+                hi[v][q] = L::load(e.span ? L::prefix(e.span + ext - W) : 0, s + W);
+            }
+        for (; r < r1; ++r) {
+            const __m512i shift = L::set1(row_off[r] - base);
+#pragma GCC unroll 2
+            for (int v = 0; v < 2; ++v) {
+                const PanelPart<T>& e = parts[v][0];
+                typename L::V o = L::perm(e.valid, lo[v][0], L::add(e.idx, shift), hi[v][0]);
+                if (kParts[v] == 2) {
+                    const PanelPart<T>& f = parts[v][1];
+                    o = L::blend(f.valid, o,
+                                 L::perm(f.valid, lo[v][1], L::add(f.idx, shift), hi[v][1]));
+                }
+                L::store(out + r * nr + v * W, o);
+            }
+        }
+    }
+}
+
 template <typename T>
 bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, const Im2colRun* runs,
                         int64_t nruns, int64_t stride_w, int64_t ncols, int64_t nr, T* out) {
@@ -164,11 +225,12 @@ bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, cons
     const int64_t nv = nr / W;
     if (nv > kMaxVecs) return false;
     struct Desc {
-        __m512i off, idx;
-        int64_t lo, span;
-        typename L::M valid, m1, m2;
+        __m512i off;
+        typename L::M valid;
         Kind kind;
+        int nparts;
     } d[kMaxVecs];
+    PanelPart<T> parts[kMaxVecs][2];
     const __m512i iota = L::iota(), sw = L::set1(stride_w);
     bool permute_only = true;
     for (int64_t v = 0; v < nv; ++v) {
@@ -176,21 +238,22 @@ bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, cons
         Desc& e = d[v];
         e.valid = L::lt(L::add(iota, L::set1(j0)), L::set1(ncols));
         e.kind = kZeros;
+        e.nparts = 1;
         if (!e.valid) {  // span 0 keeps the two-vector path's loads for it masked off
-            e.idx = L::set1(0);
-            e.lo = e.span = 0;
+            parts[v][0] = {L::set1(0), 0, 0, 0};
             permute_only = permute_only && v > 0;
             continue;
         }
         // off[lane] = run.src + (j0 + lane - run.dst) * stride_w for the run holding the lane
         const __m512i jsw = L::mul(L::add(iota, L::set1(j0)), sw);
         // Runs are in lane order and offsets increase along the lanes (images, then output
-        // rows, then columns), so the first valid lane has the least offset, the last the
-        // greatest.
+        // rows, then columns): a part's first lane has its least offset, its last the
+        // greatest. A part ends where the next run's lanes would take it past 2W.
         e.off = L::set1(0);
+        e.nparts = 0;
+        e.kind = kPermute;
         int64_t hi = 0;
-        e.lo = -1;
-        for (int64_t q = 0; q < nruns; ++q) {
+        for (int64_t q = 0; q < nruns; ++q) {  // every run: a gathered vector needs all of off
             const int64_t d0 = runs[q].dst, d1 = d0 + runs[q].len;
             const int64_t a = d0 > j0 ? d0 : j0, b = d1 < j0 + W ? d1 : j0 + W;
             if (a >= b) continue;
@@ -198,46 +261,37 @@ bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, cons
                                                                ~((uint32_t(1) << (a - j0)) - 1u));
             const int64_t shift = runs[q].src - d0 * stride_w;
             e.off = L::mask_add(e.off, m, jsw, L::set1(shift));
-            if (e.lo < 0) e.lo = shift + a * stride_w;
-            hi = shift + (b - 1) * stride_w;
+            const int64_t run_lo = shift + a * stride_w, run_hi = shift + (b - 1) * stride_w;
+            if (e.kind == kGather) {
+                continue;
+            } else if (e.nparts > 0 && run_hi - parts[v][e.nparts - 1].lo < 2 * W) {
+                parts[v][e.nparts - 1].valid |= m;
+            } else if (e.nparts < 2 && run_hi - run_lo < 2 * W) {
+                if (e.nparts > 0) parts[v][e.nparts - 1].span = hi - parts[v][e.nparts - 1].lo + 1;
+                parts[v][e.nparts++] = {L::set1(0), run_lo, 0, m};
+            } else {
+                e.kind = kGather;
+            }
+            hi = run_hi;
         }
-        const int64_t span = hi - e.lo + 1;
-        e.span = span;
-        if (span > 2 * W) {
-            e.kind = kGather;
+        if (e.kind == kGather) {
             permute_only = false;
             continue;
         }
-        e.kind = kPermute;
-        e.idx = L::sub(e.off, L::set1(e.lo));
-        e.m1 = L::prefix(span);
-        e.m2 = L::prefix(span - W);
+        PanelPart<T>& last = parts[v][e.nparts - 1];
+        last.span = hi - last.lo + 1;
+        for (int q = 0; q < e.nparts; ++q) parts[v][q].idx = L::sub(e.off, L::set1(parts[v][q].lo));
     }
     if (permute_only && nv == 2) {  // the common case (float NR = 32, double NR = 16)
-        // Rows are taken in groups whose bases lie within `slack` of the group's first: the
-        // kw taps of one (c, kh) at dilation 1 are bases 0, 1, .., KW-1 apart. One pair of
-        // loads per vector serves the whole group, each row permuting with its index
-        // shifted by its base's distance from the first. A vector with no valid lane
-        // (the last panel) is stored as zeros and loads nothing.
-        const Desc &a = d[0], &b = d[1];
-        const int64_t span_a = a.span, span_b = b.span;
-        const int64_t slack = 2 * W - (span_a > span_b ? span_a : span_b);
-        for (int64_t r = 0; r < nrows;) {
-            const int64_t base = row_off[r];
-            int64_t r1 = r + 1;
-            while (r1 < nrows && row_off[r1] >= base && row_off[r1] - base <= slack) ++r1;
-            const int64_t ext = row_off[r1 - 1] - base;  // reads reach ext past row r's
-            const T *sa = xp + base + a.lo, *sb = xp + base + b.lo;
-            const typename L::V a0 = L::load(L::prefix(span_a + ext), sa),
-                                a1 = L::load(L::prefix(span_a + ext - W), sa + W),
-                                b0 = L::load(span_b ? L::prefix(span_b + ext) : 0, sb),
-                                b1 = L::load(L::prefix(span_b ? span_b + ext - W : 0), sb + W);
-            for (; r < r1; ++r) {
-                const __m512i shift = L::set1(row_off[r] - base);
-                L::store(out + r * nr, L::perm(a.valid, a0, L::add(a.idx, shift), a1));
-                L::store(out + r * nr + W, L::perm(b.valid, b0, L::add(b.idx, shift), b1));
-            }
-        }
+        const int np = d[0].nparts * 2 + d[1].nparts;  // 3, 4, 5 or 6
+        if (np == 3)
+            permute_two_vectors<T, 1, 1>(xp, row_off, nrows, parts, nr, out);
+        else if (np == 4)
+            permute_two_vectors<T, 1, 2>(xp, row_off, nrows, parts, nr, out);
+        else if (np == 5)
+            permute_two_vectors<T, 2, 1>(xp, row_off, nrows, parts, nr, out);
+        else
+            permute_two_vectors<T, 2, 2>(xp, row_off, nrows, parts, nr, out);
         return true;
     }
     for (int64_t v = 0; v < nv; ++v) {
@@ -247,8 +301,15 @@ bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, cons
             for (int64_t r = 0; r < nrows; ++r) L::store(o + r * nr, L::zero());
         } else if (e.kind == kPermute) {
             for (int64_t r = 0; r < nrows; ++r) {
-                const T* s = xp + row_off[r] + e.lo;
-                L::store(o + r * nr, L::perm(e.valid, L::load(e.m1, s), e.idx, L::load(e.m2, s + W)));
+                typename L::V x = L::zero();
+                for (int q = 0; q < e.nparts; ++q) {
+                    const PanelPart<T>& f = parts[v][q];
+                    const T* s = xp + row_off[r] + f.lo;
+                    x = L::blend(f.valid, x,
+                                 L::perm(f.valid, L::load(L::prefix(f.span), s), f.idx,
+                                         L::load(L::prefix(f.span - W), s + W)));
+                }
+                L::store(o + r * nr, x);
             }
         } else {
             for (int64_t r = 0; r < nrows; ++r)
