@@ -63,11 +63,12 @@ struct KernelSet {
                               const Im2colRun* runs, int64_t nruns, int64_t stride_w, int64_t ncols,
                               int64_t nr, T* out) = nullptr;
 
-    // col2im of one input channel, stride_w == 1, KH * KW <= kCol2imMaxTaps: the H x W
-    // plane dx[ih*W + iw] = sum over taps (kh, kw) and output positions (oh, ow) that read
-    // (ih, iw) of col[((kh*KW + kw)*OH + oh)*OW + ow], added in (kh, kw) order (the order
-    // of the scatter-add in im2col.cpp's col2im, so the results are the same). Overwrites dx.
-    void (*col2im_plane)(const Conv2dParams& p, const T* col, T* dx) = nullptr;
+    // col2im of nplanes input channels, stride_w == 1, KH * KW <= kCol2imMaxTaps: for each
+    // plane c, the H x W plane dx[(c*H + ih)*W + iw] = sum over taps (kh, kw) and output
+    // positions (oh, ow) that read (ih, iw) of col[(((c*KH + kh)*KW + kw)*OH + oh)*OW + ow],
+    // added in (kh, kw) order (the order of the scatter-add in im2col.cpp's col2im, so the
+    // results are the same). Overwrites dx.
+    void (*col2im_planes)(const Conv2dParams& p, const T* col, int64_t nplanes, T* dx) = nullptr;
 
     // Direct convolution over row-padded planes (kernels/conv2d/conv2d_direct.cpp). A "row"
     // is a pointer into a zero-padded plane; every kernel tap is a fixed shift of it.

@@ -10,7 +10,7 @@
 
 #include "fastconv/params.h"
 
-// col2im_plane takes layers of at most this many taps (KH * KW; 11x11 is 121).
+// col2im_planes takes layers of at most this many taps (KH * KW; 11x11 is 121).
 namespace fastconv {
 constexpr int64_t kCol2imMaxTaps = 128;
 }  // namespace fastconv
@@ -21,13 +21,13 @@ constexpr int64_t kCol2imMaxTaps = 128;
                            const ::fastconv::Im2colRun* runs, int64_t nruns, int64_t stride_w, \
                            int64_t ncols, int64_t nr, T* out);                                 \
     template <typename T>                                                                      \
-    void col2im_plane(const ::fastconv::Conv2dParams& p, const T* col, T* dx);
+    void col2im_planes(const ::fastconv::Conv2dParams& p, const T* col, int64_t nplanes, T* dx);
 
 #define FASTCONV_INSTANTIATE_IM2COL_KERNELS(T)                                                  \
     template void im2col_pack_panel<T>(const T*, const int64_t*, int64_t,                       \
                                        const ::fastconv::Im2colRun*, int64_t, int64_t, int64_t, \
                                        int64_t, T*);                                            \
-    template void col2im_plane<T>(const ::fastconv::Conv2dParams&, const T*, T*);
+    template void col2im_planes<T>(const ::fastconv::Conv2dParams&, const T*, int64_t, T*);
 
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
     template <typename T>                                                                        \

@@ -187,16 +187,20 @@ template <typename T>
 void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
     // Unit stride along W: each input row gathers its taps in vector registers
-    // (KernelSet::col2im_plane), with the same sums in the same order as the loop below.
-    const auto plane = kernel_set<T>().col2im_plane;
-    const bool by_rows = p.stride_w == 1 && p.KH * p.KW <= kCol2imMaxTaps;
+    // (KernelSet::col2im_planes), with the same sums in the same order as the loop below.
     // Channel c's rows write only dx[c]: channels are independent.
+    if (p.stride_w == 1 && p.KH * p.KW <= kCol2imMaxTaps) {
+        const auto planes = kernel_set<T>().col2im_planes;
+        const int64_t nchunks = nthreads > 1 ? std::min<int64_t>(Cg, 4 * int64_t{nthreads}) : 1;
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nchunks > 1)
+        for (int64_t i = 0; i < nchunks; ++i) {
+            const int64_t c0 = Cg * i / nchunks, c1 = Cg * (i + 1) / nchunks;
+            planes(p, col + c0 * p.KH * p.KW * OHW, c1 - c0, dx + c0 * p.H * p.W);
+        }
+        return;
+    }
 #pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c) {
-        if (by_rows) {
-            plane(p, col + c * p.KH * p.KW * OHW, dx + c * p.H * p.W);
-            continue;
-        }
         std::fill(dx + c * p.H * p.W, dx + (c + 1) * p.H * p.W, T(0));
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw) {

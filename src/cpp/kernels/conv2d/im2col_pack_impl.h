@@ -447,10 +447,9 @@ inline void col2im_rows(const Conv2dParams& p, const T* col, const int64_t* oh, 
     for (int r = 0; r < R; ++r) Ln::store(dx + r * p.W + w0, n, acc[r]);
 }
 
-}  // namespace
-
+// One plane by input rows (col2im_planes' general path).
 template <typename T>
-void col2im_plane(const Conv2dParams& p, const T* col, T* dx) {
+void col2im_rows_plane(const Conv2dParams& p, const T* col, T* dx) {
     // Each input row gathers its taps' output rows and is written once: no zero-fill pass,
     // and no read-modify-write of rows that the next tap's unaligned store overlaps (the
     // scatter-add's store-forwarding stalls: 40 % of LeNet-5 conv2's backward_data).
@@ -489,6 +488,115 @@ void col2im_plane(const Conv2dParams& p, const T* col, T* dx) {
             }
         }
     }
+}
+
+#if defined(__AVX512F__)
+// col2im of small planes (W at most half a vector, stride 1), one vector of the flattened
+// H x W plane at a time: a vector covers several input rows, where the row path would
+// spend a vector per row with most lanes idle (Keras conv3's 6x6 planes: 6 of 16). For tap
+// t, lane q = ih*W + iw of the plane reads col row t at (ih + a)*OW + iw + b, where a and b
+// are the tap's shifts: base[q] = ih*OW + iw plus a constant, so one pair of masked loads
+// and one two-source permute give the tap's contribution to the whole vector (lanes it
+// does not reach are zeroed). The table of (vector, tap) entries depends only on the
+// shapes and is built once for all planes; the row path rebuilt its masks and row tables
+// per plane, which cost more than the adds on 6x6 planes. Returns false (nothing written)
+// if the layer does not qualify or an entry would span more than two vectors.
+template <typename T>
+bool col2im_flat(const Conv2dParams& p, const T* col, int64_t nplanes, T* dx) {
+    using L = Col2imLanes<T>;
+    constexpr int64_t W = L::W, kMaxEntries = 128;
+    const int64_t HW = p.H * p.W, OHW = p.OH * p.OW, KK = p.KH * p.KW;
+    const int64_t nvec = (HW + W - 1) / W;
+    if (p.stride_h != 1 || p.stride_w != 1 || 2 * p.W > W || nvec * KK > kMaxEntries ||
+        OHW * KK >= (int64_t(1) << 31))
+        return false;
+    struct Entry {
+        __m512i idx;
+        int64_t src;  // col offset of the entry's first valid lane, tap row included
+        typename L::M valid, m1, m2;
+    };
+    Entry e[kMaxEntries];
+    int64_t first[kMaxEntries + 1];  // entries of vector v: [first[v], first[v + 1])
+    int64_t n = 0;
+    for (int64_t v = 0; v < nvec; ++v) {
+        first[v] = n;
+        int64_t ih[W], iw[W], base[W];
+        const int64_t lanes = HW - v * W < W ? HW - v * W : W;
+        for (int64_t l = 0; l < lanes; ++l) {
+            ih[l] = (v * W + l) / p.W;
+            iw[l] = (v * W + l) % p.W;
+            base[l] = ih[l] * p.OW + iw[l];
+        }
+        for (int64_t kh = 0; kh < p.KH; ++kh) {
+            const int64_t a = p.pad_top - kh * p.dil_h;
+            uint32_t rows = 0;  // lanes whose output row ih + a exists
+            for (int64_t l = 0; l < lanes; ++l)
+                if (ih[l] + a >= 0 && ih[l] + a < p.OH) rows |= 1u << l;
+            for (int64_t kw = 0; kw < p.KW; ++kw) {
+                const int64_t b = p.pad_left - kw * p.dil_w;
+                uint32_t m = 0;
+                for (int64_t l = 0; l < lanes; ++l)
+                    if ((rows >> l & 1u) && iw[l] + b >= 0 && iw[l] + b < p.OW) m |= 1u << l;
+                if (!m) continue;
+                const int f = __builtin_ctz(m), last = 31 - __builtin_clz(m);
+                const int64_t span = base[last] - base[f] + 1;
+                if (span > 2 * W) return false;
+                int32_t idx[W] = {};
+                for (int64_t l = 0; l < lanes; ++l)
+                    if (m >> l & 1u) idx[l] = static_cast<int32_t>(base[l] - base[f]);
+                Entry& x = e[n++];
+                if constexpr (std::is_same_v<T, float>)
+                    x.idx = _mm512_loadu_si512(idx);
+                else
+                    x.idx =
+                        _mm512_cvtepi32_epi64(_mm256_loadu_si256(reinterpret_cast<__m256i*>(idx)));
+                x.src = (kh * p.KW + kw) * OHW + (ih[f] + a) * p.OW + iw[f] + b;
+                x.valid = static_cast<typename L::M>(m);
+                x.m1 = L::prefix(span);
+                x.m2 = L::prefix(span - W);
+            }
+        }
+    }
+    first[nvec] = n;
+    // P planes at a time: P independent chains of adds (one chain waited on the add's
+    // latency at every entry), each entry's index and masks loaded once.
+    auto planes = [&](auto P, const T* cp, T* d) {
+        for (int64_t v = 0; v < nvec; ++v) {
+            typename L::V acc[P];
+#pragma GCC unroll 4
+            for (int j = 0; j < P; ++j) acc[j] = L::zero();
+            for (int64_t i = first[v]; i < first[v + 1]; ++i) {
+                const Entry& x = e[i];
+#pragma GCC unroll 4
+                for (int j = 0; j < P; ++j) {
+                    const T* s = cp + j * KK * OHW + x.src;
+                    acc[j] = L::add(
+                        acc[j], L::perm(x.valid, L::load(x.m1, s), x.idx, L::load(x.m2, s + W)));
+                }
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < P; ++j)
+                L::store(d + j * HW + v * W, HW - v * W < W ? HW - v * W : W, acc[j]);
+        }
+    };
+    int64_t c = 0;
+    for (; c + 4 <= nplanes; c += 4)
+        planes(std::integral_constant<int, 4>{}, col + c * KK * OHW, dx + c * HW);
+    for (; c < nplanes; ++c)
+        planes(std::integral_constant<int, 1>{}, col + c * KK * OHW, dx + c * HW);
+    return true;
+}
+#endif
+
+}  // namespace
+
+template <typename T>
+void col2im_planes(const Conv2dParams& p, const T* col, int64_t nplanes, T* dx) {
+#if defined(__AVX512F__)
+    if (col2im_flat(p, col, nplanes, dx)) return;
+#endif
+    for (int64_t c = 0; c < nplanes; ++c)
+        col2im_rows_plane(p, col + c * p.KH * p.KW * p.OH * p.OW, dx + c * p.H * p.W);
 }
 
 FASTCONV_INSTANTIATE_IM2COL_KERNELS(float)
