@@ -94,6 +94,18 @@ struct KernelSet {
     void (*direct_row)(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,
                        int kb, const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
+    // Stride-2 column phases of feature-map rows (the direct paths' phase planes). With
+    // P_r[u] = src[r*src_stride + u - pad] for 0 <= u - pad < W and 0 elsewhere:
+    //   phase_split_s2: even[r*dst_stride + q] = P_r[2q], odd[r*dst_stride + q] = P_r[2q+1]
+    //     for r < nrows, q < Wq (a null phase is not written);
+    //   phase_merge_s2, its inverse: dst[r*dst_stride + iw] = E[r*src_stride + u/2] with
+    //     u = iw + pad and E = even (u even) or odd (u odd), for r < nrows, iw < W; 0 where
+    //     u/2 >= Wq or E is null.
+    void (*phase_split_s2)(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,
+                           int64_t Wq, T* even, T* odd, int64_t dst_stride) = nullptr;
+    void (*phase_merge_s2)(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
+                           int64_t nrows, int64_t pad, int64_t W, T* dst,
+                           int64_t dst_stride) = nullptr;
 
     // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /
     // lanes <= kWinogradMaxLanes tiles side by side (tile (j, i): lane j * len + i):

@@ -77,29 +77,39 @@ constexpr int64_t kCol2imMaxTaps = 128;
     void gemm_small_m(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,    \
                       const T* B, int64_t rs, int64_t cs, T beta, T* C, int64_t ldc);
 
-#define FASTCONV_DECLARE_DIRECT_KERNELS                                                        \
-    template <typename T>                                                                      \
-    void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,      \
-                      int mr, T* c, int64_t ldc, bool accumulate);                             \
-    template <typename T>                                                                      \
-    void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb, \
-                      T* out, int64_t ldo);                                                    \
-    template <typename T>                                                                      \
-    void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);     \
-    template <typename T>                                                                      \
-    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,  \
-                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                   \
-    template <typename T>                                                                      \
+#define FASTCONV_DECLARE_DIRECT_KERNELS                                                           \
+    template <typename T>                                                                         \
+    void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n, int mr, \
+                      T* c, int64_t ldc, bool accumulate);                                        \
+    template <typename T>                                                                         \
+    void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,   \
+                      T* out, int64_t ldo);                                                       \
+    template <typename T>                                                                         \
+    void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);        \
+    template <typename T>                                                                         \
+    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,    \
+                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                     \
+    template <typename T>                                                                         \
+    void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,  \
+                        int64_t Wq, T* even, T* odd, int64_t dst_stride);                         \
+    template <typename T>                                                                         \
+    void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,              \
+                        int64_t nrows, int64_t pad, int64_t W, T* dst, int64_t dst_stride);       \
+    template <typename T>                                                                         \
     ::fastconv::DirectTiles direct_tiles();
 
-#define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                   \
-    template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*, \
-                                  int64_t, bool);                                              \
-    template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,    \
-                                  int64_t);                                                    \
-    template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);           \
-    template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,      \
-                                const T*, int64_t, T*, int64_t);                               \
+#define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                     \
+    template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*,   \
+                                  int64_t, bool);                                                  \
+    template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,       \
+                                  int64_t);                                                        \
+    template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);                \
+    template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,         \
+                                const T*, int64_t, T*, int64_t);                                   \
+    template void phase_split_s2<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*, T*, \
+                                    int64_t);                                                      \
+    template void phase_merge_s2<T>(const T*, const T*, int64_t, int64_t, int64_t, int64_t,        \
+                                    int64_t, T*, int64_t);                                         \
     template ::fastconv::DirectTiles direct_tiles<T>();
 
 namespace fastconv {

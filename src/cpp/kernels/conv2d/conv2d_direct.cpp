@@ -31,6 +31,7 @@
 #include "kernels/conv2d/conv2d_direct.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -103,12 +104,61 @@ DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
     return d;
 }
 
+// The phases of stride_w == 2 by their row phase: pairs[ph_y] = {phase of column phase 0,
+// of column phase 1}, -1 where the kernel has no such tap.
+std::vector<std::array<int64_t, 2>> phase_pairs(const Conv2dParams& p, const DirectPlan& d) {
+    std::vector<std::array<int64_t, 2>> pairs(static_cast<size_t>(p.stride_h), {-1, -1});
+    for (int64_t ph = 0; ph < d.nph; ++ph)
+        pairs[static_cast<size_t>(d.ph_y[ph])][static_cast<size_t>(d.ph_x[ph])] = ph;
+    return pairs;
+}
+
+// Phase rows [r0, r1) of row phase ph_y whose input rows ih = r*stride_h + ph_y - pad_top
+// lie in [0, H).
+void phase_rows(const Conv2dParams& p, const DirectPlan& d, int64_t ph_y, int64_t* r0,
+                int64_t* r1) {
+    valid_output_range(d.Hq, p.stride_h, ph_y - p.pad_top, p.H, r0, r1);
+}
+
 // Phase planes of one channel over images [0, nb) (xc: the first image's plane, img_stride
 // elements between images) into `planes` (nph planes, xs apart); everything past the
-// images' nb*S positions is zeroed.
+// images' nb*S positions is zeroed. At stride_w 2 each input row is split into both column
+// phases at once (KernelSet::phase_split_s2).
 template <typename T>
 void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int64_t nb,
                     int64_t img_stride, T* planes) {
+    if (p.stride_w == 2) {
+        const auto split = kernel_set<T>().phase_split_s2;
+        const auto pairs = phase_pairs(p, d);
+        for (int64_t ph_y = 0; ph_y < p.stride_h; ++ph_y) {
+            const auto [pe, po] = pairs[static_cast<size_t>(ph_y)];
+            if (pe < 0 && po < 0) continue;
+            T* even = pe < 0 ? nullptr : planes + pe * d.xs;
+            T* odd = po < 0 ? nullptr : planes + po * d.xs;
+            int64_t r0, r1;
+            phase_rows(p, d, ph_y, &r0, &r1);
+            for (int64_t n = 0; n < nb; ++n)
+                for (T* plane : {even, odd}) {
+                    if (!plane) continue;
+                    T* pn = plane + n * d.S;
+                    if (r0 >= r1) {
+                        std::fill(pn, pn + d.S, T(0));
+                        continue;
+                    }
+                    std::fill(pn, pn + r0 * d.Wq, T(0));
+                    std::fill(pn + r1 * d.Wq, pn + d.S, T(0));
+                }
+            if (r0 < r1)
+                for (int64_t n = 0; n < nb; ++n)
+                    split(xc + n * img_stride + (r0 * p.stride_h + ph_y - p.pad_top) * p.W,
+                          p.stride_h * p.W, p.W, p.pad_left, r1 - r0, d.Wq,
+                          even ? even + n * d.S + r0 * d.Wq : nullptr,
+                          odd ? odd + n * d.S + r0 * d.Wq : nullptr, d.Wq);
+            for (T* plane : {even, odd})
+                if (plane) std::fill(plane + nb * d.S, plane + d.xs, T(0));
+        }
+        return;
+    }
     for (int64_t ph = 0; ph < d.nph; ++ph) {
         T* plane = planes + ph * d.xs;
         int64_t lo, hi;
@@ -202,6 +252,35 @@ void scatter_phase(const Conv2dParams& p, const DirectPlan& d, int64_t ph, const
             for (int64_t q = lo; q < hi; ++q) dst[2 * q] = row[q];
         else
             for (int64_t q = lo; q < hi; ++q) dst[q * p.stride_w] = row[q];
+    }
+}
+
+// dx[H][W] of one (image, channel) at stride_w 2 from its phase planes (phase ph at
+// out + ph*len, Wq-wide rows): each row from the two column phases of its row phase; rows
+// and columns that no phase reaches are 0.
+template <typename T>
+void merge_phases(const Conv2dParams& p, const DirectPlan& d,
+                  const std::vector<std::array<int64_t, 2>>& pairs, const T* out, int64_t len,
+                  T* dxc) {
+    const auto merge = kernel_set<T>().phase_merge_s2;
+    for (int64_t ph_y = 0; ph_y < p.stride_h; ++ph_y) {
+        // Rows ih = r*stride_h + ph_y - pad_top: the first at or after row 0, and how many.
+        const auto [pe, po] = pairs[static_cast<size_t>(ph_y)];
+        int64_t ih0 = (ph_y - p.pad_top) % p.stride_h;
+        if (ih0 < 0) ih0 += p.stride_h;
+        int64_t r0, r1;
+        phase_rows(p, d, ph_y, &r0, &r1);
+        const int64_t rows = pe < 0 && po < 0 ? 0 : std::max<int64_t>(0, r1 - r0);
+        if (rows > 0)
+            merge(pe < 0 ? nullptr : out + pe * len + r0 * d.Wq,
+                  po < 0 ? nullptr : out + po * len + r0 * d.Wq, d.Wq, d.Wq, rows, p.pad_left, p.W,
+                  dxc + (r0 * p.stride_h + ph_y - p.pad_top) * p.W, p.stride_h * p.W);
+        // The row phase's other rows (none reached): zero.
+        for (int64_t ih = ih0; ih < p.H; ih += p.stride_h) {
+            const int64_t r = (ih + p.pad_top - ph_y) / p.stride_h;
+            if (rows == 0 || r < r0 || r >= r1)
+                std::fill(dxc + ih * p.W, dxc + (ih + 1) * p.W, T(0));
+        }
     }
 }
 
@@ -509,20 +588,25 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
     const DirectPlan d = make_plan(p, true);
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
     const int64_t len = round_up(d.S, kRound), planes = p.N * p.C;
+    // Stride 2 along W: every phase's plane is kept, then each dx row is written once from
+    // its two column phases (KernelSet::phase_merge_s2), not zeroed and scattered into.
+    const bool merge = p.stride_w == 2;
+    const auto pairs = merge ? phase_pairs(p, d) : std::vector<std::array<int64_t, 2>>{};
     const int nt = threads_for(planes);
     RegionErrors errors;
 #pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
     for (int64_t t = 0; t < planes; ++t)
         errors.run([&] {
             const int64_t n = t / p.C, c = t % p.C;
-            T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(mult * d.ds + len + KK * mult));
-            T* out = dq + mult * d.ds;
-            T* wt = out + len;  // this phase's tap weights, in rows order
+            T* dq = thread_scratch<T, kDqTag>(
+                static_cast<size_t>(mult * d.ds + (merge ? d.nph : 1) * len + KK * mult));
+            T* out = dq + mult * d.ds;                // merge: every phase's plane, len apart
+            T* wt = out + (merge ? d.nph : 1) * len;  // a phase's tap weights, in rows order
             const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(KK * mult));
             for (int64_t m = 0; m < mult; ++m)
                 fill_dy_channel(p, d, dy + (n * p.K + c * mult + m) * OHW, 1, 0, dq + m * d.ds);
             T* dxc = dx + t * HW;
-            std::fill(dxc, dxc + HW, T(0));
+            if (!merge) std::fill(dxc, dxc + HW, T(0));
             for (int64_t ph = 0; ph < d.nph; ++ph) {
                 int64_t q = 0;
                 for (int64_t m = 0; m < mult; ++m)
@@ -530,9 +614,11 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
                         rows[q] = dq + m * d.ds + d.front - d.tap_off[tap];
                         wt[q++] = w[(c * mult + m) * KK + tap];
                     }
-                ks.shifted_taps(len, wt, q, rows, out);
-                scatter_phase(p, d, ph, out, dxc);
+                T* o = merge ? out + ph * len : out;
+                ks.shifted_taps(len, wt, q, rows, o);
+                if (!merge) scatter_phase(p, d, ph, o, dxc);
             }
+            if (merge) merge_phases(p, d, pairs, out, len, dxc);
         });
     errors.rethrow();
 }

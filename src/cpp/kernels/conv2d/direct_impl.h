@@ -271,6 +271,169 @@ void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, co
     row_dispatch<T, kRowKB>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
 }
 
+#if FASTCONV_VEC_BYTES == 64 && defined(__AVX512F__)
+namespace {
+// 16 float / 8 double lanes of the phase kernels: masked loads and stores (masked-off lanes
+// touch no memory) and the two-source permute.
+template <typename T>
+struct PhaseLanes;
+template <>
+struct PhaseLanes<float> {
+    static constexpr int64_t L = 16;
+    using V = __m512;
+    using M = __mmask16;
+    static M range(int64_t lo, int64_t hi) {  // lanes [lo, hi) within [0, L)
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > L ? L : hi;
+        return lo < hi ? static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+    }
+    static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static void store(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
+    static __m512i even() {
+        return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    }
+    static __m512i odd() {
+        return _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    }
+    static __m512i interleave() {  // a[0], b[0], a[1], b[1], ..., a[7], b[7]
+        return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    }
+};
+template <>
+struct PhaseLanes<double> {
+    static constexpr int64_t L = 8;
+    using V = __m512d;
+    using M = __mmask8;
+    static M range(int64_t lo, int64_t hi) {
+        lo = lo < 0 ? 0 : lo;
+        hi = hi > L ? L : hi;
+        return lo < hi ? static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
+    }
+    static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static void store(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
+    static __m512i even() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
+    static __m512i odd() { return _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15); }
+    static __m512i interleave() { return _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11); }
+};
+}  // namespace
+
+// One vector of each phase per 2L elements of the padded row: two masked loads (lanes
+// outside [0, W) of the source read nothing and are zero) and one permute per phase. The
+// scalar loop it replaces (`dst[q] = src[2q]`, baseline SSE2 shuffles, one phase at a
+// time, each row read twice) was 60 % of a depthwise stride-2 layer.
+template <typename T>
+void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,
+                    int64_t Wq, T* even, T* odd, int64_t dst_stride) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L, kMaxVecs = 64;
+    const __m512i ie = P::even(), io = P::odd();
+    // The masks depend on the column only: computed once for all rows (per vector they
+    // were as many instructions as the loads and permutes).
+    const int64_t nv = (Wq + L - 1) / L;
+    typename P::M ma[kMaxVecs], mb[kMaxVecs], ms[kMaxVecs];
+    for (int64_t v = 0; v < nv && v < kMaxVecs; ++v) {
+        const int64_t s0 = 2 * v * L - pad;  // source index of padded element 2*q0
+        ma[v] = P::range(-s0, W - s0);
+        mb[v] = P::range(-s0 - L, W - s0 - L);
+        ms[v] = P::range(0, Wq - v * L);
+    }
+    for (int64_t r = 0; r < nrows; ++r) {
+        const T* s = src + r * src_stride - pad;
+        T* e = even ? even + r * dst_stride : nullptr;
+        T* o = odd ? odd + r * dst_stride : nullptr;
+        for (int64_t v = 0; v < nv; ++v) {
+            const int64_t q0 = v * L;
+            const int64_t s0 = 2 * q0 - pad;
+            const bool tab = v < kMaxVecs;
+            const typename P::V a = P::load(tab ? ma[v] : P::range(-s0, W - s0), s + 2 * q0);
+            const typename P::V b =
+                P::load(tab ? mb[v] : P::range(-s0 - L, W - s0 - L), s + 2 * q0 + L);
+            const typename P::M m = tab ? ms[v] : P::range(0, Wq - q0);
+            if (e) P::store(e + q0, m, P::perm(a, ie, b));
+            if (o) P::store(o + q0, m, P::perm(a, io, b));
+        }
+    }
+}
+
+// L outputs at a time from L/2 elements of each phase, interleaved by one permute; the
+// phase that supplies an odd start goes first.
+template <typename T>
+void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq, int64_t nrows,
+                    int64_t pad, int64_t W, T* dst, int64_t dst_stride) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L, H = L / 2, kMaxVecs = 64;
+    const __m512i il = P::interleave();
+    // Output lane 2j of vector v reads phase `first` at q = qa + j, lane 2j + 1 phase
+    // `second` at q = qb + j (u0 = v*L + pad: its parity is pad's for every v); q >= Wq
+    // reads nothing (0). Masks computed once for all rows.
+    const bool u_even = (pad & 1) == 0;
+    const T* first = u_even ? even : odd;
+    const T* second = u_even ? odd : even;
+    const int64_t nv = (W + L - 1) / L;
+    typename P::M ma[kMaxVecs], mb[kMaxVecs], ms[kMaxVecs];
+    auto masks = [&](int64_t v, typename P::M* a, typename P::M* b, typename P::M* st) {
+        const int64_t u0 = v * L + pad, qa = u0 >> 1, qb = (u0 + 1) >> 1;
+        *a = first ? P::range(0, Wq - qa) & P::range(0, H) : 0;
+        *b = second ? P::range(0, Wq - qb) & P::range(0, H) : 0;
+        *st = P::range(0, W - v * L);
+    };
+    for (int64_t v = 0; v < nv && v < kMaxVecs; ++v) masks(v, &ma[v], &mb[v], &ms[v]);
+    const int64_t qa0 = pad >> 1, qb0 = (pad + 1) >> 1;
+    for (int64_t r = 0; r < nrows; ++r) {
+        // A null phase's loads are all masked off: any address serves.
+        const T* a_row = (first ? first : dst) + r * src_stride + qa0;
+        const T* b_row = (second ? second : dst) + r * src_stride + qb0;
+        T* d = dst + r * dst_stride;
+        for (int64_t v = 0; v < nv; ++v) {
+            typename P::M m1, m2, m3;
+            if (v < kMaxVecs) {
+                m1 = ma[v], m2 = mb[v], m3 = ms[v];
+            } else {
+                masks(v, &m1, &m2, &m3);
+            }
+            const typename P::V a = P::load(m1, a_row + v * H);
+            const typename P::V b = P::load(m2, b_row + v * H);
+            P::store(d + v * L, m3, P::perm(a, il, b));
+        }
+    }
+}
+#else
+// Scalar loops (the baseline build); GCC vectorises them where the ISA allows.
+template <typename T>
+void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,
+                    int64_t Wq, T* even, T* odd, int64_t dst_stride) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const T* s = src + r * src_stride;
+        for (int64_t ph = 0; ph < 2; ++ph) {
+            T* d = ph == 0 ? even : odd;
+            if (!d) continue;
+            d += r * dst_stride;
+            for (int64_t q = 0; q < Wq; ++q) {
+                const int64_t i = 2 * q + ph - pad;
+                d[q] = i >= 0 && i < W ? s[i] : T(0);
+            }
+        }
+    }
+}
+
+template <typename T>
+void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq, int64_t nrows,
+                    int64_t pad, int64_t W, T* dst, int64_t dst_stride) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const T* e = even ? even + r * src_stride : nullptr;
+        const T* o = odd ? odd + r * src_stride : nullptr;
+        T* d = dst + r * dst_stride;
+        for (int64_t iw = 0; iw < W; ++iw) {
+            const int64_t u = iw + pad, q = u >> 1;
+            const T* s = (u & 1) ? o : e;
+            d[iw] = s && q < Wq ? s[q] : T(0);
+        }
+    }
+}
+#endif
+
 template <typename T>
 DirectTiles direct_tiles() {
     return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB, kCorrTB, Vec<T>::width, kRowKB,
