@@ -560,7 +560,8 @@ bool col2im_flat(const Conv2dParams& p, const T* col, int64_t nplanes, T* dx) {
     first[nvec] = n;
     // P planes at a time: P independent chains of adds (one chain waited on the add's
     // latency at every entry), each entry's index and masks loaded once.
-    auto planes = [&](auto P, const T* cp, T* d) {
+    auto planes = [&](auto np, const T* cp, T* d) {
+        constexpr int P = decltype(np)::value;
         for (int64_t v = 0; v < nvec; ++v) {
             typename L::V acc[P];
 #pragma GCC unroll 4
