@@ -106,6 +106,23 @@ struct KernelSet {
     void (*phase_merge_s2)(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
                            int64_t nrows, int64_t pad, int64_t W, T* dst,
                            int64_t dst_stride) = nullptr;
+    // Depthwise planes at stride 1 read in place, without padded copies (AVX-512 only; null
+    // elsewhere). With S(r, c) = src[r*src_w + c] inside the src_h x src_w plane, else 0:
+    //   depthwise_plane: out[o*out_w + i] (+)= sum_{kh<KH, kw<KW} w[kh*KW + kw] *
+    //     S(o + row_off + kh*row_step, i + col_off + kw*col_step) + bias, taps added in
+    //     (kh, kw) order to 0 (or to out when accumulate), then bias, for o < out_h,
+    //     i < out_w; KW <= 16.
+    //   depthwise_corr_plane: dw[kh*KW + kw] += sum_{o<OH, i<OW} dy[o*OW + i] *
+    //     X(o + row_off + kh*row_step, i + col_off + kw*col_step), X the H x W plane x;
+    //     (KH, KW) = (3, 3) or (5, 5).
+    void (*depthwise_plane)(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t KH,
+                            int64_t KW, int64_t row_off, int64_t row_step, int64_t col_off,
+                            int64_t col_step, int64_t out_h, int64_t out_w, T* out, bool accumulate,
+                            T bias) = nullptr;
+    void (*depthwise_corr_plane)(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,
+                                 int64_t OW, int64_t KH, int64_t KW, int64_t row_off,
+                                 int64_t row_step, int64_t col_off, int64_t col_step,
+                                 T* dw) = nullptr;
 
     // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /
     // lanes <= kWinogradMaxLanes tiles side by side (tile (j, i): lane j * len + i):

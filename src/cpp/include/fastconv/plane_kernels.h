@@ -96,7 +96,16 @@ constexpr int64_t kCol2imMaxTaps = 128;
     void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,              \
                         int64_t nrows, int64_t pad, int64_t W, T* dst, int64_t dst_stride);       \
     template <typename T>                                                                         \
-    ::fastconv::DirectTiles direct_tiles();
+    ::fastconv::DirectTiles direct_tiles();                                                       \
+    template <typename T>                                                                         \
+    void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t KH,      \
+                         int64_t KW, int64_t row_off, int64_t row_step, int64_t col_off,          \
+                         int64_t col_step, int64_t out_h, int64_t out_w, T* out, bool accumulate, \
+                         T bias);                                                                 \
+    template <typename T>                                                                         \
+    void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,          \
+                              int64_t OW, int64_t KH, int64_t KW, int64_t row_off,                \
+                              int64_t row_step, int64_t col_off, int64_t col_step, T* dw);
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                     \
     template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*,   \
@@ -111,6 +120,15 @@ constexpr int64_t kCol2imMaxTaps = 128;
     template void phase_merge_s2<T>(const T*, const T*, int64_t, int64_t, int64_t, int64_t,        \
                                     int64_t, T*, int64_t);                                         \
     template ::fastconv::DirectTiles direct_tiles<T>();
+
+// The depthwise plane kernels exist on AVX-512 only (null slots elsewhere).
+#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                 \
+    template void depthwise_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t,      \
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*,    \
+                                     bool, T);                                                    \
+    template void depthwise_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t, \
+                                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,   \
+                                          T*);
 
 namespace fastconv {
 // Widest run / panel of the Winograd transforms: the widest NR of any micro-kernel.

@@ -553,13 +553,38 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
 // ---- depthwise (groups == C; output channel k reads input channel k / (K/C)) ----------------
 // One (image, input channel) plane at a time: its phase planes stay in L1/L2 while the
 // K/C output planes that read it are computed by shifted_taps, one vector stream per tap.
+// At stride 1, where the ISA has them, KernelSet::depthwise_plane / depthwise_corr_plane
+// read the planes in place instead (no padded copies).
+
+// Whether the in-place plane kernels take this layer (stride 1; their tap limits).
+template <typename T>
+bool depthwise_in_place(const Conv2dParams& p, ConvDirection dir) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    if (p.stride_h != 1 || p.stride_w != 1) return false;
+    if (dir == ConvDirection::backward_weight)
+        return ks.depthwise_corr_plane != nullptr &&
+               ((p.KH == 3 && p.KW == 3) || (p.KH == 5 && p.KW == 5)) &&
+               p.OW <= 32 * (64 / static_cast<int64_t>(sizeof(T)));
+    return ks.depthwise_plane != nullptr && p.KW <= 16;
+}
 
 template <typename T>
 void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias,
                               T* y) {
     const KernelSet<T>& ks = kernel_set<T>();
-    const DirectPlan d = make_plan(p, true);
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    if (depthwise_in_place<T>(p, ConvDirection::forward)) {
+        parallel_ranges(p.N * p.K, threads_for(p.N * p.K), [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t n = t / p.K, k = t % p.K;
+                ks.depthwise_plane(x + (n * p.C + k / mult) * HW, p.H, p.W, w + k * KK, p.KH, p.KW,
+                                   -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, p.OH, p.OW,
+                                   y + t * OHW, false, bias ? bias[k] : T(0));
+            }
+        });
+        return;
+    }
+    const DirectPlan d = make_plan(p, true);
     const int64_t len = round_up(p.OH * d.Wq, kRound), planes = p.N * p.C;
     const int nt = threads_for(planes);
     RegionErrors errors;
@@ -585,8 +610,24 @@ void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
 template <typename T>
 void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const KernelSet<T>& ks = kernel_set<T>();
-    const DirectPlan d = make_plan(p, true);
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    if (depthwise_in_place<T>(p, ConvDirection::backward_data)) {
+        // dx[ih][iw] = sum over m, kh, kw of w[k][kh][kw] * dy[k][ih + pad_top - kh*dil_h]
+        // [iw + pad_left - kw*dil_w], k = c*mult + m: the plane kernel with negative steps.
+        parallel_ranges(p.N * p.C, threads_for(p.N * p.C), [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t n = t / p.C, c = t % p.C;
+                for (int64_t m = 0; m < mult; ++m) {
+                    const int64_t k = c * mult + m;
+                    ks.depthwise_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW, w + k * KK, p.KH, p.KW,
+                                       p.pad_top, -p.dil_h, p.pad_left, -p.dil_w, p.H, p.W,
+                                       dx + t * HW, m > 0, T(0));
+                }
+            }
+        });
+        return;
+    }
+    const DirectPlan d = make_plan(p, true);
     const int64_t len = round_up(d.S, kRound), planes = p.N * p.C;
     // Stride 2 along W: every phase's plane is kept, then each dx row is written once from
     // its two column phases (KernelSet::phase_merge_s2), not zeroed and scattered into.
@@ -629,8 +670,22 @@ template <typename T>
 void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
-    const DirectPlan d = make_plan(p, true);
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
+    if (depthwise_in_place<T>(p, ConvDirection::backward_weight)) {
+        // Per output channel, images in order (bitwise identical for any thread count).
+        parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
+            for (int64_t k = k0; k < k1; ++k) {
+                T* dwk = dw + k * KK;
+                std::fill(dwk, dwk + KK, T(0));
+                for (int64_t n = 0; n < p.N; ++n)
+                    ks.depthwise_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
+                                            dy + (n * p.K + k) * OHW, p.OH, p.OW, p.KH, p.KW,
+                                            -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, dwk);
+            }
+        });
+        return;
+    }
+    const DirectPlan d = make_plan(p, true);
     const int64_t len = round_up(p.OH * d.Wq, tl.vec);
     const int nt = threads_for(p.K);
     RegionErrors errors;
