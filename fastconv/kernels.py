@@ -16,8 +16,10 @@ The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 
 shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
 every kernel tap is a shifted contiguous stream over row-padded stride-phase planes; its
 stride-1, ungrouped forward runs by output rows (auto's choice for first layers).
-'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 / dilation 1
-(ValueError otherwise), in all three directions (docs/performance.md).
+'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 with dilation 1,
+or a dilation that divides the input and output sizes and the top and left padding (run
+as the dilation phases side by side: space-to-batch); ValueError otherwise. All three
+directions (docs/performance.md).
 """
 
 from __future__ import annotations

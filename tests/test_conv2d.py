@@ -108,11 +108,20 @@ class Case:
             algos.append("direct_1x1")
         if self.groups == self.C and self.groups > 1:
             algos.append("depthwise")
-        if (self.kh, self.kw) == (3, 3) and _pair(self.stride) == (1, 1) and _pair(
-            self.dilation,
-        ) == (1, 1):
+        if (self.kh, self.kw) == (3, 3) and _pair(self.stride) == (1, 1) and (
+            _pair(self.dilation) == (1, 1) or self.dilation_phases()
+        ):
             algos.append("winograd")
         return algos
+
+    def dilation_phases(self) -> bool:
+        """Whether Winograd takes this dilated layer as its dilation phases: the dilation
+        divides the input and output sizes and the top and left padding."""
+        (dh, dw), (oh, ow) = _pair(self.dilation), self.out_hw
+        top, _, left, _ = self.pads
+        return (dh, dw) != (1, 1) and all(
+            v % d == 0 for v, d in ((self.H, dh), (self.W, dw), (oh, dh), (ow, dw),
+                                    (top, dh), (left, dw)))
 
 
 CASES = [
@@ -195,6 +204,13 @@ CASES = [
     # time along a row (16 float, 8 double) with a part-filled last one, and the left
     # padding of 2 masks the first lanes.
     Case("winograd_wide_rows", 2, 3, 6, 75, 4, 3, 3, padding=(1, 2)),
+    # Dilated 3x3 layers that Winograd runs as their dilation phases (space-to-batch): 2x2
+    # phases through the column-phase kernels, and 2x3 (d_w = 3) through plain copies, with
+    # different padding per side; the 'auto' one takes Winograd in every direction.
+    Case("winograd_dilated2", 2, 5, 12, 14, 7, 3, 3, padding=(2, 4), dilation=2),
+    Case("winograd_dilated_2x3", 1, 4, 10, 12, 6, 3, 3, padding=(0, 3), dilation=(2, 3),
+         bias=False),
+    Case("winograd_auto_dilated", 2, 64, 16, 16, 64, 3, 3, padding=2, dilation=2),
 ]
 
 ALGO_PARAMS = [
@@ -353,6 +369,16 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w11", 8, 64, 56, 56, 64, 3, 3, padding=1, groups=2), "backward_weight",
          "im2col"),
         (Case("o", 4, 4, 5, 5, 4, 3, 3, groups=4), "backward_weight", "depthwise"),
+        # Dilated 3x3: Winograd on the dilation phases when the dilation divides the sizes
+        # and the top/left padding and the phases' layer qualifies (DeepLab 28x28x256 d2
+        # as 4 images of 14x14); im2col otherwise (an odd map, a padding of 1).
+        (Case("d1", 1, 256, 28, 28, 256, 3, 3, padding=2, dilation=2), "forward", "winograd"),
+        (Case("d2", 1, 256, 28, 28, 256, 3, 3, padding=2, dilation=2), "backward_data",
+         "winograd"),
+        (Case("d3", 1, 256, 28, 28, 256, 3, 3, padding=2, dilation=2), "backward_weight",
+         "winograd"),
+        (Case("d4", 1, 256, 27, 27, 256, 3, 3, padding=2, dilation=2), "forward", "im2col"),
+        (Case("d5", 1, 256, 28, 28, 256, 3, 3, padding=1, dilation=2), "forward", "im2col"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64",
@@ -363,7 +389,9 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "fw-7x7x512-b4", "fw-7x7x512-b3", "fw-keras2-b1", "fw-cifarnet2-b1",
          "bw-cifarnet2-b1", "bw-7x7x512-b4", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
          "bw-16-64-b64", "bw-28x28x128-b8",
-         "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise"],
+         "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise", "fw-dilated2-28x28x256",
+         "bd-dilated2-28x28x256", "bw-dilated2-28x28x256", "fw-dilated2-odd-map",
+         "fw-dilated2-pad1"],
 )
 def test_auto_algorithm_choice(case, direction, expected):
     x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
@@ -778,9 +806,10 @@ def test_winograd_battery_cases_take_winograd_automatically(case, direction):
     assert got == "winograd"
 
 
-def test_winograd_wgrad_battery_case_takes_winograd_automatically():
-    """The battery's 'auto' backward_weight of this case must exercise Winograd."""
-    case = next(c for c in CASES if c.id == "winograd_auto_wgrad")
+@pytest.mark.parametrize("case_id", ["winograd_auto_wgrad", "winograd_auto_dilated"])
+def test_winograd_wgrad_battery_case_takes_winograd_automatically(case_id):
+    """The battery's 'auto' backward_weight of these cases must exercise Winograd."""
+    case = next(c for c in CASES if c.id == case_id)
     x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
     w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
     got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,

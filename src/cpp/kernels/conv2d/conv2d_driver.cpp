@@ -58,7 +58,8 @@ ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection d
         throw std::invalid_argument("algorithm 'depthwise' needs groups == in_channels > 1");
     if (algo == ConvAlgo::winograd && !winograd_applies(p))
         throw std::invalid_argument(
-            "algorithm 'winograd' needs a 3x3 kernel, stride 1 and dilation 1");
+            "algorithm 'winograd' needs a 3x3 kernel, stride 1 and dilation 1 (or a dilation "
+            "that divides the input and output sizes and the top and left padding)");
     return algo;
 }
 

@@ -1,5 +1,6 @@
-// Winograd F(2x2, 3x3) convolution for 3x3 / stride 1 / dilation 1 layers (Lavin & Gray,
-// "Fast Algorithms for Convolutional Neural Networks", CVPR 2016, arXiv:1509.09308).
+// Winograd F(2x2, 3x3) convolution for 3x3 / stride 1 layers (Lavin & Gray, "Fast
+// Algorithms for Convolutional Neural Networks", CVPR 2016, arXiv:1509.09308); dilated
+// ones run on their dilation phases as images (dilation_phases_apply).
 //
 // Each 2x2 block of outputs ("tile") of one image and output channel is
 //     Y = A^T [ sum_c (G g_kc G^T) .* (B^T d_c B) ] A
@@ -47,7 +48,9 @@ enum WinogradScratchTag {
     kWinoGradVTag = 43,
     kWinoGradZTag = 44,
     kWinoGradUTag = 45,
-    kWinoPackTag = 46
+    kWinoPackTag = 46,
+    kWinoPhaseXTag = 47,  // the dilation phases of x (or dy) ...
+    kWinoPhaseYTag = 48   // ... and of y (or x), side by side as images
 };
 constexpr int kXi = 16;         // positions of a transformed 4x4 tile
 constexpr int kMaxLanes = kWinogradMaxLanes;
@@ -103,9 +106,90 @@ int64_t winograd_grad_block_tiles(int64_t channels, int64_t elem_bytes, int64_t 
 
 }  // namespace
 
+namespace {
+// A dilated 3x3 layer at stride 1 is d_h x d_w independent 3x3 layers without dilation
+// (space-to-batch): output phase (a, b), the outputs with oh % d_h == a and ow % d_w == b,
+// reads only the inputs of the same phase when the top and left padding are multiples of
+// the dilation (ih = oh - pad_top + kh*d_h), and through the plain kernel, on the phase's
+// (H/d_h) x (W/d_w) plane with padding pad/d. With the map sizes multiples of the dilation
+// every phase has the same shape, so the phases run as d_h*d_w times the images.
+bool dilation_phases_apply(const Conv2dParams& p) {
+    return p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 &&
+           (p.dil_h > 1 || p.dil_w > 1) && p.H % p.dil_h == 0 && p.W % p.dil_w == 0 &&
+           p.OH % p.dil_h == 0 && p.OW % p.dil_w == 0 && p.pad_top % p.dil_h == 0 &&
+           p.pad_left % p.dil_w == 0;
+}
+
+// The layer of the phases: image n*d_h*d_w + a*d_w + b is phase (a, b) of image n.
+Conv2dParams dilation_phase_params(const Conv2dParams& p) {
+    Conv2dParams q = p;
+    q.N = p.N * p.dil_h * p.dil_w;
+    q.H = p.H / p.dil_h;
+    q.W = p.W / p.dil_w;
+    q.OH = p.OH / p.dil_h;
+    q.OW = p.OW / p.dil_w;
+    q.pad_top = p.pad_top / p.dil_h;
+    q.pad_left = p.pad_left / p.dil_w;
+    q.dil_h = q.dil_w = 1;
+    return q;
+}
+
+// The dilation phases of a[N][C][H][W] as images: element (n, c, i + dh*r, j + dw*q) is
+// element (r, q) of plane c of image (n*dh + i)*dw + j of the (H/dh) x (W/dw) phases.
+// to_phases copies a into the phases, from_phases back. d_w == 2 splits or merges each
+// row's column phases at once (KernelSet::phase_split_s2 / phase_merge_s2).
+struct PhaseShape {
+    int64_t N, C, H, W, dh, dw;
+};
+
+template <typename T>
+void to_phases(const PhaseShape& s, const T* a, T* phases) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const int64_t h = s.H / s.dh, w = s.W / s.dw;
+    parallel_ranges(s.N * s.C * s.dh, num_threads(), [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {  // rows i, i + dh, .. of plane (n, c)
+            const int64_t n = t / (s.C * s.dh), c = t / s.dh % s.C, i = t % s.dh;
+            const T* rows = a + ((n * s.C + c) * s.H + i) * s.W;
+            T* ph = phases + (((n * s.dh + i) * s.dw) * s.C + c) * h * w;  // phase (i, 0)
+            const int64_t next = s.C * h * w;                              // to phase (i, j+1)
+            if (s.dw == 2) {
+                ks.phase_split_s2(rows, s.dh * s.W, s.W, 0, h, w, ph, ph + next, w);
+                continue;
+            }
+            for (int64_t j = 0; j < s.dw; ++j)
+                for (int64_t r = 0; r < h; ++r)
+                    for (int64_t q = 0; q < w; ++q)
+                        ph[j * next + r * w + q] = rows[r * s.dh * s.W + q * s.dw + j];
+        }
+    });
+}
+
+template <typename T>
+void from_phases(const PhaseShape& s, const T* phases, T* a) {
+    const KernelSet<T>& ks = kernel_set<T>();
+    const int64_t h = s.H / s.dh, w = s.W / s.dw;
+    parallel_ranges(s.N * s.C * s.dh, num_threads(), [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+            const int64_t n = t / (s.C * s.dh), c = t / s.dh % s.C, i = t % s.dh;
+            T* rows = a + ((n * s.C + c) * s.H + i) * s.W;
+            const T* ph = phases + (((n * s.dh + i) * s.dw) * s.C + c) * h * w;
+            const int64_t next = s.C * h * w;
+            if (s.dw == 2) {
+                ks.phase_merge_s2(ph, ph + next, w, w, h, 0, s.W, rows, s.dh * s.W);
+                continue;
+            }
+            for (int64_t j = 0; j < s.dw; ++j)
+                for (int64_t r = 0; r < h; ++r)
+                    for (int64_t q = 0; q < w; ++q)
+                        rows[r * s.dh * s.W + q * s.dw + j] = ph[j * next + r * w + q];
+        }
+    });
+}
+}  // namespace
+
 bool winograd_applies(const Conv2dParams& p) {
-    return p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 && p.dil_h == 1 &&
-           p.dil_w == 1;
+    return p.KH == 3 && p.KW == 3 && p.stride_h == 1 && p.stride_w == 1 &&
+           ((p.dil_h == 1 && p.dil_w == 1) || dilation_phases_apply(p));
 }
 
 namespace {
@@ -145,6 +229,7 @@ int64_t winograd_used_pct(const Conv2dParams& p) {
 bool winograd_preferred(const Conv2dParams& p) {
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
     if (!winograd_applies(p) || cg < 16 || kg < 16) return false;
+    if (p.dil_h > 1 || p.dil_w > 1) return winograd_preferred(dilation_phase_params(p));
     const int64_t tw = (p.OW + 1) / 2, used = winograd_used_pct(p);
     return tw >= 4 && (used >= 85 || (used >= 75 && cg >= 64 && kg >= 64));
 }
@@ -162,6 +247,8 @@ bool winograd_preferred(const Conv2dParams& p) {
 // channels leave the transforms (16 values written per tile and channel, for
 // 2 * 16 * Cg * Kg multiplies) unamortised.
 bool winograd_grad_preferred(const Conv2dParams& p) {
+    if (p.dil_h > 1 || p.dil_w > 1)
+        return winograd_applies(p) && winograd_grad_preferred(dilation_phase_params(p));
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
     const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
     const bool small_du = p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU;
@@ -177,6 +264,15 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bi
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
                       const T* bias, T* y) {
+    if (p.dil_h > 1 || p.dil_w > 1) {  // dilation_phases_apply: the phases as images
+        const Conv2dParams q = dilation_phase_params(p);
+        T* xq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
+        T* yq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
+        to_phases(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
+        winograd_forward(q, xq, w, wv, bias, yq);
+        from_phases(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, yq, y);
+        return;
+    }
     const KernelSet<T>& ks = kernel_set<T>();
     const int mr = ks.gemm_mr, nr = ks.gemm_nr;
     const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
@@ -272,6 +368,15 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
 // which does not depend on the thread count either.
 template <typename T>
 void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+    if (p.dil_h > 1 || p.dil_w > 1) {  // dilation_phases_apply: dW sums over the phases too
+        const Conv2dParams q = dilation_phase_params(p);
+        T* dyq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
+        T* xq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
+        to_phases(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, dy, dyq);
+        to_phases(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
+        winograd_backward_weight(q, dw, dyq, xq);
+        return;
+    }
     const GemmPacking<T> pk = gemm_packing<T>();
     const KernelSet<T>& ks = *pk.ks;
     const int64_t G = p.groups, C = p.C, K = p.K, Cg = p.c_per_group(), Kg = p.k_per_group();

@@ -5,7 +5,9 @@
 
 namespace fastconv {
 
-// 3x3 kernel, stride 1, dilation 1 (any padding, groups, sizes).
+// 3x3 kernel, stride 1, and dilation 1 (any padding, groups, sizes) or a dilation d that
+// divides H, W, OH, OW and the top and left padding (run as d_h*d_w undilated layers, one
+// per phase; winograd.cpp).
 bool winograd_applies(const Conv2dParams& p);
 // Whether the automatic choice takes Winograd for this forward convolution (winograd.cpp
 // gives the measurements behind the rule).
