@@ -76,7 +76,8 @@ struct KernelSet {
     //                 for m < mr <= MR, i in [i0, i0+n); n a multiple of direct_tiles().cols;
     //                 a is a P x MR panel (zero lanes beyond mr); accumulate adds to c.
     //   shifted_corr: out[k*ldo + t] += sum_{i<n} d[k*ldd + i] * rows[t][i]
-    //                 for k < kb <= KB, t < tb <= TB; n a multiple of the vector width.
+    //                 for k < kb, t < tb within (KB, TB) or (KB2, TB2) of direct_tiles();
+    //                 n a multiple of the vector width.
     //   shifted_taps: out[i] = sum_{t<ntaps} w[t] * rows[t][i] for i < n, n a multiple of the
     //                 vector width (one output plane of a depthwise convolution).
     // Reads run to the end of the last vector: callers pad planes with zeros.

@@ -507,9 +507,17 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
     std::fill(dw, dw + p.K * CKK, T(0));
     if (p.N == 0) return;
     // Tiles: (group, block of KB output channels, block of TB taps of the flat (c, t) list).
-    const int64_t kblocks = (Kg + tl.kb - 1) / tl.kb, tblocks = (CKK + tl.tb - 1) / tl.tb;
+    // The tile shape that pads the (Kg x CKK) sums least: 4 x 6, or 6 x 4 where Kg is 6
+    // (LeNet-5 conv1, 1 -> 6, batch 64: 0.36 -> 0.35 ms, best of 5 0.35 -> 0.32; the
+    // tutorial's conv1, 3 -> 6: 0.85 -> 0.71 ms).
+    auto padded = [&](int64_t kb, int64_t tb) {
+        return (Kg + kb - 1) / kb * kb * ((CKK + tb - 1) / tb * tb);
+    };
+    const bool alt = padded(tl.kb2, tl.tb2) < padded(tl.kb, tl.tb);
+    const int64_t KB = alt ? tl.kb2 : tl.kb, TB = alt ? tl.tb2 : tl.tb;
+    const int64_t kblocks = (Kg + KB - 1) / KB, tblocks = (CKK + TB - 1) / TB;
     const int64_t ntiles = G * kblocks * tblocks;
-    const int64_t iblk = corr_block(p, d, tl.kb, sizeof(T));
+    const int64_t iblk = corr_block(p, d, KB, sizeof(T));
     T* xq = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * d.nph * d.xs));
     T* dq = thread_scratch<T, kDqTag>(static_cast<size_t>(p.K * d.ds));
     const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(CKK * G));
@@ -537,12 +545,12 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
                 for (int64_t tile = 0; tile < ntiles; ++tile) {
                     const int64_t g = tile / (kblocks * tblocks);
                     const int64_t kb = tile / tblocks % kblocks, tb = tile % tblocks;
-                    const int64_t k0 = kb * tl.kb, q0 = tb * tl.tb;
+                    const int64_t k0 = kb * KB, q0 = tb * TB;
                     const T* r[16];
-                    const int ntap = static_cast<int>(std::min<int64_t>(tl.tb, CKK - q0));
+                    const int ntap = static_cast<int>(std::min<int64_t>(TB, CKK - q0));
                     for (int t = 0; t < ntap; ++t) r[t] = rows[g * CKK + q0 + t] + i0;
                     ks.shifted_corr(n, dq + (g * Kg + k0) * d.ds + d.front + i0, d.ds,
-                                    static_cast<int>(std::min<int64_t>(tl.kb, Kg - k0)), r, ntap,
+                                    static_cast<int>(std::min<int64_t>(KB, Kg - k0)), r, ntap,
                                     dw + (g * Kg + k0) * CKK + q0, CKK);
                 }
             }

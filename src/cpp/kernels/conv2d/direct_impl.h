@@ -34,10 +34,12 @@ namespace {
 #if FASTCONV_VEC_BYTES == 64
 constexpr int kGemmMR = 8, kGemmNV = 2;  // 16 accumulators, 2 B vectors, 1 broadcast
 constexpr int kCorrKB = 4, kCorrTB = 6;  // 24 accumulators, 6 x vectors, 1 dy vector
+constexpr int kCorrKB2 = 6, kCorrTB2 = 4;  // the same 24 the other way (6 output channels)
 constexpr int kRowKB = 12;               // 24 accumulators, 2 x vectors, 1 broadcast
 #else
 constexpr int kGemmMR = 6, kGemmNV = 2;  // 12 accumulators of 16 registers
 constexpr int kCorrKB = 3, kCorrTB = 4;  // 12 accumulators
+constexpr int kCorrKB2 = 4, kCorrTB2 = 3;
 constexpr int kRowKB = 6;                // 12 accumulators
 #endif
 constexpr int kRowNV = 2;  // x vectors per output-row tile
@@ -134,12 +136,13 @@ void corr_tile(int64_t n, const T* __restrict d, int64_t ldd, const T* const* __
         }
 }
 
-// Remainder tiles: one instantiation per (kb, tb) up to the full tile.
+// Remainder tiles: one instantiation per (kb, tb) within either full tile's shape.
 template <typename T, int KB, int TB>
 void corr_dispatch_tb(int tb, int64_t n, const T* d, int64_t ldd, const T* const* rows, T* out,
                       int64_t ldo) {
     if constexpr (TB >= 1) {
-        if (tb == TB) return corr_tile<T, KB, TB>(n, d, ldd, rows, out, ldo);
+        if constexpr (KB * TB <= kCorrKB * kCorrTB)
+            if (tb == TB) return corr_tile<T, KB, TB>(n, d, ldd, rows, out, ldo);
         corr_dispatch_tb<T, KB, TB - 1>(tb, n, d, ldd, rows, out, ldo);
     }
 }
@@ -147,7 +150,9 @@ template <typename T, int KB>
 void corr_dispatch(int kb, int tb, int64_t n, const T* d, int64_t ldd, const T* const* rows,
                    T* out, int64_t ldo) {
     if constexpr (KB >= 1) {
-        if (kb == KB) return corr_dispatch_tb<T, KB, kCorrTB>(tb, n, d, ldd, rows, out, ldo);
+        if (kb == KB)
+            return corr_dispatch_tb<T, KB, (kCorrTB > kCorrTB2 ? kCorrTB : kCorrTB2)>(
+                tb, n, d, ldd, rows, out, ldo);
         corr_dispatch<T, KB - 1>(kb, tb, n, d, ldd, rows, out, ldo);
     }
 }
@@ -238,7 +243,7 @@ void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64
 template <typename T>
 void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
                   T* out, int64_t ldo) {
-    corr_dispatch<T, kCorrKB>(kb, tb, n, d, ldd, rows, out, ldo);
+    corr_dispatch<T, (kCorrKB > kCorrKB2 ? kCorrKB : kCorrKB2)>(kb, tb, n, d, ldd, rows, out, ldo);
 }
 
 // out[i] = sum_t w[t] * rows[t][i]: four vectors of positions per pass, taps inner.
@@ -556,8 +561,8 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
 
 template <typename T>
 DirectTiles direct_tiles() {
-    return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB, kCorrTB, Vec<T>::width, kRowKB,
-            kRowNV * Vec<T>::width};
+    return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB,  kCorrTB, Vec<T>::width,
+            kRowKB,  kRowNV * Vec<T>::width,  kCorrKB2, kCorrTB2};
 }
 
 FASTCONV_INSTANTIATE_DIRECT_KERNELS(float)
