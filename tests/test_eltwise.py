@@ -2,8 +2,8 @@
 
 ReLU is exact (a select), so results must equal torch's bit for bit: values, NaN
 propagation, the gradient at exactly 0, the threaded block split (sizes around the
-16384-element block and its multiples, at 1 and 2 threads), non-contiguous inputs, and the
-binding's errors. F.relu's autograd is covered with the other activations in
+16384-element block and its multiples, at 1 and 2 threads), every ISA's kernels (vector
+bodies and remainders), non-contiguous inputs, and the binding's errors. F.relu's autograd is covered with the other activations in
 test_functional.py; here also the fallbacks F.relu takes for dtypes the kernels do not.
 """
 
@@ -27,7 +27,7 @@ def _torch_relu(x):
     return t, torch.relu(t)
 
 
-@pytest.mark.usefixtures("threads")
+@pytest.mark.usefixtures("threads", "isa")
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("n", SIZES)
 def test_relu_kernels_equal_torch(n, dtype):

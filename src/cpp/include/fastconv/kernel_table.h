@@ -125,6 +125,12 @@ struct KernelSet {
                                  int64_t row_step, int64_t col_off, int64_t col_step,
                                  T* dw) = nullptr;
 
+    // ReLU over [0, n) (kernels/eltwise/eltwise_driver.cpp splits arrays into blocks):
+    //   relu_forward: y[i] = x[i] < 0 ? 0 : x[i] (NaN passes, as torch.relu);
+    //   relu_backward: dx[i] = y[i] <= 0 ? 0 : dy[i] (torch's threshold_backward).
+    void (*relu_forward)(int64_t n, const T* x, T* y) = nullptr;
+    void (*relu_backward)(int64_t n, const T* dy, const T* y, T* dx) = nullptr;
+
     // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /
     // lanes <= kWinogradMaxLanes tiles side by side (tile (j, i): lane j * len + i):
     //   winograd_input_run: the 4x4 input patches at rows ih0 + 2j.., columns iw0 + 2i.. of

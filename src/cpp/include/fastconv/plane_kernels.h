@@ -29,6 +29,16 @@ constexpr int64_t kCol2imMaxTaps = 128;
                                        int64_t, T*);                                            \
     template void col2im_planes<T>(const ::fastconv::Conv2dParams&, const T*, int64_t, T*);
 
+#define FASTCONV_DECLARE_ELTWISE_KERNELS            \
+    template <typename T>                           \
+    void relu_forward(int64_t n, const T* x, T* y); \
+    template <typename T>                           \
+    void relu_backward(int64_t n, const T* dy, const T* y, T* dx);
+
+#define FASTCONV_INSTANTIATE_ELTWISE_KERNELS(T)           \
+    template void relu_forward<T>(int64_t, const T*, T*); \
+    template void relu_backward<T>(int64_t, const T*, const T*, T*);
+
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
     template <typename T>                                                                        \
     void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,           \
@@ -167,5 +177,6 @@ constexpr int kWinogradMaxLanes = 32;
     FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL  \
     FASTCONV_DECLARE_IM2COL_KERNELS       \
     FASTCONV_DECLARE_POOL2D_KERNELS       \
+    FASTCONV_DECLARE_ELTWISE_KERNELS      \
     }                                     \
     }
