@@ -38,14 +38,16 @@ def _backward(ctx: Context, g, backward_data, backward_weight):
     if ctx.unbatched:
         g = g[None]
     dx = dw = db = None
+    # The bias gradient first, while g is still in cache from the op that wrote it (after
+    # the other two kernels it came from memory: 1.1 ms of CifarNet's b64 step, 0.3 alone).
+    if need_b:
+        db = _core.conv2d_backward_bias(g)
     if need_x:
         dx = backward_data(g, w, ctx.x_shape, *ctx.args, "auto")
         if ctx.unbatched:
             dx = dx[0]
     if need_w:
         dw = backward_weight(g, x, ctx.w_shape[2:], *ctx.args, "auto")
-    if need_b:
-        db = _core.conv2d_backward_bias(g)
     return dx, dw, db, None
 
 
