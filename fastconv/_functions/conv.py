@@ -38,8 +38,9 @@ def _backward(ctx: Context, g, backward_data, backward_weight):
     if ctx.unbatched:
         g = g[None]
     dx = dw = db = None
-    # The bias gradient first, while g is still in cache from the op that wrote it (after
-    # the other two kernels it came from memory: 1.1 ms of CifarNet's b64 step, 0.3 alone).
+    # The bias gradient first, while g is still in cache from the op that wrote it: after
+    # the other two kernels it took 3.6 % of CifarNet's b64 step in perf (1.1 ms; 0.3 ms
+    # on a g in cache).
     if need_b:
         db = _core.conv2d_backward_bias(g)
     if need_x:

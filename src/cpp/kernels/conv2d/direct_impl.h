@@ -280,6 +280,14 @@ void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, co
 namespace {
 // 16 float / 8 double lanes of the phase and depthwise kernels: masked loads and stores
 // (masked-off lanes touch no memory), the two-source permute, FMA.
+// Lanes [lo, hi) of an L-lane mask M, the bounds clamped to [0, L).
+template <typename M, int64_t L>
+M lane_range(int64_t lo, int64_t hi) {
+    lo = lo < 0 ? 0 : lo;
+    hi = hi > L ? L : hi;
+    return lo < hi ? static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : M(0);
+}
+
 template <typename T>
 struct PhaseLanes;
 template <>
@@ -287,11 +295,7 @@ struct PhaseLanes<float> {
     static constexpr int64_t L = 16;
     using V = __m512;
     using M = __mmask16;
-    static M range(int64_t lo, int64_t hi) {  // lanes [lo, hi) within [0, L)
-        lo = lo < 0 ? 0 : lo;
-        hi = hi > L ? L : hi;
-        return lo < hi ? static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-    }
+    static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static void store(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
@@ -315,11 +319,7 @@ struct PhaseLanes<double> {
     static constexpr int64_t L = 8;
     using V = __m512d;
     using M = __mmask8;
-    static M range(int64_t lo, int64_t hi) {
-        lo = lo < 0 ? 0 : lo;
-        hi = hi > L ? L : hi;
-        return lo < hi ? static_cast<M>(((1u << hi) - 1u) & ~((1u << lo) - 1u)) : 0;
-    }
+    static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
     static void store(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }

@@ -55,9 +55,9 @@ void pack_a(const T* A, int64_t rs, int64_t cs, int64_t i0, int64_t mc, int64_t 
         for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
             const int64_t rows = std::min<int64_t>(mr, mc - ib);
             if (rows == mr && mr * static_cast<int64_t>(sizeof(T)) == 32) {
-                // One 32-byte block per p (AVX-512 float, AVX2 double...): straight-line moves,
-                // not a two-trip loop, whose speed swung 30 % with its placement in the
-                // library (ResNet-18 7x7x512 b1 backward_data, packA 30-45 % of the call).
+                // One 32-byte block per p (AVX-512 float, MR = 8): straight-line moves, not a
+                // two-trip loop, whose speed swung 30 % with its placement in the library
+                // (ResNet-18 7x7x512 b1 backward_data, packA 30-45 % of the call).
                 for (int64_t p = 0; p < kc; ++p)
                     __builtin_memcpy(out + p * mr, A + i0 + ib + (p0 + p) * cs, 32);
                 continue;
