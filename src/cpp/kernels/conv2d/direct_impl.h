@@ -348,24 +348,27 @@ void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, in
     // were as many instructions as the loads and permutes).
     const int64_t nv = (Wq + L - 1) / L;
     typename P::M ma[kMaxVecs], mb[kMaxVecs], ms[kMaxVecs];
-    for (int64_t v = 0; v < nv && v < kMaxVecs; ++v) {
-        const int64_t s0 = 2 * v * L - pad;  // source index of padded element 2*q0
-        ma[v] = P::range(-s0, W - s0);
-        mb[v] = P::range(-s0 - L, W - s0 - L);
-        ms[v] = P::range(0, Wq - v * L);
-    }
+    auto masks = [&](int64_t v, typename P::M* a, typename P::M* b, typename P::M* st) {
+        const int64_t s0 = 2 * v * L - pad;  // source index of padded element 2*v*L
+        *a = P::range(-s0, W - s0);
+        *b = P::range(-s0 - L, W - s0 - L);
+        *st = P::range(0, Wq - v * L);
+    };
+    for (int64_t v = 0; v < nv && v < kMaxVecs; ++v) masks(v, &ma[v], &mb[v], &ms[v]);
     for (int64_t r = 0; r < nrows; ++r) {
         const T* s = src + r * src_stride - pad;
         T* e = even ? even + r * dst_stride : nullptr;
         T* o = odd ? odd + r * dst_stride : nullptr;
         for (int64_t v = 0; v < nv; ++v) {
             const int64_t q0 = v * L;
-            const int64_t s0 = 2 * q0 - pad;
-            const bool tab = v < kMaxVecs;
-            const typename P::V a = P::load(tab ? ma[v] : P::range(-s0, W - s0), s + 2 * q0);
-            const typename P::V b =
-                P::load(tab ? mb[v] : P::range(-s0 - L, W - s0 - L), s + 2 * q0 + L);
-            const typename P::M m = tab ? ms[v] : P::range(0, Wq - q0);
+            typename P::M m1, m2, m;
+            if (v < kMaxVecs) {
+                m1 = ma[v], m2 = mb[v], m = ms[v];
+            } else {
+                masks(v, &m1, &m2, &m);
+            }
+            const typename P::V a = P::load(m1, s + 2 * q0);
+            const typename P::V b = P::load(m2, s + 2 * q0 + L);
             if (e) P::store(e + q0, m, P::perm(a, ie, b));
             if (o) P::store(o + q0, m, P::perm(a, io, b));
         }

@@ -136,52 +136,38 @@ Conv2dParams dilation_phase_params(const Conv2dParams& p) {
 
 // The dilation phases of a[N][C][H][W] as images: element (n, c, i + dh*r, j + dw*q) is
 // element (r, q) of plane c of image (n*dh + i)*dw + j of the (H/dh) x (W/dw) phases.
-// to_phases copies a into the phases, from_phases back. d_w == 2 splits or merges each
-// row's column phases at once (KernelSet::phase_split_s2 / phase_merge_s2).
+// kToPhases copies a (src) into the phases (dst), else the phases (src) back into a (dst).
+// d_w == 2 splits or merges each row's column phases at once (KernelSet::phase_split_s2 /
+// phase_merge_s2).
 struct PhaseShape {
     int64_t N, C, H, W, dh, dw;
 };
 
-template <typename T>
-void to_phases(const PhaseShape& s, const T* a, T* phases) {
+template <bool kToPhases, typename T>
+void copy_phases(const PhaseShape& s, const T* src, T* dst) {
     const KernelSet<T>& ks = kernel_set<T>();
-    const int64_t h = s.H / s.dh, w = s.W / s.dw;
+    const int64_t h = s.H / s.dh, w = s.W / s.dw, next = s.C * h * w;  // next: phase j -> j+1
     parallel_ranges(s.N * s.C * s.dh, num_threads(), [&](int64_t t0, int64_t t1) {
         for (int64_t t = t0; t < t1; ++t) {  // rows i, i + dh, .. of plane (n, c)
             const int64_t n = t / (s.C * s.dh), c = t / s.dh % s.C, i = t % s.dh;
-            const T* rows = a + ((n * s.C + c) * s.H + i) * s.W;
-            T* ph = phases + (((n * s.dh + i) * s.dw) * s.C + c) * h * w;  // phase (i, 0)
-            const int64_t next = s.C * h * w;                              // to phase (i, j+1)
+            const int64_t rows = ((n * s.C + c) * s.H + i) * s.W;               // in a
+            const int64_t phase = (((n * s.dh + i) * s.dw) * s.C + c) * h * w;  // phase (i, 0)
             if (s.dw == 2) {
-                ks.phase_split_s2(rows, s.dh * s.W, s.W, 0, h, w, ph, ph + next, w);
+                if constexpr (kToPhases)
+                    ks.phase_split_s2(src + rows, s.dh * s.W, s.W, 0, h, w, dst + phase,
+                                      dst + phase + next, w);
+                else
+                    ks.phase_merge_s2(src + phase, src + phase + next, w, w, h, 0, s.W, dst + rows,
+                                      s.dh * s.W);
                 continue;
             }
             for (int64_t j = 0; j < s.dw; ++j)
                 for (int64_t r = 0; r < h; ++r)
-                    for (int64_t q = 0; q < w; ++q)
-                        ph[j * next + r * w + q] = rows[r * s.dh * s.W + q * s.dw + j];
-        }
-    });
-}
-
-template <typename T>
-void from_phases(const PhaseShape& s, const T* phases, T* a) {
-    const KernelSet<T>& ks = kernel_set<T>();
-    const int64_t h = s.H / s.dh, w = s.W / s.dw;
-    parallel_ranges(s.N * s.C * s.dh, num_threads(), [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-            const int64_t n = t / (s.C * s.dh), c = t / s.dh % s.C, i = t % s.dh;
-            T* rows = a + ((n * s.C + c) * s.H + i) * s.W;
-            const T* ph = phases + (((n * s.dh + i) * s.dw) * s.C + c) * h * w;
-            const int64_t next = s.C * h * w;
-            if (s.dw == 2) {
-                ks.phase_merge_s2(ph, ph + next, w, w, h, 0, s.W, rows, s.dh * s.W);
-                continue;
-            }
-            for (int64_t j = 0; j < s.dw; ++j)
-                for (int64_t r = 0; r < h; ++r)
-                    for (int64_t q = 0; q < w; ++q)
-                        rows[r * s.dh * s.W + q * s.dw + j] = ph[j * next + r * w + q];
+                    for (int64_t q = 0; q < w; ++q) {
+                        const int64_t ia = rows + r * s.dh * s.W + q * s.dw + j;
+                        const int64_t ip = phase + j * next + r * w + q;
+                        dst[kToPhases ? ip : ia] = src[kToPhases ? ia : ip];
+                    }
         }
     });
 }
@@ -268,9 +254,9 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
         const Conv2dParams q = dilation_phase_params(p);
         T* xq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
         T* yq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
-        to_phases(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
+        copy_phases<true>(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
         winograd_forward(q, xq, w, wv, bias, yq);
-        from_phases(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, yq, y);
+        copy_phases<false>(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, yq, y);
         return;
     }
     const KernelSet<T>& ks = kernel_set<T>();
@@ -372,8 +358,8 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
         const Conv2dParams q = dilation_phase_params(p);
         T* dyq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
         T* xq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
-        to_phases(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, dy, dyq);
-        to_phases(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
+        copy_phases<true>(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, dy, dyq);
+        copy_phases<true>(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
         winograd_backward_weight(q, dw, dyq, xq);
         return;
     }
