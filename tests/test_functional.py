@@ -306,6 +306,34 @@ def test_max_pool2d(case, return_indices, dtype, rng):
     check(f"max_pool2d{case}", ours, ref, [x], rng, fwd=(1, 0.0), bwd=[(4, 1.0)])
 
 
+@pytest.mark.parametrize("case", list(MAXPOOL_CASES.values()), ids=list(MAXPOOL_CASES))
+def test_max_pool2d_of_relu(case, dtype, rng):
+    """max_pool2d(relu(a)) records one op of a (the ReLU's backward folded into the
+    pooling's); a's gradient as torch's through both ops, with windows all <= 0, tied
+    maxima, and the ReLU output used again (its gradient adding through the ReLU node)."""
+    shape, k, s, p, d, ceil = case
+    x = _randn(rng, shape, dtype)
+    x[..., :3, :4] = -np.abs(x[..., :3, :4])  # windows with no positive element
+    x[..., 0, 0] = 0.0
+    x[..., -2, -3:] = 1.5  # positive ties inside windows
+    x[..., 1, 1] = x[..., 1, 2] = 0.0  # zero ties
+
+    def ours(a):
+        r = F.relu(a)
+        y = F.max_pool2d(r, k, s, p, d, ceil_mode=ceil)
+        assert y.grad_fn.inputs[0] is a  # the fused record (a regression here is only speed)
+        return y + F.max_pool2d(r * r, k, s, p, d, ceil_mode=ceil)
+
+    def ref(a):
+        r = TF.relu(a)
+        return (TF.max_pool2d(r, k, s, p, d, ceil_mode=ceil)
+                + TF.max_pool2d(r * r, k, s, p, d, ceil_mode=ceil))
+
+    m = maxabs(x)
+    check(f"max_pool2d(relu){case}", ours, ref, [x], rng, fwd=(2, m * (1.0 + m)),
+          bwd=[(9, 1.0 + 2.0 * m)])
+
+
 # (shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 AVGPOOL_CASES = {
     "k2": ((2, 3, 8, 8), 2, None, 0, False, True, None),

@@ -46,11 +46,15 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx: Context, g):
         (y,) = ctx.saved
-        # torch's threshold_backward: 0 where y <= 0 (so 0 at the kink), g elsewhere, NaN
-        # outputs included.
-        if _compiled(g) and g.dtype == y.dtype and g.shape == y.shape:
-            return (_core.relu_backward(g, y),)
-        return (get_array_module(g).where(y <= 0, 0, g),)
+        return (relu_backward(g, y),)
+
+
+def relu_backward(g, y):
+    """torch's threshold_backward: 0 where y <= 0 (so 0 at the kink), g elsewhere (NaN
+    outputs included); g and y of one shape."""
+    if _compiled(g) and g.dtype == y.dtype and g.shape == y.shape:
+        return _core.relu_backward(g, y)
+    return get_array_module(g).where(y <= 0, 0, g)
 
 
 class LeakyReLU(Function):
