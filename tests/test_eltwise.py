@@ -113,3 +113,99 @@ def test_functional_relu_uses_the_kernels_for_float_arrays(monkeypatch):
     F.relu(x).sum().backward()
     assert calls == ["fwd", "bwd"]
     np.testing.assert_array_equal(x.grad.numpy(), (np.linspace(-1, 1, 7) > 0).astype(np.float32))
+
+
+# ---- the SGD step kernel (fastconv.optim.SGD's compiled path) -----------------------------
+
+SGD_RULES = {
+    "plain": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "decay_maximize": {"momentum": 0.0, "dampening": 0.0, "weight_decay": 0.1,
+                       "nesterov": False, "maximize": True},
+    "momentum": {"momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False},
+    "dampening_decay": {"momentum": 0.8, "dampening": 0.3, "weight_decay": 0.05,
+                        "nesterov": False},
+    "nesterov_decay": {"momentum": 0.9, "dampening": 0.0, "weight_decay": 0.01,
+                       "nesterov": True},
+}
+
+
+def _sgd_reference(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, maximize, first):
+    """torch.optim.SGD's single-tensor rule on float64 copies: (new p, new buf)."""
+    d = -g if maximize else g.copy()
+    if weight_decay != 0:
+        d = d + weight_decay * p
+    if momentum != 0:
+        buf = d.copy() if first else momentum * buf + (1 - dampening) * d
+        d = d + momentum * buf if nesterov else buf
+    return p - lr * d, buf
+
+
+@pytest.mark.usefixtures("threads", "isa")
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("n", [0, 1, 15, 16385, 3 * 16384 + 7])
+@pytest.mark.parametrize("rule", list(SGD_RULES), ids=list(SGD_RULES))
+def test_sgd_step_kernel(rule, n, dtype):
+    """Two steps (the buffer's first and a later one) against the rule in float64; each
+    operation rounds once in the kernel (or fuses a multiply-add), so a step is within a few
+    ulps of the magnitudes involved."""
+    kw = {"maximize": False, **SGD_RULES[rule]}
+    rng = np.random.default_rng(n)
+    p = rng.standard_normal(n).astype(dtype)
+    buf = np.empty_like(p) if kw["momentum"] else None
+    ref_p, ref_buf = p.astype(np.float64), None
+    eps = np.finfo(dtype).eps
+    for first in (True, False):
+        g = rng.standard_normal(n).astype(dtype)
+        lr = 0.1
+        _core.sgd_step(p, g, buf, lr, kw["momentum"], kw["dampening"], kw["weight_decay"],
+                       kw["nesterov"], kw["maximize"], first)
+        ref_p, ref_buf = _sgd_reference(ref_p, g.astype(np.float64), ref_buf, lr,
+                                        first=first, **kw)
+        # the float64 reference starts from our rounded values each step
+        scale = 1.0 + np.abs(ref_p).max(initial=0.0) + (
+            0.0 if ref_buf is None else np.abs(ref_buf).max(initial=0.0))
+        np.testing.assert_allclose(p, ref_p, rtol=0, atol=8 * eps * scale)
+        if buf is not None:
+            np.testing.assert_allclose(buf, ref_buf, rtol=0, atol=8 * eps * scale)
+            ref_buf = buf.astype(np.float64)
+        ref_p = p.astype(np.float64)
+
+
+def test_sgd_step_reads_strided_grad():
+    rng = np.random.default_rng(3)
+    p = rng.standard_normal((6, 5)).astype(np.float32)
+    g = rng.standard_normal((5, 6)).astype(np.float32).T  # a transposed view
+    expect = p - np.float32(0.5) * g
+    _core.sgd_step(p, g, None, 0.5, 0.0, 0.0, 0.0, False, False, False)
+    np.testing.assert_array_equal(p, expect)
+
+
+@pytest.mark.parametrize(
+    ("args", "exc", "match"),
+    [
+        ((np.ones(3), np.ones(4), None), ValueError, r"same shape, got \(3,\) and \(4,\)"),
+        ((np.ones(3), np.ones(3, np.float32), None), TypeError, "param and grad"),
+        ((np.ones(3, np.int64), np.ones(3, np.int64), None), TypeError, "float32 or float64"),
+        ((np.ones(3), [1.0, 2.0, 3.0], None), TypeError, "grad to be a numpy.ndarray"),
+        ((np.ones((3, 4))[:, ::2], np.ones((3, 2)), np.ones((3, 2))), ValueError,
+         "param to be a writeable"),
+        ((np.ones(3), np.ones(3), np.ones(3, np.float32)), TypeError, "momentum_buffer"),
+        ((np.ones(3), np.ones(3), np.ones(4)), ValueError, "momentum_buffer to have shape"),
+    ],
+)
+def test_sgd_step_errors(args, exc, match):
+    with pytest.raises(exc, match=match):
+        _core.sgd_step(*args, 0.1, 0.9, 0.0, 0.0, False, False, False)
+
+
+def test_sgd_step_refuses_read_only_param_overlap_and_missing_buffer():
+    p = np.ones(4)
+    p.flags.writeable = False
+    with pytest.raises(ValueError, match="param to be a writeable"):
+        _core.sgd_step(p, np.ones(4), None, 0.1, 0.0, 0.0, 0.0, False, False, False)
+    q = np.ones(4)
+    with pytest.raises(ValueError, match="overlap"):
+        _core.sgd_step(q, np.ones(4), q, 0.1, 0.9, 0.0, 0.0, False, False, False)
+    with pytest.raises(ValueError, match="needs a momentum_buffer"):
+        _core.sgd_step(q, np.ones(4), None, 0.1, 0.9, 0.0, 0.0, False, False, False)
+    np.testing.assert_array_equal(q, np.ones(4))  # nothing written on refusal

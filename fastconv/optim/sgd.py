@@ -11,9 +11,17 @@ from typing import Any
 
 import numpy as np
 
+from fastconv import _core
 from fastconv.optim.optimizer import Optimizer
 
 __all__ = ["SGD"]
+
+
+def _in_place(a) -> bool:
+    """Whether _core.sgd_step can update `a` in place: a writeable, C-contiguous,
+    native-order float32/float64 ndarray."""
+    return (type(a) is np.ndarray and a.dtype.char in "fd" and a.dtype.isnative
+            and a.flags.c_contiguous and a.flags.aligned and a.flags.writeable)
 
 
 class SGD(Optimizer):
@@ -112,6 +120,22 @@ class SGD(Optimizer):
 
     def _update(self, p, theta: np.ndarray, grad: np.ndarray, lr: float, momentum: float,
                 dampening: float, weight_decay: float, nesterov: bool, maximize: bool) -> None:
+        if _in_place(theta) and type(grad) is np.ndarray and grad.dtype == theta.dtype:
+            # The compiled step: one pass over θ, ∇ and the buffer, not 3-5 ufunc calls.
+            buf, first = None, False
+            if momentum != 0:
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf, first = np.empty_like(theta), True
+                elif not (_in_place(buf) and buf.dtype == theta.dtype):
+                    buf = False  # a loaded buffer the kernel cannot update in place
+            if buf is not False:
+                _core.sgd_step(theta, grad, buf, lr, momentum, dampening, weight_decay,
+                               nesterov, maximize, first)
+                if first:
+                    state["momentum_buffer"] = buf
+                return
         # `g` is the gradient itself until the rule needs a modified copy; copies live in the
         # scratch slots (`owned`), so p.grad is never written (torch builds new tensors too).
         g, owned = grad, False

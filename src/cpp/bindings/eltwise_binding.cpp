@@ -1,5 +1,6 @@
 // _core elementwise functions: validate + release the GIL + call the eltwise drivers.
-// Any shape; float32/float64; non-contiguous inputs are read through a contiguous copy.
+// Any shape; float32/float64; non-contiguous inputs are read through a contiguous copy
+// (sgd_step's param and buffer, written in place, must be contiguous already).
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -53,6 +54,65 @@ py::object relu_backward_py(const py::object& dy_obj, const py::object& y_obj) {
     });
 }
 
+// An array the kernel writes in place: C-contiguous, aligned, native-order and writeable
+// (a copy would drop the update), with dtype T and `shape`.
+template <typename T>
+T* inplace_data(const char* op, const char* arg, py::array& a,
+                const std::vector<int64_t>& shape) {
+    if (shape_of(a) != shape)
+        bind::value_error(op, ": expected ", arg, " to have shape ", bind::shape_str(shape),
+                          ", got ", bind::shape_str(a));
+    constexpr int kReady = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
+                           py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
+                           py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+    if ((a.flags() & kReady) != kReady || !bind::is_native<T>(a))
+        bind::value_error(op, ": expected ", arg,
+                          " to be a writeable, C-contiguous, aligned array (it is updated in "
+                          "place)");
+    return static_cast<T*>(a.mutable_data());
+}
+
+void sgd_step_py(const py::object& p_obj, const py::object& g_obj, const py::object& buf_obj,
+                 double lr, double momentum, double dampening, double weight_decay,
+                 bool nesterov, bool maximize, bool first) {
+    const char* op = "sgd_step";
+    py::array p = bind::require_array(op, "param", p_obj);
+    py::array g = bind::require_array(op, "grad", g_obj);
+    const DType dt = bind::float_dtype(op, "param", p);
+    bind::require_same_dtype(op, "param", p, "grad", g);
+    const std::vector<int64_t> shape = shape_of(p);
+    if (shape_of(g) != shape)
+        bind::value_error(op, ": expected param and grad to have the same shape, got ",
+                          bind::shape_str(p), " and ", bind::shape_str(g));
+    py::array buf;
+    if (!buf_obj.is_none()) {
+        buf = bind::require_array(op, "momentum_buffer", buf_obj);
+        bind::require_same_dtype(op, "param", p, "momentum_buffer", buf);
+    } else if (momentum != 0.0) {
+        bind::value_error(op, ": momentum ", momentum, " needs a momentum_buffer");
+    }
+    const int64_t n = p.size();
+    dispatch(dt, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        T* pd = inplace_data<T>(op, "param", p, shape);
+        T* bd = buf_obj.is_none() ? nullptr : inplace_data<T>(op, "momentum_buffer", buf, shape);
+        if (bd && (bd == pd || (n > 0 && bd < pd + n && pd < bd + n)))
+            bind::value_error(op, ": param and momentum_buffer overlap");
+        const auto gc = bind::contiguous<T>(g);
+        const T* gd = gc.data();
+        SgdStep<T> s;
+        s.lr = static_cast<T>(lr), s.momentum = static_cast<T>(momentum);
+        s.dampening = static_cast<T>(dampening), s.weight_decay = static_cast<T>(weight_decay);
+        s.nesterov = nesterov, s.maximize = maximize, s.first = first;
+        if (!bd) s.momentum = T(0);
+        {
+            py::gil_scoped_release release;
+            sgd_step<T>(n, pd, gd, bd, s);
+        }
+        return py::none();
+    });
+}
+
 }  // namespace
 
 void register_eltwise(py::module_& m) {
@@ -65,6 +125,15 @@ void register_eltwise(py::module_& m) {
           "a new array, output <= 0 ? 0 : grad_output (NaN outputs pass it). Both arrays\n"
           "of one shape and dtype (float32/float64); ValueError for different shapes,\n"
           "TypeError for dtypes.");
+    m.def("sgd_step", &sgd_step_py, arg("param"), arg("grad"), arg("momentum_buffer"),
+          arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
+          arg("maximize"), arg("first"),
+          "One SGD step in place (torch.optim.SGD's single-tensor rule, as\n"
+          "fastconv.optim.SGD documents): param, and momentum_buffer unless it is None, are\n"
+          "updated from grad. first: set the buffer to this step's direction. All of one\n"
+          "shape and dtype (float32/float64); param and momentum_buffer writeable,\n"
+          "C-contiguous and disjoint (grad may be any layout). ValueError for shapes, layouts\n"
+          "or a missing buffer with momentum != 0; TypeError for dtypes.");
 }
 
 }  // namespace fastconv

@@ -130,6 +130,12 @@ struct KernelSet {
     //   relu_backward: dx[i] = y[i] <= 0 ? 0 : dy[i] (torch's threshold_backward).
     void (*relu_forward)(int64_t n, const T* x, T* y) = nullptr;
     void (*relu_backward)(int64_t n, const T* dy, const T* y, T* dx) = nullptr;
+    // One SGD step over [0, n), in place (torch.optim.SGD's single-tensor rule):
+    //   d = (maximize ? -g : g) + weight_decay * p             (no term when it is 0)
+    //   buf = first ? d : momentum * buf + (1 - dampening) * d (buf null when momentum 0)
+    //   d = nesterov ? d + momentum * buf : buf                (when momentum != 0)
+    //   p = p - lr * d
+    void (*sgd_step)(int64_t n, T* p, const T* g, T* buf, const SgdStep<T>& s) = nullptr;
 
     // Winograd F(2x2, 3x3) transforms (kernels/conv2d/winograd.cpp), over rows * len /
     // lanes <= kWinogradMaxLanes tiles side by side (tile (j, i): lane j * len + i):

@@ -109,4 +109,9 @@ void relu_forward(int64_t n, const T* x, T* y);
 template <typename T>
 void relu_backward(int64_t n, const T* dy, const T* y, T* dx);
 
+// One SGD step of n parameters in place: p, and buf (the momentum buffer; null without
+// momentum) updated from the gradient g by KernelSet::sgd_step's rule (kernel_table.h).
+template <typename T>
+void sgd_step(int64_t n, T* p, const T* g, T* buf, const SgdStep<T>& s);
+
 }  // namespace fastconv

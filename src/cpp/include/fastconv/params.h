@@ -66,6 +66,14 @@ struct Pool2dParams {
     int64_t divisor_override = 0;  // 0: none
 };
 
+// One SGD step's hyperparameters (KernelSet::sgd_step, fastconv.optim.SGD). first: the
+// momentum buffer is set to this step's direction instead of updated (torch's first step).
+template <typename T>
+struct SgdStep {
+    T lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
+    bool nesterov = false, maximize = false, first = false;
+};
+
 // Convolution output size along one axis (floor), as torch.nn.Conv2d documents.
 // Returns a value < 1 when the kernel does not fit; callers turn that into an error.
 static inline int64_t conv_output_size(int64_t in, int64_t k, int64_t stride, int64_t pad_lo,

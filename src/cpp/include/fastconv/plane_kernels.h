@@ -33,11 +33,14 @@ constexpr int64_t kCol2imMaxTaps = 128;
     template <typename T>                           \
     void relu_forward(int64_t n, const T* x, T* y); \
     template <typename T>                           \
-    void relu_backward(int64_t n, const T* dy, const T* y, T* dx);
+    void relu_backward(int64_t n, const T* dy, const T* y, T* dx); \
+    template <typename T>                           \
+    void sgd_step(int64_t n, T* p, const T* g, T* buf, const ::fastconv::SgdStep<T>& s);
 
 #define FASTCONV_INSTANTIATE_ELTWISE_KERNELS(T)           \
     template void relu_forward<T>(int64_t, const T*, T*); \
-    template void relu_backward<T>(int64_t, const T*, const T*, T*);
+    template void relu_backward<T>(int64_t, const T*, const T*, T*); \
+    template void sgd_step<T>(int64_t, T*, const T*, T*, const ::fastconv::SgdStep<T>&);
 
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
     template <typename T>                                                                        \
