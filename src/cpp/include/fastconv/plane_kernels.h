@@ -44,8 +44,8 @@ constexpr int64_t kCol2imMaxTaps = 128;
 
 #define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
     template <typename T>                                                                        \
-    void max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,           \
-                                  int64_t* indices);                                             \
+    void max_pool2d_forward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes,           \
+                                   const T* x, T* y, int64_t* indices);                          \
     template <typename T>                                                                        \
     int64_t max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,     \
                                       const int64_t* indices);                                   \
@@ -72,8 +72,8 @@ constexpr int64_t kCol2imMaxTaps = 128;
               T alpha, T beta, int rows, int cols);
 
 #define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
-    template void max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*,      \
-                                              int64_t*);                                          \
+    template void max_pool2d_forward_planes<T>(const ::fastconv::Pool2dParams&, int64_t,          \
+                                               const T*, T*, int64_t*);                           \
     template int64_t max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,  \
                                                   const int64_t*);                                \
     template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);     \

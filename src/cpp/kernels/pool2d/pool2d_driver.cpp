@@ -49,10 +49,14 @@ void for_each_plane(const Pool2dParams& p, F&& plane) {
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert_pool_params(p);
-    const auto kernel = kernel_set<T>().max_pool2d_forward_plane;
-    for_each_plane(p, [&](int64_t xo, int64_t yo) {
-        kernel(p, x + xo, y + yo, indices ? indices + yo : nullptr);
-    });
+    const auto kernel = kernel_set<T>().max_pool2d_forward_planes;
+    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    // Planes [i0, i1) per kernel call: the kernel sets up once per call, not per plane.
+    parallel_ranges(planes, plane_threads(planes, planes * (in_size + out_size)),
+                    [&](int64_t i0, int64_t i1) {
+                        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size,
+                               indices ? indices + i0 * out_size : nullptr);
+                    });
 }
 
 template <typename T>

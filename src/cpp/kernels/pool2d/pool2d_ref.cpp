@@ -28,8 +28,6 @@ FASTCONV_DECLARE_POOL2D_KERNELS
 // of its first tap after skipping the padding, exactly as PyTorch does.
 template <typename T>
 void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
-    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
-    assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
     for (int64_t oh = 0; oh < p.OH; ++oh) {
         for (int64_t ow = 0; ow < p.OW; ++ow) {
             int64_t ih0 = oh * p.stride_h - p.pad_h;
@@ -54,6 +52,16 @@ void max_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y, int64_t* 
             if (indices) indices[oh * p.OW + ow] = maxindex;  // null: values only
         }
     }
+}
+
+template <typename T>
+void max_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* x, T* y,
+                               int64_t* indices) {
+    assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
+    assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
+    const int64_t in = p.H * p.W, out = p.OH * p.OW;
+    for (int64_t i = 0; i < nplanes; ++i)
+        max_pool2d_forward_plane(p, x + i * in, y + i * out, indices ? indices + i * out : nullptr);
 }
 
 // dx = 0, then dx[indices[o]] += dy[o] for every output o; stops at the first index
