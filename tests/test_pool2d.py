@@ -147,6 +147,18 @@ MAX_CASES = {
     "tall_narrow": ((1, 2, 40, 3), (3, 2), (2, 1), (1, 1), 1, False),
     "row_chunks_s1": ((1, 1, 3, 600), 3, 1, 1, 1, False),
     "row_chunks_s2_dil2": ((1, 1, 5, 1100), 3, 2, 1, 2, True),
+    # 2x2 windows at stride 2 inside the plane: the AVX-512 float kernels that take several
+    # output rows per vector (H = 2*OH, W = 2*OW, OW <= 16: blocks of 16 // OW rows, the
+    # last one partial) or a row at a time (odd sizes, OW > 16: 16-column pieces).
+    "2x2_rows_lenet_pool2": ((3, 5, 10, 10), 2, None, 0, 1, False),
+    "2x2_rows_ow1": ((2, 3, 8, 2), 2, 2, 0, 1, False),
+    "2x2_rows_ow3_oh7": ((2, 2, 14, 6), 2, 2, 0, 1, False),
+    "2x2_rows_ow15": ((1, 3, 6, 30), 2, 2, 0, 1, False),
+    "2x2_rows_ow16": ((2, 2, 4, 32), 2, 2, 0, 1, False),
+    "2x2_any_ow17": ((1, 2, 4, 34), 2, 2, 0, 1, False),
+    "2x2_any_odd_13x13": ((2, 3, 13, 13), 2, 2, 0, 1, False),
+    "2x2_any_odd_w41": ((1, 2, 5, 41), 2, 2, 0, 1, False),
+    "2x2_any_ow40": ((1, 1, 6, 80), 2, 2, 0, 1, False),
 }
 
 
@@ -180,6 +192,21 @@ def test_max_pool2d_ties_keep_first(isa, dtype, rng):
     for k, s, p, d, ceil in [(2, 2, 0, 1, False), (3, 1, 1, 1, False), (3, 2, 1, 1, True),
                              (3, 3, 1, 2, False), ((4, 2), (1, 3), (2, 1), (1, 2), True)]:
         _run_max(x, k, s, p, d, ceil, rng, isa)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 10, 10), (1, 2, 12, 32), (2, 2, 6, 2), (1, 3, 7, 37),
+                                   (2, 2, 9, 13)], ids=str)
+def test_max_pool2d_2x2_stride2_nan_inf_ties(shape, isa, dtype, rng):
+    """The 2x2 / stride 2 kernels (see MAX_CASES) on NaN, +-inf and many ties: torch's
+    first maximum in scan order, the last NaN, and the first tap of an all -inf window."""
+    x = rng.integers(0, 3, size=shape).astype(dtype)
+    u = rng.random(shape)
+    x[u < 0.15] = -np.inf
+    x[u < 0.05] = np.nan
+    x[u > 0.97] = np.inf
+    x[0, 0, 0:2, 0:2] = -np.inf
+    _run_max(x, 2, 2, 0, 1, False, rng, isa)
+    _run_max(x, 2, 2, 0, 1, True, rng, isa)
 
 
 def test_max_pool2d_window_without_input_tap(isa, dtype):

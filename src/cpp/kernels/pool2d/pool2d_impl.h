@@ -32,6 +32,10 @@
 #include <cassert>
 #include <cstdint>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 #include "fastconv/params.h"
 #include "fastconv/plane_kernels.h"
 
@@ -450,6 +454,151 @@ void max_pool2d_forward_impl(const Pool2dParams& p, int64_t nplanes, const T* xs
     }
 }
 
+#if defined(__AVX512F__)
+// 2x2 windows at stride 2 tiling the plane exactly (H = 2*OH, W = 2*OW; no padding, no
+// dilation), float, OW <= 16 (LeNet-5's 10x10 pool2, CifarNet's 16x16 and 32x32 pools):
+// k = 16 / OW whole output rows per vector, from 2k input rows, i.e. 4*k*OW <= 64
+// consecutive inputs (four masked loads). Each input row's column pairs are reduced
+// first (h: the even and odd columns by two permutes, flat across the rows), then the two
+// rows of each window (two permutes of h): PyTorch's scan order, as max_block, and its
+// rule (take v when v > max or v is NaN). The row-by-row blocks took 2 x 4 lanes per
+// 5-wide output row, with shuffles per tap and a call per row.
+template <bool kIdx>
+void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, float* y,
+                      int64_t* indices) {
+    const int64_t W = 2 * OW, in_size = 4 * OH * OW, out_size = OH * OW;
+    const int k = static_cast<int>(16 / OW);  // output rows per vector
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    // Output lane j = r*OW + c (window row r, column c of the block): its window's top row
+    // is h[2r*OW + c], its bottom row h[(2r + 1)*OW + c]; top-left input r*2W + 2c.
+    alignas(64) int32_t top[16], corner[16];
+    for (int j = 0; j < 16; ++j) {
+        const int r = j < k * OW ? static_cast<int>(j / OW) : 0;
+        const int c = j < k * OW ? static_cast<int>(j % OW) : 0;
+        top[j] = 2 * r * static_cast<int32_t>(OW) + c;
+        corner[j] = r * 2 * static_cast<int32_t>(W) + 2 * c;
+    }
+    const __m512i ptop = _mm512_load_si512(top);
+    const __m512i pbot = _mm512_add_epi32(ptop, _mm512_set1_epi32(static_cast<int32_t>(OW)));
+    const __m512i vcorner = _mm512_load_si512(corner);
+    const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32(static_cast<int32_t>(W));
+    auto take = [](__m512 v, __m512 m) {
+        return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                                      _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+    };
+    for (int64_t pl = 0; pl < nplanes; ++pl) {
+        const float* xp = x + pl * in_size;
+        float* yp = y + pl * out_size;
+        int64_t* ip = kIdx ? indices + pl * out_size : nullptr;
+        for (int64_t r0 = 0; r0 < OH; r0 += k) {
+            const int64_t nout = (OH - r0 < k ? OH - r0 : k) * OW, nin = 4 * nout;
+            const float* xb = xp + r0 * 2 * W;
+            auto load = [&](int64_t at) {
+                const int64_t n = nin - at;
+                const __mmask16 m = n >= 16 ? __mmask16(0xFFFF)
+                                    : n <= 0 ? __mmask16(0)
+                                             : static_cast<__mmask16>((1u << n) - 1u);
+                return _mm512_maskz_loadu_ps(m, xb + (n > 0 ? at : 0));
+            };
+            const __m512 v0 = load(0), v1 = load(16), v2 = load(32), v3 = load(48);
+            // h: each input row's column pairs (the first 16 from v0:v1, the next from v2:v3)
+            const __m512 e0 = _mm512_permutex2var_ps(v0, even, v1);
+            const __m512 o0 = _mm512_permutex2var_ps(v0, odd, v1);
+            const __m512 e1 = _mm512_permutex2var_ps(v2, even, v3);
+            const __m512 o1 = _mm512_permutex2var_ps(v2, odd, v3);
+            const __mmask16 t0 = take(o0, e0), t1 = take(o1, e1);
+            const __m512 h0 = _mm512_mask_blend_ps(t0, e0, o0);
+            const __m512 h1 = _mm512_mask_blend_ps(t1, e1, o1);
+            // the window's two rows
+            const __m512 a = _mm512_permutex2var_ps(h0, ptop, h1);
+            const __m512 b = _mm512_permutex2var_ps(h0, pbot, h1);
+            const __mmask16 tv = take(b, a);
+            const __mmask16 out = static_cast<__mmask16>((1u << nout) - 1u);
+            _mm512_mask_storeu_ps(yp + r0 * OW, out, _mm512_mask_blend_ps(tv, a, b));
+            if constexpr (kIdx) {
+                // column bit of each h, then of the chosen row; flat h*W + w in the plane
+                const __m512i c0 = _mm512_maskz_mov_epi32(t0, one);
+                const __m512i c1 = _mm512_maskz_mov_epi32(t1, one);
+                const __m512i ca = _mm512_permutex2var_epi32(c0, ptop, c1);
+                const __m512i cb = _mm512_add_epi32(_mm512_permutex2var_epi32(c0, pbot, c1), vW);
+                const __m512i rel = _mm512_mask_blend_epi32(tv, ca, cb);
+                const __m512i idx = _mm512_add_epi32(
+                    _mm512_add_epi32(vcorner, rel),
+                    _mm512_set1_epi32(static_cast<int32_t>(r0 * 2 * W)));
+                int64_t* io = ip + r0 * OW;
+                _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
+                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+                _mm512_mask_storeu_epi64(io + 8, static_cast<__mmask8>(out >> 8),
+                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+            }
+        }
+    }
+}
+
+// The same windows on any rows whose windows all lie inside the plane (2*OH <= H and
+// 2*OW <= W: an odd size drops the last row or column, as floor mode does), one output row
+// at a time: 16 outputs from the two window rows (two masked loads each), the column pairs
+// reduced in each row, then the rows (Keras's 13x13 pool2, rows of more than 16 outputs).
+template <bool kIdx>
+void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                     const float* x, float* y, int64_t* indices) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32(static_cast<int32_t>(W));
+    auto take = [](__m512 v, __m512 m) {
+        return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                                      _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+    };
+    auto mask = [](int64_t n) {
+        return n >= 16 ? __mmask16(0xFFFF)
+                       : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1u);
+    };
+    for (int64_t r = 0; r < nplanes * OH; ++r) {  // output rows of all the planes
+        const int64_t row_in_plane = r % OH;
+        const float* top = x + (r / OH) * H * W + 2 * row_in_plane * W;
+        float* yr = y + r * OW;
+        for (int64_t c0 = 0; c0 < OW; c0 += 16) {
+            const int64_t n = OW - c0 < 16 ? OW - c0 : 16;  // outputs here
+            const __mmask16 m0 = mask(2 * n), m1 = mask(2 * n - 16);
+            const float* t = top + 2 * c0;
+            const float* b = t + W;
+            const __m512 t0 = _mm512_maskz_loadu_ps(m0, t);
+            const __m512 t1 = _mm512_maskz_loadu_ps(m1, m1 ? t + 16 : t);
+            const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
+            const __m512 b1 = _mm512_maskz_loadu_ps(m1, m1 ? b + 16 : b);
+            const __m512 te = _mm512_permutex2var_ps(t0, even, t1);
+            const __m512 to = _mm512_permutex2var_ps(t0, odd, t1);
+            const __m512 be = _mm512_permutex2var_ps(b0, even, b1);
+            const __m512 bo = _mm512_permutex2var_ps(b0, odd, b1);
+            const __mmask16 tt = take(to, te), tb = take(bo, be);
+            const __m512 ht = _mm512_mask_blend_ps(tt, te, to);
+            const __m512 hb = _mm512_mask_blend_ps(tb, be, bo);
+            const __mmask16 tv = take(hb, ht);
+            const __mmask16 out = mask(n);
+            _mm512_mask_storeu_ps(yr + c0, out, _mm512_mask_blend_ps(tv, ht, hb));
+            if constexpr (kIdx) {
+                // flat h*W + w in the plane: the window's corner 2*row*W + 2*(c0 + j), plus
+                // the column bit of the chosen row, plus W for the bottom row
+                const __m512i ct = _mm512_maskz_mov_epi32(tt, one);
+                const __m512i cb = _mm512_add_epi32(_mm512_maskz_mov_epi32(tb, one), vW);
+                const __m512i corner = _mm512_add_epi32(
+                    even, _mm512_set1_epi32(static_cast<int32_t>(2 * row_in_plane * W + 2 * c0)));
+                const __m512i idx =
+                    _mm512_add_epi32(corner, _mm512_mask_blend_epi32(tv, ct, cb));
+                int64_t* io = indices + r * OW + c0;
+                _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
+                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+                _mm512_mask_storeu_epi64(io + 8, static_cast<__mmask8>(out >> 8),
+                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+            }
+        }
+    }
+}
+#endif
+
 // ---- average --------------------------------------------------------------------------
 
 // One window tap for interior outputs [lo, hi): y[ow] += x[base + ow*stride].
@@ -669,6 +818,21 @@ void max_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* 
     assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
     assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
     using namespace pool2d_detail;
+#if defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) {
+        if (p.KH == 2 && p.KW == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
+            p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && 2 * p.OH <= p.H &&
+            2 * p.OW <= p.W && p.H * p.W <= INT32_MAX) {
+            if (p.H == 2 * p.OH && p.W == 2 * p.OW && p.OW <= 16)
+                (indices ? max_pool2x2_rows<true> : max_pool2x2_rows<false>)(nplanes, p.OH, p.OW,
+                                                                             x, y, indices);
+            else
+                (indices ? max_pool2x2_any<true> : max_pool2x2_any<false>)(nplanes, p.H, p.W, p.OH,
+                                                                           p.OW, x, y, indices);
+            return;
+        }
+    }
+#endif
     if (indices == nullptr) {
         if (p.stride_w == 1)
             max_pool2d_forward_impl<T, 1, false>(p, nplanes, x, y, nullptr);
