@@ -198,6 +198,9 @@ CASES = [
     # >= 64 channels: auto takes Winograd for the weight gradient too (odd 9-tile rows,
     # 243 tiles: blocks of 128 split inside rows and images).
     Case("winograd_auto_wgrad", 3, 64, 18, 18, 64, 3, 3, padding=1),
+    # 160 input channels: the weight gradient's GEMMs meet more than 4 panels of V^T and
+    # pack dZ (fewer: they read it in place).
+    Case("winograd_wgrad_160_channels", 1, 160, 5, 6, 8, 3, 3, padding=1, bias=False),
     # Few channels, 576 tiles: the weight gradient sums its blocks in fixed chunks.
     Case("winograd_wgrad_chunks", 9, 8, 16, 16, 8, 3, 3, padding=1),
     # Rows of 39 tiles (OW = 77, odd): the transforms take a vector's worth of tiles at a
