@@ -594,6 +594,28 @@ def test_backward_weight_same_bits_for_any_thread_count(case, algorithm, dtype):
     assert np.array_equal(got[0], got[2])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("shape", [(3, 600, 2, 3), (2, 5, 70, 70), (64, 16, 10, 10)], ids=str)
+def test_backward_bias_blocks_and_threads(shape, dtype):
+    """The bias gradient reads dy image by image over blocks of 256 channels (600: three
+    blocks, split between threads), each channel summed on one thread in image order: the
+    float64 sum within the tolerance, and the same bits at any thread count."""
+    dy = np.random.default_rng(len(shape) + shape[1]).standard_normal(shape).astype(dtype)
+    ref = dy.astype(np.float64).sum(axis=(0, 2, 3))
+    old = fc.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2, 3):
+            fc.set_num_threads(n)
+            got.append(K.conv2d_backward_bias(dy))
+    finally:
+        fc.set_num_threads(old)
+    length = shape[0] * shape[2] * shape[3]
+    assert_close(got[0], ref, tolerance(dtype, length, maxabs(dy), 1.0), what=f"db {shape}")
+    assert np.array_equal(got[0], got[1])
+    assert np.array_equal(got[0], got[2])
+
+
 # ---- empty batch -----------------------------------------------------------------------
 
 
