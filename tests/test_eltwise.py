@@ -209,3 +209,15 @@ def test_sgd_step_refuses_read_only_param_overlap_and_missing_buffer():
     with pytest.raises(ValueError, match="needs a momentum_buffer"):
         _core.sgd_step(q, np.ones(4), None, 0.1, 0.9, 0.0, 0.0, False, False, False)
     np.testing.assert_array_equal(q, np.ones(4))  # nothing written on refusal
+
+
+def test_sgd_step_grad_sharing_param_memory():
+    """A gradient that is the parameter itself is read before the update (from a copy)."""
+    p = np.arange(1.0, 40.0, dtype=np.float32)
+    expect = p - np.float32(0.25) * p
+    _core.sgd_step(p, p, None, 0.25, 0.0, 0.0, 0.0, False, False, False)
+    np.testing.assert_array_equal(p, expect)
+    q = np.arange(1.0, 40.0)
+    shifted = q[1:].copy()
+    _core.sgd_step(q[:-1], q[1:], None, 1.0, 0.0, 0.0, 0.0, False, False, False)
+    np.testing.assert_array_equal(q[:-1], np.arange(1.0, 39.0) - shifted)

@@ -57,8 +57,7 @@ py::object relu_backward_py(const py::object& dy_obj, const py::object& y_obj) {
 // An array the kernel writes in place: C-contiguous, aligned, native-order and writeable
 // (a copy would drop the update), with dtype T and `shape`.
 template <typename T>
-T* inplace_data(const char* op, const char* arg, py::array& a,
-                const std::vector<int64_t>& shape) {
+T* inplace_data(const char* op, const char* arg, py::array& a, const std::vector<int64_t>& shape) {
     if (shape_of(a) != shape)
         bind::value_error(op, ": expected ", arg, " to have shape ", bind::shape_str(shape),
                           ", got ", bind::shape_str(a));
@@ -73,8 +72,8 @@ T* inplace_data(const char* op, const char* arg, py::array& a,
 }
 
 void sgd_step_py(const py::object& p_obj, const py::object& g_obj, const py::object& buf_obj,
-                 double lr, double momentum, double dampening, double weight_decay,
-                 bool nesterov, bool maximize, bool first) {
+                 double lr, double momentum, double dampening, double weight_decay, bool nesterov,
+                 bool maximize, bool first) {
     const char* op = "sgd_step";
     py::array p = bind::require_array(op, "param", p_obj);
     py::array g = bind::require_array(op, "grad", g_obj);
@@ -100,6 +99,14 @@ void sgd_step_py(const py::object& p_obj, const py::object& g_obj, const py::obj
             bind::value_error(op, ": param and momentum_buffer overlap");
         const auto gc = bind::contiguous<T>(g);
         const T* gd = gc.data();
+        // A grad sharing memory with what the step writes is read from a copy: the kernel's
+        // loads and stores assume distinct arrays (__restrict).
+        auto overlaps = [&](const T* a) { return a && n > 0 && gd < a + n && a < gd + n; };
+        std::vector<T> gcopy;
+        if (overlaps(pd) || overlaps(bd)) {
+            gcopy.assign(gd, gd + n);
+            gd = gcopy.data();
+        }
         SgdStep<T> s;
         s.lr = static_cast<T>(lr), s.momentum = static_cast<T>(momentum);
         s.dampening = static_cast<T>(dampening), s.weight_decay = static_cast<T>(weight_decay);
@@ -125,9 +132,9 @@ void register_eltwise(py::module_& m) {
           "a new array, output <= 0 ? 0 : grad_output (NaN outputs pass it). Both arrays\n"
           "of one shape and dtype (float32/float64); ValueError for different shapes,\n"
           "TypeError for dtypes.");
-    m.def("sgd_step", &sgd_step_py, arg("param"), arg("grad"), arg("momentum_buffer"),
-          arg("lr"), arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"),
-          arg("maximize"), arg("first"),
+    m.def("sgd_step", &sgd_step_py, arg("param"), arg("grad"), arg("momentum_buffer"), arg("lr"),
+          arg("momentum"), arg("dampening"), arg("weight_decay"), arg("nesterov"), arg("maximize"),
+          arg("first"),
           "One SGD step in place (torch.optim.SGD's single-tensor rule, as\n"
           "fastconv.optim.SGD documents): param, and momentum_buffer unless it is None, are\n"
           "updated from grad. first: set the buffer to this step's direction. All of one\n"

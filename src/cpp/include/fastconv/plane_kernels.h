@@ -29,37 +29,37 @@ constexpr int64_t kCol2imMaxTaps = 128;
                                        int64_t, T*);                                            \
     template void col2im_planes<T>(const ::fastconv::Conv2dParams&, const T*, int64_t, T*);
 
-#define FASTCONV_DECLARE_ELTWISE_KERNELS            \
-    template <typename T>                           \
-    void relu_forward(int64_t n, const T* x, T* y); \
-    template <typename T>                           \
+#define FASTCONV_DECLARE_ELTWISE_KERNELS                           \
+    template <typename T>                                          \
+    void relu_forward(int64_t n, const T* x, T* y);                \
+    template <typename T>                                          \
     void relu_backward(int64_t n, const T* dy, const T* y, T* dx); \
-    template <typename T>                           \
+    template <typename T>                                          \
     void sgd_step(int64_t n, T* p, const T* g, T* buf, const ::fastconv::SgdStep<T>& s);
 
-#define FASTCONV_INSTANTIATE_ELTWISE_KERNELS(T)           \
-    template void relu_forward<T>(int64_t, const T*, T*); \
+#define FASTCONV_INSTANTIATE_ELTWISE_KERNELS(T)                      \
+    template void relu_forward<T>(int64_t, const T*, T*);            \
     template void relu_backward<T>(int64_t, const T*, const T*, T*); \
     template void sgd_step<T>(int64_t, T*, const T*, T*, const ::fastconv::SgdStep<T>&);
 
-#define FASTCONV_DECLARE_POOL2D_KERNELS                                                          \
-    template <typename T>                                                                        \
-    void max_pool2d_forward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes,           \
-                                   const T* x, T* y, int64_t* indices);                          \
-    template <typename T>                                                                        \
-    int64_t max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,     \
-                                      const int64_t* indices);                                   \
-    template <typename T>                                                                        \
-    void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);          \
-    template <typename T>                                                                        \
-    void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);       \
-    template <typename T>                                                                        \
-    void adaptive_avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y); \
-    template <typename T>                                                                        \
-    void adaptive_avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx,            \
-                                            const T* dy);                                        \
-    template <typename T>                                                                        \
-    void adaptive_max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,  \
+#define FASTCONV_DECLARE_POOL2D_KERNELS                                                            \
+    template <typename T>                                                                          \
+    void max_pool2d_forward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes, const T* x, \
+                                   T* y, int64_t* indices);                                        \
+    template <typename T>                                                                          \
+    int64_t max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,       \
+                                      const int64_t* indices);                                     \
+    template <typename T>                                                                          \
+    void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);            \
+    template <typename T>                                                                          \
+    void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);         \
+    template <typename T>                                                                          \
+    void adaptive_avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);   \
+    template <typename T>                                                                          \
+    void adaptive_avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx,              \
+                                            const T* dy);                                          \
+    template <typename T>                                                                          \
+    void adaptive_max_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y,    \
                                            int64_t* indices);
 
 #define FASTCONV_DECLARE_GEMM_UKERNEL(name, T) \
@@ -71,18 +71,18 @@ constexpr int64_t kCol2imMaxTaps = 128;
     void name(int64_t kc, const T* a, int64_t lda, bool a_rows, const T* b, T* c, int64_t ldc, \
               T alpha, T beta, int rows, int cols);
 
-#define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                    \
-    template void max_pool2d_forward_planes<T>(const ::fastconv::Pool2dParams&, int64_t,          \
-                                               const T*, T*, int64_t*);                           \
-    template int64_t max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,  \
-                                                  const int64_t*);                                \
-    template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);     \
-    template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);    \
-    template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \
-                                                       T*);                                       \
-    template void adaptive_avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*,      \
-                                                        const T*);                                \
-    template void adaptive_max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, \
+#define FASTCONV_INSTANTIATE_POOL2D_KERNELS(T)                                                     \
+    template void max_pool2d_forward_planes<T>(const ::fastconv::Pool2dParams&, int64_t, const T*, \
+                                               T*, int64_t*);                                      \
+    template int64_t max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,   \
+                                                  const int64_t*);                                 \
+    template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);      \
+    template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);     \
+    template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*,  \
+                                                       T*);                                        \
+    template void adaptive_avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*,       \
+                                                        const T*);                                 \
+    template void adaptive_max_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*,  \
                                                        T*, int64_t*);
 
 #define FASTCONV_DECLARE_GEMM_SMALL_M_KERNEL                                              \

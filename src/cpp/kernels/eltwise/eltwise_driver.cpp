@@ -55,9 +55,9 @@ void sgd_step(int64_t n, T* p, const T* g, T* buf, const SgdStep<T>& s) {
     });
 }
 
-#define FASTCONV_INSTANTIATE_ELTWISE(T)                                   \
-    template void relu_forward<T>(int64_t, const T*, T*);                 \
-    template void relu_backward<T>(int64_t, const T*, const T*, T*);      \
+#define FASTCONV_INSTANTIATE_ELTWISE(T)                              \
+    template void relu_forward<T>(int64_t, const T*, T*);            \
+    template void relu_backward<T>(int64_t, const T*, const T*, T*); \
     template void sgd_step<T>(int64_t, T*, const T*, T*, const SgdStep<T>&);
 FASTCONV_INSTANTIATE_ELTWISE(float)
 FASTCONV_INSTANTIATE_ELTWISE(double)

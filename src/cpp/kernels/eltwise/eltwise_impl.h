@@ -1,6 +1,6 @@
-// ReLU forward and backward, and the SGD step, over flat ranges, compiled per ISA: the including .cpp defines
-// FASTCONV_ISA and gets that ISA's flags, under which GCC vectorises these loops at the
-// ISA's width. Semantics: KernelSet::relu_forward / relu_backward / sgd_step
+// ReLU forward and backward, and the SGD step, over flat ranges, compiled per ISA: the
+// including .cpp defines FASTCONV_ISA and gets that ISA's flags, under which GCC vectorises
+// these loops at the ISA's width. Semantics: KernelSet::relu_forward / relu_backward / sgd_step
 // (kernel_table.h).
 // No std:: function templates here (see direct_impl.h).
 #ifndef FASTCONV_ISA
@@ -61,12 +61,11 @@ void sgd_step(int64_t n, T* p, const T* g, T* buf, const ::fastconv::SgdStep<T>&
     const bool decay = s.weight_decay != T(0);
     if (buf == nullptr) {
         (decay ? sgd_loop<T, true, false, false> : sgd_loop<T, false, false, false>)(n, p, g, buf,
-                                                                                   s);
+                                                                                     s);
     } else if (s.nesterov) {
         (decay ? sgd_loop<T, true, true, true> : sgd_loop<T, false, true, true>)(n, p, g, buf, s);
     } else {
-        (decay ? sgd_loop<T, true, true, false> : sgd_loop<T, false, true, false>)(n, p, g, buf,
-                                                                                 s);
+        (decay ? sgd_loop<T, true, true, false> : sgd_loop<T, false, true, false>)(n, p, g, buf, s);
     }
 }
 

@@ -1,7 +1,8 @@
 // Optimised 2-D pooling plane kernels, written once as templates and compiled per ISA:
 // pool2d_avx2.cpp / pool2d_avx512.cpp define FASTCONV_ISA (avx2 | avx512), include this
 // file and instantiate for float and double; CMake gives each its -m flags, and the loops
-// below are shaped for the auto-vectoriser (-O3) rather than written with intrinsics.
+// below are shaped for the auto-vectoriser (-O3) rather than written with intrinsics,
+// except the AVX-512 float kernels of 2x2 / stride 2 max pooling (max_pool2x2_*).
 //
 // Semantics are exactly PyTorch's CPU kernels (aten/src/ATen/native/cpu/MaxPoolKernel.cpp,
 // AvgPoolKernel.cpp, AdaptiveAvgPoolKernel.cpp, AdaptiveMaxPoolKernel.cpp), the same as
@@ -455,6 +456,30 @@ void max_pool2d_forward_impl(const Pool2dParams& p, int64_t nplanes, const T* xs
 }
 
 #if defined(__AVX512F__)
+// Helpers of the 2x2 / stride 2 kernels below.
+// Lanes where v replaces the running maximum m under PyTorch's rule (v > m or v is NaN).
+inline __mmask16 max_take(__m512 v, __m512 m) {
+    return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                                  _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+}
+// Lanes [0, n), n clamped to [0, 16].
+inline __mmask16 lanes16(int64_t n) {
+    return n >= 16  ? __mmask16(0xFFFF)
+           : n <= 0 ? __mmask16(0)
+                    : static_cast<__mmask16>((1u << n) - 1u);
+}
+// Even lanes 0, 2, .., 30 of a two-register permute: column 2j of 32 consecutive inputs.
+inline __m512i even_lanes() {
+    return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+}
+// The int32 flat indices of lanes `out` to io as int64.
+inline void store_indices(int64_t* io, __mmask16 out, __m512i idx) {
+    _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
+                             _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+    _mm512_mask_storeu_epi64(io + 8, static_cast<__mmask8>(out >> 8),
+                             _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+}
+
 // 2x2 windows at stride 2 tiling the plane exactly (H = 2*OH, W = 2*OW; no padding, no
 // dilation), float, OW <= 16 (LeNet-5's 10x10 pool2, CifarNet's 16x16 and 32x32 pools):
 // k = 16 / OW whole output rows per vector, from 2k input rows, i.e. 4*k*OW <= 64
@@ -468,9 +493,7 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
                       int64_t* indices) {
     const int64_t W = 2 * OW, in_size = 4 * OH * OW, out_size = OH * OW;
     const int k = static_cast<int>(16 / OW);  // output rows per vector
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i even = even_lanes(), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     // Output lane j = r*OW + c (window row r, column c of the block): its window's top row
     // is h[2r*OW + c], its bottom row h[(2r + 1)*OW + c]; top-left input r*2W + 2c.
     alignas(64) int32_t top[16], corner[16];
@@ -484,10 +507,6 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
     const __m512i pbot = _mm512_add_epi32(ptop, _mm512_set1_epi32(static_cast<int32_t>(OW)));
     const __m512i vcorner = _mm512_load_si512(corner);
     const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32(static_cast<int32_t>(W));
-    auto take = [](__m512 v, __m512 m) {
-        return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
-                                      _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
-    };
     for (int64_t pl = 0; pl < nplanes; ++pl) {
         const float* xp = x + pl * in_size;
         float* yp = y + pl * out_size;
@@ -496,11 +515,7 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
             const int64_t nout = (OH - r0 < k ? OH - r0 : k) * OW, nin = 4 * nout;
             const float* xb = xp + r0 * 2 * W;
             auto load = [&](int64_t at) {
-                const int64_t n = nin - at;
-                const __mmask16 m = n >= 16 ? __mmask16(0xFFFF)
-                                    : n <= 0 ? __mmask16(0)
-                                             : static_cast<__mmask16>((1u << n) - 1u);
-                return _mm512_maskz_loadu_ps(m, xb + (n > 0 ? at : 0));
+                return _mm512_maskz_loadu_ps(lanes16(nin - at), xb + (nin > at ? at : 0));
             };
             const __m512 v0 = load(0), v1 = load(16), v2 = load(32), v3 = load(48);
             // h: each input row's column pairs (the first 16 from v0:v1, the next from v2:v3)
@@ -508,14 +523,13 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
             const __m512 o0 = _mm512_permutex2var_ps(v0, odd, v1);
             const __m512 e1 = _mm512_permutex2var_ps(v2, even, v3);
             const __m512 o1 = _mm512_permutex2var_ps(v2, odd, v3);
-            const __mmask16 t0 = take(o0, e0), t1 = take(o1, e1);
+            const __mmask16 t0 = max_take(o0, e0), t1 = max_take(o1, e1);
             const __m512 h0 = _mm512_mask_blend_ps(t0, e0, o0);
             const __m512 h1 = _mm512_mask_blend_ps(t1, e1, o1);
             // the window's two rows
             const __m512 a = _mm512_permutex2var_ps(h0, ptop, h1);
             const __m512 b = _mm512_permutex2var_ps(h0, pbot, h1);
-            const __mmask16 tv = take(b, a);
-            const __mmask16 out = static_cast<__mmask16>((1u << nout) - 1u);
+            const __mmask16 tv = max_take(b, a), out = lanes16(nout);
             _mm512_mask_storeu_ps(yp + r0 * OW, out, _mm512_mask_blend_ps(tv, a, b));
             if constexpr (kIdx) {
                 // column bit of each h, then of the chosen row; flat h*W + w in the plane
@@ -524,14 +538,10 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
                 const __m512i ca = _mm512_permutex2var_epi32(c0, ptop, c1);
                 const __m512i cb = _mm512_add_epi32(_mm512_permutex2var_epi32(c0, pbot, c1), vW);
                 const __m512i rel = _mm512_mask_blend_epi32(tv, ca, cb);
-                const __m512i idx = _mm512_add_epi32(
-                    _mm512_add_epi32(vcorner, rel),
-                    _mm512_set1_epi32(static_cast<int32_t>(r0 * 2 * W)));
-                int64_t* io = ip + r0 * OW;
-                _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
-                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
-                _mm512_mask_storeu_epi64(io + 8, static_cast<__mmask8>(out >> 8),
-                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+                const __m512i idx =
+                    _mm512_add_epi32(_mm512_add_epi32(vcorner, rel),
+                                     _mm512_set1_epi32(static_cast<int32_t>(r0 * 2 * W)));
+                store_indices(ip + r0 * OW, out, idx);
             }
         }
     }
@@ -542,27 +552,17 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
 // at a time: 16 outputs from the two window rows (two masked loads each), the column pairs
 // reduced in each row, then the rows (Keras's 13x13 pool2, rows of more than 16 outputs).
 template <bool kIdx>
-void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                     const float* x, float* y, int64_t* indices) {
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
-                                           28, 30);
-    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
+                     float* y, int64_t* indices) {
+    const __m512i even = even_lanes(), odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
     const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32(static_cast<int32_t>(W));
-    auto take = [](__m512 v, __m512 m) {
-        return static_cast<__mmask16>(_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
-                                      _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
-    };
-    auto mask = [](int64_t n) {
-        return n >= 16 ? __mmask16(0xFFFF)
-                       : n <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << n) - 1u);
-    };
     for (int64_t r = 0; r < nplanes * OH; ++r) {  // output rows of all the planes
         const int64_t row_in_plane = r % OH;
         const float* top = x + (r / OH) * H * W + 2 * row_in_plane * W;
         float* yr = y + r * OW;
         for (int64_t c0 = 0; c0 < OW; c0 += 16) {
             const int64_t n = OW - c0 < 16 ? OW - c0 : 16;  // outputs here
-            const __mmask16 m0 = mask(2 * n), m1 = mask(2 * n - 16);
+            const __mmask16 m0 = lanes16(2 * n), m1 = lanes16(2 * n - 16);
             const float* t = top + 2 * c0;
             const float* b = t + W;
             const __m512 t0 = _mm512_maskz_loadu_ps(m0, t);
@@ -573,11 +573,10 @@ void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
             const __m512 to = _mm512_permutex2var_ps(t0, odd, t1);
             const __m512 be = _mm512_permutex2var_ps(b0, even, b1);
             const __m512 bo = _mm512_permutex2var_ps(b0, odd, b1);
-            const __mmask16 tt = take(to, te), tb = take(bo, be);
+            const __mmask16 tt = max_take(to, te), tb = max_take(bo, be);
             const __m512 ht = _mm512_mask_blend_ps(tt, te, to);
             const __m512 hb = _mm512_mask_blend_ps(tb, be, bo);
-            const __mmask16 tv = take(hb, ht);
-            const __mmask16 out = mask(n);
+            const __mmask16 tv = max_take(hb, ht), out = lanes16(n);
             _mm512_mask_storeu_ps(yr + c0, out, _mm512_mask_blend_ps(tv, ht, hb));
             if constexpr (kIdx) {
                 // flat h*W + w in the plane: the window's corner 2*row*W + 2*(c0 + j), plus
@@ -586,13 +585,8 @@ void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
                 const __m512i cb = _mm512_add_epi32(_mm512_maskz_mov_epi32(tb, one), vW);
                 const __m512i corner = _mm512_add_epi32(
                     even, _mm512_set1_epi32(static_cast<int32_t>(2 * row_in_plane * W + 2 * c0)));
-                const __m512i idx =
-                    _mm512_add_epi32(corner, _mm512_mask_blend_epi32(tv, ct, cb));
-                int64_t* io = indices + r * OW + c0;
-                _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
-                                         _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
-                _mm512_mask_storeu_epi64(io + 8, static_cast<__mmask8>(out >> 8),
-                                         _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+                const __m512i idx = _mm512_add_epi32(corner, _mm512_mask_blend_epi32(tv, ct, cb));
+                store_indices(indices + r * OW + c0, out, idx);
             }
         }
     }
@@ -821,11 +815,11 @@ void max_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* 
 #if defined(__AVX512F__)
     if constexpr (sizeof(T) == 4) {
         if (p.KH == 2 && p.KW == 2 && p.stride_h == 2 && p.stride_w == 2 && p.pad_h == 0 &&
-            p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && 2 * p.OH <= p.H &&
-            2 * p.OW <= p.W && p.H * p.W <= INT32_MAX) {
+            p.pad_w == 0 && p.dil_h == 1 && p.dil_w == 1 && 2 * p.OH <= p.H && 2 * p.OW <= p.W &&
+            p.H * p.W <= INT32_MAX) {
             if (p.H == 2 * p.OH && p.W == 2 * p.OW && p.OW <= 16)
-                (indices ? max_pool2x2_rows<true> : max_pool2x2_rows<false>)(nplanes, p.OH, p.OW,
-                                                                             x, y, indices);
+                (indices ? max_pool2x2_rows<true> : max_pool2x2_rows<false>)(nplanes, p.OH, p.OW, x,
+                                                                             y, indices);
             else
                 (indices ? max_pool2x2_any<true> : max_pool2x2_any<false>)(nplanes, p.H, p.W, p.OH,
                                                                            p.OW, x, y, indices);
