@@ -472,6 +472,13 @@ inline __mmask16 lanes16(int64_t n) {
 inline __m512i even_lanes() {
     return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
 }
+// Columns 2j and 2j + 1 of 32 consecutive inputs (lo: the first 16, hi: the next), reduced
+// in that order under max_take; *odd_won gets the lanes where column 2j + 1 won.
+inline __m512 pair_max(__m512 lo, __m512 hi, __m512i even, __m512i odd, __mmask16* odd_won) {
+    const __m512 e = _mm512_permutex2var_ps(lo, even, hi), o = _mm512_permutex2var_ps(lo, odd, hi);
+    *odd_won = max_take(o, e);
+    return _mm512_mask_blend_ps(*odd_won, e, o);
+}
 // The int32 flat indices of lanes `out` to io as int64.
 inline void store_indices(int64_t* io, __mmask16 out, __m512i idx) {
     _mm512_mask_storeu_epi64(io, static_cast<__mmask8>(out),
@@ -519,13 +526,9 @@ void max_pool2x2_rows(int64_t nplanes, int64_t OH, int64_t OW, const float* x, f
             };
             const __m512 v0 = load(0), v1 = load(16), v2 = load(32), v3 = load(48);
             // h: each input row's column pairs (the first 16 from v0:v1, the next from v2:v3)
-            const __m512 e0 = _mm512_permutex2var_ps(v0, even, v1);
-            const __m512 o0 = _mm512_permutex2var_ps(v0, odd, v1);
-            const __m512 e1 = _mm512_permutex2var_ps(v2, even, v3);
-            const __m512 o1 = _mm512_permutex2var_ps(v2, odd, v3);
-            const __mmask16 t0 = max_take(o0, e0), t1 = max_take(o1, e1);
-            const __m512 h0 = _mm512_mask_blend_ps(t0, e0, o0);
-            const __m512 h1 = _mm512_mask_blend_ps(t1, e1, o1);
+            __mmask16 t0, t1;
+            const __m512 h0 = pair_max(v0, v1, even, odd, &t0);
+            const __m512 h1 = pair_max(v2, v3, even, odd, &t1);
             // the window's two rows
             const __m512 a = _mm512_permutex2var_ps(h0, ptop, h1);
             const __m512 b = _mm512_permutex2var_ps(h0, pbot, h1);
@@ -569,13 +572,9 @@ void max_pool2x2_any(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
             const __m512 t1 = _mm512_maskz_loadu_ps(m1, m1 ? t + 16 : t);
             const __m512 b0 = _mm512_maskz_loadu_ps(m0, b);
             const __m512 b1 = _mm512_maskz_loadu_ps(m1, m1 ? b + 16 : b);
-            const __m512 te = _mm512_permutex2var_ps(t0, even, t1);
-            const __m512 to = _mm512_permutex2var_ps(t0, odd, t1);
-            const __m512 be = _mm512_permutex2var_ps(b0, even, b1);
-            const __m512 bo = _mm512_permutex2var_ps(b0, odd, b1);
-            const __mmask16 tt = max_take(to, te), tb = max_take(bo, be);
-            const __m512 ht = _mm512_mask_blend_ps(tt, te, to);
-            const __m512 hb = _mm512_mask_blend_ps(tb, be, bo);
+            __mmask16 tt, tb;
+            const __m512 ht = pair_max(t0, t1, even, odd, &tt);
+            const __m512 hb = pair_max(b0, b1, even, odd, &tb);
             const __mmask16 tv = max_take(hb, ht), out = lanes16(n);
             _mm512_mask_storeu_ps(yr + c0, out, _mm512_mask_blend_ps(tv, ht, hb));
             if constexpr (kIdx) {
