@@ -55,12 +55,9 @@ py::object relu_backward_py(const py::object& dy_obj, const py::object& y_obj) {
 }
 
 // An array the kernel writes in place: C-contiguous, aligned, native-order and writeable
-// (a copy would drop the update), with dtype T and `shape`.
+// (a copy would drop the update), with dtype T.
 template <typename T>
-T* inplace_data(const char* op, const char* arg, py::array& a, const std::vector<int64_t>& shape) {
-    if (shape_of(a) != shape)
-        bind::value_error(op, ": expected ", arg, " to have shape ", bind::shape_str(shape),
-                          ", got ", bind::shape_str(a));
+T* inplace_data(const char* op, const char* arg, py::array& a) {
     constexpr int kReady = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ |
                            py::detail::npy_api::NPY_ARRAY_ALIGNED_ |
                            py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
@@ -87,14 +84,17 @@ void sgd_step_py(const py::object& p_obj, const py::object& g_obj, const py::obj
     if (!buf_obj.is_none()) {
         buf = bind::require_array(op, "momentum_buffer", buf_obj);
         bind::require_same_dtype(op, "param", p, "momentum_buffer", buf);
+        if (shape_of(buf) != shape)
+            bind::value_error(op, ": expected momentum_buffer to have shape ",
+                              bind::shape_str(shape), ", got ", bind::shape_str(buf));
     } else if (momentum != 0.0) {
         bind::value_error(op, ": momentum ", momentum, " needs a momentum_buffer");
     }
     const int64_t n = p.size();
     dispatch(dt, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        T* pd = inplace_data<T>(op, "param", p, shape);
-        T* bd = buf_obj.is_none() ? nullptr : inplace_data<T>(op, "momentum_buffer", buf, shape);
+        T* pd = inplace_data<T>(op, "param", p);
+        T* bd = buf_obj.is_none() ? nullptr : inplace_data<T>(op, "momentum_buffer", buf);
         if (bd && (bd == pd || (n > 0 && bd < pd + n && pd < bd + n)))
             bind::value_error(op, ": param and momentum_buffer overlap");
         const auto gc = bind::contiguous<T>(g);

@@ -406,8 +406,8 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     // channels) packA cost more than the re-reads it saves (CifarNet conv2 b64 5.00 ->
     // 4.52 ms, ResNet-18 56x56x64 b1 1.78 -> 1.68, 28x28x128 b8 12.4 -> 12.1), with 8 and
     // 16 panels it paid (14x14x256 b8 12.3 vs 12.6, 7x7x512 b8 16.5 vs 17.1 in place).
-    const bool dz_in_place =
-        a_in_place_pays(pk, pk.padded_n(Cg) / pk.nr) && pk.padded_n(Cg) / pk.nr <= 4;
+    const int64_t vt_panels = pk.padded_n(Cg) / pk.nr;
+    const bool dz_in_place = a_in_place_pays(pk, vt_panels) && vt_panels <= 4;
     // dU_xi of group g (+)= dZ_xi V_xi^T over block b's tiles.
     auto product = [&](int64_t b, int64_t gx, const T* V, const T* Z, T* pa, T* pb, T* du,
                        bool accumulate) {

@@ -33,15 +33,21 @@ void assert_pool_params(const Pool2dParams& p) {
     assert(p.dil_h >= 1 && p.dil_w >= 1 && p.pad_h >= 0 && p.pad_w >= 0);
 }
 
-// Runs plane(x_off, y_off) for every (image, channel) plane, with the offsets of its input
-// and output planes, on the threads plane_threads grants, claiming planes dynamically.
+// Runs ranges(i0, i1) over the N*C (image, channel) planes on the threads plane_threads
+// grants, claiming ranges of planes dynamically.
+template <typename F>
+void for_plane_ranges(const Pool2dParams& p, F&& ranges) {
+    const int64_t planes = p.N * p.C;
+    parallel_ranges(planes, plane_threads(planes, planes * (p.H * p.W + p.OH * p.OW)), ranges);
+}
+
+// Runs plane(x_off, y_off) for every plane, with the offsets of its input and output planes.
 template <typename F>
 void for_each_plane(const Pool2dParams& p, F&& plane) {
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
-    parallel_ranges(planes, plane_threads(planes, planes * (in_size + out_size)),
-                    [&](int64_t i0, int64_t i1) {
-                        for (int64_t i = i0; i < i1; ++i) plane(i * in_size, i * out_size);
-                    });
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
+    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) plane(i * in_size, i * out_size);
+    });
 }
 
 }  // namespace
@@ -50,13 +56,12 @@ template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().max_pool2d_forward_planes;
-    const int64_t planes = p.N * p.C, in_size = p.H * p.W, out_size = p.OH * p.OW;
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     // Planes [i0, i1) per kernel call: the kernel sets up once per call, not per plane.
-    parallel_ranges(planes, plane_threads(planes, planes * (in_size + out_size)),
-                    [&](int64_t i0, int64_t i1) {
-                        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size,
-                               indices ? indices + i0 * out_size : nullptr);
-                    });
+    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
+        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size,
+               indices ? indices + i0 * out_size : nullptr);
+    });
 }
 
 template <typename T>
