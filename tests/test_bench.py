@@ -238,6 +238,38 @@ def test_json_matches_schema_and_rows_agree():
     assert payload["machine"][0]["fma_gflops"] > 0
 
 
+def test_channels_last_model_row_runs_torch_in_channels_last(monkeypatch):
+    """The "torch-cl" model rows: torch's twin converted to channels_last (every conv input
+    in NHWC memory order), the same loss as fastconv's NCHW step, a valid JSON row."""
+    torch = pytest.importorskip("torch")
+    layouts = []
+    real = torch.nn.functional.conv2d
+
+    def conv2d(x, *args, **kwargs):
+        layouts.append((x.is_contiguous(memory_format=torch.channels_last),
+                        args[0].is_contiguous(memory_format=torch.channels_last)))
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "conv2d", conv2d)
+    rng = np.random.default_rng(0)
+    for peer, expected in (("torch", False), ("torch-cl", True)):
+        layouts.clear()
+        case = harness.model_case("lenet5", 4, "train_step", rng, torch, peer)
+        assert case.peer_name == peer
+        assert case.shape["peer_memory_format"] == ("channels_last" if expected else "nchw")
+        ours, theirs = float(case.ours().item()), float(case.peer().item())
+        assert ours == pytest.approx(theirs, rel=1e-5)
+        # conv2's input and weight (conv1's, with one channel, are contiguous in both)
+        assert len(layouts) == 2
+        assert layouts[1] == (expected, expected)
+    monkeypatch.undo()
+    payload = run_bench(filter=r"lenet5 b64 train_step channels_last", reps=10, warmup=1)
+    jsonschema.validate(payload, BENCH_JSON_SCHEMA)
+    (row,) = payload["results"]
+    assert (row["peer"], row["status"], row["direction"]) == ("torch-cl", "ok", "train_step")
+    assert row["speedup"] == pytest.approx(row["peer_ms"] / row["ms"])
+
+
 def test_raising_case_is_an_error_row_and_never_timed():
     def boom():
         raise RuntimeError("kernel exploded")

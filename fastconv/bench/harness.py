@@ -43,7 +43,7 @@ class Case:
     direction: str
     ours: Callable[[], object]
     peer: Callable[[], object] | None
-    peer_name: str  # 'torch' | 'numpy'
+    peer_name: str  # 'torch' | 'torch-cl' (torch, channels_last model rows) | 'numpy'
     flops: float = 0.0
     bytes: float = 0.0
     algorithm: str = ""
@@ -149,7 +149,7 @@ def _time_once(fn) -> float:
 # ~10 ms. With several threads a spinning pool steals a core from the other side's next
 # call (a 256³ sgemm: 0.19 ms alone, 4-15 ms right after NumPy), so multi-threaded timing
 # waits this long between the two sides.
-SETTLE_S = {"numpy": 0.15, "torch": 0.03}
+SETTLE_S = {"numpy": 0.15, "torch": 0.03, "torch-cl": 0.03}
 BLOCK = 5  # timed calls per block when multi-threaded
 
 
@@ -333,15 +333,21 @@ def gemm_case(layer: S.GemmShape, direction: str, rng) -> Case:
                 aliases=layer.aliases)
 
 
-MODEL_ROWS = (("lenet5", 64, "train_step"), ("lenet5", 64, "inference"),
-              ("lenet5", 1, "inference"), ("cifarnet", 64, "train_step"),
-              ("cifarnet", 64, "inference"), ("cifarnet", 1, "inference"))
+# (net, batch, mode, peer): peer "torch" runs torch's twin in NCHW, "torch-cl" the same twin
+# converted to channels_last (NHWC, oneDNN's preferred layout on CPU), the issue's second
+# bar for training steps. fastconv itself is always NCHW.
+MODEL_ROWS = (("lenet5", 64, "train_step", "torch"), ("lenet5", 64, "inference", "torch"),
+              ("lenet5", 1, "inference", "torch"), ("cifarnet", 64, "train_step", "torch"),
+              ("cifarnet", 64, "inference", "torch"), ("cifarnet", 1, "inference", "torch"),
+              ("lenet5", 64, "train_step", "torch-cl"),
+              ("cifarnet", 64, "train_step", "torch-cl"))
 
 
-def model_case(net: str, batch: int, mode: str, rng, torch) -> Case:
+def model_case(net: str, batch: int, mode: str, rng, torch, peer_name: str = "torch") -> Case:
     """A whole network: a training step (forward, cross-entropy, backward, SGD with momentum
     0.9 at lr 0.01) or inference (eval mode, no autograd), on torch's twin with the same
-    weights as the peer."""
+    weights as the peer: in NCHW (`peer_name` "torch") or with the twin's parameters and
+    the input in channels_last memory format ("torch-cl")."""
     from fastconv import functional as F
     from fastconv import models
 
@@ -353,14 +359,20 @@ def model_case(net: str, batch: int, mode: str, rng, torch) -> Case:
     if torch is not None:
         tmodel = models.architecture(net, torch.nn, torch.nn.functional)
         model.load_state_dict({k: v.detach().numpy() for k, v in tmodel.state_dict().items()})
-        peer = _model_step(tmodel, torch.from_numpy(x), torch.from_numpy(y), mode,
-                           torch.optim.SGD, torch.nn.functional.cross_entropy, torch.no_grad)
+        tx = torch.from_numpy(x)
+        if peer_name == "torch-cl":  # 4-D parameters and the input; torch's flatten copies
+            tmodel = tmodel.to(memory_format=torch.channels_last)
+            tx = tx.contiguous(memory_format=torch.channels_last)
+        peer = _model_step(tmodel, tx, torch.from_numpy(y), mode, torch.optim.SGD,
+                           torch.nn.functional.cross_entropy, torch.no_grad)
     ours = _model_step(model, fc.tensor(x), fc.tensor(y), mode, fc.optim.SGD,
                        F.cross_entropy, fc.no_grad)
     layers = S.network(net, batch)
     flops = layers.forward_flops() * (3.0 if mode == "train_step" else 1.0)
-    return Case("model", f"{net} b{batch}", mode, ours, peer, "torch", flops=flops,
-                algorithm="model", shape={"input": [batch, *spec.input_shape]})
+    shape = {"input": [batch, *spec.input_shape],
+             "peer_memory_format": "channels_last" if peer_name == "torch-cl" else "nchw"}
+    return Case("model", f"{net} b{batch}", mode, ours, peer, peer_name, flops=flops,
+                algorithm="model", shape=shape)
 
 
 def _model_step(model, x, y, mode: str, sgd, cross_entropy, no_grad):
@@ -417,11 +429,12 @@ def select_cases(quick: bool = False, filter: str | None = None, seed: int = 0,
                 yield gemm_case(layer, direction, rng)
     if not models_rows:
         return
-    for net, batch, mode in MODEL_ROWS:
+    for net, batch, mode, peer_name in MODEL_ROWS:
         if quick and net != "lenet5":
             continue
-        if _matches(pattern, f"model {net} b{batch} {mode}"):
-            yield model_case(net, batch, mode, rng, torch)
+        fmt = " channels_last" if peer_name == "torch-cl" else ""
+        if _matches(pattern, f"model {net} b{batch} {mode}{fmt}"):
+            yield model_case(net, batch, mode, rng, torch, peer_name)
 
 
 def _summary(xs: list[float]) -> tuple[float, float, float, float, float]:
@@ -498,7 +511,7 @@ def run_cases(cases: Iterable[Case], threads: int = 1, reps: int = 10, warmup: i
 # ---- the table ---------------------------------------------------------------------------------
 
 _COLUMNS = (("case", 42, "<"), ("direction", 15, "<"), ("ms", 9, ">"), ("(min-max)", 17, ">"),
-            ("GFLOP/s", 9, ">"), ("%peak", 6, ">"), ("peer", 5, ">"), ("peer ms", 9, ">"),
+            ("GFLOP/s", 9, ">"), ("%peak", 6, ">"), ("peer", 8, ">"), ("peer ms", 9, ">"),
             ("peer/ours", 9, ">"), ("isa", 6, ">"), ("algorithm", 12, ">"), ("thr", 3, ">"))
 
 

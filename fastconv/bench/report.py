@@ -20,7 +20,7 @@ import numpy as np
 import fastconv as fc
 from fastconv.bench.harness import MachinePeaks, Result, try_import
 
-SCHEMA_ID = "fastconv-bench/2"
+SCHEMA_ID = "fastconv-bench/3"
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -48,7 +48,7 @@ RESULT_SCHEMA = {
         "gflops": _NUM_OR_NULL,
         "gbps": _NUM_OR_NULL,
         "pct_peak": _NUM_OR_NULL,
-        "peer": {"enum": ["torch", "numpy"]},
+        "peer": {"enum": ["torch", "torch-cl", "numpy"]},
         "peer_ms": _NUM_OR_NULL, "peer_ms_min": _NUM_OR_NULL, "peer_ms_max": _NUM_OR_NULL,
         "peer_gflops": _NUM_OR_NULL,
         "speedup": _NUM_OR_NULL,
@@ -240,8 +240,9 @@ def plot(payload: dict, path: str) -> None:
     rows = [r for r in payload["results"] if r["status"] != "error"]
     threads = sorted({r["threads"] for r in rows}) or [1]
     colors = dict(zip(threads, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
-    cases = list(dict.fromkeys((r["name"], r["direction"]) for r in rows if r["speedup"]))
-    ratio = {(r["name"], r["direction"], r["threads"]): r["speedup"] for r in rows}
+    cases = list(dict.fromkeys((r["name"], r["direction"], r["peer"]) for r in rows
+                               if r["speedup"]))
+    ratio = {(r["name"], r["direction"], r["peer"], r["threads"]): r["speedup"] for r in rows}
     bar_h = 0.14 * len(cases) * len(threads) ** 0.5 + 1.0
     fig = plt.figure(figsize=(14, 7.5 + bar_h))
     # hspace is a fraction of the mean axes height: about 1.3 inches between the panels
@@ -276,7 +277,7 @@ def plot(payload: dict, path: str) -> None:
     ys = np.arange(len(cases))
     values = [v for v in ratio.values() if v]
     for i, t in enumerate(threads):
-        vals = [ratio.get((name, d, t)) or np.nan for name, d in cases]
+        vals = [ratio.get((*case, t)) or np.nan for case in cases]
         offs = ys - 0.4 + height * (i + 0.5)
         ax_bar.barh(offs, vals, height=height, color=colors[t], label=f"{t} thread(s)")
         for y, v in zip(offs, vals):
@@ -288,7 +289,8 @@ def plot(payload: dict, path: str) -> None:
              if min(values, default=1) / 2 <= t <= max(values, default=1) * 2]
     ax_bar.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax_bar.minorticks_off()
-    ax_bar.set_yticks(ys, [f"{name} {d}" for name, d in cases], fontsize=6)
+    ax_bar.set_yticks(ys, [f"{name} {d}" + (" vs torch channels_last" if peer == "torch-cl"
+                                              else "") for name, d, peer in cases], fontsize=6)
     ax_bar.set_ylim(len(cases) - 0.5, -0.5)
     ax_bar.set_xlabel("speed-up = peer ms / fastconv ms (log scale; right of the 1.0 line: "
                       "fastconv faster)")
