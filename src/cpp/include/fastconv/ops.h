@@ -69,6 +69,15 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
 // db[K] = sum over N, OH, OW of dy.
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy);
+// dw and db (db may be null) where dy is zero but at a max pool's argmaxes: with g and idx
+// [N][K][PH][PW], dy[n][k][idx[n][k][q]] += g[n][k][q] (idx flat in the OH x OW plane).
+// dw[k] = sum_{n,q} g * col^T[idx] and db[k] = sum_{n,q} g.
+// Returns the flat position (in g) of the first index outside [0, OH*OW), dw and db then
+// unspecified; else -1. Deterministic for a given thread count (per-thread sums over fixed
+// image chunks, added in thread order).
+template <typename T>
+int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t PW, T* dw,
+                                      T* db, const T* g, const int64_t* idx, const T* x);
 
 // ConvTranspose2d forward, expressed in the params of the convolution it transposes:
 // x is that conv's output-shaped [N][K][OH][OW], y its input-shaped [N][C][H][W]:

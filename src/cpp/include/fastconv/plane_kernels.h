@@ -100,6 +100,9 @@ constexpr int64_t kCol2imMaxTaps = 128;
     template <typename T>                                                                         \
     void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);        \
     template <typename T>                                                                         \
+    int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base, \
+                        int64_t ld, int64_t n, T* acc);                                           \
+    template <typename T>                                                                         \
     void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,    \
                     int kb, const T* bias, int64_t n, T* y, int64_t ystride);                     \
     template <typename T>                                                                         \
@@ -126,6 +129,8 @@ constexpr int64_t kCol2imMaxTaps = 128;
     template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,       \
                                   int64_t);                                                        \
     template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);                \
+    template int64_t pooled_corr<T>(int64_t, const T*, const int64_t*, int64_t, const T*, int64_t, \
+                                    int64_t, T*);                                                  \
     template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,         \
                                 const T*, int64_t, T*, int64_t);                                   \
     template void phase_split_s2<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*, T*, \

@@ -270,6 +270,82 @@ void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T*
     }
 }
 
+// acc[j] += sum_i g[i] * base[idx[i]*ld + j] over one chunk of NV vectors, the sums in
+// registers while the selected rows stream past. With few vectors the FMA latency would
+// bind (one dependent chain per vector), so S sets of accumulators take alternate terms
+// and are added at the end (set 0 first, in set order). Returns the first i whose index
+// lies outside [0, nrows), checked before its row is read; else -1.
+template <typename T, int NV, int S>
+int64_t pooled_corr_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t nrows,
+                          const T* base, int64_t ld, T* acc) {
+    using V = typename Vec<T>::type;
+    constexpr int W = Vec<T>::width;
+    V a[S][NV];
+#pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) {
+        a[0][v] = loadu(acc + v * W);
+#pragma GCC unroll 4
+        for (int s = 1; s < S; ++s) a[s][v] = V{};
+    }
+    int64_t i = 0;
+    for (; i + S <= nq; i += S) {
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) {
+            const int64_t row = idx[i + s];
+            if (static_cast<uint64_t>(row) >= static_cast<uint64_t>(nrows)) return i + s;
+            const V gi = splat(g[i + s]);
+            const T* r = base + row * ld;
+#pragma GCC unroll 24
+            for (int v = 0; v < NV; ++v) a[s][v] += gi * loadu(r + v * W);
+        }
+    }
+    for (; i < nq; ++i) {
+        const int64_t row = idx[i];
+        if (static_cast<uint64_t>(row) >= static_cast<uint64_t>(nrows)) return i;
+        const V gi = splat(g[i]);
+        const T* r = base + row * ld;
+#pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v) a[0][v] += gi * loadu(r + v * W);
+    }
+#pragma GCC unroll 24
+    for (int v = 0; v < NV; ++v) {
+#pragma GCC unroll 4
+        for (int s = 1; s < S; ++s) a[0][v] += a[s][v];
+        storeu(acc + v * W, a[0][v]);
+    }
+    return -1;
+}
+
+// At most this many accumulator vectors per chunk: 24 of AVX-512's 32 registers, 12 of 16.
+constexpr int kPooledMaxNV = FASTCONV_VEC_BYTES == 64 ? 24 : 12;
+
+// The chunk of nv vectors (1 <= nv <= kPooledMaxNV), by recursion over NV.
+template <typename T, int NV = 1>
+int64_t pooled_corr_nv(int nv, int64_t nq, const T* g, const int64_t* idx, int64_t nrows,
+                       const T* base, int64_t ld, T* acc) {
+    if constexpr (NV < kPooledMaxNV) {
+        if (nv != NV) return pooled_corr_nv<T, NV + 1>(nv, nq, g, idx, nrows, base, ld, acc);
+    }
+    constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
+    return pooled_corr_chunk<T, NV, S>(nq, g, idx, nrows, base, ld, acc);
+}
+
+template <typename T>
+int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
+                    int64_t ld, int64_t n, T* acc) {
+    constexpr int W = Vec<T>::width;
+    const int64_t nv = n / W;
+    const int64_t chunks = (nv + kPooledMaxNV - 1) / kPooledMaxNV;  // equal chunks, +-1
+    for (int64_t c = 0, v0 = 0; c < chunks; ++c) {
+        const int64_t v1 = nv * (c + 1) / chunks;
+        const int64_t bad = pooled_corr_nv<T>(static_cast<int>(v1 - v0), nq, g, idx, nrows,
+                                              base + v0 * W, ld, acc + v0 * W);
+        if (bad >= 0) return bad;
+        v0 = v1;
+    }
+    return -1;
+}
+
 template <typename T>
 void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp, int kb,
                 const T* bias, int64_t n, T* y, int64_t ystride) {
