@@ -38,6 +38,10 @@ def conv2d_backward_weight(
     dilation: _Pair, groups: int, algorithm: str = "auto",
 ) -> _Array: ...
 def conv2d_backward_bias(grad_output: _Array) -> _Array: ...
+def conv2d_backward_weight_pooled(
+    pooled_grad: _Array, indices: _Array, input: _Array, kernel_size: _Pair, stride: _Pair,
+    padding: _Pad4, dilation: _Pair, groups: int,
+) -> tuple[_Array, _Array]: ...
 def conv2d_choose_algorithm(
     input: _Array, weight: _Array, stride: _Pair, padding: _Pad4, dilation: _Pair, groups: int,
     direction: str = "forward",

@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "Context",
     "Function",
+    "LazyGrad",
     "Node",
     "enable_grad",
     "is_grad_enabled",
@@ -93,6 +94,27 @@ class Context:
         self.saved = arrays
 
 
+class LazyGrad:
+    """A gradient held in a compact form that only some Functions read as it is.
+
+    A backward may return one for an input; the engine hands it unchanged to the backward
+    of that input's Function if the Function's ``lazy_grad_ok`` is true and no other
+    gradient was summed into it, and calls :meth:`dense` (the full array) everywhere
+    else: another contribution to add, a leaf's ``.grad``, any other Function. The one kind
+    today is max pooling's gradient as the pooled gradient plus argmax indices
+    (``fastconv._functions.pool.PooledGrad``), which Conv2d's backward reads directly.
+    """
+
+    __slots__ = ()
+
+    def dense(self) -> Any:
+        raise NotImplementedError
+
+
+def _dense(g):
+    return g.dense() if isinstance(g, LazyGrad) else g
+
+
 class Node:
     """A recorded application of a Function: how to send an output gradient to inputs."""
 
@@ -120,6 +142,7 @@ class Function:
     """
 
     infer: Any = None  # optional static infer (see the class docstring)
+    lazy_grad_ok = False  # whether backward reads a LazyGrad as it is (see LazyGrad)
 
     @staticmethod
     def forward(ctx: Context, *args: Any, **kwargs: Any) -> Any:
@@ -207,6 +230,8 @@ def backward(root, grad) -> None:
             g = grads.pop(id(tensor), None)
             if g is None or node is None:
                 continue
+            if isinstance(g, LazyGrad) and not node.fn.lazy_grad_ok:
+                g = g.dense()
             if node.ctx is None:
                 msg = ("Trying to backward through the graph a second time; the saved "
                        "arrays were freed after the first backward")
@@ -219,8 +244,8 @@ def backward(root, grad) -> None:
                 if parent is None or pg is None:
                     continue
                 if parent._node is None:  # leaf
-                    parent._accumulate(pg)
+                    parent._accumulate(_dense(pg))
                 else:
                     key = id(parent)
                     prev = grads.get(key)
-                    grads[key] = pg if prev is None else prev + pg
+                    grads[key] = pg if prev is None else _dense(prev) + _dense(pg)

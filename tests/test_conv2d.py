@@ -616,6 +616,86 @@ def test_backward_bias_blocks_and_threads(shape, dtype):
     assert np.array_equal(got[0], got[2])
 
 
+# ---- weight gradient from a max-pooled gradient ------------------------------------------
+
+# (x shape, weight shape, stride, padding, dilation, groups, pool kernel, stride, padding)
+POOLED_CASES = {
+    "lenet_conv1": ((3, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1, 1, 2, 2, 0),
+    "lenet_conv2": ((3, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1, 1, 2, 2, 0),
+    "cifar_conv1": ((2, 3, 32, 32), (32, 3, 3, 3), 1, 1, 1, 1, 2, 2, 0),
+    "cifar_conv2_wide": ((2, 32, 16, 16), (70, 32, 3, 3), 1, 1, 1, 1, 2, 2, 0),  # 3 chunks
+    "overlap_s2_groups": ((2, 4, 15, 13), (6, 2, 3, 3), 2, 1, 1, 2, 3, 2, 1),
+    "dilated_rect": ((2, 4, 15, 13), (8, 1, 3, 2), 1, 2, 2, 4, (2, 3), (2, 3), 0),
+    "big_padding": ((2, 2, 4, 4), (3, 2, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # im2col fallback
+}
+
+
+def _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps, pp, dtype, rng):
+    """Inputs and torch float64's dW, db of sum(g * max_pool2d(relu(conv(x)))), with the
+    pooled gradient masked as the fused ReLU's backward masks it."""
+    x = rng.standard_normal(xs).astype(dtype)
+    w = rng.standard_normal(ws).astype(dtype)
+    tw = torch64(w).requires_grad_()
+    tb = torch64(np.zeros(ws[0])).requires_grad_()
+    y = F.conv2d(torch64(x), tw, tb, stride, pad, dil, groups)
+    pooled, idx = F.max_pool2d(F.relu(y), pk, ps, pp, return_indices=True)
+    g = rng.standard_normal(pooled.shape).astype(dtype)
+    (pooled * torch64(g)).sum().backward()
+    g = np.where(pooled.detach().numpy() > 0, g, 0).astype(dtype)
+    return x, g, idx.numpy(), tw.grad.numpy(), tb.grad.numpy(), y.shape[2] * y.shape[3]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(POOLED_CASES.values()), ids=list(POOLED_CASES))
+@pytest.mark.usefixtures("isa", "threads")
+def test_backward_weight_pooled(case, dtype, rng):
+    """conv2d_backward_weight_pooled against torch float64 through relu and max_pool2d
+    (overlapping windows, groups, stride, dilation, the im2col fallback, > 24 vectors of
+    columns), and the same bits for the same thread count."""
+    xs, ws, stride, pad, dil, groups, pk, ps, pp = case
+    x, g, idx, dw_ref, db_ref, _ = _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps,
+                                                     pp, dtype, rng)
+    hyper = (ws[2:], _pair(stride), (pad,) * 4, _pair(dil), groups)
+    dw, db = _core.conv2d_backward_weight_pooled(g, idx, x, *hyper)
+    assert dw.dtype == db.dtype == dtype
+    length = g[:, 0].size
+    assert_close(dw, dw_ref, tolerance(dtype, length, maxabs(x), maxabs(g)), what="dw")
+    assert_close(db, db_ref, tolerance(dtype, length, 1.0, maxabs(g)), what="db")
+    again = _core.conv2d_backward_weight_pooled(g, idx, x, *hyper)
+    assert np.array_equal(dw, again[0])
+    assert np.array_equal(db, again[1])
+
+
+def test_backward_weight_pooled_errors():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    g = np.ones((2, 4, 3, 3), np.float32)
+    idx = np.zeros((2, 4, 3, 3), np.int64)
+    hyper = ((3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)
+    call = _core.conv2d_backward_weight_pooled
+    bad = idx.copy()
+    bad[1, 2, 0, 1] = 36  # the output plane is 6 x 6
+    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = 36 is out of range"):
+        call(g, bad, x, *hyper)
+    bad[1, 2, 0, 1] = -1
+    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = -1"):
+        call(g, bad, x, *hyper)
+    with pytest.raises(TypeError, match="indices to have dtype int64"):
+        call(g, idx.astype(np.int32), x, *hyper)
+    with pytest.raises(ValueError, match="same shape as pooled_grad"):
+        call(g, idx[:, :, :2], x, *hyper)
+    with pytest.raises(ValueError, match="same batch size"):
+        call(g[:1], idx[:1], x, *hyper)
+    with pytest.raises(TypeError, match="dtype"):
+        call(g.astype(np.float64), idx, x, *hyper)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        call(g, idx, x, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3)
+    # an empty batch is a zero gradient
+    dw, db = call(g[:0], idx[:0], x[:0], *hyper)
+    assert dw.shape == (4, 3, 3, 3)
+    assert not dw.any()
+    assert not db.any()
+
+
 # ---- empty batch -----------------------------------------------------------------------
 
 

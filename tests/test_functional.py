@@ -222,10 +222,13 @@ def test_conv_transpose2d_skips_unneeded_kernels(monkeypatch, rng):
 
 
 def test_conv_and_pool_run_the_cpp_kernels(monkeypatch, rng):
-    """Forward and backward go through the compiled kernels (counted by wrapping them)."""
+    """Forward and backward go through the compiled kernels (counted by wrapping them). The
+    conv's weight gradient comes from the pooled gradient (the pool cuts positions 4-fold);
+    its data gradient from the scattered one."""
     calls = []
     for name in ("conv2d_forward", "conv2d_backward_data", "conv2d_backward_weight",
-                 "conv2d_backward_bias", "max_pool2d_forward", "max_pool2d_backward"):
+                 "conv2d_backward_bias", "conv2d_backward_weight_pooled", "max_pool2d_forward",
+                 "max_pool2d_backward"):
         original = getattr(_core, name)
 
         def wrapped(*args, _f=original, _n=name, **kwargs):
@@ -238,7 +241,7 @@ def test_conv_and_pool_run_the_cpp_kernels(monkeypatch, rng):
     F.max_pool2d(F.conv2d(x, w, padding=1), 2).sum().backward()
     assert sorted(calls) == sorted(["conv2d_forward", "max_pool2d_forward",
                                     "max_pool2d_backward", "conv2d_backward_data",
-                                    "conv2d_backward_weight"])
+                                    "conv2d_backward_weight_pooled"])
 
 
 def _record_gemm(monkeypatch):
@@ -332,6 +335,71 @@ def test_max_pool2d_of_relu(case, dtype, rng):
     m = maxabs(x)
     check(f"max_pool2d(relu){case}", ours, ref, [x], rng, fwd=(2, m * (1.0 + m)),
           bwd=[(9, 1.0 + 2.0 * m)])
+
+
+# conv (x shape, w shape, stride, padding, dilation, groups) -> [relu] -> max_pool2d
+# (kernel, stride, padding, ceil_mode): the conv's weight and bias gradients come from the
+# pooled gradient (conv2d_backward_weight_pooled) wherever the pool cuts positions 4-fold.
+CONV_POOL_CASES = {
+    "lenet": (((2, 3, 12, 12), (4, 3, 5, 5), 1, 0, 1, 1), (2, 2, 0, False)),
+    "cifar_same": (((2, 3, 8, 8), (5, 3, 3, 3), 1, 1, 1, 1), (2, 2, 0, False)),
+    "overlap_groups": (((2, 4, 12, 12), (6, 2, 3, 3), 1, 1, 1, 2), (3, 2, 1, False)),
+    "strided_dilated": (((1, 2, 19, 15), (3, 2, 3, 3), 2, 2, 2, 1), (2, 2, 0, True)),
+}
+
+
+@pytest.mark.parametrize("relu", [True, False], ids=["relu", "no_relu"])
+@pytest.mark.parametrize("case", list(CONV_POOL_CASES.values()), ids=list(CONV_POOL_CASES))
+def test_conv_max_pool2d_pooled_gradient(case, relu, dtype, rng, monkeypatch):
+    """max_pool2d([relu](conv2d(x, w, b))): x, w and b gradients as torch's, with the
+    dense weight and bias kernels forbidden (so the pooled path ran)."""
+    (xs, ws, s, p, d, grp), (pk, ps, pp, ceil) = case
+    x, w, b = _randn(rng, xs, dtype), _randn(rng, ws, dtype), _randn(rng, ws[0], dtype)
+    _forbid(monkeypatch, _core, "conv2d_backward_weight")
+    _forbid(monkeypatch, _core, "conv2d_backward_bias")
+
+    def ours(x, w, b):
+        y = F.conv2d(x, w, b, s, p, d, grp)
+        return F.max_pool2d(F.relu(y) if relu else y, pk, ps, pp, ceil_mode=ceil)
+
+    def ref(x, w, b):
+        y = TF.conv2d(x, w, b, s, p, d, grp)
+        return TF.max_pool2d(TF.relu(y) if relu else y, pk, ps, pp, ceil_mode=ceil)
+
+    m = maxabs(x) * maxabs(w) * ws[1] * ws[2] * ws[3] + maxabs(b)
+    n_out = xs[0] * 4 * xs[2] * xs[3]  # the most terms any weight-gradient entry adds
+    check(f"conv->pool{case}", ours, ref, [x, w, b], rng, fwd=(ws[1] * ws[2] * ws[3], m),
+          bwd=[(ws[0] * ws[2] * ws[3], maxabs(w)), (n_out, maxabs(x)), (n_out, 1.0)])
+
+
+def test_conv_output_used_twice_gets_the_sum_of_both_gradients(dtype, rng, monkeypatch):
+    """The conv output feeds the pool and something else: the pooled gradient is then
+    scattered and added (the dense kernels run), as torch's sum."""
+    x, w = _randn(rng, (2, 3, 8, 8), dtype), _randn(rng, (4, 3, 3, 3), dtype)
+    _forbid(monkeypatch, _core, "conv2d_backward_weight_pooled")
+
+    def ours(x, w):
+        y = F.conv2d(x, w, padding=1)
+        return F.max_pool2d(F.relu(y), 2) + F.avg_pool2d(y * y, 2)
+
+    def ref(x, w):
+        y = TF.conv2d(x, w, padding=1)
+        return TF.max_pool2d(TF.relu(y), 2) + TF.avg_pool2d(y * y, 2)
+
+    m = 27 * maxabs(x) * maxabs(w)
+    check("conv used twice", ours, ref, [x, w], rng, fwd=(27, m * (1 + m)),
+          bwd=[(36, maxabs(w) * (1 + m)), (2 * 64, maxabs(x) * (1 + m))])
+
+
+def test_pool_that_keeps_most_positions_uses_the_dense_weight_gradient(rng, monkeypatch):
+    """3x3 windows at stride 1 keep almost every position: no pooled path."""
+    x = fc.tensor(_randn(rng, (2, 3, 8, 8), np.float64))
+    w = fc.tensor(_randn(rng, (4, 3, 3, 3), np.float64), requires_grad=True)
+    _forbid(monkeypatch, _core, "conv2d_backward_weight_pooled")
+    F.max_pool2d(F.relu(F.conv2d(x, w)), 3, 1).sum().backward()
+    tw = torch64(w.detach().numpy()).requires_grad_()
+    TF.max_pool2d(TF.relu(TF.conv2d(torch64(x.numpy()), tw)), 3, 1).sum().backward()
+    assert_close(w.grad.numpy(), tw.grad.numpy(), 1e-10, what="dw")
 
 
 # (shape, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)

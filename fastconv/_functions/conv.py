@@ -14,7 +14,7 @@ for the data gradient, the input for the weight gradient.
 from __future__ import annotations
 
 from fastconv import _core
-from fastconv.autograd import Context, Function
+from fastconv.autograd import Context, Function, LazyGrad
 
 __all__ = ["Conv2d", "ConvTranspose2d"]
 
@@ -53,7 +53,14 @@ def _backward(ctx: Context, g, backward_data, backward_weight):
 
 
 class Conv2d(Function):
-    """y = conv2d(x, w) + b; backward: dx = backward_data, dW = backward_weight, db = Σ dy."""
+    """y = conv2d(x, w) + b; backward: dx = backward_data, dW = backward_weight, db = Σ dy.
+
+    Where y reaches the loss only through a max pool, backward receives the pooled
+    gradient and argmax (``pool.PooledGrad``): dW and db then come from the pooled
+    positions alone (``_core.conv2d_backward_weight_pooled``), dx from the scattered dy.
+    """
+
+    lazy_grad_ok = True  # PooledGrad; the engine densifies any other LazyGrad kind
 
     @staticmethod
     def infer(x, w, b, args):
@@ -69,7 +76,22 @@ class Conv2d(Function):
 
     @staticmethod
     def backward(ctx: Context, g):
-        return _backward(ctx, g, _core.conv2d_backward_data, _core.conv2d_backward_weight)
+        if not hasattr(g, "indices"):  # an array (any LazyGrad but PooledGrad: densified)
+            g = g.dense() if isinstance(g, LazyGrad) else g
+            return _backward(ctx, g, _core.conv2d_backward_data, _core.conv2d_backward_weight)
+        x, w = ctx.saved
+        need_x, need_w, need_b, _ = ctx.needs_input_grad
+        dx = dw = db = None
+        if need_w:
+            dw, db = _core.conv2d_backward_weight_pooled(g.grad, g.indices, x, ctx.w_shape[2:],
+                                                         *ctx.args)
+        elif need_b:  # the sum of dy over positions is the sum of the pooled gradient
+            db = _core.conv2d_backward_bias(g.grad)
+        if need_x:
+            dx = _core.conv2d_backward_data(g.dense(), w, ctx.x_shape, *ctx.args, "auto")
+            if ctx.unbatched:
+                dx = dx[0]
+        return dx, dw, db if need_b else None, None
 
 
 class ConvTranspose2d(Function):

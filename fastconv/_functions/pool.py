@@ -17,12 +17,15 @@ max pool) takes its functions from the arrays' module
 
 from __future__ import annotations
 
+import numpy as np
+
 from fastconv import _core, autograd
 from fastconv._array import get_array_module
 from fastconv._functions.activation import ReLU, relu_backward
+from fastconv._functions.conv import Conv2d
 from fastconv.autograd import Context, Function, Node
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d"]
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d", "PooledGrad"]
 
 
 def _batched(ctx: Context, x):
@@ -39,11 +42,30 @@ def _unbatched(ctx: Context, dx):
     return dx[0] if ctx.unbatched else dx
 
 
+class PooledGrad(autograd.LazyGrad):
+    """Max pooling's input gradient before its scatter: the pooled gradient ``grad``
+    (N, C, PH, PW), already masked by a folded ReLU, and the argmax ``indices`` flat in
+    the (H, W) = ``x_hw`` input plane. Conv2d's backward reads it as it is (its weight and
+    bias gradients from the pooled positions only); :meth:`dense` is the scattered array
+    every other consumer gets."""
+
+    __slots__ = ("grad", "indices", "x_hw")
+
+    def __init__(self, grad, indices, x_hw) -> None:
+        self.grad, self.indices, self.x_hw = grad, indices, x_hw
+
+    def dense(self):
+        return _core.max_pool2d_backward(self.grad, self.indices, self.x_hw)
+
+
 class MaxPool2d(Function):
     @classmethod
     def apply(cls, x, args, indices_out=None):
         node = getattr(x, "_node", None)
-        if node is None or node.fn is not ReLU or not autograd.is_grad_enabled():
+        if node is None or not autograd.is_grad_enabled():
+            return super().apply(x, args, indices_out)
+        relu = node.fn is ReLU
+        if not relu and node.fn is not Conv2d:
             return super().apply(x, args, indices_out)
         # Max pooling of a ReLU's output r = relu(a) is recorded as an op of a: at each
         # window's argmax, ReLU's backward keeps the gradient where r > 0, and r there is
@@ -52,10 +74,20 @@ class MaxPool2d(Function):
         # over the pooled output, a quarter of it for 2x2 windows (LeNet-5, CifarNet). The
         # same sums in the same order: bitwise the unfused gradient. r's ReLU node stays
         # for r's other uses, if any; their gradient reaches a through it and adds up.
+        src = node.inputs[0] if relu else x
         ctx = Context((True, False, False))
         y = cls.forward(ctx, x.data, args, indices_out)
-        ctx.relu_y = y
-        return autograd.Tensor._from_op(y, Node(cls, ctx, (node.inputs[0], None, None)))
+        ctx.relu_y = y if relu else None
+        # Where a is a Conv2d's output, backward hands Conv2d the pooled gradient itself
+        # (PooledGrad) when the windows cut the positions at least 4-fold: its weight and
+        # bias gradients then read only the argmaxes (conv2d_backward_weight_pooled).
+        # NumPy arrays only (the kernels are the CPU ones); no empty dilated windows.
+        a = src.data
+        plane = a.shape[-2] * a.shape[-1] if a.ndim == 4 else 0
+        ctx.pooled = (src._node is not None and src._node.fn is Conv2d
+                      and type(a) is np.ndarray and a.ndim == 4 and ctx.empty is None
+                      and 4 * y.shape[-2] * y.shape[-1] <= plane)
+        return autograd.Tensor._from_op(y, Node(cls, ctx, (src, None, None)))
 
     @staticmethod
     def infer(x, args, indices_out=None):
@@ -72,7 +104,7 @@ class MaxPool2d(Function):
         # The argmax only when backward or the caller reads it (not for inference).
         with_indices = ctx.needs_input_grad[0] or indices_out is not None
         y, idx = _core.max_pool2d_forward(x, *args, with_indices)
-        ctx.indices, ctx.empty, ctx.relu_y = idx, None, None
+        ctx.indices, ctx.empty, ctx.relu_y, ctx.pooled = idx, None, None, False
         if with_indices and args[3] != (1, 1):
             # A dilated window can hold no input element at all: torch then returns -inf and
             # an index outside the plane. Such an output sends no gradient anywhere.
@@ -90,6 +122,8 @@ class MaxPool2d(Function):
     def backward(ctx: Context, g):
         if ctx.relu_y is not None:
             g = relu_backward(g, ctx.relu_y)
+        if ctx.pooled:
+            return PooledGrad(g, ctx.indices, ctx.x_hw), None, None
         if ctx.unbatched:
             g = g[None]
         indices = ctx.indices

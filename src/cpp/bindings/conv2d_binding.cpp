@@ -291,30 +291,29 @@ py::tuple pooled_run(const char* op, const Conv2dParams& p, int64_t npooled, con
         py::gil_scoped_release release;
         // The driver checks each index before reading through it and reports the first bad one.
         bad = conv2d_backward_weight_pooled<T>(p, ga.shape(2), ga.shape(3), dw.mutable_data(),
-                                              db.mutable_data(), g.data(), idx.data(), x.data());
+                                               db.mutable_data(), g.data(), idx.data(), x.data());
     }
     if (bad >= 0) {
         const int64_t* ip = idx.data();
         const int64_t q = bad % npooled, k = bad / npooled % p.K, n = bad / npooled / p.K;
         value_error(op, ": indices[", n, ", ", k, ", ", q / ga.shape(3), ", ", q % ga.shape(3),
-                    "] = ", ip[bad], " is out of range for the convolution's output (", p.OH,
-                    ", ", p.OW, "): expected 0 <= index < ", p.OH * p.OW);
+                    "] = ", ip[bad], " is out of range for the convolution's output (", p.OH, ", ",
+                    p.OW, "): expected 0 <= index < ", p.OH * p.OW);
     }
     return py::make_tuple(std::move(dw), std::move(db));
 }
 
-py::tuple conv2d_backward_weight_pooled_binding(const py::object& g_obj,
-                                                const py::object& indices_obj,
-                                                const py::object& x_obj, Pair kernel_size,
-                                                Pair stride,
-                                                std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
-                                                Pair dilation, int64_t groups) {
+py::tuple conv2d_backward_weight_pooled_binding(
+    const py::object& g_obj, const py::object& indices_obj, const py::object& x_obj,
+    Pair kernel_size, Pair stride, std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+    Pair dilation, int64_t groups) {
     const char* op = "conv2d_backward_weight_pooled";
     ConvArrays r = check_arrays(op, "pooled_grad", g_obj, "input", x_obj, py::none());
     const py::array &g = r.a, &x = r.b;
     const py::array ia = require_array(op, "indices", indices_obj);
     if (!ia.dtype().equal(py::dtype::of<int64_t>()))
-        type_error(op, ": expected indices to have dtype int64, got ", std::string(py::str(ia.dtype())));
+        type_error(op, ": expected indices to have dtype int64, got ",
+                   std::string(py::str(ia.dtype())));
     if (ia.ndim() != 4 || ia.shape(0) != g.shape(0) || ia.shape(1) != g.shape(1) ||
         ia.shape(2) != g.shape(2) || ia.shape(3) != g.shape(3))
         value_error(op, ": expected indices to have the same shape as pooled_grad ", shape_str(g),
@@ -331,7 +330,8 @@ py::tuple conv2d_backward_weight_pooled_binding(const py::object& g_obj,
     const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
     Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
                                  pad4(padding), dilation, groups);
-    const int64_t npooled = checked_size(op, "pooled_grad's plane", __int128{g.shape(2)} * g.shape(3));
+    const int64_t npooled =
+        checked_size(op, "pooled_grad's plane", __int128{g.shape(2)} * g.shape(3));
     return r.dtype == DType::f32 ? pooled_run<float>(op, p, npooled, g, ia, x)
                                  : pooled_run<double>(op, p, npooled, g, ia, x);
 }
@@ -513,10 +513,10 @@ OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
         "dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).");
     m.def("conv2d_backward_bias", &conv2d_backward_bias_binding, "grad_output"_a,
           "dL/dbias (K,): grad_output (N, K, OH, OW) summed over N, OH, OW.");
-    m.def("conv2d_backward_weight_pooled", &conv2d_backward_weight_pooled_binding,
-          "pooled_grad"_a, "indices"_a, "input"_a, "kernel_size"_a, "stride"_a, "padding"_a,
-          "dilation"_a, "groups"_a,
-          R"doc((dL/dweight, dL/dbias) of a Conv2d whose output y reaches the loss only through a max pool.
+    m.def(
+        "conv2d_backward_weight_pooled", &conv2d_backward_weight_pooled_binding, "pooled_grad"_a,
+        "indices"_a, "input"_a, "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+        R"doc((dL/dweight, dL/dbias) of a Conv2d whose output y reaches the loss only through a max pool.
 
 pooled_grad and indices (int64) are (N, K, PH, PW): the pool's output gradient (already
 masked by a ReLU between, if any) and its argmax, flat in y's (OH, OW) plane. Equal to

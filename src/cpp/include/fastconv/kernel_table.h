@@ -97,8 +97,8 @@ struct KernelSet {
     //   acc[j] += sum_{i<nq} g[i] * base[idx[i]*ld + j]   for j < n, n a multiple of the
     //   vector width. Returns the first i with idx[i] outside [0, nrows), found before that
     //   row is read (acc then partly updated); else -1.
-    int64_t (*pooled_corr)(int64_t nq, const T* g, const int64_t* idx, int64_t nrows,
-                           const T* base, int64_t ld, int64_t n, T* acc) = nullptr;
+    int64_t (*pooled_corr)(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
+                           int64_t ld, int64_t n, T* acc) = nullptr;
     void (*direct_row)(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,
                        int kb, const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;

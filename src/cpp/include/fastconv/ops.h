@@ -76,8 +76,8 @@ void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy);
 // unspecified; else -1. Deterministic for a given thread count (per-thread sums over fixed
 // image chunks, added in thread order).
 template <typename T>
-int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t PW, T* dw,
-                                      T* db, const T* g, const int64_t* idx, const T* x);
+int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t PW, T* dw, T* db,
+                                      const T* g, const int64_t* idx, const T* x);
 
 // ConvTranspose2d forward, expressed in the params of the convolution it transposes:
 // x is that conv's output-shaped [N][K][OH][OW], y its input-shaped [N][C][H][W]:

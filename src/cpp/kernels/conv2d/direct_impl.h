@@ -276,8 +276,8 @@ void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T*
 // and are added at the end (set 0 first, in set order). Returns the first i whose index
 // lies outside [0, nrows), checked before its row is read; else -1.
 template <typename T, int NV, int S>
-int64_t pooled_corr_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t nrows,
-                          const T* base, int64_t ld, T* acc) {
+int64_t pooled_corr_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
+                          int64_t ld, T* acc) {
     using V = typename Vec<T>::type;
     constexpr int W = Vec<T>::width;
     V a[S][NV];
