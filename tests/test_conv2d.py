@@ -626,7 +626,8 @@ POOLED_CASES = {
     "cifar_conv2_wide": ((2, 32, 16, 16), (70, 32, 3, 3), 1, 1, 1, 1, 2, 2, 0),  # 3 chunks
     "overlap_s2_groups": ((2, 4, 15, 13), (6, 2, 3, 3), 2, 1, 1, 2, 3, 2, 1),
     "dilated_rect": ((2, 4, 15, 13), (8, 1, 3, 2), 1, 2, 2, 4, (2, 3), (2, 3), 0),
-    "big_padding": ((2, 2, 4, 4), (3, 2, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # im2col fallback
+    "big_padding": ((2, 3, 4, 4), (3, 3, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # im2col fallback
+    "rows_big_padding": ((2, 2, 4, 4), (3, 2, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # read in place
 }
 
 
@@ -651,7 +652,8 @@ def _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps, pp, dtype, rng):
 def test_backward_weight_pooled(case, dtype, rng):
     """conv2d_backward_weight_pooled against torch float64 through relu and max_pool2d
     (overlapping windows, groups, stride, dilation, the im2col fallback, > 24 vectors of
-    columns), and the same bits for the same thread count."""
+    columns; <= 8 (c, kh) rows read in place, as LeNet-5 conv1's), and the same bits for
+    the same thread count."""
     xs, ws, stride, pad, dil, groups, pk, ps, pp = case
     x, g, idx, dw_ref, db_ref, _ = _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps,
                                                      pp, dtype, rng)

@@ -346,6 +346,78 @@ int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, c
     return -1;
 }
 
+// The same sums read straight from the padded input, for layers with few (c, kh) rows:
+// acc[r*W + l] += sum_i g[i] * base[roff[r] + poff[idx[i]] + l], one vector per row r
+// holding its KW taps in the low lanes (the rest are sums of neighbours, ignored), and
+// acc[R*W + l] += sum_i g[i] (the bias gradient; a scalar chain would bind on latency).
+// VL lanes per vector: half the register width where the taps fit, so fewer loads split
+// across cache lines.
+template <typename T, int R, int VL>
+int64_t pooled_rows_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
+                          const int64_t* poff, const T* base, const int64_t* roff, T* acc) {
+    typedef T V __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)), may_alias));
+    constexpr int W = Vec<T>::width;
+    constexpr int S = R <= 2 ? 4 : R <= 4 ? 2 : 1;  // dependent FMA chains >= 4
+    V a[S][R + 1];
+    const T* rb[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) rb[r] = base + roff[r];
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s)
+#pragma GCC unroll 9
+        for (int r = 0; r <= R; ++r) a[s][r] = V{};
+    auto term = [&](int s, int64_t i) {
+        const int64_t o = poff[idx[i]];
+        const V gi = g[i] - V{};
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) a[s][r] += gi * *reinterpret_cast<const V*>(rb[r] + o);
+        a[s][R] += gi;
+    };
+    int64_t i = 0;
+    for (; i + S <= nq; i += S) {
+#pragma GCC unroll 4
+        for (int s = 0; s < S; ++s) {
+            if (static_cast<uint64_t>(idx[i + s]) >= static_cast<uint64_t>(npos)) return i + s;
+            term(s, i + s);
+        }
+    }
+    for (; i < nq; ++i) {
+        if (static_cast<uint64_t>(idx[i]) >= static_cast<uint64_t>(npos)) return i;
+        term(0, i);
+    }
+#pragma GCC unroll 9
+    for (int r = 0; r <= R; ++r) {
+#pragma GCC unroll 4
+        for (int s = 1; s < S; ++s) a[0][r] += a[s][r];
+        V* out = reinterpret_cast<V*>(acc + r * W);
+        *out = *out + a[0][r];
+    }
+    return -1;
+}
+
+// nr rows (1 <= nr <= kPooledMaxRows), by recursion over R.
+template <typename T, int VL, int R = 1>
+int64_t pooled_rows_nr(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
+                       const int64_t* poff, const T* base, const int64_t* roff, int nr, T* acc) {
+    if constexpr (R < kPooledMaxRows) {
+        if (nr != R)
+            return pooled_rows_nr<T, VL, R + 1>(nq, g, idx, npos, poff, base, roff, nr, acc);
+    }
+    return pooled_rows_chunk<T, R, VL>(nq, g, idx, npos, poff, base, roff, acc);
+}
+
+template <typename T>
+int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
+                         const int64_t* poff, const T* base, const int64_t* roff, int nr, int span,
+                         T* acc) {
+    constexpr int W = Vec<T>::width;
+    if constexpr (W >= 4) {
+        if (span <= W / 2)
+            return pooled_rows_nr<T, W / 2>(nq, g, idx, npos, poff, base, roff, nr, acc);
+    }
+    return pooled_rows_nr<T, W>(nq, g, idx, npos, poff, base, roff, nr, acc);
+}
+
 template <typename T>
 void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp, int kb,
                 const T* bias, int64_t n, T* y, int64_t ystride) {
