@@ -184,7 +184,9 @@ class Tensor:
                 raise RuntimeError(msg)
         autograd.backward(self, g)
 
-    def _accumulate(self, g: np.ndarray) -> None:
+    def _accumulate(self, g: np.ndarray, fresh: bool = False) -> None:
+        """Add g into .grad; `fresh`: g is a new array nothing else refers to (a kernel's
+        output, Function.fresh_grads), so the first gradient is kept without a copy."""
         xp = get_array_module(g)
         g = xp.asarray(g)
         if g.dtype != self.dtype:
@@ -192,8 +194,9 @@ class Tensor:
         if g.shape != self.shape:
             g = B.unbroadcast(g, self.shape)
         if self.grad is None:
-            # A private copy: backward functions may return views of shared buffers.
-            self.grad = Tensor._from_op(xp.array(g, copy=True), None)
+            # A private copy unless fresh: backward functions may return views of shared
+            # buffers (an addition's gradient is the same array for both operands).
+            self.grad = Tensor._from_op(g if fresh else xp.array(g, copy=True), None)
         else:
             self.grad.data = self.grad.data + g
 

@@ -56,6 +56,35 @@ def test_gradients_accumulate_across_backward_calls_and_reuse():
     assert x.grad.data.tolist() == [9.0]  # accumulated, as torch
 
 
+def test_leaf_gradients_never_share_memory():
+    """Fresh kernel outputs become .grad without a copy (Conv2d, Linear: fresh_grads);
+    every other gradient is copied. Either way no two leaves' gradients share memory, nor
+    does a gradient share memory with an array the caller passed in, and a second
+    backward adds instead of overwriting."""
+    rng = np.random.default_rng(0)
+    a = fc.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = fc.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    (a + b).sum().backward()  # the same upstream array reaches both
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    w = fc.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    bias = fc.tensor(rng.standard_normal(5), requires_grad=True)
+    x = fc.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    fc.nn.functional.linear(x, w, bias).sum().backward()
+    grads = [x.grad.data, w.grad.data, bias.grad.data]
+    for i, gi in enumerate(grads):
+        for gj in grads[i + 1:]:
+            assert not np.shares_memory(gi, gj)
+    first = w.grad.data.copy()
+    fc.nn.functional.linear(x, w, bias).sum().backward()
+    assert_close(w.grad.data, 2 * first, 1e-12, what="accumulated dW")
+    g = np.ones((2, 3, 4, 4))
+    k = fc.tensor(rng.standard_normal((3, 3, 3, 3)), requires_grad=True)
+    img = fc.tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True)
+    fc.nn.functional.conv2d(img, k, padding=1).backward(g)
+    assert not np.shares_memory(img.grad.data, g)
+    assert not np.shares_memory(img.grad.data, k.grad.data)
+
+
 def test_second_backward_through_freed_graph_raises():
     x = fc.tensor(np.array([1.0, 2.0]), requires_grad=True)
     y = (x * x).sum()

@@ -61,6 +61,7 @@ class Conv2d(Function):
     """
 
     lazy_grad_ok = True  # PooledGrad; the engine densifies any other LazyGrad kind
+    fresh_grads = True  # every gradient is a kernel's new output (or a view of one)
 
     @staticmethod
     def infer(x, w, b, args):

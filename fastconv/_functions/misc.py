@@ -29,6 +29,8 @@ __all__ = ["Dropout", "Linear", "Pad", "pad_source_index"]
 class Linear(Function):
     """y = x @ W^T + b for x of shape (*, in_features) and W of shape (out, in_features)."""
 
+    fresh_grads = True  # gemm outputs and a reduction: new arrays
+
     @staticmethod
     def infer(x, w, b=None):
         # Positional: pybind11 matches keyword arguments by name, ~0.6 us a call.
