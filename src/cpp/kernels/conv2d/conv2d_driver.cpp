@@ -610,7 +610,7 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
         int64_t n0, n1;
         split_range(p.N, team, tid, &n0, &n1);
         T* acc = partial + tid * p.K * ld;
-        T* colT = thread_scratch<T, kColTag>(static_cast<size_t>(OHW * ld));
+        T* colT = in_place ? nullptr : thread_scratch<T, kColTag>(static_cast<size_t>(OHW * ld));
         for (int64_t n = n0; n < n1 && !bad.load(std::memory_order_relaxed); ++n)
             for (int64_t gi = 0; gi < G; ++gi) {
                 const T* xg = x + (n * p.C + gi * Cg) * HW;
