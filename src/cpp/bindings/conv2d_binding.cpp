@@ -247,6 +247,21 @@ py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::obje
     });
 }
 
+// Conv2dParams of a weight gradient with K output channels over input x (N, C, H, W).
+Conv2dParams weight_grad_params(const char* op, int64_t K, const py::array& x, Pair kernel_size,
+                                Pair stride, std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+                                Pair dilation, int64_t groups) {
+    require_positive(op, "kernel_size", kernel_size);
+    check_groups(op, groups);
+    const int64_t C = x.shape(1);
+    if (C % groups != 0 || K % groups != 0)
+        value_error(op, ": in_channels (", C, ") and out_channels (", K,
+                    ") must both be divisible by groups (", groups, ")");
+    const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
+    return conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride, pad4(padding),
+                       dilation, groups);
+}
+
 py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::object& x_obj,
                                           Pair kernel_size, Pair stride,
                                           std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
@@ -256,15 +271,8 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
     const ConvAlgo algo = algo_arg(op, algorithm);
     const py::array &dy = r.a, &x = r.b;
-    require_positive(op, "kernel_size", kernel_size);
-    if (groups < 1) value_error(op, ": groups must be positive, got ", groups);
-    const int64_t K = dy.shape(1), C = x.shape(1);
-    if (C % groups != 0 || K % groups != 0)
-        value_error(op, ": in_channels (", C, ") and out_channels (", K,
-                    ") must both be divisible by groups (", groups, ")");
-    const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
-    Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
-                                 pad4(padding), dilation, groups);
+    Conv2dParams p = weight_grad_params(op, dy.shape(1), x, kernel_size, stride, padding, dilation,
+                                        groups);
     const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::backward_weight);
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
@@ -318,18 +326,11 @@ py::tuple conv2d_backward_weight_pooled_binding(
         ia.shape(2) != g.shape(2) || ia.shape(3) != g.shape(3))
         value_error(op, ": expected indices to have the same shape as pooled_grad ", shape_str(g),
                     ", got ", shape_str(ia));
-    require_positive(op, "kernel_size", kernel_size);
-    check_groups(op, groups);
-    const int64_t K = g.shape(1), C = x.shape(1);
     if (g.shape(0) != x.shape(0))
         value_error(op, ": pooled_grad ", shape_str(g), " and input ", shape_str(x),
                     " must have the same batch size");
-    if (C % groups != 0 || K % groups != 0)
-        value_error(op, ": in_channels (", C, ") and out_channels (", K,
-                    ") must both be divisible by groups (", groups, ")");
-    const WShape w_shape(K, C / groups, kernel_size.first, kernel_size.second);
-    Conv2dParams p = conv_params(op, x.shape(0), C, x.shape(2), x.shape(3), w_shape, stride,
-                                 pad4(padding), dilation, groups);
+    Conv2dParams p = weight_grad_params(op, g.shape(1), x, kernel_size, stride, padding, dilation,
+                                        groups);
     const int64_t npooled =
         checked_size(op, "pooled_grad's plane", __int128{g.shape(2)} * g.shape(3));
     return r.dtype == DType::f32 ? pooled_run<float>(op, p, npooled, g, ia, x)
