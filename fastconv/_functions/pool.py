@@ -7,7 +7,9 @@ re-validates them (a tuple rather than keywords: ~0.3 us less per call). A 3-D i
 (C, H, W) runs as a batch of one. Max pooling saves only its argmax indices (backward
 scatters through them, never reading x), and asks the kernel for none when no gradient
 will flow and the caller does not want them (inference); max pooling of a ReLU's output
-folds the ReLU's backward into its own (``MaxPool2d.apply``); average pooling saves only
+folds the ReLU's backward into its own (``MaxPool2d.apply``), and where the pooled map is a
+Conv2d's output (through that ReLU or not) backward hands Conv2d the pooled gradient and
+indices unscattered (``PooledGrad``); average pooling saves only
 the input size. ``indices_out``, when given, is a list that receives the int64
 argmax indices so ``F.max_pool2d(..., return_indices=True)`` can return them. The kernels
 are the CPU ones; the little array work done here (masking the empty windows of a dilated
@@ -74,6 +76,8 @@ class MaxPool2d(Function):
         # over the pooled output, a quarter of it for 2x2 windows (LeNet-5, CifarNet). The
         # same sums in the same order: bitwise the unfused gradient. r's ReLU node stays
         # for r's other uses, if any; their gradient reaches a through it and adds up.
+        # Without a ReLU (pooling a Conv2d's output directly) this records what
+        # Function.apply would, plus the pooled-gradient rule below.
         src = node.inputs[0] if relu else x
         ctx = Context((True, False, False))
         y = cls.forward(ctx, x.data, args, indices_out)
