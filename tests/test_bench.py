@@ -270,6 +270,29 @@ def test_channels_last_model_row_runs_torch_in_channels_last(monkeypatch):
     assert row["speedup"] == pytest.approx(row["peer_ms"] / row["ms"])
 
 
+def test_conv_pool_block_rows_agree_with_torch():
+    """The conv -> ReLU -> 2x2/2 max-pool backward rows: one per b64 conv a max pool follows
+    (LeNet-5's conv2 also stands for the tutorial's), first layers without the data
+    gradient, our pooled weight gradient agreeing with torch's dense one."""
+    names = {(layer.name, first) for layer, first in S.conv_pool_blocks()}
+    assert names == {("lenet5.conv1 b64", True), ("lenet5.conv2 b64", False),
+                     ("tutorial.conv1 b64", True), ("keras.conv1 b64", True),
+                     ("keras.conv2 b64", False), ("cifarnet.conv1 b64", True),
+                     ("cifarnet.conv2 b64", False)}
+    payload = run_bench(filter=r"conv2d_pool lenet5\.conv", reps=10, warmup=1,
+                        models_rows=False)
+    jsonschema.validate(payload, BENCH_JSON_SCHEMA)
+    rows = {r["name"]: r for r in payload["results"]}
+    assert set(rows) == {"lenet5.conv1 b64 +relu+max2x2/2", "lenet5.conv2 b64 +relu+max2x2/2"}
+    for r in rows.values():
+        assert (r["kind"], r["direction"], r["status"]) == ("conv2d_pool", "backward", "ok")
+        assert r["max_rel_err"] <= harness.AGREE_RTOL
+    assert rows["lenet5.conv1 b64 +relu+max2x2/2"]["shape"]["input_grad"] is False
+    conv2 = rows["lenet5.conv2 b64 +relu+max2x2/2"]
+    assert conv2["shape"]["input_grad"] is True
+    assert conv2["flops"] == pytest.approx(2 * 30_720_000)  # backward_data + backward_weight
+
+
 def test_raising_case_is_an_error_row_and_never_timed():
     def boom():
         raise RuntimeError("kernel exploded")

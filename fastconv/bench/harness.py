@@ -276,6 +276,53 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
                 aliases=layer.aliases, workspace_bound_per_thread=layer.im2col_bytes())
 
 
+def conv_pool_case(layer: S.ConvShape, first: bool, rng, torch) -> Case:
+    """The backward of a conv -> ReLU -> 2x2/2 max-pool block from the pooled gradient, as
+    training runs it: ours takes dW and db from the pooled argmaxes
+    (``_core.conv2d_backward_weight_pooled``) and, unless the conv is its net's first
+    layer, dX from the scattered gradient; torch scatters (max-pool backward), then runs
+    ``convolution_backward``. Both get the same pooled gradient, already masked by the
+    ReLU."""
+    x = rng.standard_normal(layer.x_shape, dtype=np.float32)
+    w = rng.standard_normal(layer.w_shape, dtype=np.float32) * 0.1
+    hyper = ((layer.stride,) * 2, (layer.padding,) * 4, (layer.dilation,) * 2, layer.groups)
+    y = fc._core.conv2d_forward(x, w, None, *hyper)
+    r = np.maximum(y, 0)
+    pooled, idx = K.max_pool2d(r, 2, 2, 0)
+    g = np.where(pooled > 0, rng.standard_normal(pooled.shape, dtype=np.float32), 0)
+    g = g.astype(np.float32)
+    y_hw = y.shape[2:]
+
+    def ours():
+        dw, _ = fc._core.conv2d_backward_weight_pooled(g, idx, x, (layer.r, layer.s), *hyper)
+        if not first:
+            dy = K.max_pool2d_backward(g, idx, y.shape)
+            fc._core.conv2d_backward_data(dy, w, layer.x_shape, *hyper)
+        return dw
+
+    peer = None
+    if torch is not None:
+        tx, tw, tr, tg = (torch.from_numpy(v) for v in (x, w, r, g))
+        tidx = torch.from_numpy(idx)
+        s, p, d = [layer.stride] * 2, [layer.padding] * 2, [layer.dilation] * 2
+        aten = torch.ops.aten
+
+        def peer():
+            dy = aten.max_pool2d_with_indices_backward(tg, tr, [2, 2], [2, 2], [0, 0], [1, 1],
+                                                       False, tidx)
+            return aten.convolution_backward(dy, tx, tw, [layer.k], s, p, d, False, [0, 0],
+                                             layer.groups, [not first, True, True])[1]
+
+    flops = layer.flops() * (1.0 if first else 2.0)  # the dense backward's work
+    words = layer.bytes("backward_weight") + (0.0 if first else layer.bytes("backward_data"))
+    shape = {**layer.describe(), "pool": {"kernel": 2, "stride": 2, "y": list(pooled.shape),
+                                          "y_conv": [*y.shape[:2], *y_hw]},
+             "input_grad": not first}
+    return Case("conv2d_pool", f"{layer.name} +relu+max2x2/2", "backward", ours, peer,
+                "torch", flops=flops, bytes=words,
+                algorithm="pooled dW" if first else "pooled dW+dX", shape=shape)
+
+
 def pool_case(layer: S.PoolShape, direction: str, rng, torch) -> Case:
     """Max- or avg-pool forward or backward on one feature map."""
     x = rng.standard_normal(layer.x_shape, dtype=np.float32)
@@ -427,6 +474,11 @@ def select_cases(quick: bool = False, filter: str | None = None, seed: int = 0,
                 yield pool_case(layer, direction, rng, torch)
             else:
                 yield gemm_case(layer, direction, rng)
+    for layer, first in S.conv_pool_blocks():
+        if quick and not layer.name.startswith("lenet5"):
+            continue
+        if _matches(pattern, f"conv2d_pool {layer.name} +relu+max2x2/2 backward"):
+            yield conv_pool_case(layer, first, rng, torch)
     if not models_rows:
         return
     for net, batch, mode, peer_name in MODEL_ROWS:

@@ -20,7 +20,7 @@ import numpy as np
 import fastconv as fc
 from fastconv.bench.harness import MachinePeaks, Result, try_import
 
-SCHEMA_ID = "fastconv-bench/3"
+SCHEMA_ID = "fastconv-bench/4"
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
@@ -32,7 +32,8 @@ RESULT_SCHEMA = {
     "required": [f.name for f in dataclasses.fields(Result)],
     "additionalProperties": False,
     "properties": {
-        "kind": {"enum": ["conv2d", "max_pool2d", "avg_pool2d", "gemm", "linear", "model"]},
+        "kind": {"enum": ["conv2d", "max_pool2d", "avg_pool2d", "gemm", "linear", "conv2d_pool",
+                          "model"]},
         "name": _STR,
         "direction": {"enum": ["forward", "backward_data", "backward_weight", "backward",
                                "gemm", "train_step", "inference"]},

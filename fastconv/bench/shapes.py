@@ -259,6 +259,21 @@ def network(net: str, n: int) -> Network:
     return Network(net, n, small_cnn(net, n))
 
 
+def conv_pool_blocks() -> list[tuple[ConvShape, bool]]:
+    """The b64 conv layers of the small CNNs that a 2x2/2 max pool follows (after a ReLU),
+    each once (LeNet-5's conv2 is also the tutorial's), with whether it is its net's first
+    layer (whose input needs no gradient)."""
+    blocks: dict[tuple, tuple[ConvShape, bool]] = {}
+    for net in SMALL_CNNS:
+        layers = small_cnn(net, 64)
+        convs = [i for i, layer in enumerate(layers) if isinstance(layer, ConvShape)]
+        for i in convs:
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(nxt, PoolShape) and nxt.op == "max_pool2d" and nxt.kernel == 2:
+                blocks.setdefault(_key(layers[i]), (layers[i], i == convs[0]))
+    return list(blocks.values())
+
+
 # ---- ResNet-18, VGG, MobileNet-v2, dilated --------------------------------------------
 
 def resnet18(n: int) -> list:
