@@ -88,10 +88,8 @@ class Conv2d(Function):
                                                          *ctx.args)
         elif need_b:  # the sum of dy over positions is the sum of the pooled gradient
             db = _core.conv2d_backward_bias(g.grad)
-        if need_x:
+        if need_x:  # (a PooledGrad comes only from a batched, 4-D map)
             dx = _core.conv2d_backward_data(g.dense(), w, ctx.x_shape, *ctx.args, "auto")
-            if ctx.unbatched:
-                dx = dx[0]
         return dx, dw, db if need_b else None, None
 
 

@@ -87,10 +87,9 @@ class MaxPool2d(Function):
         # bias gradients then read only the argmaxes (conv2d_backward_weight_pooled).
         # NumPy arrays only (the kernels are the CPU ones); no empty dilated windows.
         a = src.data
-        plane = a.shape[-2] * a.shape[-1] if a.ndim == 4 else 0
         ctx.pooled = (src._node is not None and src._node.fn is Conv2d
                       and type(a) is np.ndarray and a.ndim == 4 and ctx.empty is None
-                      and 4 * y.shape[-2] * y.shape[-1] <= plane)
+                      and 4 * y.shape[-2] * y.shape[-1] <= a.shape[-2] * a.shape[-1])
         return autograd.Tensor._from_op(y, Node(cls, ctx, (src, None, None)))
 
     @staticmethod

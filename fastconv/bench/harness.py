@@ -291,7 +291,6 @@ def conv_pool_case(layer: S.ConvShape, first: bool, rng, torch) -> Case:
     pooled, idx = K.max_pool2d(r, 2, 2, 0)
     g = np.where(pooled > 0, rng.standard_normal(pooled.shape, dtype=np.float32), 0)
     g = g.astype(np.float32)
-    y_hw = y.shape[2:]
 
     def ours():
         dw, _ = fc._core.conv2d_backward_weight_pooled(g, idx, x, (layer.r, layer.s), *hyper)
@@ -316,7 +315,7 @@ def conv_pool_case(layer: S.ConvShape, first: bool, rng, torch) -> Case:
     flops = layer.flops() * (1.0 if first else 2.0)  # the dense backward's work
     words = layer.bytes("backward_weight") + (0.0 if first else layer.bytes("backward_data"))
     shape = {**layer.describe(), "pool": {"kernel": 2, "stride": 2, "y": list(pooled.shape),
-                                          "y_conv": [*y.shape[:2], *y_hw]},
+                                          "y_conv": list(y.shape)},
              "input_grad": not first}
     return Case("conv2d_pool", f"{layer.name} +relu+max2x2/2", "backward", ours, peer,
                 "torch", flops=flops, bytes=words,
