@@ -620,14 +620,17 @@ def test_backward_bias_blocks_and_threads(shape, dtype):
 
 # (x shape, weight shape, stride, padding, dilation, groups, pool kernel, stride, padding)
 POOLED_CASES = {
-    "lenet_conv1": ((3, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1, 1, 2, 2, 0),
+    "lenet_conv1": ((3, 1, 28, 28), (6, 1, 5, 5), 1, 0, 1, 1, 2, 2, 0),  # half-width vectors
     "lenet_conv2": ((3, 6, 14, 14), (16, 6, 5, 5), 1, 0, 1, 1, 2, 2, 0),
-    "cifar_conv1": ((2, 3, 32, 32), (32, 3, 3, 3), 1, 1, 1, 1, 2, 2, 0),
-    "cifar_conv2_wide": ((2, 32, 16, 16), (70, 32, 3, 3), 1, 1, 1, 1, 2, 2, 0),  # 3 chunks
+    "cifar_conv1": ((2, 3, 32, 32), (32, 3, 3, 3), 1, 1, 1, 1, 2, 2, 0),  # col^T
+    "cifar_conv2_wide": ((2, 32, 16, 16), (70, 32, 3, 3), 1, 1, 1, 1, 2, 2, 0),
     "overlap_s2_groups": ((2, 4, 15, 13), (6, 2, 3, 3), 2, 1, 1, 2, 3, 2, 1),
     "dilated_rect": ((2, 4, 15, 13), (8, 1, 3, 2), 1, 2, 2, 4, (2, 3), (2, 3), 0),
     "big_padding": ((2, 3, 4, 4), (3, 3, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # im2col fallback
-    "rows_big_padding": ((2, 2, 4, 4), (3, 2, 3, 3), 8, 10, 1, 1, 2, 2, 0),  # read in place
+    "rows_big_padding": ((2, 2, 4, 4), (3, 2, 3, 3), 1, 3, 1, 1, 2, 2, 0),
+    "rows_column_chunks": ((2, 64, 6, 6), (5, 64, 3, 3), 1, 1, 1, 1, 2, 2, 0),  # 12 vectors
+    "rows_8x8": ((2, 8, 12, 12), (3, 8, 8, 8), 1, 2, 1, 1, 2, 2, 0),  # 8 rows, 4 vectors
+    "col_t_9x9": ((2, 2, 12, 12), (4, 2, 9, 9), 1, 2, 1, 1, 2, 2, 0),  # > 8 kernel rows
 }
 
 
@@ -651,9 +654,9 @@ def _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps, pp, dtype, rng):
 @pytest.mark.usefixtures("isa", "threads")
 def test_backward_weight_pooled(case, dtype, rng):
     """conv2d_backward_weight_pooled against torch float64 through relu and max_pool2d
-    (overlapping windows, groups, stride, dilation, the im2col fallback, > 24 vectors of
-    columns; <= 8 (c, kh) rows read in place, as LeNet-5 conv1's), and the same bits for
-    the same thread count."""
+    (overlapping windows, groups, stride, dilation; the NHWC segments read in place, in
+    half-width vectors, in column chunks, with 8 kernel rows; col^T packed from the padded
+    input or through the im2col fallback), and the same bits for the same thread count."""
     xs, ws, stride, pad, dil, groups, pk, ps, pp = case
     x, g, idx, dw_ref, db_ref, _ = _pooled_reference(xs, ws, stride, pad, dil, groups, pk, ps,
                                                      pp, dtype, rng)

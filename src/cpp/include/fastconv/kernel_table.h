@@ -99,15 +99,17 @@ struct KernelSet {
     //   row is read (acc then partly updated); else -1.
     int64_t (*pooled_corr)(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
                            int64_t ld, int64_t n, T* acc) = nullptr;
-    // The same from the padded input itself, one vector per (c, kh) row r < nr <=
-    // kPooledMaxRows holding that row's taps in its low lanes, and the sum of g:
-    //   acc[r*W + l] += sum_{i<nq} g[i] * base[roff[r] + poff[idx[i]] + l],
-    //   acc[nr*W + l] += sum_{i<nq} g[i]      for l < span <= W (the vector width).
-    // Reads up to W elements from each row start (callers leave W elements of slack);
-    // lanes l >= span of acc are unspecified. Same return as pooled_corr.
+    // The same from a padded NHWC copy of the input itself, where col^T's row for output
+    // position q is one contiguous segment of len elements per kernel row r < nr <=
+    // kPooledMaxRows, at roff[r] + poff[q]:
+    //   acc[r*ldacc + j] += sum_{i<nq} g[i] * base[roff[r] + poff[idx[i]] + j]   (j < len),
+    //   acc[nr*ldacc] += sum_{i<nq} g[i].
+    // Reads whole vectors: up to len rounded up to the vector width W from each segment
+    // start (callers leave W elements of slack), and acc lanes up to that rounding
+    // (ldacc >= it) are unspecified past len. Same return as pooled_corr.
     int64_t (*pooled_corr_rows)(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
                                 const int64_t* poff, const T* base, const int64_t* roff, int nr,
-                                int span, T* acc) = nullptr;
+                                int64_t len, int64_t ldacc, T* acc) = nullptr;
     void (*direct_row)(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,
                        int kb, const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;

@@ -13,7 +13,7 @@
 // col2im_planes takes layers of at most this many taps (KH * KW; 11x11 is 121).
 namespace fastconv {
 constexpr int64_t kCol2imMaxTaps = 128;
-// pooled_corr_rows takes at most this many (c, kh) rows.
+// pooled_corr_rows takes at most this many kernel rows.
 constexpr int kPooledMaxRows = 8;
 }  // namespace fastconv
 
@@ -107,7 +107,7 @@ constexpr int kPooledMaxRows = 8;
     template <typename T>                                                                         \
     int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,            \
                              const int64_t* poff, const T* base, const int64_t* roff, int nr,     \
-                             int span, T* acc);                                                   \
+                             int64_t len, int64_t ldacc, T* acc);                                 \
     template <typename T>                                                                         \
     void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,    \
                     int kb, const T* bias, int64_t n, T* y, int64_t ystride);                     \
@@ -138,7 +138,8 @@ constexpr int kPooledMaxRows = 8;
     template int64_t pooled_corr<T>(int64_t, const T*, const int64_t*, int64_t, const T*, int64_t, \
                                     int64_t, T*);                                                  \
     template int64_t pooled_corr_rows<T>(int64_t, const T*, const int64_t*, int64_t,               \
-                                         const int64_t*, const T*, const int64_t*, int, int, T*);  \
+                                         const int64_t*, const T*, const int64_t*, int, int64_t,   \
+                                         int64_t, T*);                                             \
     template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,         \
                                 const T*, int64_t, T*, int64_t);                                   \
     template void phase_split_s2<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*, T*, \

@@ -27,6 +27,7 @@
 #include "kernels/conv2d/im2col.h"
 #include "kernels/conv2d/winograd.h"
 #include "kernels/gemm/gemm_packed.h"
+#include "kernels/gemm/pack_transpose.h"
 
 namespace fastconv {
 
@@ -40,8 +41,7 @@ enum ScratchTag {
     kOutTag = 15,
     kPackedDyTag = 16,
     kFlippedWTag = 17,
-    kPooledTag = 18,
-    kPooledRowsTag = 19
+    kPooledTag = 18
 };
 
 bool is_depthwise(const Conv2dParams& p) {
@@ -548,13 +548,45 @@ void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
     });
 }
 
+// x's Cg channel planes (H x W, HW apart) copied into an Hp x Wp x Cg NHWC buffer, each
+// plane shifted by (pad_top, pad_left) and zero outside the input. Channels go 4 floats /
+// 2 doubles at a time through a register transpose (pack_transpose.h).
+template <typename T>
+void pad_nhwc(const T* x, int64_t Cg, int64_t H, int64_t W, int64_t pad_top, int64_t pad_left,
+              int64_t Hp, int64_t Wp, T* out) {
+    constexpr int64_t kR = kTransposeRows<T>;
+    const int64_t w1 = std::min(W, Wp - pad_left);  // input columns copied: [0, w1)
+    for (int64_t hp = 0; hp < Hp; ++hp) {
+        T* row = out + hp * Wp * Cg;
+        const int64_t h = hp - pad_top;
+        if (h < 0 || h >= H || w1 <= 0) {
+            std::fill(row, row + Wp * Cg, T(0));
+            continue;
+        }
+        std::fill(row, row + pad_left * Cg, T(0));
+        std::fill(row + (pad_left + w1) * Cg, row + Wp * Cg, T(0));
+        const T* src = x + h * W;
+        T* dst = row + pad_left * Cg;
+        if (Cg == 1) {
+            std::copy(src, src + w1, dst);
+            continue;
+        }
+        int64_t c = 0;
+        for (; c + kR <= Cg; c += kR)
+            transpose_strided_rows(src + c * H * W, H * W, w1, Cg, dst + c);
+        for (; c < Cg; ++c)
+            for (int64_t w = 0; w < w1; ++w) dst[w * Cg + c] = src[c * H * W + w];
+    }
+}
+
 // The weight gradient of a convolution whose output reaches the loss only through a max
 // pool (conv -> [ReLU] -> max_pool2d, the classic nets' blocks). dy is then zero except at
 // the pooled argmaxes, so instead of the dense dW = dy * col^T over every output position,
 // each output channel k sums g * (row idx of col^T) over its pooled positions: a quarter
-// of the multiply-adds for 2x2 windows, and no scatter of g into a dense dy first. col^T
-// is packed row-major per image, ld = CKK + 1 rounded up to the vector width, with a
-// column of ones at CKK: the same pass then sums db.
+// of the multiply-adds for 2x2 windows, and no scatter of g into a dense dy first. The
+// rows are read from a padded NHWC copy of each image (below), or from col^T packed
+// row-major per image, ld = CKK + 1 rounded up to the vector width, with a column of ones
+// at CKK: the same pass then sums db.
 template <typename T>
 int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t PW, T* dw, T* db,
                                       const T* g, const int64_t* idx, const T* x) {
@@ -577,31 +609,44 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
     pk.kc = OHW;
     Im2colPlan plan = make_im2col_plan(p, pk.nr, 1, p.C * HW);
     const bool from_padded = pack_from_padded(p, plan);
-    // Few (c, kh) rows whose taps fit in one vector (LeNet-5 conv1: 5 rows of 5): no col^T,
-    // each (c, kh) row of the padded input read in place, one vector per pooled entry and
-    // row, its taps in the low lanes. More multiply-adds (5 vectors where col^T's rows have
-    // 2) but no packing, and the image stays in L1 (col^T's 73 KB did not): LeNet-5 conv1
-    // b64, 1 thread, 0.24 -> 0.12 ms.
-    const int64_t nrows = Cg * p.KH, span = (p.KW - 1) * p.dil_w + 1;
-    const bool in_place = nrows <= kPooledMaxRows && span <= lanes;
+    // Kernels of at most kPooledMaxRows rows: no col^T. The image is copied zero-padded in
+    // NHWC, where col^T's row for an output position is, per kernel row, one contiguous
+    // segment of the window's span of columns x Cg channels, read in place
+    // (pooled_corr_rows): no packing, and the copy stays in L1 where col^T did not (b64,
+    // 1 thread, Zen 4: LeNet-5 conv2 0.33 -> 0.16 ms, CifarNet conv2 3.4 -> 2.1 ms, the
+    // 7x7/2 stem 34 -> 13 ms). But a short segment fills whole vectors, and more of them
+    // than col^T's row may need; that costs per (image, output channel) entry, where the
+    // packing is paid per image. col^T is kept where the extra vectors over all entries
+    // exceed half the elements packed (at stride 1: strided packing costs more): the 3x3
+    // layers on 3 channels (CifarNet/Keras conv1: 3 segment vectors + the bias sum
+    // against a row of 2, 1.1 vs 1.0 ms).
+    const int64_t span = (p.KW - 1) * p.dil_w + 1, seg = span * Cg;
+    const int64_t extra = p.KH * ((seg + lanes - 1) / lanes) + 1 - ld / lanes;
+    const int64_t packed = CKK * OHW / (p.stride_w == 1 ? 2 : 1);
+    // The NHWC copy holds the windows' footprint; with strides beyond the kernel that can
+    // exceed col^T (the workspace bound is one image's col^T per thread).
+    const int64_t Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+    const int64_t Wp = (p.OW - 1) * p.stride_w + span;
+    const bool in_place =
+        p.KH <= kPooledMaxRows && extra * Kg * npooled <= packed && Hp * Wp * Cg <= CKK * OHW;
+    const int64_t ldr = (seg + lanes - 1) / lanes * lanes;  // accumulator row stride
+    // Per output channel: the sums of KH segments and of g (the bias), or of col^T's row.
+    const int64_t ldk = in_place ? p.KH * ldr + lanes : ld;
     std::vector<int64_t> roff, poff;
     if (in_place) {
-        plan.need_pad = true;  // a private copy, with slack after it for the vector reads
-        for (int64_t c = 0; c < Cg; ++c)
-            for (int64_t kh = 0; kh < p.KH; ++kh)
-                roff.push_back(c * plan.Hp * plan.Wp + kh * p.dil_h * plan.Wp);
+        for (int64_t kh = 0; kh < p.KH; ++kh) roff.push_back(kh * p.dil_h * Wp * Cg);
         for (int64_t oh = 0; oh < p.OH; ++oh)
             for (int64_t ow = 0; ow < p.OW; ++ow)
-                poff.push_back(oh * p.stride_h * plan.Wp + ow * p.stride_w);
+                poff.push_back((oh * p.stride_h * Wp + ow * p.stride_w) * Cg);
     }
     // Column blocks of 4 vectors: the selected rows are re-read once per block but come
     // from L1 more often (CifarNet conv2 b64, Zen 4: 3.7 ms vs 4.0 whole rows, 4.6 with
     // 1-vector blocks, where each channel's FMA chains are too short).
     const int64_t jblock = 4 * lanes;
     const int nt = threads_for(p.N);
-    T* partial = thread_scratch<T, kPooledTag>(static_cast<size_t>(nt * p.K * ld));
+    T* partial = thread_scratch<T, kPooledTag>(static_cast<size_t>(nt * p.K * ldk));
     // Every slot zeroed here: a team smaller than nt (OMP_DYNAMIC) leaves some unwritten.
-    std::fill(partial, partial + nt * p.K * ld, T(0));
+    std::fill(partial, partial + nt * p.K * ldk, T(0));
     std::atomic<bool> bad{false};
     RegionErrors errors;
 #pragma omp parallel num_threads(nt)
@@ -609,32 +654,25 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
         const int team = team_size(), tid = thread_id();
         int64_t n0, n1;
         split_range(p.N, team, tid, &n0, &n1);
-        T* acc = partial + tid * p.K * ld;
+        T* acc = partial + tid * p.K * ldk;
+        const int64_t xh_size = Hp * Wp * Cg;
+        T* xh =
+            in_place ? thread_scratch<T, kPadTag>(static_cast<size_t>(xh_size + lanes)) : nullptr;
+        if (in_place) std::fill(xh + xh_size, xh + xh_size + lanes, T(0));  // read slack
         T* colT = in_place ? nullptr : thread_scratch<T, kColTag>(static_cast<size_t>(OHW * ld));
         for (int64_t n = n0; n < n1 && !bad.load(std::memory_order_relaxed); ++n)
             for (int64_t gi = 0; gi < G; ++gi) {
                 const T* xg = x + (n * p.C + gi * Cg) * HW;
                 if (in_place) {
-                    const int64_t size = plan.padded_size(Cg);
-                    T* xp = thread_scratch<T, kPadTag>(static_cast<size_t>(size + lanes));
-                    im2col_pad(p, plan, xg, p.C * HW, xp);
-                    std::fill(xp + size, xp + size + lanes, T(0));
-                    const int64_t tsize = (nrows + 1) * lanes;
-                    T* tmp = thread_scratch<T, kPooledRowsTag>(static_cast<size_t>(tsize));
+                    pad_nhwc(xg, Cg, p.H, p.W, p.pad_top, p.pad_left, Hp, Wp, xh);
                     for (int64_t k = gi * Kg; k < (gi + 1) * Kg; ++k) {
                         const int64_t off = (n * p.K + k) * npooled;
-                        std::fill(tmp, tmp + tsize, T(0));
-                        if (ks.pooled_corr_rows(npooled, g + off, idx + off, OHW, poff.data(), xp,
-                                                roff.data(), static_cast<int>(nrows),
-                                                static_cast<int>(span), tmp) >= 0) {
+                        if (ks.pooled_corr_rows(npooled, g + off, idx + off, OHW, poff.data(), xh,
+                                                roff.data(), static_cast<int>(p.KH), seg, ldr,
+                                                acc + k * ldk) >= 0) {
                             bad.store(true);
                             return;
                         }
-                        T* a = acc + k * ld;
-                        for (int64_t r = 0; r < nrows; ++r)
-                            for (int64_t kw = 0; kw < p.KW; ++kw)
-                                a[r * p.KW + kw] += tmp[r * lanes + kw * p.dil_w];
-                        a[CKK] += tmp[nrows * lanes];
                     }
                     continue;
                 }
@@ -670,16 +708,20 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
     errors.rethrow();
     if (bad.load()) return first_bad();
     // Partial sums added in thread order: the same result for the same thread count.
+    // Entry j = (c*KH + kh)*KW + kw of dW[k] is at col^T's column j, or in kernel row kh's
+    // segment at kw*dil_w*Cg + c; db[k] after them.
+    std::vector<int64_t> at(static_cast<size_t>(CKK + 1));
+    for (int64_t j = 0; j < CKK; ++j) {
+        const int64_t c = j / (p.KH * p.KW), kh = j / p.KW % p.KH, kw = j % p.KW;
+        at[j] = in_place ? kh * ldr + kw * p.dil_w * Cg + c : j;
+    }
+    at[CKK] = in_place ? p.KH * ldr : CKK;
     for (int64_t k = 0; k < p.K; ++k) {
-        for (int64_t j = 0; j < CKK; ++j) {
-            T s = partial[k * ld + j];
-            for (int t = 1; t < nt; ++t) s += partial[(t * p.K + k) * ld + j];
-            dw[k * CKK + j] = s;
-        }
-        if (db) {
-            T s = partial[k * ld + CKK];
-            for (int t = 1; t < nt; ++t) s += partial[(t * p.K + k) * ld + CKK];
-            db[k] = s;
+        for (int64_t j = 0; j <= CKK; ++j) {
+            if (j == CKK && !db) break;
+            T s = partial[k * ldk + at[j]];
+            for (int t = 1; t < nt; ++t) s += partial[(t * p.K + k) * ldk + at[j]];
+            (j < CKK ? dw[k * CKK + j] : db[k]) = s;
         }
     }
     return -1;

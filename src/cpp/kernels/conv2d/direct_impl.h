@@ -346,32 +346,44 @@ int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, c
     return -1;
 }
 
-// The same sums read straight from the padded input, for layers with few (c, kh) rows:
-// acc[r*W + l] += sum_i g[i] * base[roff[r] + poff[idx[i]] + l], one vector per row r
-// holding its KW taps in the low lanes (the rest are sums of neighbours, ignored), and
-// acc[R*W + l] += sum_i g[i] (the bias gradient; a scalar chain would bind on latency).
-// VL lanes per vector: half the register width where the taps fit, so fewer loads split
-// across cache lines.
-template <typename T, int R, int VL>
+// At most this many vectors per kernel row in one pooled_rows_chunk: with R rows, R*NV
+// accumulators (+ the sum of g) fit the register file (24 of AVX-512's 32, 12 of 16).
+constexpr int pooled_rows_max_nv(int R) {
+    const int budget = FASTCONV_VEC_BYTES == 64 ? 24 : 12;
+    return budget / R < 1 ? 1 : budget / R > 8 ? 8 : budget / R;
+}
+
+// The same sums read straight from a padded NHWC copy of the input. There col^T's row for
+// an output position is, per kernel row r < R, one contiguous segment (the window's span
+// of columns x the group's channels) at roff[r] + poff[q]:
+//   acc[r*ldacc + j] += sum_i g[i] * base[roff[r] + poff[idx[i]] + j]   (NV vectors of VL)
+//   *dbacc += sum_i g[i]   (the bias gradient, when dbacc; a vector chain like the rest)
+// The segment stays in L1 (CifarNet conv2: an 18x18x32 image, 41 KB, where col^T has
+// 300 KB) and nothing is packed. S accumulator sets as in pooled_corr_chunk.
+template <typename T, int R, int NV, int VL>
 int64_t pooled_rows_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
-                          const int64_t* poff, const T* base, const int64_t* roff, T* acc) {
+                          const int64_t* poff, const T* base, const int64_t* roff, int64_t ldacc,
+                          T* acc, T* dbacc) {
     typedef T V __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T)), may_alias));
-    constexpr int W = Vec<T>::width;
-    constexpr int S = R <= 2 ? 4 : R <= 4 ? 2 : 1;  // dependent FMA chains >= 4
-    V a[S][R + 1];
+    constexpr int NA = R * NV;
+    constexpr int S = NA <= 2 ? 4 : NA <= 5 ? 2 : 1;  // dependent FMA chains >= 4
+    V a[S][NA + 1];
     const T* rb[R];
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) rb[r] = base + roff[r];
 #pragma GCC unroll 4
     for (int s = 0; s < S; ++s)
-#pragma GCC unroll 9
-        for (int r = 0; r <= R; ++r) a[s][r] = V{};
+#pragma GCC unroll 25
+        for (int v = 0; v <= NA; ++v) a[s][v] = V{};
     auto term = [&](int s, int64_t i) {
         const int64_t o = poff[idx[i]];
         const V gi = g[i] - V{};
 #pragma GCC unroll 8
-        for (int r = 0; r < R; ++r) a[s][r] += gi * *reinterpret_cast<const V*>(rb[r] + o);
-        a[s][R] += gi;
+        for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v)
+                a[s][r * NV + v] += gi * *reinterpret_cast<const V*>(rb[r] + o + v * VL);
+        a[s][NA] += gi;
     };
     int64_t i = 0;
     for (; i + S <= nq; i += S) {
@@ -385,37 +397,71 @@ int64_t pooled_rows_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t np
         if (static_cast<uint64_t>(idx[i]) >= static_cast<uint64_t>(npos)) return i;
         term(0, i);
     }
-#pragma GCC unroll 9
-    for (int r = 0; r <= R; ++r) {
+#pragma GCC unroll 25
+    for (int v = 0; v <= NA; ++v)
 #pragma GCC unroll 4
-        for (int s = 1; s < S; ++s) a[0][r] += a[s][r];
-        V* out = reinterpret_cast<V*>(acc + r * W);
-        *out = *out + a[0][r];
-    }
+        for (int s = 1; s < S; ++s) a[0][v] += a[s][v];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+            V* out = reinterpret_cast<V*>(acc + r * ldacc + v * VL);
+            *out = *out + a[0][r * NV + v];
+        }
+    if (dbacc) *dbacc += a[0][NA][0];
     return -1;
 }
 
+// nv vectors per row (1 <= nv <= min(MaxNV, pooled_rows_max_nv(R))), by recursion over NV.
+template <typename T, int VL, int MaxNV, int R, int NV = 1>
+int64_t pooled_rows_nv(int nv, int64_t nq, const T* g, const int64_t* idx, int64_t npos,
+                       const int64_t* poff, const T* base, const int64_t* roff, int64_t ldacc,
+                       T* acc, T* dbacc) {
+    if constexpr (NV < MaxNV && NV < pooled_rows_max_nv(R)) {
+        if (nv != NV)
+            return pooled_rows_nv<T, VL, MaxNV, R, NV + 1>(nv, nq, g, idx, npos, poff, base, roff,
+                                                           ldacc, acc, dbacc);
+    }
+    return pooled_rows_chunk<T, R, NV, VL>(nq, g, idx, npos, poff, base, roff, ldacc, acc, dbacc);
+}
+
 // nr rows (1 <= nr <= kPooledMaxRows), by recursion over R.
-template <typename T, int VL, int R = 1>
-int64_t pooled_rows_nr(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
-                       const int64_t* poff, const T* base, const int64_t* roff, int nr, T* acc) {
+template <typename T, int VL, int MaxNV, int R = 1>
+int64_t pooled_rows_nr(int nr, int nv, int64_t nq, const T* g, const int64_t* idx, int64_t npos,
+                       const int64_t* poff, const T* base, const int64_t* roff, int64_t ldacc,
+                       T* acc, T* dbacc) {
     if constexpr (R < kPooledMaxRows) {
         if (nr != R)
-            return pooled_rows_nr<T, VL, R + 1>(nq, g, idx, npos, poff, base, roff, nr, acc);
+            return pooled_rows_nr<T, VL, MaxNV, R + 1>(nr, nv, nq, g, idx, npos, poff, base, roff,
+                                                       ldacc, acc, dbacc);
     }
-    return pooled_rows_chunk<T, R, VL>(nq, g, idx, npos, poff, base, roff, acc);
+    return pooled_rows_nv<T, VL, MaxNV, R>(nv, nq, g, idx, npos, poff, base, roff, ldacc, acc,
+                                           dbacc);
 }
 
 template <typename T>
 int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
-                         const int64_t* poff, const T* base, const int64_t* roff, int nr, int span,
-                         T* acc) {
+                         const int64_t* poff, const T* base, const int64_t* roff, int nr,
+                         int64_t len, int64_t ldacc, T* acc) {
     constexpr int W = Vec<T>::width;
-    if constexpr (W >= 4) {
-        if (span <= W / 2)
-            return pooled_rows_nr<T, W / 2>(nq, g, idx, npos, poff, base, roff, nr, acc);
+    T* dbacc = acc + nr * ldacc;
+    if constexpr (W >= 4) {  // half-width vectors where the segment fits: fewer split loads
+        if (len <= W / 2)
+            return pooled_rows_nr<T, W / 2, 1>(nr, 1, nq, g, idx, npos, poff, base, roff, ldacc,
+                                               acc, dbacc);
     }
-    return pooled_rows_nr<T, W>(nq, g, idx, npos, poff, base, roff, nr, acc);
+    // Column chunks of the segments, equal +-1, each within the register budget.
+    const int64_t nv = (len + W - 1) / W, max_nv = pooled_rows_max_nv(nr);
+    const int64_t chunks = (nv + max_nv - 1) / max_nv;
+    for (int64_t c = 0, v0 = 0; c < chunks; ++c) {
+        const int64_t v1 = nv * (c + 1) / chunks;
+        const int64_t bad = pooled_rows_nr<T, W, 8>(nr, static_cast<int>(v1 - v0), nq, g, idx, npos,
+                                                    poff, base + v0 * W, roff, ldacc, acc + v0 * W,
+                                                    c == 0 ? dbacc : nullptr);
+        if (bad >= 0) return bad;
+        v0 = v1;
+    }
+    return -1;
 }
 
 template <typename T>
