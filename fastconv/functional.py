@@ -276,6 +276,21 @@ def max_pool2d(
     return out
 
 
+def _relu_max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None = None,
+                     padding: IntPair = 0, dilation: IntPair = 1,
+                     ceil_mode: bool = False) -> Tensor:
+    """``max_pool2d(relu(input), ...)`` for callers that never see ``relu(input)`` itself
+    (nn.Sequential's ReLU followed by MaxPool2d): the ReLU of the pooled input, the same
+    values without ReLU's pass over the whole map (``_pool.MaxPool2d.apply_relu_first``).
+    input: a Tensor. Errors as max_pool2d's."""
+    args = _kernels.max_pool2d_args(kernel_size, stride, padding, dilation, ceil_mode)
+    try:
+        return _pool.MaxPool2d.apply_relu_first(input, args)
+    except Exception:
+        _ndim_3_or_4(_arg(input, "input", "max_pool2d"), "max_pool2d")
+        raise
+
+
 def avg_pool2d(
     input: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
     padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,

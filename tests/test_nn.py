@@ -909,6 +909,92 @@ def test_sequential_container_ops(rng):
     assert ml[1] is b
 
 
+# Sequential's ReLU then MaxPool2d runs as the ReLU of the pooled map (never forming the
+# ReLU's output): the cases below pin it to the unfused modules and to torch.
+RELU_POOL_CASES = {
+    "conv_block": ({"kernel_size": 2}, (3, 4, 12, 12)),
+    "overlap_pad_ceil": ({"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+                         (2, 4, 11, 9)),
+    "unbatched": ({"kernel_size": 2}, (4, 10, 10)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(RELU_POOL_CASES.values()), ids=list(RELU_POOL_CASES))
+def test_sequential_relu_max_pool_matches_unfused_and_torch(case, dtype, rng, monkeypatch):
+    pool_kw, xs = case
+    conv = nn.Conv2d(xs[-3], 5, 3, padding=1)
+    for p in conv.parameters():
+        p.data = p.data.astype(dtype)
+    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(**pool_kw), nn.Flatten(0) if len(xs) == 3
+                          else nn.Flatten())
+    x = rng.standard_normal(xs).astype(dtype)
+    x[..., 0, :2] = -np.abs(x[..., 0, :2]) - 10  # windows whose maximum is negative
+    seen = []
+    relu_forward = fc._core.relu_forward
+    monkeypatch.setattr(fc._core, "relu_forward", lambda a: seen.append(a.shape) or relu_forward(a))
+    xt = fc.tensor(x, requires_grad=True)
+    out = model(xt)
+    assert all(len(shape) < len(xs) or shape[-1] < xs[-1] for shape in seen), seen  # fused
+    g = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(fc.tensor(g))
+    grads = [xt.grad.numpy(), conv.weight.grad.numpy(), conv.bias.grad.numpy()]
+    # The unfused modules, one after another, give the same bits.
+    xt2 = fc.tensor(x, requires_grad=True)
+    for p in conv.parameters():
+        p.grad = None
+    ref = model[3](model[2](model[1](conv(xt2))))
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+    ref.backward(fc.tensor(g))
+    for ours, unfused in zip(grads, [xt2.grad.numpy(), conv.weight.grad.numpy(),
+                                     conv.bias.grad.numpy()]):
+        np.testing.assert_array_equal(ours, unfused)
+    # And torch float64.
+    tx = torch64(x).requires_grad_()
+    w, b = conv.weight.data, conv.bias.data
+    tw, tb = torch64(w).requires_grad_(), torch64(b).requires_grad_()
+    ty = torch.nn.functional.max_pool2d(
+        torch.relu(torch.nn.functional.conv2d(tx, tw, tb, padding=1)), **pool_kw).flatten(-3)
+    (ty * torch64(g)).sum().backward()
+    atol = tolerance(dtype, 9 * xs[-3], maxabs(x), maxabs(w))
+    assert_close(out.detach().numpy(), ty.detach().numpy(), atol, what="y")
+    for ours, t, what in zip(grads, (tx, tw, tb), ("dx", "dw", "db")):
+        assert_close(ours, t.grad.numpy(), 50 * atol * maxabs(g), what=what)
+    with fc.no_grad():  # inference: the same bits
+        np.testing.assert_array_equal(model(fc.tensor(x)).numpy(), out.detach().numpy())
+
+
+def test_sequential_relu_max_pool_fusion_keeps_module_semantics(rng):
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    tx = torch.from_numpy(x)
+    # NaN propagates through the fused pair as through torch's relu then max_pool2d.
+    out = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))(fc.tensor(x)).numpy()
+    ref = torch.nn.functional.max_pool2d(torch.relu(tx), 2).numpy()
+    np.testing.assert_array_equal(out, ref)  # array_equal: NaN positions must agree
+    assert np.isnan(out[0, 0, 0, 0])
+
+    class Doubled(nn.ReLU):  # a subclass's forward is its own: not fused
+        def forward(self, input):
+            return super().forward(input) * 2
+
+    out = nn.Sequential(Doubled(), nn.MaxPool2d(2))(fc.tensor(x)).numpy()
+    np.testing.assert_array_equal(out, 2 * ref)
+    # return_indices: the pool's own output, a (values, indices) pair.
+    vals, idx = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, return_indices=True))(fc.tensor(x))
+    tv, ti = torch.nn.functional.max_pool2d(torch.relu(tx), 2, return_indices=True)
+    np.testing.assert_array_equal(vals.numpy(), tv.numpy())
+    np.testing.assert_array_equal(idx.numpy(), ti.numpy())
+    # Dilated windows that hold no input element: -inf from pool(relu(x)), as torch.
+    xd = rng.standard_normal((1, 2, 2, 4)).astype(np.float32)
+    out = nn.Sequential(nn.ReLU(), nn.MaxPool2d(2, stride=1, padding=1, dilation=3))(
+        fc.tensor(xd)).numpy()
+    ref = torch.nn.functional.max_pool2d(torch.relu(torch.from_numpy(xd)), 2, stride=1,
+                                         padding=1, dilation=3).numpy()
+    assert np.isneginf(ref).any()
+    np.testing.assert_array_equal(out, ref)
+
+
 def test_module_deepcopy_is_independent():
     m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(2))
     m2 = copy.deepcopy(m)

@@ -81,32 +81,59 @@ class MaxPool2d(Function):
         src = node.inputs[0] if relu else x
         ctx = Context((True, False, False))
         y = cls.forward(ctx, x.data, args, indices_out)
+        return cls._record(ctx, y, src, relu)
+
+    @classmethod
+    def apply_relu_first(cls, x, args):
+        """max_pool2d(relu(x)) computed as the ReLU of max_pool2d(x), for callers that
+        cannot observe relu(x) itself (nn.Sequential's ReLU then MaxPool2d): max and ReLU
+        commute, so the values are the same, and the kernel applies the ReLU to each block
+        of pooled output while it is in cache. ReLU's pass over the whole map (reading and
+        writing CifarNet conv1's 8 MB output) is saved. Recorded as apply records the pool
+        of a ReLU's output: an op of x, the ReLU folded into backward. The argmax may
+        differ where a window's maximum is <= 0 (relu(x) ties its entries at 0); the
+        output is 0 there and its gradient masked to 0. Dilated windows can be empty
+        (pool(relu(x)) is -inf there, relu(pool(x)) 0): those pool relu(x).
+        x: a Tensor; args as apply's."""
+        if args[3] != (1, 1):
+            return cls.apply(ReLU.apply(x), args)
+        if not (x.requires_grad and autograd.is_grad_enabled()):
+            return autograd.Tensor._from_op(cls.infer(x.data, args, relu=True), None)
+        ctx = Context((True, False, False))
+        y = cls.forward(ctx, x.data, args, relu=True)
+        return cls._record(ctx, y, x, True)
+
+    @staticmethod
+    def _record(ctx: Context, y, src, relu: bool):
+        """The output y of a max pool of src (through a folded ReLU when relu), recorded as
+        an op of src. Where src is a Conv2d's output, backward hands Conv2d the pooled
+        gradient itself (PooledGrad) when the windows cut the positions at least 4-fold:
+        its weight and bias gradients then read only the argmaxes
+        (conv2d_backward_weight_pooled). NumPy arrays only (the kernels are the CPU
+        ones); no empty dilated windows."""
         ctx.relu_y = y if relu else None
-        # Where a is a Conv2d's output, backward hands Conv2d the pooled gradient itself
-        # (PooledGrad) when the windows cut the positions at least 4-fold: its weight and
-        # bias gradients then read only the argmaxes (conv2d_backward_weight_pooled).
-        # NumPy arrays only (the kernels are the CPU ones); no empty dilated windows.
         a = src.data
         ctx.pooled = (src._node is not None and src._node.fn is Conv2d
                       and type(a) is np.ndarray and a.ndim == 4 and ctx.empty is None
                       and 4 * y.shape[-2] * y.shape[-1] <= a.shape[-2] * a.shape[-1])
-        return autograd.Tensor._from_op(y, Node(cls, ctx, (src, None, None)))
+        return autograd.Tensor._from_op(y, Node(MaxPool2d, ctx, (src, None, None)))
 
     @staticmethod
-    def infer(x, args, indices_out=None):
+    def infer(x, args, indices_out=None, relu=False):
         if indices_out is not None:  # the caller reads the argmax
-            return MaxPool2d.forward(Context((False, False, False)), x, args, indices_out)
+            return MaxPool2d.forward(Context((False, False, False)), x, args, indices_out, relu)
         if x.ndim == 3:
-            return _core.max_pool2d_forward(x[None], *args, False)[0][0]
-        return _core.max_pool2d_forward(x, *args, False)[0]
+            return _core.max_pool2d_forward(x[None], *args, False, relu)[0][0]
+        return _core.max_pool2d_forward(x, *args, False, relu)[0]
 
     @staticmethod
-    def forward(ctx: Context, x, args, indices_out=None):
-        """args: (kernel_size, stride, padding, dilation, ceil_mode)."""
+    def forward(ctx: Context, x, args, indices_out=None, relu=False):
+        """args: (kernel_size, stride, padding, dilation, ceil_mode); relu: return the ReLU
+        of the pooled maximum (apply_relu_first)."""
         x = _batched(ctx, x)
         # The argmax only when backward or the caller reads it (not for inference).
         with_indices = ctx.needs_input_grad[0] or indices_out is not None
-        y, idx = _core.max_pool2d_forward(x, *args, with_indices)
+        y, idx = _core.max_pool2d_forward(x, *args, with_indices, relu)
         ctx.indices, ctx.empty, ctx.relu_y, ctx.pooled = idx, None, None, False
         if with_indices and args[3] != (1, 1):
             # A dilated window can hold no input element at all: torch then returns -inf and

@@ -7,7 +7,11 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from fastconv import functional as F
 from fastconv.nn.module import Module, _addindent
+from fastconv.nn.modules.activation import ReLU
+from fastconv.nn.modules.pooling import MaxPool2d
+from fastconv.tensor import Tensor
 
 __all__ = ["ModuleList", "Sequential"]
 
@@ -103,8 +107,23 @@ class Sequential(Module):
         return v
 
     def forward(self, input: Any) -> Any:
-        for module in self._modules.values():
+        # A ReLU followed by a max pool (the classic conv blocks) runs as the pool then the
+        # ReLU on the pooled map: max and ReLU commute, the ReLU's output is never seen
+        # here (modules have no hooks), and the pass over the full map is saved
+        # (F._relu_max_pool2d). Exact types only: a subclass may change forward.
+        modules = tuple(self._modules.values())
+        i, n = 0, len(modules)
+        while i < n:
+            module = modules[i]
+            if (type(module) is ReLU and i + 1 < n and type(modules[i + 1]) is MaxPool2d
+                    and not modules[i + 1].return_indices and isinstance(input, Tensor)):
+                pool = modules[i + 1]
+                input = F._relu_max_pool2d(input, pool.kernel_size, pool.stride, pool.padding,
+                                           pool.dilation, pool.ceil_mode)
+                i += 2
+                continue
             input = module(input)
+            i += 1
         return input
 
 
