@@ -31,6 +31,11 @@ class Sequential(Module):
     ``0.weight``); ``Sequential(OrderedDict([('conv', m1), ...]))`` uses the given names.
     Supports indexing (negative and slices; a slice is a Sequential keeping the names),
     assignment, deletion (renumbering), len, iteration, ``+``, append, insert, extend, pop.
+
+    A ReLU directly followed by a MaxPool2d (exact types, without return_indices, on a
+    Tensor) runs as the max pool with the ReLU applied to its output: the same values and
+    gradients (max and ReLU commute) without a ReLU pass over the full map. Dilated pools
+    keep the order (a window with no input element is -inf, as torch).
     """
 
     def __init__(self, *args: Module) -> None:
