@@ -65,7 +65,7 @@ def conv_transpose2d_backward_weight(
 # Pooling (indices: int64, flat h*W + w within each plane)
 def max_pool2d_forward(
     x: _Array, kernel_size: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair,
-    ceil_mode: bool, with_indices: bool = True, relu: bool = False,
+    ceil_mode: bool, with_indices: bool = True,
 ) -> tuple[_Array, npt.NDArray[np.int64] | None]: ...
 def max_pool2d_backward(
     grad_output: _Array, indices: npt.NDArray[np.int64], input_size: _Pair,

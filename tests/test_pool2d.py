@@ -209,20 +209,6 @@ def test_max_pool2d_2x2_stride2_nan_inf_ties(shape, isa, dtype, rng):
     _run_max(x, 2, 2, 0, 1, True, rng, isa)
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 9, 12), (64, 40, 4, 4)], ids=["planes", "blocks"])
-def test_max_pool2d_forward_relu_flag(shape, dtype, rng):
-    """relu=True: torch's max_pool2d of relu(x) (the ReLU applied to each block of pooled
-    output in the kernel; many small planes span several blocks), NaN kept, and the
-    argmax of the pool of x."""
-    x = rng.standard_normal(shape).astype(dtype)
-    x[0, 0, 0, 0] = np.nan
-    args = ((2, 2), (2, 2), (0, 0), (1, 1), False)
-    y, idx = _core.max_pool2d_forward(x, *args, True, relu=True)
-    ref = F.max_pool2d(torch64(x).relu(), 2).numpy()
-    np.testing.assert_array_equal(y, ref.astype(dtype))
-    np.testing.assert_array_equal(idx, _core.max_pool2d_forward(x, *args, True)[1])
-
-
 def test_max_pool2d_window_without_input_tap(isa, dtype):
     """Dilation can leave a window with no tap inside the input: torch returns -inf and an
     index outside the plane; we match the forward and refuse that index in backward."""

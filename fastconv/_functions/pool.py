@@ -87,9 +87,9 @@ class MaxPool2d(Function):
     def apply_relu_first(cls, x, args):
         """max_pool2d(relu(x)) computed as the ReLU of max_pool2d(x), for callers that
         cannot observe relu(x) itself (nn.Sequential's ReLU then MaxPool2d): max and ReLU
-        commute, so the values are the same, and the kernel applies the ReLU to each block
-        of pooled output while it is in cache. ReLU's pass over the whole map (reading and
-        writing CifarNet conv1's 8 MB output) is saved. Recorded as apply records the pool
+        commute, so the values are the same, and the ReLU runs over the pooled map only
+        (a quarter of x for 2x2 windows): CifarNet conv1's 8 MB output is read once, not
+        read, written and read again. Recorded as apply records the pool
         of a ReLU's output: an op of x, the ReLU folded into backward. The argmax may
         differ where a window's maximum is <= 0 (relu(x) ties its entries at 0); the
         output is 0 there and its gradient masked to 0. Dilated windows can be empty
@@ -98,9 +98,9 @@ class MaxPool2d(Function):
         if args[3] != (1, 1):
             return cls.apply(ReLU.apply(x), args)
         if not (x.requires_grad and autograd.is_grad_enabled()):
-            return autograd.Tensor._from_op(cls.infer(x.data, args, relu=True), None)
+            return autograd.Tensor._from_op(ReLU.infer(cls.infer(x.data, args)), None)
         ctx = Context((True, False, False))
-        y = cls.forward(ctx, x.data, args, relu=True)
+        y = ReLU.infer(cls.forward(ctx, x.data, args))
         return cls._record(ctx, y, x, True)
 
     @staticmethod
@@ -119,21 +119,20 @@ class MaxPool2d(Function):
         return autograd.Tensor._from_op(y, Node(MaxPool2d, ctx, (src, None, None)))
 
     @staticmethod
-    def infer(x, args, indices_out=None, relu=False):
+    def infer(x, args, indices_out=None):
         if indices_out is not None:  # the caller reads the argmax
-            return MaxPool2d.forward(Context((False, False, False)), x, args, indices_out, relu)
+            return MaxPool2d.forward(Context((False, False, False)), x, args, indices_out)
         if x.ndim == 3:
-            return _core.max_pool2d_forward(x[None], *args, False, relu)[0][0]
-        return _core.max_pool2d_forward(x, *args, False, relu)[0]
+            return _core.max_pool2d_forward(x[None], *args, False)[0][0]
+        return _core.max_pool2d_forward(x, *args, False)[0]
 
     @staticmethod
-    def forward(ctx: Context, x, args, indices_out=None, relu=False):
-        """args: (kernel_size, stride, padding, dilation, ceil_mode); relu: return the ReLU
-        of the pooled maximum (apply_relu_first)."""
+    def forward(ctx: Context, x, args, indices_out=None):
+        """args: (kernel_size, stride, padding, dilation, ceil_mode)."""
         x = _batched(ctx, x)
         # The argmax only when backward or the caller reads it (not for inference).
         with_indices = ctx.needs_input_grad[0] or indices_out is not None
-        y, idx = _core.max_pool2d_forward(x, *args, with_indices, relu)
+        y, idx = _core.max_pool2d_forward(x, *args, with_indices)
         ctx.indices, ctx.empty, ctx.relu_y, ctx.pooled = idx, None, None, False
         if with_indices and args[3] != (1, 1):
             # A dilated window can hold no input element at all: torch then returns -inf and

@@ -120,8 +120,7 @@ std::vector<int64_t> nchw(int64_t N, int64_t C, int64_t H, int64_t W) {
 // ---- max_pool2d -----------------------------------------------------------------------
 
 template <typename T>
-py::tuple max_forward_run(const py::array& xa, const Pool2dParams& p, bool with_indices,
-                          bool relu) {
+py::tuple max_forward_run(const py::array& xa, const Pool2dParams& p, bool with_indices) {
     auto x = bind::contiguous<T>(xa);
     auto y = bind::new_array<T>(nchw(p.N, p.C, p.OH, p.OW));
     py::object indices = py::none();
@@ -135,22 +134,21 @@ py::tuple max_forward_run(const py::array& xa, const Pool2dParams& p, bool with_
     T* yp = y.mutable_data();
     {
         py::gil_scoped_release release;
-        max_pool2d_forward<T>(p, xp, yp, ip, relu);
+        max_pool2d_forward<T>(p, xp, yp, ip);
     }
     return py::make_tuple(y, indices);
 }
 
 py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair stride,
-                                Pair padding, Pair dilation, bool ceil_mode, bool with_indices,
-                                bool relu) {
+                                Pair padding, Pair dilation, bool ceil_mode, bool with_indices) {
     const char* op = "max_pool2d_forward";
     const Input4d in = require_input(op, "x", x_obj);
     Pool2dParams p;
     p.N = in.N, p.C = in.C;
     check_window(op, in.C, in.H, in.W, kernel_size, stride, padding, dilation, ceil_mode, &p);
     bind::checked_numel(op, "output", {p.N, p.C, p.OH, p.OW});
-    return in.dtype == DType::f32 ? max_forward_run<float>(in.a, p, with_indices, relu)
-                                  : max_forward_run<double>(in.a, p, with_indices, relu);
+    return in.dtype == DType::f32 ? max_forward_run<float>(in.a, p, with_indices)
+                                  : max_forward_run<double>(in.a, p, with_indices);
 }
 
 template <typename T>
@@ -332,7 +330,6 @@ void register_pool2d(py::module_& m) {
     using py::arg;
     m.def("max_pool2d_forward", &max_pool2d_forward_py, arg("x"), arg("kernel_size"), arg("stride"),
           arg("padding"), arg("dilation"), arg("ceil_mode"), arg("with_indices") = true,
-          arg("relu") = false,
           "Max pooling of x (N, C, H, W) float32/float64 (PyTorch semantics).\n\n"
           "kernel_size, stride, dilation: (h, w) >= 1; padding: (h, w), 0 <= pad <= k // 2.\n"
           "Returns (y, indices), both (N, C, OH, OW): y of x's dtype, indices int64 flat\n"
@@ -340,8 +337,7 @@ void register_pool2d(py::module_& m) {
           "(H + 2*ph - dh*(kh-1) - 1) / sh, plus 1; a last window must start inside the\n"
           "input or left padding. NaN propagates (its index is returned).\n"
           "with_indices=False returns (y, None) and skips the argmax (inference: the int64\n"
-          "indices are twice y's bytes). relu=True returns ReLU of the pooled maximum\n"
-          "(x < 0 ? 0 : x, NaN kept; the argmax unchanged), applied while y is in cache.");
+          "indices are twice y's bytes).");
     m.def("max_pool2d_backward", &max_pool2d_backward_py, arg("grad_output"), arg("indices"),
           arg("input_size"),
           "Gradient of max pooling (also adaptive max pooling) w.r.t. its input.\n\n"

@@ -88,11 +88,9 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
 
 // ---------------------------------------------------------------------------------------
 // Pooling drivers: parallel over the N*C planes, one table kernel per plane.
-// max_pool2d_forward writes no argmax when indices is null; with relu, y is the ReLU of the
-// pooled maximum (x < 0 ? 0 : x, NaN kept).
+// max_pool2d_forward writes no argmax when indices is null.
 template <typename T>
-void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices,
-                        bool relu = false);
+void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices);
 // Returns the first flat output position whose index lies outside [0, H*W) (no write goes
 // through it; dx is then partly written), or -1 when every index is valid.
 template <typename T>

@@ -53,22 +53,14 @@ void for_each_plane(const Pool2dParams& p, F&& plane) {
 }  // namespace
 
 template <typename T>
-void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices, bool relu) {
+void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().max_pool2d_forward_planes;
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     // Planes [i0, i1) per kernel call: the kernel sets up once per call, not per plane.
-    // With relu, calls of ~16 KB of output, ReLU'd while it is in L1.
-    const int64_t block = relu ? std::max<int64_t>(1, 4096 / out_size) : p.N * p.C;
     for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
-        for (int64_t a = i0; a < i1; a += block) {
-            const int64_t b = std::min(i1, a + block);
-            kernel(p, b - a, x + a * in_size, y + a * out_size,
-                   indices ? indices + a * out_size : nullptr);
-            if (relu)
-                for (T* v = y + a * out_size; v < y + b * out_size; ++v)
-                    *v = *v < T(0) ? T(0) : *v;  // as relu_forward: NaN passes
-        }
+        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size,
+               indices ? indices + i0 * out_size : nullptr);
     });
 }
 
@@ -126,7 +118,7 @@ void adaptive_max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_
 }
 
 #define FASTCONV_INSTANTIATE_POOL2D_DRIVERS(T)                                               \
-    template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*, bool);  \
+    template void max_pool2d_forward<T>(const Pool2dParams&, const T*, T*, int64_t*);        \
     template int64_t max_pool2d_backward<T>(const Pool2dParams&, T*, const T*, const int64_t*); \
     template void avg_pool2d_forward<T>(const Pool2dParams&, const T*, T*);                  \
     template void avg_pool2d_backward<T>(const Pool2dParams&, T*, const T*);                 \
