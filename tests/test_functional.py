@@ -460,6 +460,24 @@ def test_linear(x_shape, bias, dtype, rng):
     assert y.shape == (*x_shape[:-1], out_f)
 
 
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
+def test_linear_wide_weight(bias, dtype, rng, monkeypatch):
+    """A weight with more rows than the batch and >= 2^18 entries (CifarNet fc1): forward as
+    y^T = W x^T (W read in place, x packed), then transposed into a C-contiguous y."""
+    first_operands = []
+    original = _core.gemm
+    monkeypatch.setattr(_core, "gemm", lambda a, b, *rest: first_operands.append(a.shape)
+                        or original(a, b, *rest))
+    x, w = _randn(rng, (20, 4096), dtype), _randn(rng, (64, 4096), dtype)
+    inputs = [x, w] + ([_randn(rng, 64, dtype)] if bias else [])
+    mx, mw = maxabs(x), maxabs(w)
+    y, _ = check("linear wide weight", F.linear, TF.linear, inputs, rng,
+                 fwd=(4097, max(mx * mw, 1.0)), bwd=[(64, mw), (20, mx), (20, 1.0)])
+    assert first_operands[0] == (64, 4096)  # W first: the product is y^T
+    assert y.shape == (20, 64)
+    assert F.linear(x, w).numpy().flags.c_contiguous
+
+
 def test_linear_noncontiguous_input(rng):
     x = _randn(rng, (5, 6), np.float64)[:, ::2]  # a strided view
     w = _randn(rng, (2, 3), np.float64)

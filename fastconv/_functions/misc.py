@@ -35,6 +35,17 @@ class Linear(Function):
     def infer(x, w, b=None):
         # Positional: pybind11 matches keyword arguments by name, ~0.6 us a call.
         if x.ndim == 2:
+            if 16 <= x.shape[0] < w.shape[0] and w.size >= 1 << 18 and type(x) is np.ndarray:
+                # A weight larger than the batch's rows (CifarNet fc1: 128 x 4096 against
+                # 64 x 4096): y^T = w @ x.T reads w in place and packs x, the smaller,
+                # where x @ w.T packs all of w. Cold, as in a training step: 0.95 -> 0.80 ms.
+                yt = _core.gemm(w, x, None, 1.0, 0.0, False, True)
+                y = np.empty((x.shape[0], w.shape[0]), dtype=yt.dtype)
+                if b is None:
+                    np.copyto(y, yt.T)
+                else:
+                    np.add(yt.T, b, out=y)
+                return y
             return _core.gemm(x, w, None, 1.0, 0.0, False, True, b)  # x @ w.T + b
         y = _core.gemm(x.reshape(-1, x.shape[-1]), w, None, 1.0, 0.0, False, True, b)
         return y.reshape(*x.shape[:-1], w.shape[0])
