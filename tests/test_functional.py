@@ -372,6 +372,21 @@ def test_conv_max_pool2d_pooled_gradient(case, relu, dtype, rng, monkeypatch):
           bwd=[(ws[0] * ws[2] * ws[3], maxabs(w)), (n_out, maxabs(x)), (n_out, 1.0)])
 
 
+def test_conv_relu_max_pool_frozen_weight_bias_gradient(dtype, rng):
+    """Only the bias needs a gradient: the sum of the pooled gradient through the ReLU's
+    mask (no weight kernel), as torch's."""
+    x, w = _randn(rng, (2, 3, 8, 8), dtype), _randn(rng, (4, 3, 3, 3), dtype)
+    b = fc.tensor(_randn(rng, 4, dtype), requires_grad=True)
+    out = F.max_pool2d(F.relu(F.conv2d(x, w, b, padding=1)), 2)
+    g = _randn(rng, out.shape, dtype)
+    out.backward(fc.tensor(g))
+    tb = torch64(b.data).requires_grad_()
+    ref = TF.max_pool2d(TF.relu(TF.conv2d(torch64(x), torch64(w), tb, padding=1)), 2)
+    (ref * torch64(g)).sum().backward()
+    assert_close(b.grad.numpy(), tb.grad.numpy(), tolerance(dtype, 32, 1.0, maxabs(g)),
+                 what="db")
+
+
 def test_conv_output_used_twice_gets_the_sum_of_both_gradients(dtype, rng, monkeypatch):
     """The conv output feeds the pool and something else: the pooled gradient is then
     scattered and added (the dense kernels run), as torch's sum."""
