@@ -89,12 +89,11 @@ class MaxPool2d(Function):
         cannot observe relu(x) itself (nn.Sequential's ReLU then MaxPool2d): max and ReLU
         commute, so the values are the same, and the ReLU runs over the pooled map only
         (a quarter of x for 2x2 windows): CifarNet conv1's 8 MB output is read once, not
-        read, written and read again. Recorded as apply records the pool
-        of a ReLU's output: an op of x, the ReLU folded into backward. The argmax may
-        differ where a window's maximum is <= 0 (relu(x) ties its entries at 0); the
-        output is 0 there and its gradient masked to 0. Dilated windows can be empty
-        (pool(relu(x)) is -inf there, relu(pool(x)) 0): those pool relu(x).
-        x: a Tensor; args as apply's."""
+        read, written and read again. Recorded as apply records the pool of a ReLU's
+        output: an op of x, the ReLU folded into backward. The argmax may differ where a
+        window's maximum is <= 0 (relu(x) ties its entries at 0); the output is 0 there
+        and its gradient masked to 0. Dilated windows can be empty (pool(relu(x)) is -inf
+        there, relu(pool(x)) 0): those pool relu(x). x: a Tensor; args as apply's."""
         if args[3] != (1, 1):
             return cls.apply(ReLU.apply(x), args)
         if not (x.requires_grad and autograd.is_grad_enabled()):
