@@ -291,6 +291,23 @@ def _relu_max_pool2d(input: Tensor, kernel_size: IntPair, stride: IntPair | None
         raise
 
 
+def _conv2d_relu_max_pool2d(input: Tensor, weight: Tensor, bias: Tensor | None,
+                            conv_args: tuple, kernel_size: IntPair,
+                            stride: IntPair | None = None, padding: IntPair = 0,
+                            dilation: IntPair = 1, ceil_mode: bool = False) -> Tensor | None:
+    """``max_pool2d(relu(conv2d(input, weight, bias, *conv_args)), ...)`` for callers that
+    never see the conv's or the ReLU's output (nn.Sequential's Conv2d, ReLU, MaxPool2d): one
+    kernel call that pools the conv output where it is computed
+    (``_pool.Conv2dReLUMaxPool2d``). None, computing nothing, for a dilated pool (its
+    windows can be empty: -inf from max_pool2d(relu(y)), 0 from relu(max_pool2d(y))).
+    input: a Tensor holding a 4-D NumPy array; conv_args as ``kernels.conv2d_args``
+    returns them. Errors as the kernels raise them."""
+    pool_args = _kernels.max_pool2d_args(kernel_size, stride, padding, dilation, ceil_mode)
+    if pool_args[3] != (1, 1):
+        return None
+    return _pool.Conv2dReLUMaxPool2d.apply(input, weight, bias, (conv_args, pool_args))
+
+
 def avg_pool2d(
     input: TensorLike, kernel_size: IntPair, stride: IntPair | None = None,
     padding: IntPair = 0, ceil_mode: bool = False, count_include_pad: bool = True,

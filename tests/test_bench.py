@@ -282,15 +282,19 @@ def test_conv_pool_block_rows_agree_with_torch():
     payload = run_bench(filter=r"conv2d_pool lenet5\.conv", reps=10, warmup=1,
                         models_rows=False)
     jsonschema.validate(payload, BENCH_JSON_SCHEMA)
-    rows = {r["name"]: r for r in payload["results"]}
-    assert set(rows) == {"lenet5.conv1 b64 +relu+max2x2/2", "lenet5.conv2 b64 +relu+max2x2/2"}
+    rows = {(r["name"], r["direction"]): r for r in payload["results"]}
+    assert set(rows) == {(f"lenet5.conv{i} b64 +relu+max2x2/2", d) for i in (1, 2)
+                         for d in ("forward", "backward")}
     for r in rows.values():
-        assert (r["kind"], r["direction"], r["status"]) == ("conv2d_pool", "backward", "ok")
+        assert (r["kind"], r["status"]) == ("conv2d_pool", "ok")
         assert r["max_rel_err"] <= harness.AGREE_RTOL
-    assert rows["lenet5.conv1 b64 +relu+max2x2/2"]["shape"]["input_grad"] is False
-    conv2 = rows["lenet5.conv2 b64 +relu+max2x2/2"]
+    assert rows["lenet5.conv1 b64 +relu+max2x2/2", "backward"]["shape"]["input_grad"] is False
+    conv2 = rows["lenet5.conv2 b64 +relu+max2x2/2", "backward"]
     assert conv2["shape"]["input_grad"] is True
     assert conv2["flops"] == pytest.approx(2 * 30_720_000)  # backward_data + backward_weight
+    forward = rows["lenet5.conv1 b64 +relu+max2x2/2", "forward"]
+    assert forward["flops"] == pytest.approx(15_052_800)  # the conv's
+    assert forward["algorithm"] == "direct+pool"  # the forward by rows, pooled per image
 
 
 def test_raising_case_is_an_error_row_and_never_timed():

@@ -126,9 +126,18 @@ def test_wrong_conv2d_forward_fails_every_model(monkeypatch):
         a *= 1 + 1e-3
 
     _patch(monkeypatch, "conv2d_forward", scale)
+    _patch(monkeypatch, "conv2d_max_pool2d_forward", scale)  # nn.Sequential's conv blocks
     report = check.run_check(filter="model.")
     assert {r.op for r in report.failed} == MODEL_OPS
     assert {r.tensor for r in report.failed} >= {"logits", "loss"}
+
+
+def test_wrong_fused_conv_pool_fails_the_sequential_models(monkeypatch):
+    # Sequential's Conv2d, ReLU, MaxPool2d run as one kernel: the models built that way
+    # read it, the functional ones (LeNet-5, the tutorial's net) do not.
+    _patch(monkeypatch, "conv2d_max_pool2d_forward", lambda a: a.__imul__(1 + 1e-3))
+    report = check.run_check(filter="model.")
+    assert {r.op for r in report.failed} == {"model.keras", "model.cifarnet"}
 
 
 @pytest.mark.parametrize(("kernel", "ops"), [

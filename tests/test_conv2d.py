@@ -701,6 +701,97 @@ def test_backward_weight_pooled_errors():
     assert not db.any()
 
 
+# ---- forward with the max pool fused ----------------------------------------------------
+
+# (x shape, weight shape, conv padding, algorithm, pool kernel, stride, padding, ceil_mode)
+FUSED_POOL_CASES = {
+    # Winograd, each 2x2 tile a window: two tile rows to a vector (float32 up to 8 tiles a
+    # row, float64 up to 4), a vector per row, rows longer than a vector, odd maps whose
+    # last row and column no window reads
+    "winograd_pairs": ((2, 16, 12, 12), (20, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
+    "winograd_row": ((2, 16, 14, 18), (24, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
+    "winograd_long_rows": ((1, 16, 6, 40), (17, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
+    "winograd_odd": ((2, 16, 15, 37), (9, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
+    "winograd_odd_small": ((3, 5, 7, 9), (3, 5, 3, 3), 1, "winograd", 2, 2, 0, False),
+    # Winograd with windows that are not its tiles: through a temporary conv output
+    "winograd_ceil": ((2, 16, 15, 13), (8, 16, 3, 3), 1, "winograd", 2, 2, 0, True),
+    "winograd_overlap": ((2, 16, 12, 12), (8, 16, 3, 3), 1, "winograd", 3, 2, 1, False),
+    # the forward by rows, each image pooled from a per-thread buffer: any window
+    "rows": ((3, 3, 20, 20), (6, 3, 5, 5), 0, "direct", 2, 2, 0, False),
+    "rows_overlap_ceil": ((2, 1, 28, 26), (5, 1, 5, 5), 2, "direct", 3, 2, 1, True),
+    # the other algorithms: a temporary conv output
+    "im2col": ((2, 4, 11, 11), (5, 4, 3, 3), 1, "im2col", 2, 2, 0, False),
+    "ref": ((2, 2, 9, 9), (3, 2, 3, 3), 0, "ref", 2, 1, 0, False),
+}
+
+
+@pytest.mark.parametrize("values", ["normal", "ties", "nan"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("case", list(FUSED_POOL_CASES.values()), ids=list(FUSED_POOL_CASES))
+@pytest.mark.usefixtures("isa", "threads")
+def test_conv2d_max_pool2d_forward(case, dtype, values, rng):
+    """conv2d_max_pool2d_forward against torch float64's max_pool2d(conv2d), and bitwise
+    max_pool2d_forward(conv2d_forward) with the same algorithm: values and argmax, with
+    exact ties (small integers: the first maximum in scan order) and NaN (it wins)."""
+    xs, ws, pad, algo, pk, ps, pp, ceil = case
+    if values == "ties":
+        x = rng.integers(-1, 2, xs).astype(dtype)
+        w = rng.integers(0, 2, ws).astype(dtype)
+    else:
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+    if values == "nan":
+        x.flat[rng.choice(x.size, 3, replace=False)] = np.nan
+    b = (rng.integers(-2, 3, ws[0]) if values == "ties" else rng.standard_normal(ws[0]))
+    b = b.astype(dtype)
+    conv = ((1, 1), (pad,) * 4, (1, 1), 1)
+    pool = ((pk, pk), (ps, ps), (pp, pp), (1, 1), ceil)
+    y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, True, algo)
+    ref_y, ref_idx = _core.max_pool2d_forward(_core.conv2d_forward(x, w, b, *conv, algo), *pool)
+    assert y.dtype == dtype
+    assert idx.dtype == np.int64
+    np.testing.assert_array_equal(y, ref_y)  # NaN where the reference has NaN
+    np.testing.assert_array_equal(idx, ref_idx)
+    values_only, none = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, False, algo)
+    assert none is None
+    np.testing.assert_array_equal(values_only, y)
+    ty, tidx = F.max_pool2d(F.conv2d(torch64(x), torch64(w), torch64(b), padding=pad), pk, ps,
+                            pp, ceil_mode=ceil, return_indices=True)
+    if values == "ties":  # exact in both dtypes: the same windows' first maxima
+        np.testing.assert_array_equal(y, ty.numpy())
+        np.testing.assert_array_equal(idx, tidx.numpy())
+    else:
+        finite = np.isfinite(ty.numpy())
+        np.testing.assert_array_equal(np.isnan(y), ~finite)
+        assert_close(np.where(finite, y, 0), np.where(finite, ty.numpy(), 0),
+                     tolerance(dtype, ws[1] * 9, maxabs(np.nan_to_num(x)), maxabs(w)), what="y")
+
+
+def test_conv2d_max_pool2d_forward_errors():
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    w = np.zeros((4, 3, 3, 3), np.float32)
+    conv = ((1, 1), (0, 0, 0, 0), (1, 1), 1)
+    call = _core.conv2d_max_pool2d_forward
+    with pytest.raises(ValueError, match=r"conv2d_max_pool2d: .*kernel_size"):
+        call(x, w, None, *conv, (0, 2), (2, 2), (0, 0), (1, 1), False)
+    with pytest.raises(ValueError, match="padding should be at most half of kernel_size"):
+        call(x, w, None, *conv, (2, 2), (2, 2), (2, 0), (1, 1), False)
+    with pytest.raises(ValueError, match=r"Output size is too small"):  # the conv map is 6 x 6
+        call(x, w, None, *conv, (7, 7), (1, 1), (0, 0), (1, 1), False)
+    with pytest.raises(ValueError, match=r"conv2d_max_pool2d: expected bias of shape \(4,\)"):
+        call(x, w, np.zeros(3, np.float32), *conv, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    with pytest.raises(ValueError, match=r"expected input.*to have 6 channels"):
+        call(x, np.zeros((4, 6, 3, 3), np.float32), None, *conv, (2, 2), (2, 2), (0, 0), (1, 1),
+             False)
+    with pytest.raises(ValueError, match="algorithm 'winograd' needs a 3x3 kernel"):
+        call(x, np.zeros((4, 3, 5, 5), np.float32), None, *conv, (2, 2), (2, 2), (0, 0), (1, 1),
+             False, True, "winograd")
+    with pytest.raises(TypeError, match="dtype"):
+        call(x, w.astype(np.float64), None, *conv, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    y, idx = call(x[:0], w, None, *conv, (2, 2), (2, 2), (0, 0), (1, 1), False)  # empty batch
+    assert y.shape == idx.shape == (0, 4, 3, 3)
+
+
 # ---- empty batch -----------------------------------------------------------------------
 
 

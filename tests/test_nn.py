@@ -995,6 +995,124 @@ def test_sequential_relu_max_pool_fusion_keeps_module_semantics(rng):
     np.testing.assert_array_equal(out, ref)
 
 
+# (conv kwargs, pool kwargs, input shape): Sequential's Conv2d, ReLU, MaxPool2d as one kernel
+CONV_BLOCK_CASES = {
+    "winograd": ({"in_channels": 16, "out_channels": 24, "kernel_size": 3, "padding": 1},
+                 {"kernel_size": 2}, (2, 16, 14, 18)),
+    "rows": ({"in_channels": 3, "out_channels": 6, "kernel_size": 5}, {"kernel_size": 2},
+             (3, 3, 20, 20)),
+    "rows_overlap_ceil": ({"in_channels": 1, "out_channels": 5, "kernel_size": 5, "padding": 2},
+                          {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True},
+                          (2, 1, 28, 26)),
+    "strided_no_bias": ({"in_channels": 4, "out_channels": 5, "kernel_size": 3, "stride": 2,
+                         "padding": 1, "bias": False}, {"kernel_size": 2}, (2, 4, 13, 11)),
+    # windows that cut the positions less than 4-fold: the scattered gradient
+    "pool_stride1": ({"in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1},
+                     {"kernel_size": 2, "stride": 1}, (2, 4, 9, 9)),
+}
+
+
+@pytest.mark.parametrize("x_grad", [True, False], ids=["x_grad", "first_layer"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(CONV_BLOCK_CASES.values()), ids=list(CONV_BLOCK_CASES))
+def test_sequential_conv_relu_max_pool_is_one_kernel(case, dtype, x_grad, rng, monkeypatch):
+    conv_kw, pool_kw, xs = case
+    conv = nn.Conv2d(**conv_kw)
+    for p in conv.parameters():
+        p.data = p.data.astype(dtype)
+    model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(**pool_kw), nn.Flatten())
+    x = rng.standard_normal(xs).astype(dtype)
+    x[..., 0, :3] = -np.abs(x[..., 0, :3]) - 10  # windows whose maximum is negative
+    calls = []
+    conv2d_forward = fc._core.conv2d_forward
+    monkeypatch.setattr(fc._core, "conv2d_forward",
+                        lambda *a: calls.append(a[0].shape) or conv2d_forward(*a))
+    xt = fc.tensor(x, requires_grad=x_grad)
+    out = model(xt)
+    with fc.no_grad():
+        inferred = model(fc.tensor(x)).numpy()
+    assert not calls  # the conv ran inside the fused kernel, in training and inference
+    g = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(fc.tensor(g))
+    params = list(conv.parameters())
+    grads = [p.grad.numpy() for p in params] + ([xt.grad.numpy()] if x_grad else [])
+    assert x_grad or xt.grad is None
+    # The modules one after another: the same bits (forward, inference, every gradient).
+    for p in params:
+        p.grad = None
+    xt2 = fc.tensor(x, requires_grad=x_grad)
+    ref = model[3](model[2](model[1](conv(xt2))))
+    assert calls  # (unfused: Conv2d's own kernel)
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+    np.testing.assert_array_equal(inferred, ref.detach().numpy())
+    ref.backward(fc.tensor(g))
+    for ours, unfused in zip(grads, [p.grad.numpy() for p in params]
+                             + ([xt2.grad.numpy()] if x_grad else [])):
+        np.testing.assert_array_equal(ours, unfused)
+    # And torch float64.
+    tx = torch64(x).requires_grad_(x_grad)
+    tparams = [torch64(p.data).requires_grad_() for p in params]
+    tb = tparams[1] if len(tparams) > 1 else None
+    ty = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(
+        tx, tparams[0], tb, conv_kw.get("stride", 1), conv_kw.get("padding", 0))),
+        **pool_kw).flatten(1)
+    (ty * torch64(g)).sum().backward()
+    atol = tolerance(dtype, 25 * xs[1], maxabs(x), maxabs(params[0].data))
+    assert_close(out.detach().numpy(), ty.detach().numpy(), atol, what="y")
+    for ours, t in zip(grads, tparams + ([tx] if x_grad else [])):
+        assert_close(ours, t.grad.numpy(), 50 * atol * maxabs(g), what="grad")
+
+
+def test_sequential_conv_relu_max_pool_fusion_keeps_module_semantics(rng, monkeypatch):
+    x = rng.standard_normal((2, 3, 10, 10)).astype(np.float32)
+    calls = []
+    conv2d_forward = fc._core.conv2d_forward
+    monkeypatch.setattr(fc._core, "conv2d_forward",
+                        lambda *a: calls.append(a[0].shape) or conv2d_forward(*a))
+
+    def run(conv, pool=None, inp=x):
+        pool = pool or nn.MaxPool2d(2)
+        calls.clear()
+        out = nn.Sequential(conv, nn.ReLU(), pool)(fc.tensor(inp)).detach().numpy()
+        t = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode=conv.padding_mode)
+        t.weight.data, t.bias.data = torch.from_numpy(conv.weight.data), torch.from_numpy(
+            conv.bias.data)
+        ref = torch.nn.functional.max_pool2d(torch.relu(t(torch.from_numpy(inp))),
+                                             pool.kernel_size, pool.stride, pool.padding,
+                                             pool.dilation)
+        assert_close(out, ref.detach().numpy(), 1e-5, what="y")
+        return bool(calls)  # whether Conv2d's own kernel ran: not fused
+
+    assert not run(nn.Conv2d(3, 4, 3, padding=1))
+    # NaN reaches the output through the fused kernel as through torch.
+    xn = x.copy()
+    xn[0, 0, 4, 4] = np.nan
+    assert not run(nn.Conv2d(3, 4, 3, padding=1), inp=xn)
+    # Not fused: unbatched input, another padding mode, a subclass, a forward replaced on
+    # the instance (the wrapper sees its call), a dilated pool (empty windows are -inf).
+    assert run(nn.Conv2d(3, 4, 3, padding=1), inp=x[0])
+    assert run(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"))
+
+    class Conv(nn.Conv2d):
+        pass
+
+    assert run(Conv(3, 4, 3, padding=1))
+    conv = nn.Conv2d(3, 4, 3, padding=1)
+    seen = []
+    forward = conv.forward
+    conv.forward = lambda inp: seen.append(inp.shape) or forward(inp)
+    run(conv)
+    assert seen == [(2, 3, 10, 10)]
+    assert run(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2, stride=1, padding=1, dilation=3))
+    # A bad input raises the Conv2d module's own error.
+    block = nn.Sequential(nn.Conv2d(4, 4, 3), nn.ReLU(), nn.MaxPool2d(2))
+    with pytest.raises(ValueError, match="channels") as fused_error:
+        block(fc.tensor(x))
+    with pytest.raises(ValueError, match="channels") as module_error:
+        block[0](fc.tensor(x))
+    assert str(fused_error.value) == str(module_error.value)
+
+
 def test_module_deepcopy_is_independent():
     m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(2))
     m2 = copy.deepcopy(m)

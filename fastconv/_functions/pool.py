@@ -25,9 +25,11 @@ from fastconv import _core, autograd
 from fastconv._array import get_array_module
 from fastconv._functions.activation import ReLU, relu_backward
 from fastconv._functions.conv import Conv2d
+from fastconv._functions.conv import _forward as _conv_saves
 from fastconv.autograd import Context, Function, Node
 
-__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "MaxPool2d", "PooledGrad"]
+__all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "Conv2dReLUMaxPool2d",
+           "MaxPool2d", "PooledGrad"]
 
 
 def _batched(ctx: Context, x):
@@ -162,6 +164,51 @@ class MaxPool2d(Function):
             g = xp.where(ctx.empty, g.dtype.type(0), g)
             indices = xp.where(ctx.empty, 0, indices)
         return _unbatched(ctx, _core.max_pool2d_backward(g, indices, ctx.x_hw)), None, None
+
+
+class Conv2dReLUMaxPool2d(Function):
+    """relu(max_pool2d(conv2d(x, w) + b)) from one kernel call
+    (``_core.conv2d_max_pool2d_forward``), for callers that never see the conv's or the
+    ReLU's output (nn.Sequential's Conv2d, ReLU, MaxPool2d). Max and ReLU commute, and an
+    undilated window always holds an input element, so this is max_pool2d(relu(conv2d)).
+    The kernel pools the conv output where it is computed (Winograd's 2x2 output tiles, the
+    direct forward's per-image rows) instead of writing it to memory and reading it back:
+    CifarNet b64's 8 MB and 4 MB maps. Backward is the one MaxPool2d.apply records for the
+    pool of a ReLU of a Conv2d's output: the pooled gradient masked by the ReLU, then
+    Conv2d's backward on the pooled gradient and argmax (PooledGrad) where the windows cut
+    the positions at least 4-fold, on the scattered gradient elsewhere; bitwise the unfused
+    modules' gradients. x: (N, C, H, W) NumPy array; w, b as Conv2d's; args: (conv args as
+    Conv2d's, max-pool args as MaxPool2d's with dilation (1, 1))."""
+
+    fresh_grads = True  # Conv2d's backward: kernel outputs
+
+    @staticmethod
+    def infer(x, w, b, args):
+        conv_args, pool_args = args
+        y = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, False)[0]
+        return ReLU.infer(y)
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b, args):
+        conv_args, pool_args = args
+        _conv_saves(ctx, x, w, conv_args)  # Conv2d's saves and ctx.args
+        y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, True)
+        y = ReLU.infer(y)
+        # The conv output's (OH, OW), which the argmax indexes.
+        (sh, sw), (top, bottom, left, right), (dh, dw), _ = conv_args
+        kh, kw = w.shape[2:]
+        ctx.y_hw = ((x.shape[2] + top + bottom - dh * (kh - 1) - 1) // sh + 1,
+                    (x.shape[3] + left + right - dw * (kw - 1) - 1) // sw + 1)
+        ctx.relu_y, ctx.indices = y, idx
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        g = PooledGrad(relu_backward(g, ctx.relu_y), ctx.indices, ctx.y_hw)
+        oh, ow = ctx.y_hw
+        if 4 * g.grad.shape[-2] * g.grad.shape[-1] > oh * ow:  # as MaxPool2d._record
+            g = g.dense()
+        return Conv2d.backward(ctx, g)
 
 
 class AvgPool2d(Function):

@@ -276,19 +276,48 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
                 aliases=layer.aliases, workspace_bound_per_thread=layer.im2col_bytes())
 
 
-def conv_pool_case(layer: S.ConvShape, first: bool, rng, torch) -> Case:
-    """The backward of a conv -> ReLU -> 2x2/2 max-pool block from the pooled gradient, as
-    training runs it: ours takes dW and db from the pooled argmaxes
+def conv_pool_case(layer: S.ConvShape, first: bool, direction: str, rng, torch) -> Case:
+    """A conv -> ReLU -> 2x2/2 max-pool block as training runs it. Forward: ours is one
+    kernel call that pools the conv output where it is computed
+    (``_core.conv2d_max_pool2d_forward``, what nn.Sequential runs), then the ReLU of the
+    pooled map; torch runs conv2d, relu, max_pool2d with indices. Backward, from the pooled
+    gradient: ours takes dW and db from the pooled argmaxes
     (``_core.conv2d_backward_weight_pooled``) and, unless the conv is its net's first
     layer, dX from the scattered gradient; torch scatters (max-pool backward), then runs
     ``convolution_backward``. Both get the same pooled gradient, already masked by the
     ReLU."""
     x = rng.standard_normal(layer.x_shape, dtype=np.float32)
     w = rng.standard_normal(layer.w_shape, dtype=np.float32) * 0.1
+    b = rng.standard_normal(layer.w_shape[0], dtype=np.float32) * 0.1
     hyper = ((layer.stride,) * 2, (layer.padding,) * 4, (layer.dilation,) * 2, layer.groups)
+    pool = ((2, 2), (2, 2), (0, 0), (1, 1), False)
     y = fc._core.conv2d_forward(x, w, None, *hyper)
     r = np.maximum(y, 0)
     pooled, idx = K.max_pool2d(r, 2, 2, 0)
+    shape = {**layer.describe(), "pool": {"kernel": 2, "stride": 2, "y": list(pooled.shape),
+                                          "y_conv": list(y.shape)},
+             "input_grad": not first}
+    name = f"{layer.name} +relu+max2x2/2"
+    if direction == "forward":
+        def ours():
+            out, _ = fc._core.conv2d_max_pool2d_forward(x, w, b, *hyper, *pool)
+            return fc._core.relu_forward(out)
+
+        peer = None
+        if torch is not None:
+            tx, tw, tb = (torch.from_numpy(v) for v in (x, w, b))
+            kw = {"stride": layer.stride, "padding": layer.padding, "dilation": layer.dilation,
+                  "groups": layer.groups}
+
+            def peer():
+                t = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, **kw))
+                return torch.nn.functional.max_pool2d(t, 2, 2, return_indices=True)[0]
+
+        algo = fc._core.conv2d_choose_algorithm(x, w, *hyper, "forward")
+        return Case("conv2d_pool", name, "forward", ours, peer, "torch",
+                    flops=layer.flops("forward"), bytes=layer.bytes("forward"),
+                    algorithm=_CONV_ALGO.get(algo, {}).get("forward", algo) + "+pool",
+                    shape=shape)
     g = np.where(pooled > 0, rng.standard_normal(pooled.shape, dtype=np.float32), 0)
     g = g.astype(np.float32)
 
@@ -314,11 +343,7 @@ def conv_pool_case(layer: S.ConvShape, first: bool, rng, torch) -> Case:
 
     flops = layer.flops() * (1.0 if first else 2.0)  # the dense backward's work
     words = layer.bytes("backward_weight") + (0.0 if first else layer.bytes("backward_data"))
-    shape = {**layer.describe(), "pool": {"kernel": 2, "stride": 2, "y": list(pooled.shape),
-                                          "y_conv": list(y.shape)},
-             "input_grad": not first}
-    return Case("conv2d_pool", f"{layer.name} +relu+max2x2/2", "backward", ours, peer,
-                "torch", flops=flops, bytes=words,
+    return Case("conv2d_pool", name, "backward", ours, peer, "torch", flops=flops, bytes=words,
                 algorithm="pooled dW" if first else "pooled dW+dX", shape=shape)
 
 
@@ -476,8 +501,9 @@ def select_cases(quick: bool = False, filter: str | None = None, seed: int = 0,
     for layer, first in S.conv_pool_blocks():
         if quick and not layer.name.startswith("lenet5"):
             continue
-        if _matches(pattern, f"conv2d_pool {layer.name} +relu+max2x2/2 backward"):
-            yield conv_pool_case(layer, first, rng, torch)
+        for direction in ("forward", "backward"):
+            if _matches(pattern, f"conv2d_pool {layer.name} +relu+max2x2/2 {direction}"):
+                yield conv_pool_case(layer, first, direction, rng, torch)
     if not models_rows:
         return
     for net, batch, mode, peer_name in MODEL_ROWS:

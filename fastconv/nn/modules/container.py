@@ -7,9 +7,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
 from fastconv import functional as F
 from fastconv.nn.module import Module, _addindent
 from fastconv.nn.modules.activation import ReLU
+from fastconv.nn.modules.conv import Conv2d
 from fastconv.nn.modules.pooling import MaxPool2d
 from fastconv.tensor import Tensor
 
@@ -115,13 +118,32 @@ class Sequential(Module):
         # A ReLU followed by a max pool (the classic conv blocks) runs as the pool then the
         # ReLU on the pooled map: max and ReLU commute, the ReLU's output is never seen
         # here (modules have no hooks), and the pass over the full map is saved
-        # (F._relu_max_pool2d). Exact types only: a subclass may change forward.
+        # (F._relu_max_pool2d). Preceded by a Conv2d on a batched NumPy input, the three
+        # run as one kernel call that pools the conv output where it is computed
+        # (F._conv2d_relu_max_pool2d). Exact types only, whose forward is not replaced on
+        # the instance: a subclass or a wrapper may change what the call does.
         modules = tuple(self._modules.values())
         i, n = 0, len(modules)
         while i < n:
             module = modules[i]
-            if (type(module) is ReLU and i + 1 < n and type(modules[i + 1]) is MaxPool2d
-                    and not modules[i + 1].return_indices and isinstance(input, Tensor)):
+            if (type(module) is Conv2d and i + 2 < n and _plain_relu_pool(modules, i + 1)
+                    and module.padding_mode == "zeros" and "forward" not in module.__dict__
+                    and isinstance(input, Tensor) and type(input.data) is np.ndarray
+                    and input.data.ndim == 4):
+                pool = modules[i + 2]
+                try:
+                    out = F._conv2d_relu_max_pool2d(
+                        input, module.weight, module.bias, module._core_args(module.weight),
+                        pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+                        pool.ceil_mode)
+                except (TypeError, ValueError):  # the modules' own errors, one by one
+                    out = pool(modules[i + 1](module(input)))
+                if out is not None:
+                    input = out
+                    i += 3
+                    continue
+            if (type(module) is ReLU and i + 1 < n and _plain_relu_pool(modules, i)
+                    and isinstance(input, Tensor)):
                 pool = modules[i + 1]
                 input = F._relu_max_pool2d(input, pool.kernel_size, pool.stride, pool.padding,
                                            pool.dilation, pool.ceil_mode)
@@ -130,6 +152,15 @@ class Sequential(Module):
             input = module(input)
             i += 1
         return input
+
+
+def _plain_relu_pool(modules: tuple, i: int) -> bool:
+    """Whether modules[i], modules[i + 1] are a ReLU and a MaxPool2d that Sequential may fuse:
+    exact types (a subclass may change forward), no forward replaced on the instance (a
+    wrapper must see its call), the pool's output a Tensor (no return_indices)."""
+    relu, pool = modules[i], modules[i + 1]
+    return (type(relu) is ReLU and type(pool) is MaxPool2d and not pool.return_indices
+            and "forward" not in relu.__dict__ and "forward" not in pool.__dict__)
 
 
 class ModuleList(Module):

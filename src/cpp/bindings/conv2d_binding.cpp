@@ -220,6 +220,49 @@ py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_o
     });
 }
 
+py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::object& w_obj,
+                                             const py::object& bias_obj, Pair stride,
+                                             std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
+                                             Pair dilation, int64_t groups, Pair pool_kernel_size,
+                                             Pair pool_stride, Pair pool_padding,
+                                             Pair pool_dilation, bool ceil_mode, bool with_indices,
+                                             const std::string& algorithm) {
+    const char* op = "conv2d_max_pool2d";
+    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
+    const ConvAlgo algo = algo_arg(op, algorithm);
+    const py::array& x = r.a;
+    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
+                                 stride, pad4(padding), dilation, groups);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
+    check_bias(op, r.bias, p.K);
+    Pool2dParams q;
+    q.N = p.N, q.C = p.K;
+    check_pool_window(op, p.K, p.OH, p.OW, pool_kernel_size, pool_stride, pool_padding,
+                      pool_dilation, ceil_mode, &q);
+    checked_numel(op, "the output", {q.N, q.C, q.OH, q.OW});
+    return dispatch(r.dtype, [&](auto tag) -> py::object {
+        using T = decltype(tag);
+        auto xc = contiguous<T>(x);
+        auto wc = contiguous<T>(r.b);
+        auto bc = contiguous_or_none<T>(r.bias);
+        auto y = new_array<T>({q.N, q.C, q.OH, q.OW});
+        py::object indices = py::none();
+        int64_t* ip = nullptr;
+        if (with_indices) {
+            auto idx = new_array<int64_t>({q.N, q.C, q.OH, q.OW});
+            ip = idx.mutable_data();
+            indices = idx;
+        }
+        const T *xd = xc.data(), *wd = wc.data(), *bd = data_or_null(bc);
+        T* yd = y.mutable_data();
+        {
+            py::gil_scoped_release release;
+            conv2d_max_pool2d_forward<T>(p, q, xd, wd, bd, yd, ip, resolved);
+        }
+        return py::make_tuple(y, indices);
+    });
+}
+
 py::object conv2d_backward_data_binding(const py::object& dy_obj, const py::object& w_obj,
                                         const std::vector<int64_t>& input_shape, Pair stride,
                                         std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
@@ -504,6 +547,18 @@ void register_conv2d(py::module_& m) {
 
 padding is (top, bottom, left, right). Returns (N, K, OH, OW) with
 OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
+    m.def("conv2d_max_pool2d_forward", &conv2d_max_pool2d_forward_binding, "input"_a, "weight"_a,
+          "bias"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a, "pool_kernel_size"_a,
+          "pool_stride"_a, "pool_padding"_a, "pool_dilation"_a, "ceil_mode"_a,
+          "with_indices"_a = true, "algorithm"_a = "auto",
+          R"doc(max_pool2d(conv2d_forward(input, weight, bias, ...), ...) in one call.
+
+The conv arguments as conv2d_forward's, the pool's as max_pool2d_forward's (pool_*,
+ceil_mode) over the conv output (N, K, OH, OW). Returns (y, indices), both (N, K, PH, PW):
+bitwise max_pool2d_forward(conv2d_forward(...)); indices (int64, flat in the OH x OW plane)
+None unless with_indices. Where the algorithm allows (Winograd with 2x2/stride-2 windows,
+the direct forward by rows with any window), the conv output is pooled where it is
+computed and never written to memory.)doc");
     m.def("conv2d_backward_data", &conv2d_backward_data_binding, "grad_output"_a, "weight"_a,
           "input_shape"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
           "algorithm"_a = "auto",

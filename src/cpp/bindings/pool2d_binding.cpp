@@ -65,11 +65,12 @@ bool window_axis_fits(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_
            add_ok(t, stride, &t) && add_ok(t, span, &t);
 }
 
-// PyTorch's pool2d_shape_check on kernel_size, stride, padding, dilation, then the output
-// size (params.h pool_output_size = PyTorch's pooling_output_shape). Fills p's window
-// fields, H, W, OH and OW.
-void check_window(const char* op, int64_t C, int64_t H, int64_t W, Pair kernel, Pair stride,
-                  Pair padding, Pair dilation, bool ceil_mode, Pool2dParams* p) {
+}  // namespace
+
+// validate.h: PyTorch's pool2d_shape_check, then the output size.
+void bind::check_pool_window(const char* op, int64_t C, int64_t H, int64_t W, Pair kernel,
+                             Pair stride, Pair padding, Pair dilation, bool ceil_mode,
+                             Pool2dParams* p) {
     bind::require_positive(op, "kernel_size", kernel);
     bind::require_positive(op, "stride", stride);
     bind::require_non_negative(op, "padding", padding);
@@ -96,6 +97,10 @@ void check_window(const char* op, int64_t C, int64_t H, int64_t W, Pair kernel, 
             ", stride=", pair_str(stride), ", padding=", pair_str(padding),
             ", dilation=", pair_str(dilation), ", ceil_mode=", ceil_mode ? "True" : "False", ")");
 }
+
+namespace {
+
+using bind::check_pool_window;
 
 // Adaptive windows: output_size >= 1 (PyTorch allows it larger than the input) and
 // (out + 1) * in fits int64 (adaptive_end computes (o + 1) * in + out - 1).
@@ -145,7 +150,7 @@ py::tuple max_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair 
     const Input4d in = require_input(op, "x", x_obj);
     Pool2dParams p;
     p.N = in.N, p.C = in.C;
-    check_window(op, in.C, in.H, in.W, kernel_size, stride, padding, dilation, ceil_mode, &p);
+    check_pool_window(op, in.C, in.H, in.W, kernel_size, stride, padding, dilation, ceil_mode, &p);
     bind::checked_numel(op, "output", {p.N, p.C, p.OH, p.OW});
     return in.dtype == DType::f32 ? max_forward_run<float>(in.a, p, with_indices)
                                   : max_forward_run<double>(in.a, p, with_indices);
@@ -215,7 +220,8 @@ py::array avg_pool2d_forward_py(const py::object& x_obj, Pair kernel_size, Pair 
     const Input4d in = require_input(op, "x", x_obj);
     Pool2dParams p;
     p.N = in.N, p.C = in.C;
-    check_window(op, in.C, in.H, in.W, kernel_size, stride, padding, Pair{1, 1}, ceil_mode, &p);
+    check_pool_window(op, in.C, in.H, in.W, kernel_size, stride, padding, Pair{1, 1}, ceil_mode,
+                      &p);
     check_divisor(op, divisor_override);
     p.count_include_pad = count_include_pad;
     p.divisor_override = divisor_override.value_or(0);
@@ -239,8 +245,8 @@ py::array avg_pool2d_backward_py(const py::object& grad_output_obj, Pair input_s
     bind::require_positive(op, "input_size", input_size);
     Pool2dParams p;
     p.N = g.N, p.C = g.C;
-    check_window(op, g.C, input_size.first, input_size.second, kernel_size, stride, padding,
-                 Pair{1, 1}, ceil_mode, &p);
+    check_pool_window(op, g.C, input_size.first, input_size.second, kernel_size, stride, padding,
+                      Pair{1, 1}, ceil_mode, &p);
     check_divisor(op, divisor_override);
     p.count_include_pad = count_include_pad;
     p.divisor_override = divisor_override.value_or(0);

@@ -17,9 +17,19 @@
 #include <vector>
 
 namespace fastconv {
+struct Pool2dParams;
 namespace bind {
 
 namespace py = pybind11;
+
+// A max/avg pool's window arguments over (C, H, W) planes checked as PyTorch's
+// pool2d_shape_check (kernel_size, stride, dilation >= 1, 0 <= padding <= kernel_size / 2,
+// index arithmetic in 64 bits, output size >= 1); fills p's window fields, H, W, OH and OW
+// (pool2d_binding.cpp).
+void check_pool_window(const char* op, int64_t C, int64_t H, int64_t W,
+                       std::pair<int64_t, int64_t> kernel, std::pair<int64_t, int64_t> stride,
+                       std::pair<int64_t, int64_t> padding, std::pair<int64_t, int64_t> dilation,
+                       bool ceil_mode, Pool2dParams* p);
 
 enum class DType { f32, f64 };
 

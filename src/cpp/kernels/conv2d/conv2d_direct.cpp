@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cstring>
 #include <vector>
 
@@ -45,7 +46,14 @@ namespace fastconv {
 
 namespace {
 
-enum DirectTag { kXqTag = 20, kDqTag = 21, kRowsTag = 22, kPackTag = 23, kOutTag = 24 };
+enum DirectTag {
+    kXqTag = 20,
+    kDqTag = 21,
+    kRowsTag = 22,
+    kPackTag = 23,
+    kOutTag = 24,
+    kYnTag = 25
+};
 
 constexpr int64_t kRound = 32;   // position counts round to this (a multiple of every tile width)
 constexpr int64_t kPBlock = 128;  // shifted_gemm taps per pass: the B rows of a tile stay in L1
@@ -315,12 +323,12 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
 // The forward by output rows: stride 1, ungrouped, and rows wide enough to fill half of
 // a float32 tile's columns (LeNet-5's conv2, 10 columns of 32: 0.6x of the shifted
 // planes). float64 uses the same test, so both dtypes take the same path for a shape.
-bool rows_forward_applies(const Conv2dParams& p) {
+}  // namespace
+
+bool direct_rows_forward_applies(const Conv2dParams& p) {
     const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
     return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 && 2 * p.OW >= cols;
 }
-
-}  // namespace
 
 bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
     if (p.N == 0 || p.OH == 0 || p.OW == 0) return false;
@@ -344,7 +352,7 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
             // Zen 4, 1 thread, vs im2col: LeNet-5 conv1 1.9x (b1 and b64), the tutorial's
             // conv1 1.9x, CifarNet conv1 1.4x (b1) / 1.7x (b64), Keras conv1 1.2x. With more
             // channels the GEMM wins or ties (ResNet-18 56x56x64 0.95x, 14x14x256 0.48x).
-            return p.c_per_group() <= 4 && rows_forward_applies(p);
+            return p.c_per_group() <= 4 && direct_rows_forward_applies(p);
         default:
             // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
             // rows): not chosen automatically. (backward_data on <= 7x7 maps with >= 256
@@ -361,9 +369,13 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
 // [k0, k0 + row_kb) then reads row oh + kh*dil_h of every channel at column ow0 + kw*dil_w
 // (direct_row): no plane positions past OH x OW are computed (the shifted planes compute
 // Hq x Wq per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias
-// starts the accumulators and the tile is stored straight into y.
+// starts the accumulators and the tile is stored straight into y. With q, each image's
+// output goes to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled
+// from there into pooled / indices; y is not written.
 template <typename T>
-void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                         const Pool2dParams* q = nullptr, T* pooled = nullptr,
+                         int64_t* indices = nullptr) {
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
     const int64_t CKK = p.col_rows(), HW = p.H * p.W, OHW = p.OH * p.OW;
@@ -405,16 +417,28 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
                 copy_row(dst + p.pad_left, x + (n * p.C + c) * HW + ih * p.W, p.W);
                 zero_row(dst + p.pad_left + p.W, Wr - p.pad_left - p.W);
             }
-        T* yn = y + n * p.K * OHW;
+        T* yn = q ? thread_scratch<T, kYnTag>(static_cast<size_t>(p.K * OHW)) : y + n * p.K * OHW;
         parallel_ranges(p.OH, tile_threads,
                         [&](int64_t a, int64_t b) { out_rows(xr, yn, a, b); });
+        if (q) {
+            const int64_t at = n * p.K * q->OH * q->OW;
+            kernel_set<T>().max_pool2d_forward_planes(*q, p.K, yn, pooled + at,
+                                                      indices ? indices + at : nullptr);
+        }
     });
+}
+
+template <typename T>
+void direct_rows_forward_pooled(const Conv2dParams& p, const Pool2dParams& q, const T* x,
+                                const T* w, const T* bias, T* pooled, int64_t* indices) {
+    assert(direct_rows_forward_applies(p) && q.H == p.OH && q.W == p.OW);
+    direct_rows_forward<T>(p, x, w, bias, nullptr, &q, pooled, indices);
 }
 
 template <typename T>
 void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
     const KernelSet<T>& ks = kernel_set<T>();
-    if (rows_forward_applies(p)) return direct_rows_forward(p, x, w, bias, y);
+    if (direct_rows_forward_applies(p)) return direct_rows_forward(p, x, w, bias, y);
     const DirectTiles tl = ks.direct_tiles();
     const DirectPlan d = make_plan(p);
     const int64_t G = p.groups, Cg = p.c_per_group(), Kg = p.k_per_group(), KK = p.KH * p.KW;
@@ -720,15 +744,16 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
     errors.rethrow();
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                  \
-    template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*, \
-                                              T*);                                               \
-    template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*,          \
-                                                    const T*);                                   \
-    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,        \
-                                                      const T*);                                 \
-    template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);      \
-    template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);          \
+#define FASTCONV_INSTANTIATE(T)                                                                   \
+    template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*,  \
+                                              T*);                                                \
+    template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*, const T*); \
+    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,          \
+                                                      const T*);                                  \
+    template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);       \
+    template void direct_rows_forward_pooled<T>(const Conv2dParams&, const Pool2dParams&,         \
+                                                const T*, const T*, const T*, T*, int64_t*);      \
+    template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);           \
     template void direct_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

@@ -475,6 +475,31 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
     }
 }
 
+// The pool reads the conv output where it is computed: Winograd pools each 2x2 output tile
+// in its output transform, the forward by rows each image's output from L2. Neither writes
+// the conv output to memory and reads it back (CifarNet b64: 8 MB after conv1, 4 MB after
+// conv2). Elsewhere the conv output goes to a temporary.
+template <typename T>
+void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, const T* x, const T* w,
+                               const T* bias, T* pooled, int64_t* indices, ConvAlgo algo) {
+    assert(q.N == p.N && q.C == p.K && q.H == p.OH && q.W == p.OW);
+    const ConvAlgo a = resolve_conv_algo(p, algo, ConvDirection::forward);
+    const bool tiles_are_windows = q.KH == 2 && q.KW == 2 && q.stride_h == 2 && q.stride_w == 2 &&
+                                   q.pad_h == 0 && q.pad_w == 0 && q.dil_h == 1 && q.dil_w == 1 &&
+                                   2 * q.OH <= p.OH && 2 * q.OW <= p.OW;
+    if (a == ConvAlgo::winograd && p.dil_h == 1 && p.dil_w == 1 && tiles_are_windows &&
+        p.OH * p.OW < (int64_t{1} << 31)) {
+        const WinogradPool<T> pool{pooled, indices, q.OH, q.OW};
+        return winograd_forward<T>(p, x, w, bias, nullptr, &pool);
+    }
+    if (a == ConvAlgo::direct && !is_depthwise(p) && direct_rows_forward_applies(p))
+        return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices);
+    AlignedBuffer<T> y;
+    T* yp = y.get(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
+    conv2d_forward(p, x, w, bias, yp, a);
+    max_pool2d_forward(q, yp, pooled, indices);
+}
+
 template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo) {
     switch (resolve_conv_algo(p, algo, ConvDirection::backward_data)) {
@@ -741,16 +766,18 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     }
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                   \
-    template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,        \
-                                    ConvAlgo);                                                    \
-    template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo); \
-    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,          \
-                                            ConvAlgo);                                            \
-    template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                     \
-    template int64_t conv2d_backward_weight_pooled<T>(const Conv2dParams&, int64_t, int64_t, T*,  \
-                                                      T*, const T*, const int64_t*, const T*);    \
-    template void conv_transpose2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*,  \
+#define FASTCONV_INSTANTIATE(T)                                                                    \
+    template void conv2d_max_pool2d_forward<T>(const Conv2dParams&, const Pool2dParams&, const T*, \
+                                               const T*, const T*, T*, int64_t*, ConvAlgo);        \
+    template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,         \
+                                    ConvAlgo);                                                     \
+    template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo);  \
+    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,           \
+                                            ConvAlgo);                                             \
+    template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                      \
+    template int64_t conv2d_backward_weight_pooled<T>(const Conv2dParams&, int64_t, int64_t, T*,   \
+                                                      T*, const T*, const int64_t*, const T*);     \
+    template void conv_transpose2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*,   \
                                               T*, ConvAlgo);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

@@ -27,6 +27,7 @@
 // operations, so results do not depend on the thread count. The weight gradient
 // (winograd_backward_weight, below) runs the same tiles' V against dY's transform.
 #include <algorithm>
+#include <cassert>
 #include <cstdint>
 #include <vector>
 
@@ -243,14 +244,16 @@ bool winograd_grad_preferred(const Conv2dParams& p) {
 }
 
 template <typename T>
-void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
-    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y);
+void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                      const WinogradPool<T>* pool) {
+    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y, pool);
 }
 
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
-                      const T* bias, T* y) {
+                      const T* bias, T* y, const WinogradPool<T>* pool) {
     if (p.dil_h > 1 || p.dil_w > 1) {  // dilation_phases_apply: the phases as images
+        assert(!pool);
         const Conv2dParams q = dilation_phase_params(p);
         T* xq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
         T* yq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
@@ -264,6 +267,8 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
     const int64_t TW = (p.OW + 1) / 2, TT = (p.OH + 1) / 2 * TW, P = p.N * TT;
+    const int64_t PHW = pool ? pool->PH * pool->PW : 0;
+    assert(!pool || (2 * pool->PH <= p.OH && 2 * pool->PW <= p.OW && OHW < (int64_t{1} << 31)));
     if (P == 0 || p.K == 0) return;
 
     // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
@@ -329,10 +334,21 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                     for (int i = 0; i < rows; ++i) {
                         const int64_t k = g * Kg + ip * mr + i;
                         const T bk = bias ? bias[k] : T(0);
+                        const T* mi = M + i * bcols;
+                        if (pool) {
+                            for (const Run& r : runs) {
+                                const int64_t at = (r.n * p.K + k) * PHW;
+                                ks.winograd_output_pool_run(
+                                    mi + r.jp * nr + r.lane0, mr * bcols, r.len, r.rows, bk,
+                                    pool->pooled + at, pool->indices ? pool->indices + at : nullptr,
+                                    pool->PH, pool->PW, p.OW, r.th, r.tw0);
+                            }
+                            continue;
+                        }
                         for (const Run& r : runs)
-                            ks.winograd_output_run(M + i * bcols + r.jp * nr + r.lane0, mr * bcols,
-                                                   r.len, r.rows, bk, y + (r.n * p.K + k) * OHW,
-                                                   p.OH, p.OW, 2 * r.th, 2 * r.tw0);
+                            ks.winograd_output_run(mi + r.jp * nr + r.lane0, mr * bcols, r.len,
+                                                   r.rows, bk, y + (r.n * p.K + k) * OHW, p.OH,
+                                                   p.OW, 2 * r.th, 2 * r.tw0);
                     }
                 }
         }
@@ -498,14 +514,16 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     }
 }
 
-template void winograd_forward<float>(const Conv2dParams&, const float*, const float*,
-                                      const float*, float*);
+template void winograd_forward<float>(const Conv2dParams&, const float*, const float*, const float*,
+                                      float*, const WinogradPool<float>*);
 template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
-                                       const double*, double*);
+                                       const double*, double*, const WinogradPool<double>*);
 template void winograd_forward<float>(const Conv2dParams&, const float*, const float*,
-                                      WinogradWeights, const float*, float*);
+                                      WinogradWeights, const float*, float*,
+                                      const WinogradPool<float>*);
 template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
-                                       WinogradWeights, const double*, double*);
+                                       WinogradWeights, const double*, double*,
+                                       const WinogradPool<double>*);
 template void winograd_backward_weight<float>(const Conv2dParams&, float*, const float*,
                                               const float*);
 template void winograd_backward_weight<double>(const Conv2dParams&, double*, const double*,

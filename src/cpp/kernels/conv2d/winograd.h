@@ -24,12 +24,26 @@ struct WinogradWeights {
     bool flipped;
 };
 
-// y = conv2d(x, w) + bias (bias may be null) for winograd_applies(p); overwrites y.
+// Where winograd_forward max pools its output in the output transform instead of writing
+// it: 2x2 windows at stride 2 (no padding, no dilation) tile y's PH x PW map, each window
+// one 2x2 output tile; PH <= OH / 2, PW <= OW / 2 (floor mode), OH * OW < 2^31 (flat
+// indices formed in int32). pooled is [N][K][PH][PW], indices the same or null.
 template <typename T>
-void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
+struct WinogradPool {
+    T* pooled;
+    int64_t* indices;
+    int64_t PH, PW;
+};
+
+// y = conv2d(x, w) + bias (bias may be null) for winograd_applies(p); overwrites y. With
+// pool (undilated p only), y is not written but max pooled into pool->pooled (and its argmax
+// into pool->indices): bitwise max_pool2d_forward of the y this call would write.
+template <typename T>
+void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
+                      const WinogradPool<T>* pool = nullptr);
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
-                      const T* bias, T* y);
+                      const T* bias, T* y, const WinogradPool<T>* pool = nullptr);
 
 // dw = the weight gradient of conv2d(x, w) for the output gradient dy, for
 // winograd_applies(p); overwrites dw. Bitwise reproducible for a given thread count.

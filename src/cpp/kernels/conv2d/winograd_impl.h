@@ -69,6 +69,13 @@ struct Zmm<float> {
     using Index = int32_t;  // lanes of perm's index vector
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_ps(a, ix, b); }
     static V set1(float v) { return _mm512_set1_ps(v); }
+    // Lanes where v replaces the running maximum m under max_pool2d's rule (v > m or NaN).
+    static unsigned take(V v, V m) {
+        return _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    }
+    static V blend(unsigned k, V a, V b) {
+        return _mm512_mask_blend_ps(static_cast<__mmask16>(k), a, b);
+    }
 };
 template <>
 struct Zmm<double> {
@@ -89,6 +96,12 @@ struct Zmm<double> {
     using Index = int64_t;
     static V perm(V a, __m512i ix, V b) { return _mm512_permutex2var_pd(a, ix, b); }
     static V set1(double v) { return _mm512_set1_pd(v); }
+    static unsigned take(V v, V m) {
+        return _mm512_cmp_pd_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+    }
+    static V blend(unsigned k, V a, V b) {
+        return _mm512_mask_blend_pd(static_cast<__mmask8>(k), a, b);
+    }
 };
 
 // Index vectors of Zmm<T>::perm (a's lanes 0 .. n - 1, b's n .. 2n - 1), lane l = f(l).
@@ -518,6 +531,95 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
             }
         });
 }
+
+// The int32 flat indices of the set lanes of `lanes` to dst[lane] as int64 (dst formed as
+// an integer: it may point before the row for lanes that start past 0).
+template <typename T>
+inline void store_indices(uintptr_t dst, unsigned lanes, __m512i idx) {
+    int64_t* d = reinterpret_cast<int64_t*>(dst);
+    if (lanes & 0xFFu)
+        _mm512_mask_storeu_epi64(d, static_cast<__mmask8>(lanes),
+                                 _mm512_cvtepi32_epi64(_mm512_castsi512_si256(idx)));
+    if (Zmm<T>::n == 16 && (lanes >> 8))
+        _mm512_mask_storeu_epi64(d + 8, static_cast<__mmask8>(lanes >> 8),
+                                 _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(idx, 1)));
+}
+
+// winograd_output_run's outputs, each tile max pooled as max_pool2d's 2x2 kernels pool:
+// each row's two columns first, then the two rows, taking v where v > max or v is NaN.
+// Tile l of a vector has its top-left output at plane column ca + 2l (row ja; with pairs,
+// lanes >= len at cb + 2(l - len), row jb); flat indices are formed in int32 (the driver
+// keeps OH * OW below 2^31).
+template <typename T>
+void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                              int64_t* ik, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                              int64_t tw0) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    constexpr int n = Z::n;
+    const VecPlan vp = vec_plan<T>(len);
+    const int lo = vp.pairs ? len : n;  // lanes [0, lo): row ja; [lo, n): row jb
+    const V vb = Z::set1(bias);
+    const __m512i iota2 =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i one = _mm512_set1_epi32(1), vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
+    const __mmask16 part_b = static_cast<__mmask16>(lane_mask(lo, 16, 16));
+    for_each_vector<T>(
+        vp, 2 * tw0, len, rows,
+        [&](int ja, int64_t ca, int jb, int64_t cb, int lane,
+            unsigned mask) __attribute__((always_inline)) {
+            V s[8];  // A^T m: rows 0 and 1, 4 columns each
+            const T* ml = m + lane;
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q) {
+                const V m0 = Z::maskz_load(mask, ml + q * xi_stride);
+                const V m1 = Z::maskz_load(mask, ml + (4 + q) * xi_stride);
+                const V m2 = Z::maskz_load(mask, ml + (8 + q) * xi_stride);
+                const V m3 = Z::maskz_load(mask, ml + (12 + q) * xi_stride);
+                s[q] = Z::add(Z::add(m0, m1), m2);
+                s[4 + q] = Z::sub(Z::sub(m1, m2), m3);
+            }
+            V h[2];             // each row's maximum over its two columns
+            unsigned right[2];  // lanes where the right column won
+#pragma GCC unroll 2
+            for (int r = 0; r < 2; ++r) {  // (A^T m) A, as winograd_output_run
+                const V y0 = Z::add(Z::add(Z::add(s[r * 4], s[r * 4 + 1]), s[r * 4 + 2]), vb);
+                const V y1 = Z::add(Z::sub(Z::sub(s[r * 4 + 1], s[r * 4 + 2]), s[r * 4 + 3]), vb);
+                right[r] = Z::take(y1, y0);
+                h[r] = Z::blend(right[r], y0, y1);
+            }
+            const unsigned down = Z::take(h[1], h[0]);
+            const V v = Z::blend(down, h[0], h[1]);
+            const int tiles = __builtin_popcount(mask);
+            const int ta = tiles < lo ? tiles : lo, tb = tiles - ta;
+            const int64_t tha = th0 + ja, thb = th0 + jb, twa = ca / 2, twb = cb / 2;
+            // The lanes whose window lies inside the PH x PW map.
+            const unsigned ma = tha < PH ? lane_mask(0, PW - twa < ta ? PW - twa : ta, n) : 0u;
+            const unsigned mb =
+                tb && thb < PH ? lane_mask(lo, lo + (PW - twb < tb ? PW - twb : tb), n) : 0u;
+            const uintptr_t ya = reinterpret_cast<uintptr_t>(yk + tha * PW + twa);
+            const uintptr_t yb = reinterpret_cast<uintptr_t>(yk + thb * PW + twb) - lo * sizeof(T);
+            if (ma) Z::store(reinterpret_cast<T*>(ya), ma, v);
+            if (mb) Z::store(reinterpret_cast<T*>(yb), mb, v);
+            if (!ik || !(ma | mb)) return;
+            // The top-left output of each window, then the winner's row and column in it.
+            const __m512i corner = _mm512_add_epi32(
+                _mm512_mask_blend_epi32(
+                    part_b, _mm512_set1_epi32(static_cast<int32_t>(2 * tha * OW + ca)),
+                    _mm512_set1_epi32(static_cast<int32_t>(2 * thb * OW + cb - 2 * lo))),
+                iota2);
+            const unsigned col = (down & right[1]) | (~down & right[0]);
+            const __m512i idx = _mm512_add_epi32(
+                corner,
+                _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(col), one),
+                                 _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
+            const uintptr_t ia = reinterpret_cast<uintptr_t>(ik + tha * PW + twa);
+            const uintptr_t ib =
+                reinterpret_cast<uintptr_t>(ik + thb * PW + twb) - lo * sizeof(int64_t);
+            if (ma) store_indices<T>(ia, ma, idx);
+            if (mb) store_indices<T>(ib, mb, idx);
+        });
+}
 #else
 template <typename T>
 void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
@@ -551,6 +653,49 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
                 row[2 * i + 1] = y1[i];
             }
             if (full < len) row[2 * full] = y0[full];  // odd OW: the last tile's left column
+        }
+    }
+}
+
+// winograd_output_run's outputs, each tile max pooled as max_pool2d's 2x2 kernels pool:
+// each row's two columns first, then the two rows, taking v where v > max or v is NaN.
+template <typename T>
+void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                              int64_t* ik, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                              int64_t tw0) {
+    // Tiles whose window lies inside the PH x PW map.
+    const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
+    auto take = [](T v, T mx) { return v > mx || v != v; };
+    for (int j = 0; j < rows && th0 + j < PH; ++j) {
+        const T* mj = m + j * len;
+        T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
+        for (int q = 0; q < 4; ++q) {
+            const T* m0 = mj + q * xi_stride;
+            const T* m1 = mj + (4 + q) * xi_stride;
+            const T* m2 = mj + (8 + q) * xi_stride;
+            const T* m3 = mj + (12 + q) * xi_stride;
+            for (int i = 0; i < len; ++i) {
+                s[q][i] = m0[i] + m1[i] + m2[i];
+                s[4 + q][i] = m1[i] - m2[i] - m3[i];
+            }
+        }
+        T* yr = yk + (th0 + j) * PW + tw0;
+        int64_t* ir = ik ? ik + (th0 + j) * PW + tw0 : nullptr;
+        const int64_t corner = 2 * (th0 + j) * OW + 2 * tw0;
+        for (int i = 0; i < full; ++i) {
+            T h[2];
+            int right[2];
+            for (int r = 0; r < 2; ++r) {  // (A^T m) A, as winograd_output_run
+                const T s0 = s[r * 4][i], s1 = s[r * 4 + 1][i], s2 = s[r * 4 + 2][i],
+                        s3 = s[r * 4 + 3][i];
+                const T y0 = s0 + s1 + s2 + bias;
+                const T y1 = s1 - s2 - s3 + bias;
+                right[r] = take(y1, y0);
+                h[r] = right[r] ? y1 : y0;
+            }
+            const int down = take(h[1], h[0]);
+            yr[i] = down ? h[1] : h[0];
+            if (ir) ir[i] = corner + 2 * i + (down ? OW + right[1] : right[0]);
         }
     }
 }
