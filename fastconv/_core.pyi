@@ -33,7 +33,7 @@ def conv2d_max_pool2d_forward(
     input: _Array, weight: _Array, bias: _Array | None, stride: _Pair, padding: _Pad4,
     dilation: _Pair, groups: int, pool_kernel_size: _Pair, pool_stride: _Pair,
     pool_padding: _Pair, pool_dilation: _Pair, ceil_mode: bool, with_indices: bool = True,
-    algorithm: str = "auto",
+    relu: bool = False, algorithm: str = "auto",
 ) -> tuple[_Array, _Array | None]: ...
 def conv2d_backward_data(
     grad_output: _Array, weight: _Array, input_shape: Sequence[int], stride: _Pair,

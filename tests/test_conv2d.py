@@ -725,14 +725,16 @@ FUSED_POOL_CASES = {
 }
 
 
+@pytest.mark.parametrize("relu", [False, True], ids=["pool", "pool_relu"])
 @pytest.mark.parametrize("values", ["normal", "ties", "nan"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("case", list(FUSED_POOL_CASES.values()), ids=list(FUSED_POOL_CASES))
 @pytest.mark.usefixtures("isa", "threads")
-def test_conv2d_max_pool2d_forward(case, dtype, values, rng):
-    """conv2d_max_pool2d_forward against torch float64's max_pool2d(conv2d), and bitwise
-    max_pool2d_forward(conv2d_forward) with the same algorithm: values and argmax, with
-    exact ties (small integers: the first maximum in scan order) and NaN (it wins)."""
+def test_conv2d_max_pool2d_forward(case, dtype, values, relu, rng):
+    """conv2d_max_pool2d_forward against torch float64's max_pool2d(conv2d) (of its ReLU,
+    with relu), and bitwise max_pool2d_forward(conv2d_forward) (then relu_forward) with the
+    same algorithm: values and argmax, with exact ties (small integers: the first maximum
+    in scan order), NaN (it wins) and the ReLU's zeros."""
     xs, ws, pad, algo, pk, ps, pp, ceil = case
     if values == "ties":
         x = rng.integers(-1, 2, xs).astype(dtype)
@@ -746,17 +748,23 @@ def test_conv2d_max_pool2d_forward(case, dtype, values, rng):
     b = b.astype(dtype)
     conv = ((1, 1), (pad,) * 4, (1, 1), 1)
     pool = ((pk, pk), (ps, ps), (pp, pp), (1, 1), ceil)
-    y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, True, algo)
+    y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, True, relu, algo)
     ref_y, ref_idx = _core.max_pool2d_forward(_core.conv2d_forward(x, w, b, *conv, algo), *pool)
+    if relu:
+        ref_y = _core.relu_forward(ref_y)
+        assert (y == 0).any()
     assert y.dtype == dtype
     assert idx.dtype == np.int64
     np.testing.assert_array_equal(y, ref_y)  # NaN where the reference has NaN
     np.testing.assert_array_equal(idx, ref_idx)
-    values_only, none = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, False, algo)
+    values_only, none = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, False, relu,
+                                                        algo)
     assert none is None
     np.testing.assert_array_equal(values_only, y)
-    ty, tidx = F.max_pool2d(F.conv2d(torch64(x), torch64(w), torch64(b), padding=pad), pk, ps,
-                            pp, ceil_mode=ceil, return_indices=True)
+    ty = F.conv2d(torch64(x), torch64(w), torch64(b), padding=pad)
+    ty, tidx = F.max_pool2d(ty, pk, ps, pp, ceil_mode=ceil, return_indices=True)
+    if relu:
+        ty = F.relu(ty)
     if values == "ties":  # exact in both dtypes: the same windows' first maxima
         np.testing.assert_array_equal(y, ty.numpy())
         np.testing.assert_array_equal(idx, tidx.numpy())
@@ -785,7 +793,7 @@ def test_conv2d_max_pool2d_forward_errors():
              False)
     with pytest.raises(ValueError, match="algorithm 'winograd' needs a 3x3 kernel"):
         call(x, np.zeros((4, 3, 5, 5), np.float32), None, *conv, (2, 2), (2, 2), (0, 0), (1, 1),
-             False, True, "winograd")
+             False, True, True, "winograd")
     with pytest.raises(TypeError, match="dtype"):
         call(x, w.astype(np.float64), None, *conv, (2, 2), (2, 2), (0, 0), (1, 1), False)
     y, idx = call(x[:0], w, None, *conv, (2, 2), (2, 2), (0, 0), (1, 1), False)  # empty batch

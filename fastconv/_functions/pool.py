@@ -168,12 +168,13 @@ class MaxPool2d(Function):
 
 class Conv2dReLUMaxPool2d(Function):
     """relu(max_pool2d(conv2d(x, w) + b)) from one kernel call
-    (``_core.conv2d_max_pool2d_forward``), for callers that never see the conv's or the
-    ReLU's output (nn.Sequential's Conv2d, ReLU, MaxPool2d). Max and ReLU commute, and an
-    undilated window always holds an input element, so this is max_pool2d(relu(conv2d)).
-    The kernel pools the conv output where it is computed (Winograd's 2x2 output tiles, the
-    direct forward's per-image rows) instead of writing it to memory and reading it back:
-    CifarNet b64's 8 MB and 4 MB maps. Backward is the one MaxPool2d.apply records for the
+    (``_core.conv2d_max_pool2d_forward`` with relu), for callers that never see the conv's
+    or the ReLU's output (nn.Sequential's Conv2d, ReLU, MaxPool2d). Max and ReLU commute,
+    and an undilated window always holds an input element, so this is
+    max_pool2d(relu(conv2d)). The kernel pools the conv output where it is computed
+    (Winograd's 2x2 output tiles, the direct forward's per-image rows) instead of writing it
+    to memory and reading it back (CifarNet b64's 8 MB and 4 MB maps), and applies the ReLU
+    to the pooled values as it stores them. Backward is the one MaxPool2d.apply records for the
     pool of a ReLU of a Conv2d's output: the pooled gradient masked by the ReLU, then
     Conv2d's backward on the pooled gradient and argmax (PooledGrad) where the windows cut
     the positions at least 4-fold, on the scattered gradient elsewhere; bitwise the unfused
@@ -185,15 +186,13 @@ class Conv2dReLUMaxPool2d(Function):
     @staticmethod
     def infer(x, w, b, args):
         conv_args, pool_args = args
-        y = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, False)[0]
-        return ReLU.infer(y)
+        return _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, False, True)[0]
 
     @staticmethod
     def forward(ctx: Context, x, w, b, args):
         conv_args, pool_args = args
         _conv_saves(ctx, x, w, conv_args)  # Conv2d's saves and ctx.args
-        y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, True)
-        y = ReLU.infer(y)
+        y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, True, True)
         # The conv output's (OH, OW), which the argmax indexes.
         (sh, sw), (top, bottom, left, right), (dh, dw), _ = conv_args
         kh, kw = w.shape[2:]

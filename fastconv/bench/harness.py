@@ -278,10 +278,10 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
 
 def conv_pool_case(layer: S.ConvShape, first: bool, direction: str, rng, torch) -> Case:
     """A conv -> ReLU -> 2x2/2 max-pool block as training runs it. Forward: ours is one
-    kernel call that pools the conv output where it is computed
-    (``_core.conv2d_max_pool2d_forward``, what nn.Sequential runs), then the ReLU of the
-    pooled map; torch runs conv2d, relu, max_pool2d with indices. Backward, from the pooled
-    gradient: ours takes dW and db from the pooled argmaxes
+    kernel call that pools the conv output where it is computed and applies the ReLU to the
+    pooled values (``_core.conv2d_max_pool2d_forward``, what nn.Sequential runs); torch
+    runs conv2d, relu, max_pool2d with indices. Backward, from the pooled gradient: ours
+    takes dW and db from the pooled argmaxes
     (``_core.conv2d_backward_weight_pooled``) and, unless the conv is its net's first
     layer, dX from the scattered gradient; torch scatters (max-pool backward), then runs
     ``convolution_backward``. Both get the same pooled gradient, already masked by the
@@ -300,8 +300,7 @@ def conv_pool_case(layer: S.ConvShape, first: bool, direction: str, rng, torch) 
     name = f"{layer.name} +relu+max2x2/2"
     if direction == "forward":
         def ours():
-            out, _ = fc._core.conv2d_max_pool2d_forward(x, w, b, *hyper, *pool)
-            return fc._core.relu_forward(out)
+            return fc._core.conv2d_max_pool2d_forward(x, w, b, *hyper, *pool, relu=True)[0]
 
         peer = None
         if torch is not None:

@@ -226,7 +226,7 @@ py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::
                                              Pair dilation, int64_t groups, Pair pool_kernel_size,
                                              Pair pool_stride, Pair pool_padding,
                                              Pair pool_dilation, bool ceil_mode, bool with_indices,
-                                             const std::string& algorithm) {
+                                             bool relu, const std::string& algorithm) {
     const char* op = "conv2d_max_pool2d";
     ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
     const ConvAlgo algo = algo_arg(op, algorithm);
@@ -257,7 +257,7 @@ py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::
         T* yd = y.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_max_pool2d_forward<T>(p, q, xd, wd, bd, yd, ip, resolved);
+            conv2d_max_pool2d_forward<T>(p, q, xd, wd, bd, yd, ip, relu, resolved);
         }
         return py::make_tuple(y, indices);
     });
@@ -550,15 +550,17 @@ OH = floor((H + top + bottom - dilation_h*(KH-1) - 1) / stride_h) + 1.)doc");
     m.def("conv2d_max_pool2d_forward", &conv2d_max_pool2d_forward_binding, "input"_a, "weight"_a,
           "bias"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a, "pool_kernel_size"_a,
           "pool_stride"_a, "pool_padding"_a, "pool_dilation"_a, "ceil_mode"_a,
-          "with_indices"_a = true, "algorithm"_a = "auto",
+          "with_indices"_a = true, "relu"_a = false, "algorithm"_a = "auto",
           R"doc(max_pool2d(conv2d_forward(input, weight, bias, ...), ...) in one call.
 
 The conv arguments as conv2d_forward's, the pool's as max_pool2d_forward's (pool_*,
 ceil_mode) over the conv output (N, K, OH, OW). Returns (y, indices), both (N, K, PH, PW):
-bitwise max_pool2d_forward(conv2d_forward(...)); indices (int64, flat in the OH x OW plane)
-None unless with_indices. Where the algorithm allows (Winograd with 2x2/stride-2 windows,
-the direct forward by rows with any window), the conv output is pooled where it is
-computed and never written to memory.)doc");
+bitwise max_pool2d_forward(conv2d_forward(...)), and with relu, relu_forward of that y
+(which is max_pool2d of the ReLU: max and ReLU commute on undilated windows); indices
+(int64, flat in the OH x OW plane, the argmax of the conv output) None unless
+with_indices. Where the algorithm allows (Winograd with 2x2/stride-2 windows, the direct
+forward by rows with any window), the conv output is pooled where it is computed and
+never written to memory.)doc");
     m.def("conv2d_backward_data", &conv2d_backward_data_binding, "grad_output"_a, "weight"_a,
           "input_shape"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
           "algorithm"_a = "auto",

@@ -168,7 +168,8 @@ struct KernelSet {
     //     rows 2th, 2th + 1 and columns 2tw, 2tw + 1 of the OW-wide output plane under
     //     max_pool2d's rule (the first maximum in scan order, NaN wins), ik[th * PW + tw]
     //     its flat position there (ik null: none). Bitwise max_pool2d_forward of
-    //     winograd_output_run's plane, for 2x2 windows at stride 2 without padding.
+    //     winograd_output_run's plane, for 2x2 windows at stride 2 without padding; with
+    //     relu, each maximum m is then stored as relu_forward stores it (m < 0 ? 0 : m).
     //   winograd_grad_output_run: dz = A dy A^T of the 2x2 blocks of the OH x OW gradient
     //     plane dyk at rows oh0 + 2j.., columns ow0 + 2i.. (zeros outside it), tiles as
     //     above; writes dz[xi] of lane l at out[xi * xi_stride + l].
@@ -184,8 +185,8 @@ struct KernelSet {
     void (*winograd_output_run)(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
                                 int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) = nullptr;
     void (*winograd_output_pool_run)(const T* m, int64_t xi_stride, int len, int rows, T bias,
-                                     T* yk, int64_t* ik, int64_t PH, int64_t PW, int64_t OW,
-                                     int64_t th0, int64_t tw0) = nullptr;
+                                     T* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW,
+                                     int64_t OW, int64_t th0, int64_t tw0) = nullptr;
     void (*winograd_grad_output_run)(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
                                      int64_t ow0, int len, int rows, T* out,
                                      int64_t xi_stride) = nullptr;

@@ -60,14 +60,15 @@ template <typename T>
 void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                     ConvAlgo algo);
 // pooled = max_pool2d(conv2d(x, w) + bias) with q the pool over the conv output (q.N = N,
-// q.C = K, q.H = OH, q.W = OW), its argmax into indices (null: none): bitwise
-// conv2d_forward(algo) then max_pool2d_forward. Winograd pools 2x2/stride-2 windows in its
-// output transform and the direct forward by rows pools each image from a per-thread
-// buffer, so the conv output never goes to memory; other algorithms and pools fill a
-// temporary conv output first.
+// q.C = K, q.H = OH, q.W = OW), its argmax into indices (null: none), then with relu
+// pooled = relu(pooled): bitwise conv2d_forward(algo), max_pool2d_forward and
+// relu_forward. Winograd pools 2x2/stride-2 windows in its output transform and the direct
+// forward by rows pools each image from a per-thread buffer, so the conv output never goes
+// to memory; other algorithms and pools fill a temporary conv output first.
 template <typename T>
 void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, const T* x, const T* w,
-                               const T* bias, T* pooled, int64_t* indices, ConvAlgo algo);
+                               const T* bias, T* pooled, int64_t* indices, bool relu,
+                               ConvAlgo algo);
 // dx[N][C][H][W] = d(loss)/dx given dy[N][K][OH][OW] (cuDNN: dgrad).
 template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo);

@@ -371,11 +371,12 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
 // Hq x Wq per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias
 // starts the accumulators and the tile is stored straight into y. With q, each image's
 // output goes to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled
-// from there into pooled / indices; y is not written.
+// from there into pooled / indices (then, with relu, the ReLU of its pooled planes while in
+// cache); y is not written.
 template <typename T>
 void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                          const Pool2dParams* q = nullptr, T* pooled = nullptr,
-                         int64_t* indices = nullptr) {
+                         int64_t* indices = nullptr, bool relu = false) {
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
     const int64_t CKK = p.col_rows(), HW = p.H * p.W, OHW = p.OH * p.OW;
@@ -421,18 +422,19 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
         parallel_ranges(p.OH, tile_threads,
                         [&](int64_t a, int64_t b) { out_rows(xr, yn, a, b); });
         if (q) {
-            const int64_t at = n * p.K * q->OH * q->OW;
-            kernel_set<T>().max_pool2d_forward_planes(*q, p.K, yn, pooled + at,
-                                                      indices ? indices + at : nullptr);
+            const int64_t len = p.K * q->OH * q->OW, at = n * len;
+            ks.max_pool2d_forward_planes(*q, p.K, yn, pooled + at,
+                                         indices ? indices + at : nullptr);
+            if (relu) ks.relu_forward(len, pooled + at, pooled + at);
         }
     });
 }
 
 template <typename T>
 void direct_rows_forward_pooled(const Conv2dParams& p, const Pool2dParams& q, const T* x,
-                                const T* w, const T* bias, T* pooled, int64_t* indices) {
+                                const T* w, const T* bias, T* pooled, int64_t* indices, bool relu) {
     assert(direct_rows_forward_applies(p) && q.H == p.OH && q.W == p.OW);
-    direct_rows_forward<T>(p, x, w, bias, nullptr, &q, pooled, indices);
+    direct_rows_forward<T>(p, x, w, bias, nullptr, &q, pooled, indices, relu);
 }
 
 template <typename T>
@@ -744,16 +746,16 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
     errors.rethrow();
 }
 
-#define FASTCONV_INSTANTIATE(T)                                                                   \
-    template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*,  \
-                                              T*);                                                \
-    template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*, const T*); \
-    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,          \
-                                                      const T*);                                  \
-    template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);       \
-    template void direct_rows_forward_pooled<T>(const Conv2dParams&, const Pool2dParams&,         \
-                                                const T*, const T*, const T*, T*, int64_t*);      \
-    template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);           \
+#define FASTCONV_INSTANTIATE(T)                                                                    \
+    template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*,   \
+                                              T*);                                                 \
+    template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);  \
+    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,           \
+                                                      const T*);                                   \
+    template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);        \
+    template void direct_rows_forward_pooled<T>(const Conv2dParams&, const Pool2dParams&,          \
+                                                const T*, const T*, const T*, T*, int64_t*, bool); \
+    template void direct_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);            \
     template void direct_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*);
 FASTCONV_INSTANTIATE(float)
 FASTCONV_INSTANTIATE(double)

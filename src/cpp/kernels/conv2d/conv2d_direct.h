@@ -22,10 +22,10 @@ bool direct_rows_forward_applies(const Conv2dParams& p);
 // direct_forward by output rows for direct_rows_forward_applies(p), each image's output
 // max pooled from a per-thread buffer instead of written: q is the pool over the OH x OW
 // planes (its N and C unused), pooled [N][K][q.OH][q.OW], indices the same or null.
-// Bitwise max_pool2d_forward of direct_forward's y.
+// Bitwise max_pool2d_forward of direct_forward's y (then relu_forward of it, with relu).
 template <typename T>
 void direct_rows_forward_pooled(const Conv2dParams& p, const Pool2dParams& q, const T* x,
-                                const T* w, const T* bias, T* pooled, int64_t* indices);
+                                const T* w, const T* bias, T* pooled, int64_t* indices, bool relu);
 template <typename T>
 void direct_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w);
 template <typename T>

@@ -481,7 +481,8 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
 // conv2). Elsewhere the conv output goes to a temporary.
 template <typename T>
 void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, const T* x, const T* w,
-                               const T* bias, T* pooled, int64_t* indices, ConvAlgo algo) {
+                               const T* bias, T* pooled, int64_t* indices, bool relu,
+                               ConvAlgo algo) {
     assert(q.N == p.N && q.C == p.K && q.H == p.OH && q.W == p.OW);
     const ConvAlgo a = resolve_conv_algo(p, algo, ConvDirection::forward);
     const bool tiles_are_windows = q.KH == 2 && q.KW == 2 && q.stride_h == 2 && q.stride_w == 2 &&
@@ -489,15 +490,16 @@ void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, con
                                    2 * q.OH <= p.OH && 2 * q.OW <= p.OW;
     if (a == ConvAlgo::winograd && p.dil_h == 1 && p.dil_w == 1 && tiles_are_windows &&
         p.OH * p.OW < (int64_t{1} << 31)) {
-        const WinogradPool<T> pool{pooled, indices, q.OH, q.OW};
+        const WinogradPool<T> pool{pooled, indices, q.OH, q.OW, relu};
         return winograd_forward<T>(p, x, w, bias, nullptr, &pool);
     }
     if (a == ConvAlgo::direct && !is_depthwise(p) && direct_rows_forward_applies(p))
-        return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices);
+        return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices, relu);
     AlignedBuffer<T> y;
     T* yp = y.get(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
     conv2d_forward(p, x, w, bias, yp, a);
     max_pool2d_forward(q, yp, pooled, indices);
+    if (relu) relu_forward(q.N * q.C * q.OH * q.OW, pooled, pooled);
 }
 
 template <typename T>
@@ -768,7 +770,7 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
 
 #define FASTCONV_INSTANTIATE(T)                                                                    \
     template void conv2d_max_pool2d_forward<T>(const Conv2dParams&, const Pool2dParams&, const T*, \
-                                               const T*, const T*, T*, int64_t*, ConvAlgo);        \
+                                               const T*, const T*, T*, int64_t*, bool, ConvAlgo);  \
     template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,         \
                                     ConvAlgo);                                                     \
     template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo);  \

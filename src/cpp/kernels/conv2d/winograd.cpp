@@ -341,7 +341,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                                 ks.winograd_output_pool_run(
                                     mi + r.jp * nr + r.lane0, mr * bcols, r.len, r.rows, bk,
                                     pool->pooled + at, pool->indices ? pool->indices + at : nullptr,
-                                    pool->PH, pool->PW, p.OW, r.th, r.tw0);
+                                    pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
                             }
                             continue;
                         }

@@ -27,12 +27,14 @@ struct WinogradWeights {
 // Where winograd_forward max pools its output in the output transform instead of writing
 // it: 2x2 windows at stride 2 (no padding, no dilation) tile y's PH x PW map, each window
 // one 2x2 output tile; PH <= OH / 2, PW <= OW / 2 (floor mode), OH * OW < 2^31 (flat
-// indices formed in int32). pooled is [N][K][PH][PW], indices the same or null.
+// indices formed in int32). pooled is [N][K][PH][PW], indices the same or null; relu:
+// each pooled value stored as relu_forward stores it.
 template <typename T>
 struct WinogradPool {
     T* pooled;
     int64_t* indices;
     int64_t PH, PW;
+    bool relu;
 };
 
 // y = conv2d(x, w) + bias (bias may be null) for winograd_applies(p); overwrites y. With

@@ -76,6 +76,7 @@ struct Zmm<float> {
     static V blend(unsigned k, V a, V b) {
         return _mm512_mask_blend_ps(static_cast<__mmask16>(k), a, b);
     }
+    static unsigned negative(V v) { return _mm512_cmp_ps_mask(v, zero(), _CMP_LT_OQ); }
 };
 template <>
 struct Zmm<double> {
@@ -102,6 +103,7 @@ struct Zmm<double> {
     static V blend(unsigned k, V a, V b) {
         return _mm512_mask_blend_pd(static_cast<__mmask8>(k), a, b);
     }
+    static unsigned negative(V v) { return _mm512_cmp_pd_mask(v, zero(), _CMP_LT_OQ); }
 };
 
 // Index vectors of Zmm<T>::perm (a's lanes 0 .. n - 1, b's n .. 2n - 1), lane l = f(l).
@@ -552,8 +554,8 @@ inline void store_indices(uintptr_t dst, unsigned lanes, __m512i idx) {
 // keeps OH * OW below 2^31).
 template <typename T>
 void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
-                              int64_t* ik, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
-                              int64_t tw0) {
+                              int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
+                              int64_t th0, int64_t tw0) {
     using Z = Zmm<T>;
     using V = typename Z::V;
     constexpr int n = Z::n;
@@ -589,7 +591,8 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
                 h[r] = Z::blend(right[r], y0, y1);
             }
             const unsigned down = Z::take(h[1], h[0]);
-            const V v = Z::blend(down, h[0], h[1]);
+            V v = Z::blend(down, h[0], h[1]);
+            if (relu) v = Z::blend(Z::negative(v), v, Z::zero());  // NaN and -0 stay
             const int tiles = __builtin_popcount(mask);
             const int ta = tiles < lo ? tiles : lo, tb = tiles - ta;
             const int64_t tha = th0 + ja, thb = th0 + jb, twa = ca / 2, twb = cb / 2;
@@ -661,8 +664,8 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
 // each row's two columns first, then the two rows, taking v where v > max or v is NaN.
 template <typename T>
 void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
-                              int64_t* ik, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
-                              int64_t tw0) {
+                              int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
+                              int64_t th0, int64_t tw0) {
     // Tiles whose window lies inside the PH x PW map.
     const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
     auto take = [](T v, T mx) { return v > mx || v != v; };
@@ -694,7 +697,8 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
                 h[r] = right[r] ? y1 : y0;
             }
             const int down = take(h[1], h[0]);
-            yr[i] = down ? h[1] : h[0];
+            const T v = down ? h[1] : h[0];
+            yr[i] = relu && v < T(0) ? T(0) : v;  // as relu_forward: NaN and -0 stay
             if (ir) ir[i] = corner + 2 * i + (down ? OW + right[1] : right[0]);
         }
     }
