@@ -719,9 +719,11 @@ FUSED_POOL_CASES = {
     # the forward by rows, each image pooled from a per-thread buffer: any window
     "rows": ((3, 3, 20, 20), (6, 3, 5, 5), 0, "direct", 2, 2, 0, False),
     "rows_overlap_ceil": ((2, 1, 28, 26), (5, 1, 5, 5), 2, "direct", 3, 2, 1, True),
-    # the other algorithms: a temporary conv output
+    # the other algorithms: the conv output of a chunk of images (<= 256 KB, >= 1 image)
     "im2col": ((2, 4, 11, 11), (5, 4, 3, 3), 1, "im2col", 2, 2, 0, False),
     "ref": ((2, 2, 9, 9), (3, 2, 3, 3), 0, "ref", 2, 1, 0, False),
+    "im2col_chunks": ((3, 4, 33, 33), (64, 4, 3, 3), 1, "im2col", 3, 2, 1, True),  # 1 image
+    "winograd_overlap_chunks": ((3, 16, 36, 36), (64, 16, 3, 3), 1, "winograd", 3, 2, 1, False),
 }
 
 

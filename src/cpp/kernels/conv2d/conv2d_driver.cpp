@@ -41,7 +41,8 @@ enum ScratchTag {
     kOutTag = 15,
     kPackedDyTag = 16,
     kFlippedWTag = 17,
-    kPooledTag = 18
+    kPooledTag = 18,
+    kPoolConvTag = 19  // conv2d_max_pool2d_forward's chunk of conv output
 };
 
 bool is_depthwise(const Conv2dParams& p) {
@@ -478,7 +479,8 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
 // The pool reads the conv output where it is computed: Winograd pools each 2x2 output tile
 // in its output transform, the forward by rows each image's output from L2. Neither writes
 // the conv output to memory and reads it back (CifarNet b64: 8 MB after conv1, 4 MB after
-// conv2). Elsewhere the conv output goes to a temporary.
+// conv2). Elsewhere the conv output of a chunk of images goes to a reused buffer of about
+// kPoolChunkBytes (at least one image: the workspace bound is per image), pooled from L2.
 template <typename T>
 void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, const T* x, const T* w,
                                const T* bias, T* pooled, int64_t* indices, bool relu,
@@ -495,11 +497,20 @@ void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, con
     }
     if (a == ConvAlgo::direct && !is_depthwise(p) && direct_rows_forward_applies(p))
         return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices, relu);
-    AlignedBuffer<T> y;
-    T* yp = y.get(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
-    conv2d_forward(p, x, w, bias, yp, a);
-    max_pool2d_forward(q, yp, pooled, indices);
-    if (relu) relu_forward(q.N * q.C * q.OH * q.OW, pooled, pooled);
+    constexpr int64_t kPoolChunkBytes = 256 * 1024;
+    const int64_t out_image = p.K * p.OH * p.OW, pooled_image = q.C * q.OH * q.OW;
+    const int64_t nb = std::max<int64_t>(
+        1, std::min<int64_t>(p.N, kPoolChunkBytes / (out_image * static_cast<int64_t>(sizeof(T)))));
+    T* yp = thread_scratch<T, kPoolConvTag>(static_cast<size_t>(nb * out_image));
+    for (int64_t n0 = 0; n0 < p.N; n0 += nb) {
+        Conv2dParams pc = p;
+        Pool2dParams qc = q;
+        pc.N = qc.N = std::min(nb, p.N - n0);
+        conv2d_forward(pc, x + n0 * p.C * p.H * p.W, w, bias, yp, a);
+        T* out = pooled + n0 * pooled_image;
+        max_pool2d_forward(qc, yp, out, indices ? indices + n0 * pooled_image : nullptr);
+        if (relu) relu_forward(qc.N * pooled_image, out, out);
+    }
 }
 
 template <typename T>
