@@ -320,11 +320,11 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
         256, (512 * 1024 / elem_size) / (p.c_per_group() * d.nph + kb) / kRound * kRound);
 }
 
+}  // namespace
+
 // The forward by output rows: stride 1, ungrouped, and rows wide enough to fill half of
 // a float32 tile's columns (LeNet-5's conv2, 10 columns of 32: 0.6x of the shifted
 // planes). float64 uses the same test, so both dtypes take the same path for a shape.
-}  // namespace
-
 bool direct_rows_forward_applies(const Conv2dParams& p) {
     const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
     return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 && 2 * p.OW >= cols;

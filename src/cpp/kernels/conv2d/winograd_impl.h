@@ -600,8 +600,11 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
             const unsigned ma = tha < PH ? lane_mask(0, PW - twa < ta ? PW - twa : ta, n) : 0u;
             const unsigned mb =
                 tb && thb < PH ? lane_mask(lo, lo + (PW - twb < tb ? PW - twb : tb), n) : 0u;
-            const uintptr_t ya = reinterpret_cast<uintptr_t>(yk + tha * PW + twa);
-            const uintptr_t yb = reinterpret_cast<uintptr_t>(yk + thb * PW + twb) - lo * sizeof(T);
+            // Addresses as integers: a row past the map (its lanes all masked off) or lane lo
+            // of row jb's would be out-of-range pointers.
+            const uintptr_t ybase = reinterpret_cast<uintptr_t>(yk);
+            const uintptr_t ya = ybase + static_cast<uintptr_t>(tha * PW + twa) * sizeof(T);
+            const uintptr_t yb = ybase + static_cast<uintptr_t>(thb * PW + twb - lo) * sizeof(T);
             if (ma) Z::store(reinterpret_cast<T*>(ya), ma, v);
             if (mb) Z::store(reinterpret_cast<T*>(yb), mb, v);
             if (!ik || !(ma | mb)) return;
@@ -616,9 +619,10 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
                 corner,
                 _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(col), one),
                                  _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
-            const uintptr_t ia = reinterpret_cast<uintptr_t>(ik + tha * PW + twa);
+            const uintptr_t ibase = reinterpret_cast<uintptr_t>(ik);
+            const uintptr_t ia = ibase + static_cast<uintptr_t>(tha * PW + twa) * sizeof(int64_t);
             const uintptr_t ib =
-                reinterpret_cast<uintptr_t>(ik + thb * PW + twb) - lo * sizeof(int64_t);
+                ibase + static_cast<uintptr_t>(thb * PW + twb - lo) * sizeof(int64_t);
             if (ma) store_indices<T>(ia, ma, idx);
             if (mb) store_indices<T>(ib, mb, idx);
         });
@@ -668,6 +672,7 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
                               int64_t th0, int64_t tw0) {
     // Tiles whose window lies inside the PH x PW map.
     const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
+    if (full == 0) return;
     auto take = [](T v, T mx) { return v > mx || v != v; };
     for (int j = 0; j < rows && th0 + j < PH; ++j) {
         const T* mj = m + j * len;
