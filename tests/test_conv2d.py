@@ -703,7 +703,8 @@ def test_backward_weight_pooled_errors():
 
 # ---- forward with the max pool fused ----------------------------------------------------
 
-# (x shape, weight shape, conv padding, algorithm, pool kernel, stride, padding, ceil_mode)
+# (x shape, weight shape, conv padding, algorithm, pool kernel, stride, padding, ceil_mode
+#  [, groups])
 FUSED_POOL_CASES = {
     # Winograd, each 2x2 tile a window: two tile rows to a vector (float32 up to 8 tiles a
     # row, float64 up to 4), a vector per row, rows longer than a vector, odd maps whose
@@ -713,6 +714,7 @@ FUSED_POOL_CASES = {
     "winograd_long_rows": ((1, 16, 6, 40), (17, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
     "winograd_odd": ((2, 16, 15, 37), (9, 16, 3, 3), 1, "winograd", 2, 2, 0, False),
     "winograd_odd_small": ((3, 5, 7, 9), (3, 5, 3, 3), 1, "winograd", 2, 2, 0, False),
+    "winograd_groups": ((2, 32, 14, 18), (32, 16, 3, 3), 1, "winograd", 2, 2, 0, False, 2),
     # Winograd with windows that are not its tiles: through a temporary conv output
     "winograd_ceil": ((2, 16, 15, 13), (8, 16, 3, 3), 1, "winograd", 2, 2, 0, True),
     "winograd_overlap": ((2, 16, 12, 12), (8, 16, 3, 3), 1, "winograd", 3, 2, 1, False),
@@ -737,7 +739,8 @@ def test_conv2d_max_pool2d_forward(case, dtype, values, relu, rng):
     with relu), and bitwise max_pool2d_forward(conv2d_forward) (then relu_forward) with the
     same algorithm: values and argmax, with exact ties (small integers: the first maximum
     in scan order), NaN (it wins) and the ReLU's zeros."""
-    xs, ws, pad, algo, pk, ps, pp, ceil = case
+    xs, ws, pad, algo, pk, ps, pp, ceil, *groups = case
+    groups = groups[0] if groups else 1
     if values == "ties":
         x = rng.integers(-1, 2, xs).astype(dtype)
         w = rng.integers(0, 2, ws).astype(dtype)
@@ -748,7 +751,7 @@ def test_conv2d_max_pool2d_forward(case, dtype, values, relu, rng):
         x.flat[rng.choice(x.size, 3, replace=False)] = np.nan
     b = (rng.integers(-2, 3, ws[0]) if values == "ties" else rng.standard_normal(ws[0]))
     b = b.astype(dtype)
-    conv = ((1, 1), (pad,) * 4, (1, 1), 1)
+    conv = ((1, 1), (pad,) * 4, (1, 1), groups)
     pool = ((pk, pk), (ps, ps), (pp, pp), (1, 1), ceil)
     y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv, *pool, True, relu, algo)
     ref_y, ref_idx = _core.max_pool2d_forward(_core.conv2d_forward(x, w, b, *conv, algo), *pool)
@@ -763,7 +766,7 @@ def test_conv2d_max_pool2d_forward(case, dtype, values, relu, rng):
                                                         algo)
     assert none is None
     np.testing.assert_array_equal(values_only, y)
-    ty = F.conv2d(torch64(x), torch64(w), torch64(b), padding=pad)
+    ty = F.conv2d(torch64(x), torch64(w), torch64(b), padding=pad, groups=groups)
     ty, tidx = F.max_pool2d(ty, pk, ps, pp, ceil_mode=ceil, return_indices=True)
     if relu:
         ty = F.relu(ty)
