@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <pybind11/stl.h>
@@ -197,26 +198,42 @@ Padding4 pad4(const std::tuple<int64_t, int64_t, int64_t, int64_t>& t) {
 
 // ---- Conv2d -----------------------------------------------------------------------------
 
+// A forward convolution's operands and hyperparameters, validated.
+struct ForwardCall {
+    ConvArrays r;
+    Conv2dParams p;
+    ConvAlgo algo;
+};
+
+ForwardCall forward_call(const char* op, const py::object& x_obj, const py::object& w_obj,
+                         const py::object& bias_obj, Pair stride,
+                         std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation,
+                         int64_t groups, const std::string& algorithm) {
+    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
+    const ConvAlgo algo = algo_arg(op, algorithm);
+    const py::array& x = r.a;
+    const Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3),
+                                       WShape(r.b), stride, pad4(padding), dilation, groups);
+    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
+    check_bias(op, r.bias, p.K);
+    return {std::move(r), p, resolved};
+}
+
 py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_obj,
                                   const py::object& bias_obj, Pair stride,
                                   std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
                                   Pair dilation, int64_t groups, const std::string& algorithm) {
-    const char* op = "conv2d";
-    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
-    const ConvAlgo algo = algo_arg(op, algorithm);
-    const py::array& x = r.a;
-    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                                 stride, pad4(padding), dilation, groups);
-    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
-    check_bias(op, r.bias, p.K);
-    return dispatch(r.dtype, [&](auto tag) -> py::object {
+    const ForwardCall c = forward_call("conv2d", x_obj, w_obj, bias_obj, stride, padding, dilation,
+                                       groups, algorithm);
+    const Conv2dParams& p = c.p;
+    return dispatch(c.r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
         return call_released<T>(
             {p.N, p.K, p.OH, p.OW},
             [&](T* out, const T* xd, const T* wd, const T* bd) {
-                conv2d_forward<T>(p, xd, wd, bd, out, resolved);
+                conv2d_forward<T>(p, xd, wd, bd, out, c.algo);
             },
-            x, r.b, r.bias);
+            c.r.a, c.r.b, c.r.bias);
     });
 }
 
@@ -228,13 +245,10 @@ py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::
                                              Pair pool_dilation, bool ceil_mode, bool with_indices,
                                              bool relu, const std::string& algorithm) {
     const char* op = "conv2d_max_pool2d";
-    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
-    const ConvAlgo algo = algo_arg(op, algorithm);
-    const py::array& x = r.a;
-    Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                                 stride, pad4(padding), dilation, groups);
-    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
-    check_bias(op, r.bias, p.K);
+    const ForwardCall c =
+        forward_call(op, x_obj, w_obj, bias_obj, stride, padding, dilation, groups, algorithm);
+    const Conv2dParams& p = c.p;
+    const ConvArrays& r = c.r;
     Pool2dParams q;
     q.N = p.N, q.C = p.K;
     check_pool_window(op, p.K, p.OH, p.OW, pool_kernel_size, pool_stride, pool_padding,
@@ -242,7 +256,7 @@ py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::
     checked_numel(op, "the output", {q.N, q.C, q.OH, q.OW});
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
-        auto xc = contiguous<T>(x);
+        auto xc = contiguous<T>(r.a);
         auto wc = contiguous<T>(r.b);
         auto bc = contiguous_or_none<T>(r.bias);
         auto y = new_array<T>({q.N, q.C, q.OH, q.OW});
@@ -257,7 +271,7 @@ py::object conv2d_max_pool2d_forward_binding(const py::object& x_obj, const py::
         T* yd = y.mutable_data();
         {
             py::gil_scoped_release release;
-            conv2d_max_pool2d_forward<T>(p, q, xd, wd, bd, yd, ip, relu, resolved);
+            conv2d_max_pool2d_forward<T>(p, q, xd, wd, bd, yd, ip, relu, c.algo);
         }
         return py::make_tuple(y, indices);
     });

@@ -488,6 +488,43 @@ void winograd_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool 
     weight_panel_scalar(w, k_stride, c_stride, flipped, rows, cg, mr, dst, xi_stride);
 }
 
+// A^T m (A^T = [1 1 1 0; 0 1 -1 -1]) of tiles side by side: m[xi] of lane l at
+// m[xi * xi_stride + l]; s[r * 4 + q] = row r of A^T m in column q. The first half of the
+// output transforms (winograd_output_run, winograd_output_pool_run).
+namespace {
+#if defined(__AVX512F__)
+template <typename T>
+__attribute__((always_inline)) inline void at_m(const T* m, int64_t xi_stride, unsigned mask,
+                                                typename Zmm<T>::V (&s)[8]) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+        const V m0 = Z::maskz_load(mask, m + q * xi_stride);
+        const V m1 = Z::maskz_load(mask, m + (4 + q) * xi_stride);
+        const V m2 = Z::maskz_load(mask, m + (8 + q) * xi_stride);
+        const V m3 = Z::maskz_load(mask, m + (12 + q) * xi_stride);
+        s[q] = Z::add(Z::add(m0, m1), m2);
+        s[4 + q] = Z::sub(Z::sub(m1, m2), m3);
+    }
+}
+#else
+template <typename T>
+inline void at_m(const T* m, int64_t xi_stride, int len, T (&s)[8][kLanes]) {
+    for (int q = 0; q < 4; ++q) {
+        const T* m0 = m + q * xi_stride;
+        const T* m1 = m + (4 + q) * xi_stride;
+        const T* m2 = m + (8 + q) * xi_stride;
+        const T* m3 = m + (12 + q) * xi_stride;
+        for (int i = 0; i < len; ++i) {
+            s[q][i] = m0[i] + m1[i] + m2[i];
+            s[4 + q][i] = m1[i] - m2[i] - m3[i];
+        }
+    }
+}
+#endif
+}  // namespace
+
 // Y = A^T m A + bias (A^T = [1 1 1 0; 0 1 -1 -1]) of each tile of a run, written to the
 // OH x OW plane yk: tile (j, i) (lane j * len + i of m) at rows oh0 + 2j, oh0 + 2j + 1 and
 // columns ow0 + 2i, ow0 + 2i + 1, dropping the outputs past an odd OH/OW.
@@ -509,16 +546,7 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
         [&](int ja, int64_t ca, int jb, int64_t cb, int lane,
             unsigned mask) __attribute__((always_inline)) {
             V s[8];  // A^T m: rows 0 and 1, 4 columns each
-            const T* ml = m + lane;
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; ++q) {
-                const V m0 = Z::maskz_load(mask, ml + q * xi_stride);
-                const V m1 = Z::maskz_load(mask, ml + (4 + q) * xi_stride);
-                const V m2 = Z::maskz_load(mask, ml + (8 + q) * xi_stride);
-                const V m3 = Z::maskz_load(mask, ml + (12 + q) * xi_stride);
-                s[q] = Z::add(Z::add(m0, m1), m2);
-                s[4 + q] = Z::sub(Z::sub(m1, m2), m3);
-            }
+            at_m<T>(m + lane, xi_stride, mask, s);
             const int tiles = __builtin_popcount(mask);
             const int ta = tiles < lo ? tiles : lo, tb = tiles - ta;
             const unsigned ma = lane_mask(0, OW - ca < 2 * ta ? OW - ca : 2 * ta, n);
@@ -571,16 +599,7 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
         [&](int ja, int64_t ca, int jb, int64_t cb, int lane,
             unsigned mask) __attribute__((always_inline)) {
             V s[8];  // A^T m: rows 0 and 1, 4 columns each
-            const T* ml = m + lane;
-#pragma GCC unroll 4
-            for (int q = 0; q < 4; ++q) {
-                const V m0 = Z::maskz_load(mask, ml + q * xi_stride);
-                const V m1 = Z::maskz_load(mask, ml + (4 + q) * xi_stride);
-                const V m2 = Z::maskz_load(mask, ml + (8 + q) * xi_stride);
-                const V m3 = Z::maskz_load(mask, ml + (12 + q) * xi_stride);
-                s[q] = Z::add(Z::add(m0, m1), m2);
-                s[4 + q] = Z::sub(Z::sub(m1, m2), m3);
-            }
+            at_m<T>(m + lane, xi_stride, mask, s);
             V h[2];             // each row's maximum over its two columns
             unsigned right[2];  // lanes where the right column won
 #pragma GCC unroll 2
@@ -636,16 +655,7 @@ void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bia
     for (int j = 0; j < rows; ++j) {
         const T* mj = m + j * len;
         T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
-        for (int q = 0; q < 4; ++q) {
-            const T* m0 = mj + q * xi_stride;
-            const T* m1 = mj + (4 + q) * xi_stride;
-            const T* m2 = mj + (8 + q) * xi_stride;
-            const T* m3 = mj + (12 + q) * xi_stride;
-            for (int i = 0; i < len; ++i) {
-                s[q][i] = m0[i] + m1[i] + m2[i];
-                s[4 + q][i] = m1[i] - m2[i] - m3[i];
-            }
-        }
+        at_m(mj, xi_stride, len, s);
         for (int r = 0; r < 2 && oh0 + 2 * j + r < OH; ++r) {  // (A^T m) A
             T y0[kLanes], y1[kLanes];
             for (int i = 0; i < len; ++i) {
@@ -677,16 +687,7 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
     for (int j = 0; j < rows && th0 + j < PH; ++j) {
         const T* mj = m + j * len;
         T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
-        for (int q = 0; q < 4; ++q) {
-            const T* m0 = mj + q * xi_stride;
-            const T* m1 = mj + (4 + q) * xi_stride;
-            const T* m2 = mj + (8 + q) * xi_stride;
-            const T* m3 = mj + (12 + q) * xi_stride;
-            for (int i = 0; i < len; ++i) {
-                s[q][i] = m0[i] + m1[i] + m2[i];
-                s[4 + q][i] = m1[i] - m2[i] - m3[i];
-            }
-        }
+        at_m(mj, xi_stride, len, s);
         T* yr = yk + (th0 + j) * PW + tw0;
         int64_t* ir = ik ? ik + (th0 + j) * PW + tw0 : nullptr;
         const int64_t corner = 2 * (th0 + j) * OW + 2 * tw0;
