@@ -209,14 +209,14 @@ ForwardCall forward_call(const char* op, const py::object& x_obj, const py::obje
                          const py::object& bias_obj, Pair stride,
                          std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation,
                          int64_t groups, const std::string& algorithm) {
-    ConvArrays r = check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj);
-    const ConvAlgo algo = algo_arg(op, algorithm);
-    const py::array& x = r.a;
-    const Conv2dParams p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3),
-                                       WShape(r.b), stride, pad4(padding), dilation, groups);
-    const ConvAlgo resolved = resolve_algo(op, p, algo, ConvDirection::forward);
-    check_bias(op, r.bias, p.K);
-    return {std::move(r), p, resolved};
+    ForwardCall c{
+        check_arrays(op, "input", x_obj, "weight", w_obj, bias_obj), {}, algo_arg(op, algorithm)};
+    const py::array& x = c.r.a;
+    c.p = conv_params(op, x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(c.r.b), stride,
+                      pad4(padding), dilation, groups);
+    c.algo = resolve_algo(op, c.p, c.algo, ConvDirection::forward);
+    check_bias(op, c.r.bias, c.p.K);
+    return c;
 }
 
 py::object conv2d_forward_binding(const py::object& x_obj, const py::object& w_obj,
