@@ -38,7 +38,11 @@ class Sequential(Module):
     A ReLU directly followed by a MaxPool2d (exact types, without return_indices, on a
     Tensor) runs as the max pool with the ReLU applied to its output: the same values and
     gradients (max and ReLU commute) without a ReLU pass over the full map. Dilated pools
-    keep the order (a window with no input element is -inf, as torch).
+    keep the order (a window with no input element is -inf, as torch). Preceded by a
+    Conv2d (zero padding) on a batched NumPy input, the three run as one kernel call that
+    pools the conv output where it is computed (``_core.conv2d_max_pool2d_forward``): the
+    same values and gradients, bit for bit. Only modules whose forward is not replaced on
+    the instance are fused, so a wrapper installed there still sees its call.
     """
 
     def __init__(self, *args: Module) -> None:
