@@ -61,6 +61,7 @@ __all__ = [
     "conv2d_backward_bias",
     "conv2d_backward_data",
     "conv2d_backward_weight",
+    "conv2d_output_hw",
     "conv2d_output_shape",
     "conv_transpose2d",
     "conv_transpose2d_args",
@@ -174,11 +175,22 @@ def conv2d_output_shape(
     op = "conv2d"
     s, d = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
     kh, kw = int(weight_shape[2]), int(weight_shape[3])
-    top, bottom, left, right = _conv_padding(padding, (kh, kw), s, d, op)
+    pad = _conv_padding(padding, (kh, kw), s, d, op)
     n, _, h, w = (int(v) for v in input_shape)
-    oh = (h + top + bottom - d[0] * (kh - 1) - 1) // s[0] + 1
-    ow = (w + left + right - d[1] * (kw - 1) - 1) // s[1] + 1
-    return n, int(weight_shape[0]), oh, ow
+    return (n, int(weight_shape[0]), *conv2d_output_hw((h, w), (kh, kw), s, pad, d))
+
+
+def conv2d_output_hw(
+    input_hw: Sequence[int], kernel_hw: Sequence[int], stride: tuple[int, int],
+    padding: tuple[int, int, int, int], dilation: tuple[int, int],
+) -> tuple[int, int]:
+    """(OH, OW) of a convolution with hyperparameters as :func:`conv2d_args` returns them
+    (padding (top, bottom, left, right)): ``OH = floor((H + top + bottom − dilation·(KH − 1)
+    − 1) / stride) + 1``, as torch computes it. No checks: sizes may be < 1."""
+    (h, w), (kh, kw) = input_hw, kernel_hw
+    top, bottom, left, right = padding
+    return ((h + top + bottom - dilation[0] * (kh - 1) - 1) // stride[0] + 1,
+            (w + left + right - dilation[1] * (kw - 1) - 1) // stride[1] + 1)
 
 
 def gemm(

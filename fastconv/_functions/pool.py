@@ -27,6 +27,7 @@ from fastconv._functions.activation import ReLU, relu_backward
 from fastconv._functions.conv import Conv2d
 from fastconv._functions.conv import _forward as _conv_saves
 from fastconv.autograd import Context, Function, Node
+from fastconv.kernels import conv2d_output_hw
 
 __all__ = ["AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "AvgPool2d", "Conv2dReLUMaxPool2d",
            "MaxPool2d", "PooledGrad"]
@@ -39,6 +40,13 @@ def _batched(ctx: Context, x):
         x = x[None]
     ctx.x_hw = x.shape[2:]
     return x
+
+
+def _pooled_grad_pays(pooled_hw, conv_hw) -> bool:
+    """Whether Conv2d's backward should take the pooled gradient as it is (PooledGrad):
+    where the windows cut the conv output's positions at least 4-fold, its weight and bias
+    gradients from the argmaxes alone beat the dense ones."""
+    return 4 * pooled_hw[0] * pooled_hw[1] <= conv_hw[0] * conv_hw[1]
 
 
 def _unbatched(ctx: Context, dx):
@@ -116,7 +124,7 @@ class MaxPool2d(Function):
         a = src.data
         ctx.pooled = (src._node is not None and src._node.fn is Conv2d
                       and type(a) is np.ndarray and a.ndim == 4 and ctx.empty is None
-                      and 4 * y.shape[-2] * y.shape[-1] <= a.shape[-2] * a.shape[-1])
+                      and _pooled_grad_pays(y.shape[-2:], a.shape[-2:]))
         return autograd.Tensor._from_op(y, Node(MaxPool2d, ctx, (src, None, None)))
 
     @staticmethod
@@ -193,21 +201,16 @@ class Conv2dReLUMaxPool2d(Function):
         conv_args, pool_args = args
         _conv_saves(ctx, x, w, conv_args)  # Conv2d's saves and ctx.args
         y, idx = _core.conv2d_max_pool2d_forward(x, w, b, *conv_args, *pool_args, True, True)
-        # The conv output's (OH, OW), which the argmax indexes.
-        (sh, sw), (top, bottom, left, right), (dh, dw), _ = conv_args
-        kh, kw = w.shape[2:]
-        ctx.y_hw = ((x.shape[2] + top + bottom - dh * (kh - 1) - 1) // sh + 1,
-                    (x.shape[3] + left + right - dw * (kw - 1) - 1) // sw + 1)
+        stride, padding, dilation, _ = conv_args
+        ctx.y_hw = conv2d_output_hw(x.shape[2:], w.shape[2:], stride, padding, dilation)
         ctx.relu_y, ctx.indices = y, idx
+        ctx.pooled = _pooled_grad_pays(y.shape[-2:], ctx.y_hw)  # as MaxPool2d._record
         return y
 
     @staticmethod
     def backward(ctx: Context, g):
         g = PooledGrad(relu_backward(g, ctx.relu_y), ctx.indices, ctx.y_hw)
-        oh, ow = ctx.y_hw
-        if 4 * g.grad.shape[-2] * g.grad.shape[-1] > oh * ow:  # as MaxPool2d._record
-            g = g.dense()
-        return Conv2d.backward(ctx, g)
+        return Conv2d.backward(ctx, g if ctx.pooled else g.dense())
 
 
 class AvgPool2d(Function):

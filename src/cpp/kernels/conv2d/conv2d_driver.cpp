@@ -645,7 +645,7 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
     GemmPacking<T> pk = gemm_packing<T>();  // one panel of ld columns, one K block: row-major
     pk.nr = static_cast<int>(ld);
     pk.kc = OHW;
-    Im2colPlan plan = make_im2col_plan(p, pk.nr, 1, p.C * HW);
+    const Im2colPlan plan = make_im2col_plan(p, pk.nr, 1, p.C * HW);
     const bool from_padded = pack_from_padded(p, plan);
     // Kernels of at most kPooledMaxRows rows: no col^T. The image is copied zero-padded in
     // NHWC, where col^T's row for an output position is, per kernel row, one contiguous
