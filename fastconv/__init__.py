@@ -64,9 +64,11 @@ __all__ = [
     "randn",
     "save",
     "set_grad_enabled",
+    "set_load_aware",
     "set_num_threads",
     "stack",
     "tensor",
+    "thread_load",
     "zeros",
     "zeros_like",
 ]
@@ -79,7 +81,7 @@ def backend_info() -> dict:
     -------
     dict with keys ``compiled_isas`` (list of 'ref'/'avx2'/'avx512' in this build),
     ``supported_isas`` (those this CPU and OS can run, by CPUID and XGETBV), ``isa`` (the
-    variant in use), ``num_threads``, ``openmp``, ``compiler``, ``cuda_built``, ``cpu``
+    variant in use), ``num_threads`` (the requested count), ``load_aware``, ``openmp``, ``compiler``, ``cuda_built``, ``cpu``
     (brand string), ``gemm_tile_mr_nr`` (micro-kernel tile per dtype) and ``version``.
     """
     return dict(_core.backend_info())
@@ -96,3 +98,36 @@ def set_num_threads(n: int) -> None:
         msg = f"set_num_threads: n must be an int, got {type(n).__name__}"
         raise TypeError(msg)
     _core.set_num_threads(n)
+
+
+def set_load_aware(enabled: bool) -> None:
+    """Turn load-aware threading on (the default) or off.
+
+    On, a kernel runs on at most the cores other processes left free: the CPUs this process
+    may use, less the CPU time other processes (and the hypervisor's steal) took over the
+    last ~0.1 s, from ``/proc/stat`` (Linux; elsewhere nothing is measured), rounded to whole
+    cores and never below 1. A parallel region waits for its slowest thread, so a thread
+    sharing a core with a busy process holds up the whole call: on a 2-core machine with a
+    busy loop on one core, a 512^3 GEMM took 3.3x its 1-thread time at 2 threads, and 1.0x
+    with this on. Results do not depend on it: work whose bits depend on the split is
+    split by :func:`get_num_threads`. ``FASTCONV_LOAD_AWARE=0`` turns it off at import.
+    """
+    if not isinstance(enabled, bool):
+        msg = f"set_load_aware: enabled must be a bool, got {type(enabled).__name__}"
+        raise TypeError(msg)
+    _core.set_load_aware(enabled)
+
+
+def thread_load() -> dict:
+    """Load-aware threading's state (see :func:`set_load_aware`).
+
+    Returns
+    -------
+    dict with ``load_aware`` (bool), ``requested`` (:func:`get_num_threads`), ``threads``
+    (what a kernel gets now), ``other_cpus`` (CPUs other processes took over the last
+    ~0.1 s; -1.0 before the first measurement, which kernels asking for 2+ threads take),
+    ``free_cpus`` (``cpus`` less ``other_cpus``, rounded, >= 1; None before), ``cpus``
+    (this process's affinity mask) and ``capped_calls`` (thread-count decisions below the
+    request since import).
+    """
+    return dict(_core.thread_load())

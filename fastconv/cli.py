@@ -36,7 +36,8 @@ def _print_info() -> None:
     print(f"  gemm tile MRxNR: float32 {tiles['float32'][0]}x{tiles['float32'][1]}, "
           f"float64 {tiles['float64'][0]}x{tiles['float64'][1]}")
     print(f"  gemm small-M:   M <= {info['gemm_small_m_max']} runs the unpacked kernel")
-    print(f"  threads:        {info['num_threads']}  (OpenMP: {info['openmp']})")
+    print(f"  threads:        {info['num_threads']}  (OpenMP: {info['openmp']}; load-aware: "
+          f"{info['load_aware']}, FASTCONV_LOAD_AWARE=0 turns it off)")
     print(f"  malloc tuned:   {info['malloc_tuned']}  (FASTCONV_MALLOC_TUNING=0 turns it off)")
     print(f"  compiler:       {info['compiler']}")
     print(f"  cuda built:     {info['cuda_built']}")

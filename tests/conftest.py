@@ -22,6 +22,9 @@ from fastconv import _core
 # The torch reference ops are tiny; one torch thread keeps torch's OpenMP pool from
 # spinning against fastconv's on small CI machines.
 torch.set_num_threads(1)
+# The 2-thread tests run on 2 threads even when another process keeps a core busy: the
+# load-aware cap (fastconv.thread_load) would otherwise run them on one, at random.
+_core.set_load_aware(False)
 
 # Every variant compiled into the extension and runnable on this CPU. The ones compiled
 # but unsupported are reported in the session header, never silently counted as covered.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -136,3 +138,77 @@ def test_fastconv_isa_env_unknown_fails_import(value):
     assert out.returncode != 0, out.stdout
     assert "FASTCONV_ISA" in out.stderr, out.stderr
     assert value in out.stderr, out.stderr
+
+
+# ---- load-aware threading ----------------------------------------------------------------
+
+SPINNER = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs")
+def test_load_aware_threads_yield_a_busy_core():
+    """A busy loop pinned to one of the two CPUs this process may use: kernels asking for 2
+    threads get 1 once the load is measured (/proc/stat over ~0.1 s), and 2 again with
+    load-awareness off. Run in a subprocess pinned to those two CPUs."""
+    code = textwrap.dedent("""
+        import json, os, subprocess, sys, time
+        import numpy as np
+        from fastconv import _core
+        a, b = sorted(os.sched_getaffinity(0))[:2]
+        os.sched_setaffinity(0, {a, b})
+        _core.set_num_threads(2)
+        x = np.ones((4, 4), np.float32)
+
+        def settle(seconds):  # kernel calls sample the load
+            t = time.perf_counter()
+            while time.perf_counter() - t < seconds:
+                _core.gemm(x, x)
+                time.sleep(0.005)
+            return _core.thread_load()
+
+        spin = subprocess.Popen([sys.executable, "-c", sys.argv[1], str(b)])
+        try:
+            busy = settle(0.6)
+            _core.set_load_aware(False)
+            off = _core.thread_load()
+            _core.set_load_aware(True)
+        finally:
+            spin.kill()
+            spin.wait()
+        free = settle(0.6)
+        print(json.dumps({"busy": busy, "off": off, "free": free}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "FASTCONV_LOAD_AWARE"}
+    r = subprocess.run([sys.executable, "-c", code, SPINNER], env=env, capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    busy, off, free = got["busy"], got["off"], got["free"]
+    assert busy["cpus"] == 2
+    assert busy["other_cpus"] > 0.6, got
+    assert busy["threads"] == 1, got
+    assert busy["requested"] == 2, got
+    assert busy["capped_calls"] > 0, got
+    assert off["threads"] == 2, got
+    assert not off["load_aware"], got
+    # The host may have other load, but the busy loop's core is back.
+    assert free["other_cpus"] < busy["other_cpus"] - 0.5, got
+
+
+@pytest.mark.usefixtures("restore_threads")
+def test_thread_load_reports_the_request():
+    fc.set_num_threads(3)
+    s = fc.thread_load()
+    assert s["requested"] == 3
+    assert 1 <= s["threads"] <= 3
+    assert set(s) == {"load_aware", "requested", "threads", "free_cpus", "other_cpus", "cpus",
+                      "capped_calls"}
+    _core._set_thread_cap(1)
+    try:
+        assert fc.thread_load()["threads"] == 1
+        assert fc.get_num_threads() == 3
+    finally:
+        _core._set_thread_cap(0)
+    with pytest.raises(TypeError, match="enabled must be a bool"):
+        fc.set_load_aware(1)

@@ -17,7 +17,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import models
-from fastconv.bench import BENCH_JSON_SCHEMA, harness, run_bench
+from fastconv.bench import BENCH_JSON_SCHEMA, harness, report, run_bench
 from fastconv.bench import shapes as S
 from fastconv.cli import main
 
@@ -377,3 +377,11 @@ def test_cli_rejects_bad_options(argv, capsys):
 def test_cli_filter_without_match(capsys):
     assert main(["bench", "--filter", "no-such-case"]) == 2
     assert "no case matches" in capsys.readouterr().err
+
+
+def test_after_run_reports_load_capped_calls():
+    """A thread count's rows that load-aware threading ran on fewer threads say so."""
+    capped = harness.MachinePeaks(2, 100.0, 10.0, fma_gflops_after=99.0, capped_calls=7)
+    assert "7 kernel thread-count decisions ran on fewer threads than 2" in report.after_run(capped)
+    free = harness.MachinePeaks(2, 100.0, 10.0, fma_gflops_after=99.0, capped_calls=0)
+    assert "fewer threads" not in report.after_run(free)

@@ -594,6 +594,36 @@ def test_backward_weight_same_bits_for_any_thread_count(case, algorithm, dtype):
     assert np.array_equal(got[0], got[2])
 
 
+@pytest.mark.parametrize("requested", [2, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+def test_reductions_keep_their_bits_when_the_load_caps_threads(requested, dtype, rng):
+    """The weight gradients that add per-slice partial sums (im2col backward_weight, the
+    pooled weight gradient) split the batch by the requested thread count: a busy core
+    that leaves fewer threads (here forced: _set_thread_cap) gives the same bits."""
+    case = THREAD_CASES[0]  # N = 4
+    x, w, _, dy, _ = _case_data(case, dtype)
+    hyper = {"stride": case.stride, "padding": case.padding, "dilation": case.dilation,
+             "groups": case.groups}
+    xs, ws, stride, pad, dil, groups, pk, ps, pp = POOLED_CASES["lenet_conv2"]
+    xp, g, idx, _, _, _ = _pooled_reference((8, *xs[1:]), ws, stride, pad, dil, groups, pk,
+                                            ps, pp, dtype, rng)
+    phyper = (ws[2:], _pair(stride), (pad,) * 4, _pair(dil), groups)
+    old = fc.get_num_threads()
+    got = {}
+    try:
+        fc.set_num_threads(requested)
+        for cap in (0, 1, 2):
+            _core._set_thread_cap(cap)
+            got[cap] = (K.conv2d_backward_weight(dy, x, w.shape, algorithm="im2col", **hyper),
+                        *_core.conv2d_backward_weight_pooled(g, idx, xp, *phyper))
+    finally:
+        _core._set_thread_cap(0)
+        fc.set_num_threads(old)
+    for cap in (1, 2):
+        for a, b in zip(got[0], got[cap], strict=True):
+            assert np.array_equal(a, b), f"cap {cap} of {requested} threads changed the bits"
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape", [(3, 600, 2, 3), (2, 5, 70, 70), (64, 16, 10, 10)], ids=str)
 def test_backward_bias_blocks_and_threads(shape, dtype):

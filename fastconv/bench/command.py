@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+import fastconv as fc
 from fastconv.bench import harness, report
 
 MIN_REPS = 10
@@ -72,8 +73,10 @@ def run_bench(quick: bool = False, filter: str | None = None, threads: list[int]
         emit(harness.table_header())
         cases = harness.select_cases(quick=quick, filter=filter, seed=seed,
                                      models_rows=models_rows)
+        capped = fc.thread_load()["capped_calls"]
         results += harness.run_cases(cases, threads=t, reps=reps, warmup=warmup, peaks=pk,
                                      on_result=lambda r: emit(harness.format_row(r)))
+        pk.capped_calls = fc.thread_load()["capped_calls"] - capped
         pk.fma_gflops_after = harness.fma_peak(t)
         emit(report.after_run(pk))
     settings = {"threads": threads, "reps": reps, "warmup": warmup, "quick": quick,

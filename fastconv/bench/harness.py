@@ -103,6 +103,9 @@ class MachinePeaks:
     # The FMA probe again once this thread count's rows are done: a drop means another
     # process took a core during the run, and the rows' figures are suspect.
     fma_gflops_after: float | None = None
+    # Kernel thread-count decisions during this thread count's rows that load-aware
+    # threading (fc.thread_load) cut below the request: another process held a core.
+    capped_calls: int | None = None
 
 
 # ---- peers, threads, timing ---------------------------------------------------------------

@@ -110,7 +110,8 @@ BENCH_JSON_SCHEMA = {
                 "additionalProperties": False,
                 "properties": {"threads": {"type": "integer", "minimum": 1},
                                "fma_gflops": _NUM, "copy_gbps": _NUM,
-                               "fma_gflops_after": _NUM_OR_NULL},
+                               "fma_gflops_after": _NUM_OR_NULL,
+                               "capped_calls": {"type": ["integer", "null"], "minimum": 0}},
             },
         },
         "results": {"type": "array", "items": RESULT_SCHEMA},
@@ -159,6 +160,9 @@ def after_run(p: MachinePeaks) -> str:
             f"(before: {p.fma_gflops:.1f})")
     if p.fma_gflops_after < 0.9 * p.fma_gflops:
         line += "  WARNING: the machine got slower during the run (another process?)"
+    if p.capped_calls:
+        line += (f"\n{p.capped_calls} kernel thread-count decisions ran on fewer threads than "
+                 f"{p.threads}: another process held a core (fc.thread_load)")
     return line
 
 

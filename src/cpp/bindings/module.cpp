@@ -56,7 +56,8 @@ py::dict backend_info() {
     d["compiled_isas"] = isa_names(compiled_isas());
     d["supported_isas"] = isa_names(supported_isas());
     d["isa"] = isa_name(kernels().isa);
-    d["num_threads"] = num_threads();
+    d["num_threads"] = requested_threads();
+    d["load_aware"] = load_status().load_aware;
 #ifdef _OPENMP
     d["openmp"] = true;
 #else
@@ -125,7 +126,35 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("n"),
         "Threads every kernel may use (OpenMP); default: OMP_NUM_THREADS or all cores.");
-    m.def("get_num_threads", &fastconv::num_threads, "Threads kernels currently use.");
+    m.def("get_num_threads", &fastconv::requested_threads,
+          "Threads kernels may use (set_num_threads); fewer run while other processes keep "
+          "cores busy, see thread_load().");
+    m.def("set_load_aware", &fastconv::set_load_aware, py::arg("enabled"),
+          "Load-aware threading on (the default, unless FASTCONV_LOAD_AWARE=0) or off. On, a "
+          "kernel runs on no more threads than the cores other processes left free over the "
+          "last ~0.1 s (/proc/stat, Linux); results do not depend on it.");
+    m.def(
+        "thread_load",
+        [] {
+            const fastconv::LoadStatus s = fastconv::load_status();
+            py::dict d;
+            d["load_aware"] = s.load_aware;
+            d["requested"] = s.requested;
+            d["threads"] = fastconv::num_threads();
+            d["free_cpus"] = s.other_cpus < 0 ? py::object(py::none()) : py::int_(s.cap);
+            d["other_cpus"] = s.other_cpus;
+            d["cpus"] = s.cpus;
+            d["capped_calls"] = s.capped;
+            return d;
+        },
+        "Load-aware threading's state: requested (set_num_threads), threads (what a kernel "
+        "gets now), other_cpus (CPUs other processes and the hypervisor took over the last "
+        "~0.1 s; -1 before a measurement), free_cpus (cpus less other_cpus, rounded, >= 1; "
+        "None before a measurement), "
+        "cpus (this process's affinity mask) and capped_calls (thread-count decisions below "
+        "the request so far).");
+    m.def("_set_thread_cap", &fastconv::set_thread_cap, py::arg("cap"),
+          "Tests: kernels get at most cap threads whatever the load (0: the measured cap).");
 
     fastconv::register_gemm(m);
     fastconv::register_conv2d(m);

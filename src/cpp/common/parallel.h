@@ -11,10 +11,34 @@
 
 namespace fastconv {
 
-// Threads a driver may use (fc.set_num_threads). Defaults to OpenMP's max threads.
-int num_threads();
+// Threads requested by fc.set_num_threads; defaults to OpenMP's max threads.
+int requested_threads();
 void set_num_threads(int n);  // 1 <= n <= kMaxThreads, validated by the binding
 constexpr int kMaxThreads = 1024;
+
+// Threads a driver may use now: requested_threads(), less the cores other processes keep
+// busy (load-aware mode, the default; FASTCONV_LOAD_AWARE=0 turns it off). The load is
+// this process's CPUs in /proc/stat minus its own CPU time, over the last ~0.1 s, rounded
+// to whole cores. Why: a parallel region waits for its slowest thread, and a thread
+// sharing a core with another process runs in its time slices (measured on this 2-core
+// host with a busy loop on one core: a 512^3 GEMM 3.3x slower at 2 threads than at 1, a
+// CifarNet step 1.2x). Results never depend on it: work whose result depends on how it
+// is split (the reductions of for_each_slice) splits by requested_threads().
+int num_threads();
+
+// Load-aware mode on or off (default: on unless FASTCONV_LOAD_AWARE is 0/false/off).
+void set_load_aware(bool on);
+// Tests: num_threads() capped at `cap` regardless of the load (0: the measured cap).
+void set_thread_cap(int cap);
+
+struct LoadStatus {
+    bool load_aware;
+    int requested, forced_cap, cap;  // cap: cores the last measurement left free
+    double other_cpus;               // CPUs other processes took; -1 before a measurement
+    int cpus;                        // CPUs in this process's affinity mask
+    int64_t capped;                  // num_threads() answers below the request so far
+};
+LoadStatus load_status();
 
 // Threads of the current team (1 outside a parallel region).
 inline int team_size() {
@@ -97,6 +121,17 @@ void parallel_ranges(int64_t n, int nthreads, F&& run) {
     for (int64_t i0 = 0; i0 < n; i0 += chunk)
         errors.run([&] { run(i0, i0 + chunk < n ? i0 + chunk : n); });
     errors.rethrow();
+}
+
+// Runs slice(s) for s in [0, slices), each slice whole on one thread, claimed by up to
+// num_threads() threads. For reductions whose bits depend on the split: the caller takes
+// `slices` from requested_threads() and adds the slices' partials in slice order, so the
+// result depends on fc.set_num_threads only, not on how many threads the load leaves.
+template <typename F>
+void for_each_slice(int slices, F&& slice) {
+    parallel_ranges(slices, num_threads(), [&](int64_t s0, int64_t s1) {
+        for (int64_t s = s0; s < s1; ++s) slice(static_cast<int>(s));
+    });
 }
 
 // Runs task(i, inner_threads) for i in [0, ntasks): whole tasks per thread (inner_threads

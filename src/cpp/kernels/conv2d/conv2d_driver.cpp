@@ -353,34 +353,29 @@ void backward_weight_gemm(const Conv2dParams& p, T* dw, const T* dy, const T* x,
                         CKK, gemm_threads);
             }
     };
-    const int nt = num_threads();
+    const int nt = requested_threads();  // slices of the batch: fixed by the request
     if (p.N == 0) {  // empty batch: the gradient is zero, not unwritten
         std::fill(dw, dw + wsize, T(0));
         return;
     }
     if (nt == 1 || p.N < nt) {
-        accumulate(0, p.N, dw, nt);
+        accumulate(0, p.N, dw, num_threads());
         return;
     }
-    // One private partial sum per thread (thread 0 writes dw), then a fixed-order reduction,
-    // over the team actually granted (OMP_DYNAMIC or a thread limit may give fewer than nt).
+    // One partial sum per slice of images (slice 0 writes dw), then a fixed-order reduction.
     T* partials = thread_scratch<T, kPartialTag>(static_cast<size_t>((nt - 1) * wsize));
-    RegionErrors errors;
-#pragma omp parallel num_threads(nt)
-    {
-        const int tid = thread_id(), team = team_size();
+    for_each_slice(nt, [&](int s) {
         int64_t n0, n1;
-        split_range(p.N, team, tid, &n0, &n1);
-        errors.run([&] { accumulate(n0, n1, tid == 0 ? dw : partials + (tid - 1) * wsize, 1); });
-#pragma omp barrier
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < wsize; ++i) {
+        split_range(p.N, nt, s, &n0, &n1);
+        accumulate(n0, n1, s == 0 ? dw : partials + (s - 1) * wsize, 1);
+    });
+    parallel_ranges(wsize, num_threads(), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
             T s = dw[i];
-            for (int t = 1; t < team; ++t) s += partials[(t - 1) * wsize + i];
+            for (int t = 1; t < nt; ++t) s += partials[(t - 1) * wsize + i];
             dw[i] = s;
         }
-    }
-    errors.rethrow();
+    });
 }
 
 }  // namespace
@@ -681,18 +676,16 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
     // from L1 more often (CifarNet conv2 b64, Zen 4: 3.7 ms vs 4.0 whole rows, 4.6 with
     // 1-vector blocks, where each channel's FMA chains are too short).
     const int64_t jblock = 4 * lanes;
-    const int nt = threads_for(p.N);
+    // Slices of the batch fixed by the requested thread count (the same bits whatever the
+    // load leaves), each summed whole by one thread into its own partial.
+    const int nt = static_cast<int>(std::min<int64_t>(requested_threads(), p.N));
     T* partial = thread_scratch<T, kPooledTag>(static_cast<size_t>(nt * p.K * ldk));
-    // Every slot zeroed here: a team smaller than nt (OMP_DYNAMIC) leaves some unwritten.
     std::fill(partial, partial + nt * p.K * ldk, T(0));
     std::atomic<bool> bad{false};
-    RegionErrors errors;
-#pragma omp parallel num_threads(nt)
-    errors.run([&] {
-        const int team = team_size(), tid = thread_id();
+    for_each_slice(nt, [&](int s) {
         int64_t n0, n1;
-        split_range(p.N, team, tid, &n0, &n1);
-        T* acc = partial + tid * p.K * ldk;
+        split_range(p.N, nt, s, &n0, &n1);
+        T* acc = partial + s * p.K * ldk;
         const int64_t xh_size = Hp * Wp * Cg;
         T* xh =
             in_place ? thread_scratch<T, kPadTag>(static_cast<size_t>(xh_size + lanes)) : nullptr;
@@ -743,9 +736,8 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
                 }
             }
     });
-    errors.rethrow();
     if (bad.load()) return first_bad();
-    // Partial sums added in thread order: the same result for the same thread count.
+    // Partial sums added in slice order: the same result for the same thread count.
     // Entry j = (c*KH + kh)*KW + kw of dW[k] is at col^T's column j, or in kernel row kh's
     // segment at kw*dil_w*Cg + c; db[k] after them.
     std::vector<int64_t> at(static_cast<size_t>(CKK + 1));
