@@ -7,7 +7,9 @@
 - ``fastconv info``: backend_info() in readable form.
 - ``fastconv bench [--quick] [--filter RE] [--threads N[,N]] [--json FILE] [--plot PNG]``:
   kernel and whole-model benchmarks, fastconv against NumPy (GEMM, Linear) and PyTorch
-  (conv, pooling, models) in the same run (:mod:`fastconv.bench.command`).
+  (conv, pooling, models) in the same run (:mod:`fastconv.bench.command`); with
+  ``--busy-core``, each side at N threads against itself at 1 while a busy loop holds a
+  core (:mod:`fastconv.bench.busy`).
 - ``fastconv check [--json FILE] [--filter S]``: every public op and model, forward and
   backward, float32 and float64, against PyTorch in float64 (:mod:`fastconv.bench.check`).
 - no sub-command: ``info`` followed by ``bench --quick``.

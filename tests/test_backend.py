@@ -12,6 +12,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import _core
+from fastconv.bench import busy
 
 INFO_KEYS = {
     "version", "compiled_isas", "supported_isas", "isa", "num_threads", "openmp", "compiler",
@@ -142,7 +143,6 @@ def test_fastconv_isa_env_unknown_fails_import(value):
 
 # ---- load-aware threading ----------------------------------------------------------------
 
-SPINNER = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -180,20 +180,20 @@ def test_load_aware_threads_yield_a_busy_core():
         print(json.dumps({"busy": busy, "off": off, "free": free}))
     """)
     env = {k: v for k, v in os.environ.items() if k != "FASTCONV_LOAD_AWARE"}
-    r = subprocess.run([sys.executable, "-c", code, SPINNER], env=env, capture_output=True,
+    r = subprocess.run([sys.executable, "-c", code, busy.SPIN], env=env, capture_output=True,
                        text=True, timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout.strip().splitlines()[-1])
-    busy, off, free = got["busy"], got["off"], got["free"]
-    assert busy["cpus"] == 2
-    assert busy["other_cpus"] > 0.6, got
-    assert busy["threads"] == 1, got
-    assert busy["requested"] == 2, got
-    assert busy["capped_calls"] > 0, got
+    held, off, free = got["busy"], got["off"], got["free"]
+    assert held["cpus"] == 2
+    assert held["other_cpus"] > 0.6, got
+    assert held["threads"] == 1, got
+    assert held["requested"] == 2, got
+    assert held["capped_calls"] > 0, got
     assert off["threads"] == 2, got
     assert not off["load_aware"], got
     # The host may have other load, but the busy loop's core is back.
-    assert free["other_cpus"] < busy["other_cpus"] - 0.5, got
+    assert free["other_cpus"] < held["other_cpus"] - 0.5, got
 
 
 @pytest.mark.usefixtures("restore_threads")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 import jsonschema
@@ -17,7 +18,7 @@ import pytest
 
 import fastconv as fc
 from fastconv import models
-from fastconv.bench import BENCH_JSON_SCHEMA, harness, report, run_bench
+from fastconv.bench import BENCH_JSON_SCHEMA, busy, harness, report, run_bench
 from fastconv.bench import shapes as S
 from fastconv.cli import main
 
@@ -385,3 +386,39 @@ def test_after_run_reports_load_capped_calls():
     assert "7 kernel thread-count decisions ran on fewer threads than 2" in report.after_run(capped)
     free = harness.MachinePeaks(2, 100.0, 10.0, fma_gflops_after=99.0, capped_calls=0)
     assert "fewer threads" not in report.after_run(free)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs Linux and two CPUs")
+def test_busy_core_rows_time_each_side_against_itself(tmp_path):
+    threads_before = fc.get_num_threads()
+    out_json = tmp_path / "busy.json"
+    assert main(["bench", "--busy-core", "--filter", r"sgemm 64 |lenet5\.conv1 b1 forward",
+                 "--json", str(out_json)]) == 0
+    payload = json.loads(out_json.read_text())
+    jsonschema.validate(payload, BENCH_JSON_SCHEMA)
+    assert payload["results"] == []
+    assert payload["settings"]["busy_core"] is True
+    rows = payload["busy_core"]
+    assert {(r["name"], r["peer"]) for r in rows} == {("sgemm 64", "numpy"),
+                                                      ("lenet5.conv1 b1", "torch")}
+    for r in rows:
+        assert r["threads"] == 2
+        assert len(r["times_ms_1"]) == len(r["times_ms_n"]) == 10
+        assert r["ms_1"] == pytest.approx(float(np.median(r["times_ms_1"])))
+        assert r["ratio"] == pytest.approx(r["ms_n"] / r["ms_1"])
+        assert r["peer_ratio"] == pytest.approx(r["peer_ms_n"] / r["peer_ms_1"])
+        assert r["status"] == ("ok" if r["ratio"] <= busy.BOUND else "over")
+    assert fc.get_num_threads() == threads_before  # restored
+
+
+def test_busy_core_error_row_and_plot_refused():
+    def boom():
+        raise RuntimeError("kernel failed")
+
+    case = harness.Case("gemm", "boom", "gemm", boom, None, "numpy")
+    row = busy.run_case(case, 2, reps=10, warmup=1)
+    assert row["status"] == "error"
+    assert "RuntimeError: kernel failed" in row["note"]
+    assert row["ms_1"] is None
+    assert main(["bench", "--busy-core", "--plot", "x.png"]) == 2

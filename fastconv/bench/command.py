@@ -7,7 +7,7 @@ import json
 import sys
 
 import fastconv as fc
-from fastconv.bench import harness, report
+from fastconv.bench import busy, harness, report
 
 MIN_REPS = 10
 
@@ -49,13 +49,23 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write every figure and the environment")
     p.add_argument("--plot", metavar="FILE.png",
                    help="bar chart of peer/ours and roofline plot (needs matplotlib)")
+    p.add_argument("--busy-core", action="store_true",
+                   help="hold one core with a busy loop and time each side at every --threads "
+                        "count > 1 (default 2) against itself at 1 thread")
 
 
 def run_bench(quick: bool = False, filter: str | None = None, threads: list[int] | None = None,
               reps: int = MIN_REPS, warmup: int = 2, seed: int = 0, out=None,
-              models_rows: bool = True) -> dict:
+              models_rows: bool = True, busy_core: bool = False) -> dict:
     """Run the benchmark, print header and rows to `out` (None: silent) as they are measured,
-    and return the JSON document (:data:`fastconv.bench.report.BENCH_JSON_SCHEMA`)."""
+    and return the JSON document (:data:`fastconv.bench.report.BENCH_JSON_SCHEMA`).
+
+    busy_core: instead of ours against the peer, each side at every thread count > 1
+    (default 2) against itself at 1 thread while a busy loop holds one core
+    (:mod:`fastconv.bench.busy`); the rows go to the document's ``busy_core`` list and
+    ``results`` stays empty. RuntimeError if one core cannot be held (fewer than 2 CPUs)."""
+    if busy_core:
+        threads = [t for t in threads or [] if t > 1] or [2]
     threads = threads or [1]
     env = report.environment()
     # always 1 thread too: the header's scaling check (are the cores free?) divides by it
@@ -67,6 +77,25 @@ def run_bench(quick: bool = False, filter: str | None = None, threads: list[int]
             print(text, file=out, flush=True)
 
     emit(report.header(env, list(measured.values()), reps, warmup))
+    settings = {"threads": threads, "reps": reps, "warmup": warmup, "quick": quick,
+                "filter": filter, "seed": seed, "cache": "hot", "dtype": "float32",
+                "agreement_rtol": harness.AGREE_RTOL, "busy_core": busy_core}
+    if busy_core:
+        rows = []
+        with busy.busy_core() as cpu:
+            emit(f"\nbusy loop on CPU {cpu}")
+            for t in threads:
+                emit("")
+                emit(busy.table_header())
+                cases = harness.select_cases(quick=quick, filter=filter, seed=seed,
+                                             models_rows=models_rows)
+                with harness.same_threads(t):
+                    for c in cases:
+                        rows.append(busy.run_case(c, t, reps, warmup))
+                        emit(busy.format_row(rows[-1]))
+        payload = report.to_json([], peaks, settings)
+        payload["busy_core"] = rows
+        return payload
     results = []
     for t, pk in zip(threads, peaks):
         emit("")
@@ -79,9 +108,6 @@ def run_bench(quick: bool = False, filter: str | None = None, threads: list[int]
         pk.capped_calls = fc.thread_load()["capped_calls"] - capped
         pk.fma_gflops_after = harness.fma_peak(t)
         emit(report.after_run(pk))
-    settings = {"threads": threads, "reps": reps, "warmup": warmup, "quick": quick,
-                "filter": filter, "seed": seed, "cache": "hot", "dtype": "float32",
-                "agreement_rtol": harness.AGREE_RTOL}
     return report.to_json(results, peaks, settings)
 
 
@@ -91,9 +117,17 @@ def run_bench_cli(args: argparse.Namespace) -> int:
     if args.warmup < 0:
         print("fastconv bench: --warmup must be >= 0", file=sys.stderr)
         return 2
-    payload = run_bench(quick=args.quick, filter=args.filter, threads=args.threads,
-                        reps=args.reps, warmup=args.warmup, seed=args.seed, out=sys.stdout)
-    rows = payload["results"]
+    if args.busy_core and args.plot:
+        print("fastconv bench: --plot draws the peer rows, not --busy-core's", file=sys.stderr)
+        return 2
+    try:
+        payload = run_bench(quick=args.quick, filter=args.filter, threads=args.threads,
+                            reps=args.reps, warmup=args.warmup, seed=args.seed, out=sys.stdout,
+                            busy_core=args.busy_core)
+    except RuntimeError as e:
+        print(f"fastconv bench: {e}", file=sys.stderr)
+        return 2
+    rows = payload.get("busy_core") or payload["results"]
     if not rows:
         print(f"fastconv bench: no case matches --filter {args.filter!r}", file=sys.stderr)
         return 2

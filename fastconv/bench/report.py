@@ -63,6 +63,24 @@ RESULT_SCHEMA = {
     },
 }
 
+# One row of `fastconv bench --busy-core` (fastconv.bench.busy): each side's median ms at
+# 1 thread and at `threads` with one core held by a busy loop; ratio = ms_n / ms_1.
+BUSY_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "name", "direction", "threads", "ms_1", "ms_n", "ratio", "peer",
+                 "peer_ms_1", "peer_ms_n", "peer_ratio", "times_ms_1", "times_ms_n", "status",
+                 "note"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": _STR, "name": _STR, "direction": _STR,
+        "threads": {"type": "integer", "minimum": 2},
+        "ms_1": _NUM_OR_NULL, "ms_n": _NUM_OR_NULL, "ratio": _NUM_OR_NULL, "peer": _STR,
+        "peer_ms_1": _NUM_OR_NULL, "peer_ms_n": _NUM_OR_NULL, "peer_ratio": _NUM_OR_NULL,
+        "times_ms_1": _SAMPLES, "times_ms_n": _SAMPLES,
+        "status": {"enum": ["ok", "over", "error"]}, "note": _STR,
+    },
+}
+
 BENCH_JSON_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "fastconv bench results",
@@ -100,6 +118,7 @@ BENCH_JSON_SCHEMA = {
                 "cache": {"const": "hot"},
                 "dtype": {"const": "float32"},
                 "agreement_rtol": _NUM,
+                "busy_core": {"type": "boolean"},
             },
         },
         "machine": {
@@ -115,6 +134,7 @@ BENCH_JSON_SCHEMA = {
             },
         },
         "results": {"type": "array", "items": RESULT_SCHEMA},
+        "busy_core": {"type": "array", "items": BUSY_SCHEMA},
         "missing_peers": {"type": "array", "items": _STR},
     },
 }
