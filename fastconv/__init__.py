@@ -92,7 +92,9 @@ def set_num_threads(n: int) -> None:
 
     The default is OpenMP's (``OMP_NUM_THREADS``, else the number of cores). Results of
     conv backward_weight are reproducible for a fixed thread count; see
-    :func:`fastconv.kernels.conv2d_backward_weight`.
+    :func:`fastconv.kernels.conv2d_backward_weight`. Kernels may run on fewer threads than
+    this while other processes keep cores busy, or on one in a process forked after
+    kernels ran on several (:func:`thread_load`); their results stay those of `n`.
     """
     if isinstance(n, bool) or not isinstance(n, int):
         msg = f"set_num_threads: n must be an int, got {type(n).__name__}"
@@ -127,7 +129,9 @@ def thread_load() -> dict:
     (what a kernel gets now), ``other_cpus`` (CPUs other processes took over the last
     ~0.1 s; -1.0 before the first measurement, which kernels asking for 2+ threads take),
     ``free_cpus`` (``cpus`` less ``other_cpus``, rounded, >= 1; None before), ``cpus``
-    (this process's affinity mask) and ``capped_calls`` (thread-count decisions below the
-    request since import).
+    (this process's affinity mask), ``capped_calls`` (thread-count decisions below the
+    request since import) and ``forked_single`` (this process was forked after kernels ran
+    on 2+ threads: its kernels run on one, since GNU OpenMP cannot restart its threads in a
+    forked child, where a 2-thread call never returned; torch does the same).
     """
     return dict(_core.thread_load())

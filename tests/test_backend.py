@@ -203,7 +203,7 @@ def test_thread_load_reports_the_request():
     assert s["requested"] == 3
     assert 1 <= s["threads"] <= 3
     assert set(s) == {"load_aware", "requested", "threads", "free_cpus", "other_cpus", "cpus",
-                      "capped_calls"}
+                      "capped_calls", "forked_single"}
     _core._set_thread_cap(1)
     try:
         assert fc.thread_load()["threads"] == 1
@@ -212,3 +212,47 @@ def test_thread_load_reports_the_request():
         _core._set_thread_cap(0)
     with pytest.raises(TypeError, match="enabled must be a bool"):
         fc.set_load_aware(1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_kernels_on_one_thread():
+    """GNU OpenMP cannot restart its threads in a child forked after a parallel region: a
+    2-thread call there never returned. Such a child runs kernels on one thread, with the
+    bits of the requested count (the weight-gradient slices follow the request)."""
+    code = textwrap.dedent("""
+        import json, os
+        import numpy as np
+        from fastconv import _core
+        _core.set_num_threads(2)
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
+        dy = rng.standard_normal((4, 8, 7, 7)).astype(np.float32)
+
+        def dw():
+            return _core.conv2d_backward_weight(dy, x, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1,
+                                                "im2col")
+
+        parent = dw()
+        assert _core.thread_load()["threads"] == 2
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            got = dw()  # hung here before
+            a = np.ones((256, 256), np.float32)
+            _core.gemm(a, a)
+            s = _core.thread_load()
+            os.write(w, json.dumps({"same": bool(np.array_equal(got, parent)),
+                                    "threads": s["threads"], "requested": s["requested"],
+                                    "forked_single": s["forked_single"]}).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(os.read(r, 65536).decode())
+        print(json.dumps(_core.thread_load()["forked_single"]))
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    child = json.loads(lines[-2])
+    assert child == {"same": True, "threads": 1, "requested": 2, "forked_single": True}
+    assert json.loads(lines[-1]) is False  # the parent keeps its threads

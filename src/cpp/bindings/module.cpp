@@ -145,6 +145,7 @@ PYBIND11_MODULE(_core, m) {
             d["other_cpus"] = s.other_cpus;
             d["cpus"] = s.cpus;
             d["capped_calls"] = s.capped;
+            d["forked_single"] = fastconv::forked_single();
             return d;
         },
         "Load-aware threading's state: requested (set_num_threads), threads (what a kernel "
@@ -152,7 +153,8 @@ PYBIND11_MODULE(_core, m) {
         "~0.1 s; -1 before a measurement), free_cpus (cpus less other_cpus, rounded, >= 1; "
         "None before a measurement), "
         "cpus (this process's affinity mask) and capped_calls (thread-count decisions below "
-        "the request so far).");
+        "the request so far) and forked_single (a child forked after kernels ran on 2+ "
+        "threads: its kernels run on 1, since GNU OpenMP cannot restart its threads there).");
     m.def("_set_thread_cap", &fastconv::set_thread_cap, py::arg("cap"),
           "Tests: kernels get at most cap threads whatever the load (0: the measured cap).");
 

@@ -4,10 +4,10 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 
 #if defined(__linux__)
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +37,12 @@ std::atomic<int> g_cap{kMaxThreads};       // cores the other processes leave fr
 std::atomic<int64_t> g_next_sample_ns{0};  // steady clock
 std::atomic<int64_t> g_capped{0};          // num_threads() answers below the request
 std::atomic<double> g_other_cpus{-1.0};    // the last measurement, -1 before the first
+// Whether a kernel may have started OpenMP's thread pool (num_threads() answered > 1), and
+// whether this process is a child forked after that: GNU OpenMP cannot start its threads
+// again in such a child, whose first region of 2+ threads never returns (measured: a
+// 2-thread GEMM in a child of a process that ran one hangs), so its kernels run on one,
+// as torch's do after fork.
+std::atomic<bool> g_pool_started{false}, g_forked_single{false};
 std::atomic<int> g_cpus{0};                // CPUs in the affinity mask at that time
 
 // The load is sampled at most every kSampleNs, on the calling thread (~11 us: reading
@@ -58,14 +64,16 @@ struct Sample {
     int cpus = 0;
 };
 
-std::mutex g_sample_mutex;  // one thread samples at a time; try_lock, never waited on
+// Held by the one thread sampling (taken with exchange, never waited on); the sample
+// state below is touched only while holding it.
+std::atomic<bool> g_sampling{false};
 
 // One sample of /proc/stat over the CPUs this process may run on; false if unreadable.
 bool take_sample(Sample* s) {
     cpu_set_t set;
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof(set), &set) != 0) return false;
-    static char buf[1 << 16];  // under g_sample_mutex
+    static char buf[1 << 16];
     const int fd = open("/proc/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     ssize_t n = 0;
@@ -107,15 +115,29 @@ bool take_sample(Sample* s) {
 }
 
 constexpr int kRing = 16;
-Sample g_ring[kRing];  // under g_sample_mutex
+Sample g_ring[kRing];
 int g_ring_next = 0, g_ring_count = 0;
+
+// A forked child starts with no samples: its CPU time restarts from zero, and the parent's
+// samples would make the other processes' share negative or huge. (A fork taken while
+// the parent sampled would also leave g_sampling set for good.)
+void reset_after_fork() {
+    if (g_pool_started.load(std::memory_order_relaxed))
+        g_forked_single.store(true, std::memory_order_relaxed);
+    g_ring_next = g_ring_count = 0;
+    g_next_sample_ns.store(0, std::memory_order_relaxed);
+    g_sampling.store(false, std::memory_order_relaxed);
+}
+const bool g_atfork = pthread_atfork(nullptr, nullptr, reset_after_fork) == 0;
 
 // Samples the load and updates g_cap: the CPUs of the affinity mask, less the CPU time
 // other processes (and the hypervisor's steal) took since the newest sample at least
 // kWindowNs old, rounded to whole cores.
 void sample_load() {
-    std::unique_lock<std::mutex> lock(g_sample_mutex, std::try_to_lock);
-    if (!lock.owns_lock()) return;  // another thread is sampling
+    if (g_sampling.exchange(true, std::memory_order_acquire)) return;  // another thread does
+    struct Release {
+        ~Release() { g_sampling.store(false, std::memory_order_release); }
+    } release;
     Sample now;
     if (!take_sample(&now)) {
         g_next_sample_ns.store(steady_ns() + 1000 * kSampleNs, std::memory_order_relaxed);
@@ -159,16 +181,25 @@ int requested_threads() {
 
 int num_threads() {
     const int n = requested_threads();
-    if (n == 1) return 1;
+    if (n == 1 || g_forked_single.load(std::memory_order_relaxed)) return 1;
     int cap = g_forced_cap.load(std::memory_order_relaxed);
     if (cap == 0) {
-        if (!g_load_aware.load(std::memory_order_relaxed)) return n;
-        if (steady_ns() >= g_next_sample_ns.load(std::memory_order_relaxed)) sample_load();
-        cap = g_cap.load(std::memory_order_relaxed);
+        if (g_load_aware.load(std::memory_order_relaxed)) {
+            if (steady_ns() >= g_next_sample_ns.load(std::memory_order_relaxed)) sample_load();
+            cap = g_cap.load(std::memory_order_relaxed);
+        } else {
+            cap = n;
+        }
     }
-    if (cap >= n) return n;
-    g_capped.fetch_add(1, std::memory_order_relaxed);
-    return cap;
+    if (cap < n) g_capped.fetch_add(1, std::memory_order_relaxed);
+    const int threads = cap < n ? cap : n;
+    if (threads > 1 && !g_pool_started.load(std::memory_order_relaxed))
+        g_pool_started.store(true, std::memory_order_relaxed);
+    return threads;
+}
+
+bool forked_single() {
+    return g_forked_single.load(std::memory_order_relaxed);
 }
 
 void set_num_threads(int n) {

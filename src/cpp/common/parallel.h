@@ -26,6 +26,10 @@ constexpr int kMaxThreads = 1024;
 // is split (the reductions of for_each_slice) splits by requested_threads().
 int num_threads();
 
+// Whether this process was forked after OpenMP's threads started: its kernels then run on
+// one thread (GNU OpenMP cannot restart its pool in a forked child).
+bool forked_single();
+
 // Load-aware mode on or off (default: on unless FASTCONV_LOAD_AWARE is 0/false/off).
 void set_load_aware(bool on);
 // Tests: num_threads() capped at `cap` regardless of the load (0: the measured cap).
