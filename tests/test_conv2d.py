@@ -198,6 +198,11 @@ CASES = [
     # >= 64 channels: auto takes Winograd for the weight gradient too (odd 9-tile rows,
     # 243 tiles: blocks of 128 split inside rows and images).
     Case("winograd_auto_wgrad", 3, 64, 18, 18, 64, 3, 3, padding=1),
+    # Rows of 3 and 2 tiles (6x6 and 4x4 outputs): auto takes Winograd in every direction
+    # of the first (16 images: 144 tiles, 90 % of the 160 lanes used) and for the weight
+    # gradient of the second (32 images: 128 tiles).
+    Case("winograd_auto_narrow_6x6", 16, 64, 6, 6, 64, 3, 3, padding=1),
+    Case("winograd_narrow_4x4_wgrad", 32, 64, 6, 6, 64, 3, 3),
     # 160 input channels: the weight gradient's GEMMs meet more than 4 panels of V^T and
     # pack dZ (fewer: they read it in place).
     Case("winograd_wgrad_160_channels", 1, 160, 5, 6, 8, 3, 3, padding=1, bias=False),
@@ -349,13 +354,15 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         # sizes drop part of the edge tiles, a last panel of 32 tiles can be part-empty:
         # 13x13 b64 86 %, 13x13 b1 66 %), or >= 75 % with >= 64 channels (7x7 b2/b4/b8
         # 77 %, b3 57 %; 14x14 b1 77 %). The weight gradient also needs >= 128 tiles, and
-        # its small-dU mode (32 -> 64) every tile output used.
+        # its small-dU mode (32 -> 64) every tile output used, or >= 85 % with >= 1024
+        # tiles (13x13 b64 86 % with 3136 tiles, b8 with 392).
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
         (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),
         (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
         (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "winograd"),
-        (Case("w5b", 64, 32, 15, 15, 64, 3, 3), "backward_weight", "im2col"),
+        (Case("w5b", 64, 32, 15, 15, 64, 3, 3), "backward_weight", "winograd"),
+        (Case("w5b2", 8, 32, 15, 15, 64, 3, 3), "backward_weight", "im2col"),
         (Case("w5c", 8, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
         (Case("w5d", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "winograd"),
         (Case("w5e", 8, 32, 7, 7, 32, 3, 3, padding=1), "forward", "im2col"),
@@ -366,6 +373,17 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w5j", 1, 32, 16, 16, 64, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("w5k", 4, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("w6", 64, 64, 6, 6, 64, 3, 3), "forward", "im2col"),
+        # Rows of 2-3 tiles: Winograd with >= 64 channels, every output used, padding <= 1
+        # and >= 64 tiles; 2 tiles also need >= 128 channels, except in the weight gradient
+        # (which needs >= 128 tiles); the backward_data of an unpadded layer pads by 2.
+        (Case("w6b", 64, 64, 6, 6, 64, 3, 3), "backward_weight", "winograd"),
+        (Case("w6c", 64, 64, 6, 6, 64, 3, 3), "backward_data", "im2col"),
+        (Case("w6d", 64, 64, 6, 6, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w6e", 64, 64, 6, 6, 64, 3, 3, padding=1), "backward_data", "winograd"),
+        (Case("w6f", 1, 64, 6, 6, 64, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w6g", 16, 128, 4, 4, 128, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w6h", 8, 256, 4, 4, 256, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w6i", 64, 32, 6, 6, 32, 3, 3), "backward_weight", "im2col"),
         (Case("w7", 64, 32, 16, 16, 64, 3, 3, padding=1, stride=2), "forward", "im2col"),
         # backward_weight: Winograd where the forward rule holds with >= 64 channels per
         # group in and out, or >= 32 and a dU of <= 128 KiB (the chunked mode).
@@ -393,9 +411,11 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-13-columns", "fw-groups2",
          "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
-         "fw-odd-13x13", "bw-odd-13x13", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
+         "fw-odd-13x13", "bw-odd-13x13", "bw-odd-13x13-b8", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
          "fw-7x7x512-b4", "fw-7x7x512-b3", "fw-keras2-b1", "fw-cifarnet2-b1",
-         "bw-cifarnet2-b1", "bw-7x7x512-b4", "fw-4x4-out", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
+         "bw-cifarnet2-b1", "bw-7x7x512-b4", "fw-4x4-out", "bw-4x4-out", "bd-4x4-out",
+         "fw-6x6-same", "bd-6x6-same", "fw-6x6-same-b1", "fw-4x4x128-b16", "fw-4x4x256-b8",
+         "bw-4x4x32", "fw-stride2", "bw-cifarnet2-b64", "bw-32-128-b64",
          "bw-16-64-b64", "bw-28x28x128-b8",
          "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise", "fw-dilated2-28x28x256",
          "bd-dilated2-28x28x256", "bw-dilated2-28x28x256", "fw-dilated2-odd-map",
@@ -1060,7 +1080,8 @@ def test_winograd_battery_cases_take_winograd_automatically(case, direction):
     assert got == "winograd"
 
 
-@pytest.mark.parametrize("case_id", ["winograd_auto_wgrad", "winograd_auto_dilated"])
+@pytest.mark.parametrize("case_id", ["winograd_auto_wgrad", "winograd_auto_dilated",
+                                     "winograd_auto_narrow_6x6", "winograd_narrow_4x4_wgrad"])
 def test_winograd_wgrad_battery_case_takes_winograd_automatically(case_id):
     """The battery's 'auto' backward_weight of these cases must exercise Winograd."""
     case = next(c for c in CASES if c.id == case_id)

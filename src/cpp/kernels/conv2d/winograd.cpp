@@ -201,6 +201,22 @@ int64_t winograd_used_pct(const Conv2dParams& p) {
     const int64_t lanes = (tiles + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
     return lanes == 0 ? 0 : 100 * p.N * p.OH * p.OW / (4 * lanes);
 }
+
+// Rows of 2-3 tiles (4-6 outputs): the transforms' per-run cost is paid back by >= 64
+// channels per group in and out, with >= 90 % of the outputs used and a padding of at most
+// 1 (Zen 4, float32, im2col / Winograd, 1 thread and 2, alternated: 64 -> 64 on 6x6 b64
+// forward 1.32x / 1.23x, backward_data 1.19x / 1.33x, weight gradient 1.37x / 1.08x; 128 ->
+// 128 on 4x4 b16 forward 1.46x / 1.29x, backward_data 1.35x / 1.53x; Keras conv3, 64 -> 64
+// on 4x4 b64, weight gradient 1.15-1.32x / 1.05x, forward 0.98-1.17x / 0.99x). It loses
+// with fewer channels (32 -> 32 on 4x4 b64 0.84x), few tiles (b1: 0.2-0.6x; 4x4 b8 0.5-1.0x)
+// and as the backward_data of an unpadded layer (padding 2 on the 4x4 gradient: 0.58x).
+bool narrow_map_pays(const Conv2dParams& p) {
+    // Stride 1, 3x3 (winograd_applies): the bottom and right padding are OH + 2 - H - top.
+    const int64_t pad =
+        std::max({p.pad_top, p.pad_left, p.OH + 2 - p.H - p.pad_top, p.OW + 2 - p.W - p.pad_left});
+    return p.c_per_group() >= 64 && p.k_per_group() >= 64 && winograd_used_pct(p) >= 90 &&
+           pad <= 1 && (p.OW + 1) / 2 >= 2;
+}
 }  // namespace
 
 // Measured against im2col (Zen 4, float32, 1 and 2 threads, alternated). Winograd wins
@@ -209,7 +225,7 @@ int64_t winograd_used_pct(const Conv2dParams& p) {
 // - channels are few: the GEMMs' K = C/g and M = K/g are too short for the micro-kernel
 //   to pay for the transforms (CifarNet conv1, C = 3: 0.6x; 16 -> 32 on 14x14: 0.85x);
 // - rows are under 4 tiles: the transforms' per-run cost dominates (Keras conv3, 4x4
-//   outputs: 0.81x forward, 0.62x backward_data at batch 64);
+//   outputs: 0.81x forward, 0.62x backward_data at batch 64), but see narrow_map_pays;
 // - few of the outputs it computes are used. Odd output sizes drop part of each edge tile
 //   (13x13: 86 % used, 7x7: 77 %), and the GEMMs' last panel of 32 tiles can be
 //   part-empty (7x7x512 b3: 48 tiles as 64, 57 % used). It still wins at >= 85 % used
@@ -220,12 +236,17 @@ int64_t winograd_used_pct(const Conv2dParams& p) {
 //   7x7x512 b3 (57 %) 0.90x, b1 (38 %) 0.56x.
 // Those figures are with the transforms in registers and the weight transform
 // vectorised, which moved the rule from >= 192 tiles and >= 90 % of tile outputs used.
+// Rows of 2-3 tiles: narrow_map_pays (measured since; with >= 64 channels the loss above
+// is gone).
 bool winograd_preferred(const Conv2dParams& p) {
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
     if (!winograd_applies(p) || cg < 16 || kg < 16) return false;
     if (p.dil_h > 1 || p.dil_w > 1) return winograd_preferred(dilation_phase_params(p));
     const int64_t tw = (p.OW + 1) / 2, used = winograd_used_pct(p);
-    return tw >= 4 && (used >= 85 || (used >= 75 && cg >= 64 && kg >= 64));
+    if (tw < 4)
+        return narrow_map_pays(p) && (tw >= 3 || cg * kg >= 128 * 128) &&
+               p.N * ((p.OH + 1) / 2) * tw >= 64;
+    return used >= 85 || (used >= 75 && cg >= 64 && kg >= 64);
 }
 
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
@@ -236,18 +257,24 @@ bool winograd_preferred(const Conv2dParams& p) {
 // b1/b8 1.29-1.37x / 1.15-1.30x; 14x14x256 b8 1.26x / 1.46x; VGG 56x56x256 b1 1.62x /
 // 1.77x; 7x7 maps, 77 % of tile outputs used: 7x7x512 b8 1.19x / 1.32x, 7x7x256 b8
 // 1.04x, 7x7x128 b16 1.21x); with >= 32, ungrouped, and a float32 dU small enough for the
-// chunked mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x, but not with odd maps
-// (Keras conv2 b64, 13x13: 0.70x), so there only with every tile output used. Fewer
-// channels leave the transforms (16 values written per tile and channel, for
-// 2 * 16 * Cg * Kg multiplies) unamortised.
+// chunked mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x, and with odd maps only
+// with >= 1024 tiles and >= 85 % of the tile outputs used (Keras conv2 b64, 13x13, 86 %:
+// 1.09-1.11x / 1.09x; 32 -> 64 on 15x15 b64, 88 %: 1.30-1.34x / 1.39x), or every one used
+// (Keras conv2 b8, 392 tiles: 0.62x; it lost 0.70x at b64 before the planes were a cache
+// line apart, f2d53bd). Fewer channels leave the transforms (16 values written per tile
+// and channel, for 2 * 16 * Cg * Kg multiplies) unamortised. Rows of 2-3 tiles as the
+// forward's narrow_map_pays, with the forward's >= 128 channels for 2 tiles waived (Keras
+// conv3 above).
 bool winograd_grad_preferred(const Conv2dParams& p) {
     if (p.dil_h > 1 || p.dil_w > 1)
         return winograd_applies(p) && winograd_grad_preferred(dilation_phase_params(p));
     const int64_t cg = p.c_per_group(), kg = p.k_per_group();
     const int64_t tiles = p.N * ((p.OH + 1) / 2) * ((p.OW + 1) / 2);
     const bool small_du = p.groups == 1 && kXi * p.K * cg * 4 <= kWinoGradSmallU;
-    return winograd_preferred(p) && tiles >= 128 && cg >= 32 && kg >= 32 &&
-           ((cg >= 64 && kg >= 64) || (small_du && winograd_fill_pct(p) >= 90));
+    const bool shape_ok = winograd_preferred(p) || (winograd_applies(p) && narrow_map_pays(p));
+    return shape_ok && tiles >= 128 && cg >= 32 && kg >= 32 &&
+           ((cg >= 64 && kg >= 64) ||
+            (small_du && winograd_fill_pct(p) >= (tiles >= 1024 ? 85 : 90)));
 }
 
 template <typename T>
