@@ -81,8 +81,9 @@ def backend_info() -> dict:
     -------
     dict with keys ``compiled_isas`` (list of 'ref'/'avx2'/'avx512' in this build),
     ``supported_isas`` (those this CPU and OS can run, by CPUID and XGETBV), ``isa`` (the
-    variant in use), ``num_threads`` (the requested count), ``load_aware``, ``openmp``, ``compiler``, ``cuda_built``, ``cpu``
-    (brand string), ``gemm_tile_mr_nr`` (micro-kernel tile per dtype) and ``version``.
+    variant in use), ``num_threads`` (the requested count), ``load_aware``
+    (:func:`set_load_aware`), ``openmp``, ``compiler``, ``cuda_built``, ``cpu`` (brand
+    string), ``gemm_tile_mr_nr`` (micro-kernel tile per dtype) and ``version``.
     """
     return dict(_core.backend_info())
 
@@ -110,8 +111,8 @@ def set_load_aware(enabled: bool) -> None:
     last ~0.1 s, from ``/proc/stat`` (Linux; elsewhere nothing is measured), rounded to whole
     cores and never below 1. A parallel region waits for its slowest thread, so a thread
     sharing a core with a busy process holds up the whole call: on a 2-core machine with a
-    busy loop on one core, a 512^3 GEMM took 3.3x its 1-thread time at 2 threads, and 1.0x
-    with this on. Results do not depend on it: work whose bits depend on the split is
+    busy loop on one core, a 512^3 GEMM took 3.3-6.7x its 1-thread time at 2 threads, and
+    1.0x with this on (``fastconv bench --busy-core``). Results do not depend on it: work whose bits depend on the split is
     split by :func:`get_num_threads`. ``FASTCONV_LOAD_AWARE=0`` turns it off at import.
     """
     if not isinstance(enabled, bool):

@@ -240,10 +240,12 @@ def test_forked_child_runs_kernels_on_one_thread():
             got = dw()  # hung here before
             a = np.ones((256, 256), np.float32)
             _core.gemm(a, a)
+            probe = _core.probe_fma_peak(2)  # an explicit team of 2: also 1 here
             s = _core.thread_load()
             os.write(w, json.dumps({"same": bool(np.array_equal(got, parent)),
                                     "threads": s["threads"], "requested": s["requested"],
-                                    "forked_single": s["forked_single"]}).encode())
+                                    "forked_single": s["forked_single"],
+                                    "probe_threads": probe["threads"]}).encode())
             os._exit(0)
         os.waitpid(pid, 0)
         print(os.read(r, 65536).decode())
@@ -254,5 +256,6 @@ def test_forked_child_runs_kernels_on_one_thread():
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     child = json.loads(lines[-2])
-    assert child == {"same": True, "threads": 1, "requested": 2, "forked_single": True}
+    assert child == {"same": True, "threads": 1, "requested": 2, "forked_single": True,
+                     "probe_threads": 1}
     assert json.loads(lines[-1]) is False  # the parent keeps its threads

@@ -392,9 +392,14 @@ def test_after_run_reports_load_capped_calls():
                     reason="needs Linux and two CPUs")
 def test_busy_core_rows_time_each_side_against_itself(tmp_path):
     threads_before = fc.get_num_threads()
+    fc.set_num_threads(3)  # not the 2 the rows use: it must come back
     out_json = tmp_path / "busy.json"
-    assert main(["bench", "--busy-core", "--filter", r"sgemm 64 |lenet5\.conv1 b1 forward",
-                 "--json", str(out_json)]) == 0
+    try:
+        assert main(["bench", "--busy-core", "--filter", r"sgemm 64 |lenet5\.conv1 b1 forward",
+                     "--json", str(out_json)]) == 0
+        assert fc.get_num_threads() == 3
+    finally:
+        fc.set_num_threads(threads_before)
     payload = json.loads(out_json.read_text())
     jsonschema.validate(payload, BENCH_JSON_SCHEMA)
     assert payload["results"] == []
@@ -409,7 +414,6 @@ def test_busy_core_rows_time_each_side_against_itself(tmp_path):
         assert r["ratio"] == pytest.approx(r["ms_n"] / r["ms_1"])
         assert r["peer_ratio"] == pytest.approx(r["peer_ms_n"] / r["peer_ms_1"])
         assert r["status"] == ("ok" if r["ratio"] <= busy.BOUND else "over")
-    assert fc.get_num_threads() == threads_before  # restored
 
 
 def test_busy_core_error_row_and_plot_refused():

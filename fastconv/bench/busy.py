@@ -37,14 +37,17 @@ def busy_core():
     if len(cpus) < 2:
         raise RuntimeError(f"--busy-core needs two CPUs, this process may use {len(cpus)}")
     spin = subprocess.Popen([sys.executable, "-c", SPIN, str(cpus[-1])])
+    threads = fc.get_num_threads()
     try:
         fc.set_num_threads(2)  # a kernel asking for 2+ threads samples the load
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < DETECT_S:
             fc.thread_load()
             time.sleep(0.01)
+        fc.set_num_threads(threads)
         yield cpus[-1]
     finally:
+        fc.set_num_threads(threads)
         spin.kill()
         spin.wait()
 

@@ -152,7 +152,7 @@ PYBIND11_MODULE(_core, m) {
         "gets now), other_cpus (CPUs other processes and the hypervisor took over the last "
         "~0.1 s; -1 before a measurement), free_cpus (cpus less other_cpus, rounded, >= 1; "
         "None before a measurement), "
-        "cpus (this process's affinity mask) and capped_calls (thread-count decisions below "
+        "cpus (this process's affinity mask), capped_calls (thread-count decisions below "
         "the request so far) and forked_single (a child forked after kernels ran on 2+ "
         "threads: its kernels run on 1, since GNU OpenMP cannot restart its threads there).");
     m.def("_set_thread_cap", &fastconv::set_thread_cap, py::arg("cap"),

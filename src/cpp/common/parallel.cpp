@@ -202,6 +202,12 @@ bool forked_single() {
     return g_forked_single.load(std::memory_order_relaxed);
 }
 
+int explicit_threads(int n) {
+    if (n <= 1 || g_forked_single.load(std::memory_order_relaxed)) return 1;
+    g_pool_started.store(true, std::memory_order_relaxed);
+    return n;
+}
+
 void set_num_threads(int n) {
     g_requested.store(n < 1 ? 1 : n, std::memory_order_relaxed);
 }

@@ -29,6 +29,9 @@ int num_threads();
 // Whether this process was forked after OpenMP's threads started: its kernels then run on
 // one thread (GNU OpenMP cannot restart its pool in a forked child).
 bool forked_single();
+// The team for a region of an explicit size n (the machine probes), not load-aware: n, or
+// 1 in such a forked child; notes the pool as started when > 1.
+int explicit_threads(int n);
 
 // Load-aware mode on or off (default: on unless FASTCONV_LOAD_AWARE is 0/false/off).
 void set_load_aware(bool on);

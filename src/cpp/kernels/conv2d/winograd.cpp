@@ -260,11 +260,10 @@ bool winograd_preferred(const Conv2dParams& p) {
 // chunked mode, CifarNet conv2 (32 -> 64, 16x16, b64) 1.17x / 1.18x, and with odd maps only
 // with >= 1024 tiles and >= 85 % of the tile outputs used (Keras conv2 b64, 13x13, 86 %:
 // 1.09-1.11x / 1.09x; 32 -> 64 on 15x15 b64, 88 %: 1.30-1.34x / 1.39x), or every one used
-// (Keras conv2 b8, 392 tiles: 0.62x; it lost 0.70x at b64 before the planes were a cache
-// line apart, f2d53bd). Fewer channels leave the transforms (16 values written per tile
-// and channel, for 2 * 16 * Cg * Kg multiplies) unamortised. Rows of 2-3 tiles as the
-// forward's narrow_map_pays, with the forward's >= 128 channels for 2 tiles waived (Keras
-// conv3 above).
+// (Keras conv2 b8, 392 tiles: 0.62x; at b64 an earlier version measured 0.70x). Fewer channels
+// leave the transforms (16 values written per tile and channel, for 2 * 16 * Cg * Kg multiplies)
+// unamortised. Rows of 2-3 tiles as the forward's narrow_map_pays, with the forward's >= 128
+// channels for 2 tiles waived (Keras conv3 above).
 bool winograd_grad_preferred(const Conv2dParams& p) {
     if (p.dil_h > 1 || p.dil_w > 1)
         return winograd_applies(p) && winograd_grad_preferred(dilation_phase_params(p));

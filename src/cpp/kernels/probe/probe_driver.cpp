@@ -21,6 +21,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 ProbeResult fma_peak(int threads, int64_t iterations) {
+    threads = explicit_threads(threads);
     auto probe = kernels().fma_probe;
     std::vector<double> flops(static_cast<size_t>(threads), 0.0);
     std::vector<double> checksums(static_cast<size_t>(threads), 0.0);
@@ -47,6 +48,7 @@ ProbeResult fma_peak(int threads, int64_t iterations) {
 }
 
 ProbeResult copy_bandwidth(int threads, int64_t bytes) {
+    threads = explicit_threads(threads);
     // Both buffers are written once before timing so page faults are not measured.
     const auto n = static_cast<size_t>(bytes);
     auto src = std::unique_ptr<unsigned char[]>(new unsigned char[n]);
