@@ -16,7 +16,7 @@ from fastconv.bench import busy
 
 INFO_KEYS = {
     "version", "compiled_isas", "supported_isas", "isa", "num_threads", "openmp", "compiler",
-    "cuda_built", "cpu", "gemm_tile_mr_nr",
+    "cuda_built", "cpu", "gemm_tile_mr_nr", "load_aware",
 }
 
 
@@ -35,6 +35,7 @@ def test_backend_info_keys_and_consistency():
     assert info["version"] == fc.__version__
     assert info["num_threads"] == fc.get_num_threads() >= 1
     assert isinstance(info["openmp"], bool)
+    assert info["load_aware"] is fc.thread_load()["load_aware"]
     assert isinstance(info["cuda_built"], bool)
     for dtype in ("float32", "float64"):
         mr, nr = info["gemm_tile_mr_nr"][dtype]
@@ -142,7 +143,6 @@ def test_fastconv_isa_env_unknown_fails_import(value):
 
 
 # ---- load-aware threading ----------------------------------------------------------------
-
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
