@@ -1090,3 +1090,42 @@ def test_winograd_wgrad_battery_case_takes_winograd_automatically(case_id):
     got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
                                         _pair(case.dilation), case.groups, "backward_weight")
     assert got == "winograd"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.usefixtures("isa")
+def test_winograd_transformed_weights_follow_the_weights(dtype, rng):
+    """Small Winograd calls keep the transformed weights for the next call on the same
+    weights (same address and values): repeated calls, weights edited in place, more weight
+    arrays in turn than the cache holds, and backward_data's flipped weights must each give
+    the result of a fresh transform (a copy at a new address) and torch's (float64)."""
+    x = rng.standard_normal((1, 32, 8, 8)).astype(dtype)
+    dy = rng.standard_normal((1, 64, 8, 8)).astype(dtype)
+    ws = [rng.standard_normal((64, 32, 3, 3)).astype(dtype) for _ in range(6)]
+    args = ((1, 1), (1, 1, 1, 1), (1, 1), 1, "winograd")
+
+    def check(w):
+        y = _core.conv2d_forward(x, w, None, *args)
+        dx = _core.conv2d_backward_data(dy, w, x.shape, *args)
+        fresh = w.copy()  # a new address: transformed anew
+        assert np.array_equal(y, _core.conv2d_forward(x, fresh, None, *args))
+        assert np.array_equal(dx, _core.conv2d_backward_data(dy, fresh, x.shape, *args))
+        ref = F.conv2d(torch64(x), torch64(w), padding=1).numpy()
+        assert_close(y, ref, tolerance(dtype, 32 * 9, maxabs(x), maxabs(w)), what="y")
+        return y
+
+    first = check(ws[0])
+    assert np.array_equal(check(ws[0]), first)  # a hit
+    ws[0][5, 7, 1, 2] += 1.0  # in place: same address, new values
+    assert not np.array_equal(check(ws[0]), first)
+    for _ in range(2):  # 6 arrays in turn through 4 entries, then again
+        for w in ws:
+            check(w)
+    # Another ISA transforms with other kernels (other roundings): its own entry.
+    current = _core.current_isa()
+    try:
+        for other in _core.supported_isas():
+            _core._set_isa(other)
+            check(ws[1])
+    finally:
+        _core._set_isa(current)

@@ -27,8 +27,10 @@
 // operations, so results do not depend on the thread count. The weight gradient
 // (winograd_backward_weight, below) runs the same tiles' V against dY's transform.
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "common/aligned_buffer.h"
@@ -58,6 +60,52 @@ constexpr int kMaxLanes = kWinogradMaxLanes;
 // V of one block (16 x C x tiles) is kept within this many bytes (Zen 4: 1 MiB L2, shared
 // with the streaming U panels and the M tile).
 constexpr int64_t kBlockBytes = 512 * 1024;
+
+// The transformed weights U of small calls, kept per thread for the next call on the same
+// weights: CifarNet conv2 at batch 1 (64 tiles) spent 12 % of its call transforming them.
+// A hit needs the same address, shape, layout and kernel (the ISA's transform), and the
+// same values, compared with a copy (never trusted by address: an optimizer step or an
+// in-place edit changes them); the compare costs a fraction of the transform.
+constexpr int64_t kUCacheMaxTiles = 256;          // calls with more tiles transform anew
+constexpr int64_t kUCacheMaxBytes = 1024 * 1024;  // per entry, U and the weights' copy
+constexpr int kUCacheEntries = 4;                 // per thread, least recently used out
+
+template <typename T>
+struct UCacheEntry {
+    const T* w = nullptr;
+    std::array<int64_t, 8> key{};
+    std::vector<T> wcopy;
+    AlignedBuffer<T> u;
+    uint64_t last = 0;
+};
+
+// U for weights w (wsize elements) under `key`: *hit says whether it holds them already;
+// otherwise the caller fills it.
+template <typename T>
+T* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key, int64_t usize,
+            bool* hit) {
+    thread_local UCacheEntry<T> entries[kUCacheEntries];
+    thread_local uint64_t clock = 0;
+    ++clock;
+    const size_t bytes = static_cast<size_t>(wsize) * sizeof(T);
+    for (UCacheEntry<T>& e : entries)
+        if (e.w == w && e.key == key && std::memcmp(e.wcopy.data(), w, bytes) == 0) {
+            e.last = clock;
+            *hit = true;
+            return e.u.get(static_cast<size_t>(usize));
+        }
+    UCacheEntry<T>* e = entries;
+    for (UCacheEntry<T>& c : entries)
+        if (c.last < e->last) e = &c;
+    e->w = nullptr;  // an allocation failure below leaves no entry claiming these weights
+    T* u = e->u.get(static_cast<size_t>(usize));
+    e->wcopy.assign(w, w + wsize);
+    e->w = w;
+    e->key = key;
+    e->last = clock;
+    *hit = false;
+    return u;
+}
 // The 16 planes xi of V, M, dZ are a whole number of 4 KiB pages apart without padding, so a
 // tile's 16 values map to one L1 set (8 ways on Zen 4) and evict each other as the
 // transforms store (V, dZ) or load (M) them; a cache line between planes spreads them over
@@ -306,17 +354,35 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
 
     // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
     const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
-    T* U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(G * kXi * nkp * upanel));
+    const int64_t usize = G * kXi * nkp * upanel, wsize = G * Kg * Cg * 9;
+    bool hit = false;
+    T* U;
+    if (P <= kUCacheMaxTiles &&
+        (usize + wsize) * static_cast<int64_t>(sizeof(T)) <= kUCacheMaxBytes) {
+        const std::array<int64_t, 8> key{
+            G,
+            Kg,
+            Cg,
+            wv.k_stride,
+            wv.c_stride,
+            wv.flipped,
+            mr,
+            static_cast<int64_t>(reinterpret_cast<uintptr_t>(ks.winograd_weight_panel))};
+        U = cached_u(w, wsize, key, usize, &hit);
+    } else {
+        U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(usize));
+    }
     // One MR block of output channels per call (KernelSet::winograd_weight_panel).
-    parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-            const int64_t g = r / nkp, ip = r % nkp;
-            const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-            ks.winograd_weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride,
-                                     wv.c_stride, wv.flipped, rows, Cg, mr,
-                                     U + (g * kXi * nkp + ip) * upanel, nkp * upanel);
-        }
-    });
+    if (!hit)
+        parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t g = r / nkp, ip = r % nkp;
+                const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+                ks.winograd_weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride,
+                                         wv.c_stride, wv.flipped, rows, Cg, mr,
+                                         U + (g * kXi * nkp + ip) * upanel, nkp * upanel);
+            }
+        });
 
     // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share.
     const int64_t panels_total = (P + nr - 1) / nr;
