@@ -24,6 +24,7 @@ def _set_thread_cap(cap: int) -> None: ...
 def gemm(
     a: _Array, b: _Array, c: _Array | None = None, alpha: float = 1.0, beta: float = 0.0,
     trans_a: bool = False, trans_b: bool = False, bias: _Array | None = None,
+    relu: bool = False,
 ) -> _Array: ...
 
 # Conv2d / ConvTranspose2d (algorithm: 'auto' | 'ref' | 'im2col' | 'direct_1x1' | 'depthwise'

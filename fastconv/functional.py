@@ -465,6 +465,17 @@ def linear(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None
         raise
 
 
+def _linear_relu(input: TensorLike, weight: TensorLike, bias: TensorLike | None = None) -> Tensor:
+    """``relu(linear(input, weight, bias))`` for callers that never see the linear output
+    (nn.Sequential's Linear followed by ReLU): one GEMM call with a ReLU epilogue
+    (``_misc.LinearReLU``), bitwise the two ops. Arguments and errors as linear's."""
+    try:
+        return _misc.LinearReLU.apply(input, weight, bias)
+    except Exception:
+        _linear_operands(input, weight, bias)
+        raise
+
+
 def _linear_operands(input: TensorLike, weight: TensorLike, bias: TensorLike | None) -> None:
     """The TypeError/ValueError of linear for its operands' types and shapes."""
     op = "linear"

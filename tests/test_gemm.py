@@ -305,6 +305,31 @@ def test_gemm_bias(isa, rng, shape, alpha, beta, with_c, trans_a, trans_b, dtype
     np.testing.assert_array_equal(bias, bias_before)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(1, 7, 20), (3, 9, 5), (64, 128, 300)], ids=str)
+@pytest.mark.usefixtures("threads")
+def test_gemm_relu_epilogue(isa, rng, shape, dtype):
+    """relu=True is relu_forward of the product (+ bias, + beta * c): the same bits, NaN
+    passing through; a Linear and its ReLU in one call (nn.Sequential's fusion)."""
+    M, N, K = shape
+    a, b = _make(rng, M, N, K, dtype, False, True)
+    a[0, 0] = np.nan  # row 0 all NaN
+    c = rng.standard_normal((M, N)).astype(dtype)
+    bias = rng.standard_normal(N).astype(dtype)
+    for args in ((None, 1.0, 0.0, False, True, bias), (c, 0.5, 2.0, False, True, None)):
+        plain = fc._core.gemm(a, b, *args)
+        fused = fc._core.gemm(a, b, *args, True)
+        np.testing.assert_array_equal(fused, fc._core.relu_forward(plain))
+        assert np.isnan(fused[0]).all()
+        ref = np.maximum(_reference(a[1:], b, None if args[0] is None else c[1:], args[1],
+                                    args[2], False, True)
+                         + (0 if args[5] is None else torch64(bias).numpy()), 0)
+        atol = tolerance(dtype, K, args[1] * maxabs(a[1:]), maxabs(b)) + \
+            tolerance(dtype, 2, 1.0, maxabs(bias) + args[2] * maxabs(c))
+        assert_close(fused[1:], ref, atol, what=f"gemm relu isa={isa} {shape}")
+        assert (fused[1:] >= 0).all()
+
+
 # ---- validation: each rule raises the right type and names the argument -------------------
 
 _F32 = np.ones((3, 4), dtype=np.float32)

@@ -1113,6 +1113,89 @@ def test_sequential_conv_relu_max_pool_fusion_keeps_module_semantics(rng, monkey
     assert str(fused_error.value) == str(module_error.value)
 
 
+# (Linear kwargs, input shape): Sequential's Linear, ReLU as one GEMM call
+LINEAR_RELU_CASES = {
+    "batch": ({"in_features": 20, "out_features": 7}, (5, 20)),
+    "batch1": ({"in_features": 20, "out_features": 7}, (1, 20)),
+    "no_bias_3d": ({"in_features": 9, "out_features": 6, "bias": False}, (2, 3, 9)),
+    # 16 <= rows < out_features with a large weight: y^T = w @ x.T, then the ReLU
+    "weight_first": ({"in_features": 2048, "out_features": 160}, (16, 2048)),
+}
+
+
+@pytest.mark.parametrize("x_grad", [True, False], ids=["x_grad", "first_layer"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("case", list(LINEAR_RELU_CASES.values()), ids=list(LINEAR_RELU_CASES))
+def test_sequential_linear_relu_is_one_gemm(case, dtype, x_grad, rng, monkeypatch):
+    lin_kw, xs = case
+    lin = nn.Linear(**lin_kw)
+    for p in lin.parameters():
+        p.data = p.data.astype(dtype)
+    model = nn.Sequential(lin, nn.ReLU())
+    x = rng.standard_normal(xs).astype(dtype)
+    x[0, ..., :2] = np.nan if x.ndim == 2 else x[0, ..., :2]  # NaN passes through the ReLU
+    relu_calls = []
+    relu_forward = fc._core.relu_forward
+    monkeypatch.setattr(fc._core, "relu_forward",
+                        lambda *a: relu_calls.append(a[0].shape) or relu_forward(*a))
+    xt = fc.tensor(x, requires_grad=x_grad)
+    out = model(xt)
+    with fc.no_grad():
+        inferred = model(fc.tensor(x)).numpy()
+    weight_first = xs == (16, 2048)
+    # The ReLU ran in the GEMM (or, weight first, once after it): no ReLU module call.
+    assert len(relu_calls) == (2 if weight_first else 0)
+    g = rng.standard_normal(out.shape).astype(dtype)
+    out.backward(fc.tensor(g))
+    params = list(lin.parameters())
+    grads = [p.grad.numpy() for p in params] + ([xt.grad.numpy()] if x_grad else [])
+    for p in params:
+        p.grad = None
+    xt2 = fc.tensor(x, requires_grad=x_grad)
+    ref = model[1](lin(xt2))  # the modules one after the other: the same bits
+    np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy())
+    np.testing.assert_array_equal(inferred, ref.detach().numpy())
+    ref.backward(fc.tensor(g))
+    for ours, unfused in zip(grads, [p.grad.numpy() for p in params]
+                             + ([xt2.grad.numpy()] if x_grad else []), strict=True):
+        np.testing.assert_array_equal(ours, unfused)
+    # And torch float64.
+    tx = torch64(x).requires_grad_(x_grad)
+    tparams = [torch64(p.data).requires_grad_() for p in params]
+    ty = torch.relu(torch.nn.functional.linear(tx, *tparams))
+    (ty * torch64(g)).sum().backward()
+    atol = tolerance(dtype, xs[-1], maxabs(x[~np.isnan(x)]), maxabs(params[0].data))
+    ours_y = out.detach().numpy()
+    np.testing.assert_array_equal(np.isnan(ours_y), np.isnan(ty.detach().numpy()))
+    finite = ~np.isnan(ty.detach().numpy())
+    assert_close(ours_y[finite], ty.detach().numpy()[finite], atol, what="y")
+
+
+def test_sequential_linear_relu_fusion_keeps_module_semantics(rng):
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    seen = []
+
+    class Lin(nn.Linear):
+        def forward(self, input):
+            seen.append("subclass")
+            return super().forward(input)
+
+    nn.Sequential(Lin(5, 4), nn.ReLU())(fc.tensor(x))
+    assert seen == ["subclass"]  # a subclass is not fused
+    lin, relu = nn.Linear(5, 4), nn.ReLU()
+    forward = relu.forward
+    relu.forward = lambda inp: seen.append("relu") or forward(inp)
+    nn.Sequential(lin, relu)(fc.tensor(x))
+    assert seen[-1] == "relu"  # nor a ReLU whose forward is replaced
+    # A bad input raises the Linear module's own error.
+    block = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
+    with pytest.raises(ValueError) as fused_error:
+        block(fc.tensor(x))
+    with pytest.raises(ValueError) as module_error:
+        block[0](fc.tensor(x))
+    assert str(fused_error.value) == str(module_error.value)
+
+
 def test_module_deepcopy_is_independent():
     m = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm2d(2))
     m2 = copy.deepcopy(m)

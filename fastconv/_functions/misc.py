@@ -21,9 +21,17 @@ import numpy as np
 
 from fastconv import _core
 from fastconv._array import get_array_module, scatter_add
+from fastconv._functions.activation import relu_backward
 from fastconv.autograd import Context, Function
 
-__all__ = ["Dropout", "Linear", "Pad", "pad_source_index"]
+__all__ = ["Dropout", "Linear", "LinearReLU", "Pad", "pad_source_index"]
+
+
+def _weight_first_pays(x, w) -> bool:
+    """A weight larger than the batch's rows (CifarNet fc1: 128 x 4096 against 64 x 4096):
+    y^T = w @ x.T reads w in place and packs x, the smaller, where x @ w.T packs all of w.
+    Cold, as in a training step: 0.95 -> 0.80 ms."""
+    return 16 <= x.shape[0] < w.shape[0] and w.size >= 1 << 18 and type(x) is np.ndarray
 
 
 class Linear(Function):
@@ -35,10 +43,7 @@ class Linear(Function):
     def infer(x, w, b=None):
         # Positional: pybind11 matches keyword arguments by name, ~0.6 us a call.
         if x.ndim == 2:
-            if 16 <= x.shape[0] < w.shape[0] and w.size >= 1 << 18 and type(x) is np.ndarray:
-                # A weight larger than the batch's rows (CifarNet fc1: 128 x 4096 against
-                # 64 x 4096): y^T = w @ x.T reads w in place and packs x, the smaller,
-                # where x @ w.T packs all of w. Cold, as in a training step: 0.95 -> 0.80 ms.
+            if _weight_first_pays(x, w):
                 yt = _core.gemm(w, x, None, 1.0, 0.0, False, True)
                 y = np.empty((x.shape[0], w.shape[0]), dtype=yt.dtype)
                 if b is None:
@@ -73,6 +78,40 @@ class Linear(Function):
         if need_b:
             db = g2.sum(axis=0)
         return dx, dw, db
+
+
+class LinearReLU(Function):
+    """relu(x @ W^T + b) for callers that never see the Linear's output (nn.Sequential's
+    Linear followed by ReLU): the GEMM applies the ReLU to its result (``_core.gemm``'s
+    relu epilogue), one op instead of two. Backward masks the gradient where the output is
+    <= 0, as ReLU's backward does, then runs Linear's: the values and gradients are bitwise
+    those of the two ops."""
+
+    fresh_grads = True
+
+    @staticmethod
+    def infer(x, w, b=None):
+        if x.ndim == 2:
+            if _weight_first_pays(x, w):  # Linear's y^T product, then the ReLU
+                return _core.relu_forward(Linear.infer(x, w, b))
+            return _core.gemm(x, w, None, 1.0, 0.0, False, True, b, True)
+        y = _core.gemm(x.reshape(-1, x.shape[-1]), w, None, 1.0, 0.0, False, True, b, True)
+        return y.reshape(*x.shape[:-1], w.shape[0])
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b=None):
+        need_x, need_w, _ = ctx.needs_input_grad
+        x2 = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if need_w else None
+        y = LinearReLU.infer(x, w, b)
+        ctx.save_for_backward(x2, w if need_x else None, y)
+        ctx.x_shape = x.shape
+        return y
+
+    @staticmethod
+    def backward(ctx: Context, g):
+        x2, w, y = ctx.saved
+        ctx.saved = (x2, w)  # Linear.backward's saves
+        return Linear.backward(ctx, relu_backward(g, y))
 
 
 def pad_source_index(n: int, before: int, after: int, mode: str) -> np.ndarray:

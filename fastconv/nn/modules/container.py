@@ -13,6 +13,7 @@ from fastconv import functional as F
 from fastconv.nn.module import Module, _addindent
 from fastconv.nn.modules.activation import ReLU
 from fastconv.nn.modules.conv import Conv2d
+from fastconv.nn.modules.linear import Linear
 from fastconv.nn.modules.pooling import MaxPool2d
 from fastconv.tensor import Tensor
 
@@ -41,8 +42,10 @@ class Sequential(Module):
     keep the order (a window with no input element is -inf, as torch). Preceded by a
     Conv2d (zero padding) on a batched NumPy input, the three run as one kernel call that
     pools the conv output where it is computed (``_core.conv2d_max_pool2d_forward``): the
-    same values and gradients, bit for bit. Only modules whose forward is not replaced on
-    the instance are fused, so a wrapper installed there still sees its call.
+    same values and gradients, bit for bit. A Linear directly followed by a ReLU runs as
+    one GEMM call with a ReLU epilogue (``_core.gemm(..., relu=True)``), also bit for bit.
+    Only modules whose forward is not replaced on the instance are fused, so a wrapper
+    installed there still sees its call.
     """
 
     def __init__(self, *args: Module) -> None:
@@ -124,8 +127,9 @@ class Sequential(Module):
         # here (modules have no hooks), and the pass over the full map is saved
         # (F._relu_max_pool2d). Preceded by a Conv2d on a batched NumPy input, the three
         # run as one kernel call that pools the conv output where it is computed
-        # (F._conv2d_relu_max_pool2d). Exact types only, whose forward is not replaced on
-        # the instance: a subclass or a wrapper may change what the call does.
+        # (F._conv2d_relu_max_pool2d). A Linear followed by a ReLU runs as one GEMM call
+        # with a ReLU epilogue (F._linear_relu). Exact types only, whose forward is not
+        # replaced on the instance: a subclass or a wrapper may change what the call does.
         modules = tuple(self._modules.values())
         i, n = 0, len(modules)
         while i < n:
@@ -146,6 +150,15 @@ class Sequential(Module):
                     input = out
                     i += 3
                     continue
+            if (type(module) is Linear and i + 1 < n and type(modules[i + 1]) is ReLU
+                    and "forward" not in module.__dict__
+                    and "forward" not in modules[i + 1].__dict__):
+                try:
+                    input = F._linear_relu(input, module.weight, module.bias)
+                except (TypeError, ValueError):  # the modules' own errors
+                    input = modules[i + 1](module(input))
+                i += 2
+                continue
             if (type(module) is ReLU and i + 1 < n and _plain_relu_pool(modules, i)
                     and isinstance(input, Tensor)):
                 pool = modules[i + 1]

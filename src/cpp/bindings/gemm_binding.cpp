@@ -40,10 +40,12 @@ Operand<T> as_operand(const py::array& a) {
 
 // With a bias, the output starts as beta * c + bias (each row) and the GEMM accumulates
 // into it (beta 1): Linear's y = x W^T + b in one call, no second pass over y in NumPy.
+// relu: max(0, .) over the result once it is complete (relu_forward in place, while C is
+// in cache): a Linear followed by a ReLU in one call.
 template <typename T>
 py::array gemm_typed(const py::array& a, const py::array& b, const std::optional<py::array>& c,
-                     const std::optional<py::array>& bias, double alpha, double beta,
-                     bool trans_a, bool trans_b) {
+                     const std::optional<py::array>& bias, double alpha, double beta, bool trans_a,
+                     bool trans_b, bool relu) {
     const int64_t M = trans_a ? a.shape(1) : a.shape(0), K = trans_a ? a.shape(0) : a.shape(1);
     const int64_t N = trans_b ? b.shape(0) : b.shape(1);
     auto out = new_array<T>({M, N});
@@ -73,13 +75,14 @@ py::array gemm_typed(const py::array& a, const py::array& b, const std::optional
         py::gil_scoped_release release;
         gemm<T>(ta, tb, M, N, K, T(alpha), A.data, A.ld, B.data, B.ld, beta_gemm, C, N,
                 num_threads());
+        if (relu) relu_forward<T>(M * N, C, C);
     }
     return out;
 }
 
 py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const py::object& c_obj,
                        double alpha, double beta, bool trans_a, bool trans_b,
-                       const py::object& bias_obj) {
+                       const py::object& bias_obj, bool relu) {
     const char* op = "gemm";
     py::array a = require_array(op, "a", a_obj), b = require_array(op, "b", b_obj);
     const DType dt = float_dtype(op, "a", a);
@@ -113,8 +116,9 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const p
             value_error(op, ": expected bias of shape (", N,
                         ",) (the columns of op(a) @ op(b)), got ", shape_str(*bias));
     }
-    return dt == DType::f32 ? gemm_typed<float>(a, b, c, bias, alpha, beta, trans_a, trans_b)
-                            : gemm_typed<double>(a, b, c, bias, alpha, beta, trans_a, trans_b);
+    return dt == DType::f32
+               ? gemm_typed<float>(a, b, c, bias, alpha, beta, trans_a, trans_b, relu)
+               : gemm_typed<double>(a, b, c, bias, alpha, beta, trans_a, trans_b, relu);
 }
 
 }  // namespace
@@ -122,12 +126,13 @@ py::array gemm_binding(const py::object& a_obj, const py::object& b_obj, const p
 void register_gemm(py::module_& m) {
     m.def("gemm", &gemm_binding, py::arg("a"), py::arg("b"), py::arg("c") = py::none(),
           py::arg("alpha") = 1.0, py::arg("beta") = 0.0, py::arg("trans_a") = false,
-          py::arg("trans_b") = false, py::arg("bias") = py::none(),
+          py::arg("trans_b") = false, py::arg("bias") = py::none(), py::arg("relu") = false,
           R"doc(General matrix multiply, BLAS sgemm/dgemm semantics (row-major).
 
 Returns ``alpha * op(a) @ op(b) + beta * c`` as a new array; ``c`` is not modified.
 ``bias`` (optional, shape (N,)) is added to every row of the result (not scaled by alpha):
-Linear's ``x @ W.T + b`` in one call.
+Linear's ``x @ W.T + b`` in one call. ``relu`` then applies ``max(0, .)`` to the result
+(relu_forward's semantics: NaN passes through): a Linear and its ReLU in one call.
 op(a) is ``a.T`` if ``trans_a`` else ``a`` (shape (M, K)); op(b) likewise (K, N).
 ``beta == 0`` ignores ``c`` entirely (NaN in ``c`` does not propagate), as BLAS does.
 ``a``, ``b``, ``c`` and ``bias`` must share dtype float32 or float64; any strides are accepted.
