@@ -1189,9 +1189,9 @@ def test_sequential_linear_relu_fusion_keeps_module_semantics(rng):
     assert seen[-1] == "relu"  # nor a ReLU whose forward is replaced
     # A bad input raises the Linear module's own error.
     block = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
-    with pytest.raises(ValueError) as fused_error:
+    with pytest.raises(ValueError, match="inner dimensions") as fused_error:
         block(fc.tensor(x))
-    with pytest.raises(ValueError) as module_error:
+    with pytest.raises(ValueError, match="inner dimensions") as module_error:
         block[0](fc.tensor(x))
     assert str(fused_error.value) == str(module_error.value)
 
