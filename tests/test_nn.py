@@ -995,6 +995,23 @@ def test_sequential_relu_max_pool_fusion_keeps_module_semantics(rng):
     np.testing.assert_array_equal(out, ref)
 
 
+def _spy(monkeypatch, name):
+    """The shapes of the first argument of every later fc._core.<name> call."""
+    calls = []
+    real = getattr(fc._core, name)
+    monkeypatch.setattr(fc._core, name, lambda *a: calls.append(a[0].shape) or real(*a))
+    return calls
+
+
+def _train_and_infer(model, x, x_grad):
+    """(input Tensor, output with a graph, the no-grad output as an array)."""
+    xt = fc.tensor(x, requires_grad=x_grad)
+    out = model(xt)
+    with fc.no_grad():
+        inferred = model(fc.tensor(x)).numpy()
+    return xt, out, inferred
+
+
 # (conv kwargs, pool kwargs, input shape): Sequential's Conv2d, ReLU, MaxPool2d as one kernel
 CONV_BLOCK_CASES = {
     "winograd": ({"in_channels": 16, "out_channels": 24, "kernel_size": 3, "padding": 1},
@@ -1023,14 +1040,8 @@ def test_sequential_conv_relu_max_pool_is_one_kernel(case, dtype, x_grad, rng, m
     model = nn.Sequential(conv, nn.ReLU(), nn.MaxPool2d(**pool_kw), nn.Flatten())
     x = rng.standard_normal(xs).astype(dtype)
     x[..., 0, :3] = -np.abs(x[..., 0, :3]) - 10  # windows whose maximum is negative
-    calls = []
-    conv2d_forward = fc._core.conv2d_forward
-    monkeypatch.setattr(fc._core, "conv2d_forward",
-                        lambda *a: calls.append(a[0].shape) or conv2d_forward(*a))
-    xt = fc.tensor(x, requires_grad=x_grad)
-    out = model(xt)
-    with fc.no_grad():
-        inferred = model(fc.tensor(x)).numpy()
+    calls = _spy(monkeypatch, "conv2d_forward")
+    xt, out, inferred = _train_and_infer(model, x, x_grad)
     assert not calls  # the conv ran inside the fused kernel, in training and inference
     g = rng.standard_normal(out.shape).astype(dtype)
     out.backward(fc.tensor(g))
@@ -1133,15 +1144,10 @@ def test_sequential_linear_relu_is_one_gemm(case, dtype, x_grad, rng, monkeypatc
         p.data = p.data.astype(dtype)
     model = nn.Sequential(lin, nn.ReLU())
     x = rng.standard_normal(xs).astype(dtype)
-    x[0, ..., :2] = np.nan if x.ndim == 2 else x[0, ..., :2]  # NaN passes through the ReLU
-    relu_calls = []
-    relu_forward = fc._core.relu_forward
-    monkeypatch.setattr(fc._core, "relu_forward",
-                        lambda *a: relu_calls.append(a[0].shape) or relu_forward(*a))
-    xt = fc.tensor(x, requires_grad=x_grad)
-    out = model(xt)
-    with fc.no_grad():
-        inferred = model(fc.tensor(x)).numpy()
+    if x.ndim == 2:
+        x[0, :2] = np.nan  # NaN passes through the ReLU
+    relu_calls = _spy(monkeypatch, "relu_forward")
+    xt, out, inferred = _train_and_infer(model, x, x_grad)
     weight_first = xs == (16, 2048)
     # The ReLU ran in the GEMM (or, weight first, once after it): no ReLU module call.
     assert len(relu_calls) == (2 if weight_first else 0)
