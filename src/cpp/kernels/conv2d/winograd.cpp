@@ -79,11 +79,12 @@ struct UCacheEntry {
     uint64_t last = 0;
 };
 
-// U for weights w (wsize elements) under `key`: *hit says whether it holds them already;
-// otherwise the caller fills it.
+// The entry for weights w (wsize elements) under `key`: *hit says whether its U holds
+// them already. Otherwise the caller fills e->u, then sets e->w = w: until then the entry
+// claims no weights (a failure in between leaves no stale U behind).
 template <typename T>
-T* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key, int64_t usize,
-            bool* hit) {
+UCacheEntry<T>* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key,
+                         int64_t usize, bool* hit) {
     thread_local UCacheEntry<T> entries[kUCacheEntries];
     thread_local uint64_t clock = 0;
     ++clock;
@@ -92,19 +93,18 @@ T* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key, int64_
         if (e.w == w && e.key == key && std::memcmp(e.wcopy.data(), w, bytes) == 0) {
             e.last = clock;
             *hit = true;
-            return e.u.get(static_cast<size_t>(usize));
+            return &e;
         }
     UCacheEntry<T>* e = entries;
     for (UCacheEntry<T>& c : entries)
         if (c.last < e->last) e = &c;
-    e->w = nullptr;  // an allocation failure below leaves no entry claiming these weights
-    T* u = e->u.get(static_cast<size_t>(usize));
+    e->w = nullptr;
+    e->u.get(static_cast<size_t>(usize));
     e->wcopy.assign(w, w + wsize);
-    e->w = w;
     e->key = key;
     e->last = clock;
     *hit = false;
-    return u;
+    return e;
 }
 // The 16 planes xi of V, M, dZ are a whole number of 4 KiB pages apart without padding, so a
 // tile's 16 values map to one L1 set (8 ways on Zen 4) and evict each other as the
@@ -356,6 +356,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
     const int64_t usize = G * kXi * nkp * upanel, wsize = G * Kg * Cg * 9;
     bool hit = false;
+    UCacheEntry<T>* entry = nullptr;
     T* U;
     if (P <= kUCacheMaxTiles &&
         (usize + wsize) * static_cast<int64_t>(sizeof(T)) <= kUCacheMaxBytes) {
@@ -368,7 +369,8 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             wv.flipped,
             mr,
             static_cast<int64_t>(reinterpret_cast<uintptr_t>(ks.winograd_weight_panel))};
-        U = cached_u(w, wsize, key, usize, &hit);
+        entry = cached_u(w, wsize, key, usize, &hit);
+        U = entry->u.get(static_cast<size_t>(usize));  // a hit: the same size, kept
     } else {
         U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(usize));
     }
@@ -383,6 +385,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                                          U + (g * kXi * nkp + ip) * upanel, nkp * upanel);
             }
         });
+    if (entry) entry->w = w;  // U is complete: the entry now answers for these weights
 
     // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share.
     const int64_t panels_total = (P + nr - 1) / nr;
