@@ -930,9 +930,7 @@ def test_sequential_relu_max_pool_matches_unfused_and_torch(case, dtype, rng, mo
                           else nn.Flatten())
     x = rng.standard_normal(xs).astype(dtype)
     x[..., 0, :2] = -np.abs(x[..., 0, :2]) - 10  # windows whose maximum is negative
-    seen = []
-    relu_forward = fc._core.relu_forward
-    monkeypatch.setattr(fc._core, "relu_forward", lambda a: seen.append(a.shape) or relu_forward(a))
+    seen = _spy(monkeypatch, "relu_forward")
     xt = fc.tensor(x, requires_grad=True)
     out = model(xt)
     assert all(len(shape) < len(xs) or shape[-1] < xs[-1] for shape in seen), seen  # fused
@@ -1076,10 +1074,7 @@ def test_sequential_conv_relu_max_pool_is_one_kernel(case, dtype, x_grad, rng, m
 
 def test_sequential_conv_relu_max_pool_fusion_keeps_module_semantics(rng, monkeypatch):
     x = rng.standard_normal((2, 3, 10, 10)).astype(np.float32)
-    calls = []
-    conv2d_forward = fc._core.conv2d_forward
-    monkeypatch.setattr(fc._core, "conv2d_forward",
-                        lambda *a: calls.append(a[0].shape) or conv2d_forward(*a))
+    calls = _spy(monkeypatch, "conv2d_forward")
 
     def run(conv, pool=None, inp=x):
         pool = pool or nn.MaxPool2d(2)

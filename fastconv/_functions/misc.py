@@ -56,11 +56,16 @@ class Linear(Function):
         return y.reshape(*x.shape[:-1], w.shape[0])
 
     @staticmethod
-    def forward(ctx: Context, x, w, b=None):
+    def save(ctx: Context, x, w, *more) -> None:
+        """backward's saves: x as a matrix if dW is needed, w if dx is, then `more`."""
         need_x, need_w, _ = ctx.needs_input_grad
         x2 = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if need_w else None
-        ctx.save_for_backward(x2, w if need_x else None)
+        ctx.save_for_backward(x2, w if need_x else None, *more)
         ctx.x_shape = x.shape
+
+    @staticmethod
+    def forward(ctx: Context, x, w, b=None):
+        Linear.save(ctx, x, w)
         return Linear.infer(x, w, b)
 
     @staticmethod
@@ -100,11 +105,8 @@ class LinearReLU(Function):
 
     @staticmethod
     def forward(ctx: Context, x, w, b=None):
-        need_x, need_w, _ = ctx.needs_input_grad
-        x2 = (x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x) if need_w else None
         y = LinearReLU.infer(x, w, b)
-        ctx.save_for_backward(x2, w if need_x else None, y)
-        ctx.x_shape = x.shape
+        Linear.save(ctx, x, w, y)  # y last: the ReLU's mask
         return y
 
     @staticmethod

@@ -80,11 +80,10 @@ struct UCacheEntry {
 };
 
 // The entry for weights w (wsize elements) under `key`: *hit says whether its U holds
-// them already. Otherwise the caller fills e->u, then sets e->w = w: until then the entry
+// them already. Otherwise the caller sizes and fills e->u, then sets e->w = w: until then the entry
 // claims no weights (a failure in between leaves no stale U behind).
 template <typename T>
-UCacheEntry<T>* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key,
-                         int64_t usize, bool* hit) {
+UCacheEntry<T>* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>& key, bool* hit) {
     thread_local UCacheEntry<T> entries[kUCacheEntries];
     thread_local uint64_t clock = 0;
     ++clock;
@@ -99,7 +98,6 @@ UCacheEntry<T>* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>
     for (UCacheEntry<T>& c : entries)
         if (c.last < e->last) e = &c;
     e->w = nullptr;
-    e->u.get(static_cast<size_t>(usize));
     e->wcopy.assign(w, w + wsize);
     e->key = key;
     e->last = clock;
@@ -369,7 +367,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             wv.flipped,
             mr,
             static_cast<int64_t>(reinterpret_cast<uintptr_t>(ks.winograd_weight_panel))};
-        entry = cached_u(w, wsize, key, usize, &hit);
+        entry = cached_u(w, wsize, key, &hit);
         U = entry->u.get(static_cast<size_t>(usize));  // a hit: the same size, kept
     } else {
         U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(usize));
