@@ -744,6 +744,18 @@ def test_backward_weight_pooled_errors():
         call(g.astype(np.float64), idx, x, *hyper)
     with pytest.raises(ValueError, match="divisible by groups"):
         call(g, idx, x, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3)
+    # col^T path (3x3 on 3 channels, > 27 of them; blocks of channels): a bad index in a later
+    # block and position of the second image, and an earlier one in the first block
+    xc = np.zeros((2, 3, 16, 16), np.float32)
+    gc = np.ones((2, 40, 8, 8), np.float32)
+    bad = np.zeros((2, 40, 8, 8), np.int64)
+    hyper_c = ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
+    bad[1, 37, 5, 6] = 256  # the output plane is 16 x 16
+    with pytest.raises(ValueError, match=r"indices\[1, 37, 5, 6\] = 256 is out of range"):
+        call(gc, bad, xc, *hyper_c)
+    bad[1, 2, 7, 7] = -3
+    with pytest.raises(ValueError, match=r"indices\[1, 2, 7, 7\] = -3 is out of range"):
+        call(gc, bad, xc, *hyper_c)
     # an empty batch is a zero gradient
     dw, db = call(g[:0], idx[:0], x[:0], *hyper)
     assert dw.shape == (4, 3, 3, 3)

@@ -92,13 +92,15 @@ struct KernelSet {
                          T* out, int64_t ldo) = nullptr;
     void (*shifted_taps)(int64_t n, const T* w, int64_t ntaps, const T* const* rows,
                          T* out) = nullptr;
-    // The weight gradient from a max-pooled gradient (conv2d_backward_weight_pooled): one
-    // output channel's sums over the rows of col^T (ld apart) its pooled argmaxes select,
-    //   acc[j] += sum_{i<nq} g[i] * base[idx[i]*ld + j]   for j < n, n a multiple of the
-    //   vector width. Returns the first i with idx[i] outside [0, nrows), found before that
-    //   row is read (acc then partly updated); else -1.
-    int64_t (*pooled_corr)(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
-                           int64_t ld, int64_t n, T* acc) = nullptr;
+    // The weight gradient from a max-pooled gradient (conv2d_backward_weight_pooled): nk
+    // output channels' sums over the rows of col^T (ld apart) their pooled argmaxes select,
+    //   acc[k*ldacc + j] += sum_{i<nq} g[k*ldq + i] * base[idx[k*ldq + i]*ld + j]
+    //   for k < nk and j < n, n a multiple of the vector width, each sum in order of i.
+    //   Returns the position k*ldq + i of an index outside [0, nrows), found before its row
+    //   is read (acc then partly updated); else -1.
+    int64_t (*pooled_corr)(int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,
+                           int64_t nrows, const T* base, int64_t ld, int64_t n, T* acc,
+                           int64_t ldacc) = nullptr;
     // The same from a padded NHWC copy of the input itself, where col^T's row for output
     // position q is one contiguous segment of len elements per kernel row r < nr <=
     // kPooledMaxRows, at roff[r] + poff[q]:

@@ -102,8 +102,9 @@ constexpr int kPooledMaxRows = 8;
     template <typename T>                                                                         \
     void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);        \
     template <typename T>                                                                         \
-    int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base, \
-                        int64_t ld, int64_t n, T* acc);                                           \
+    int64_t pooled_corr(int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,      \
+                        int64_t nrows, const T* base, int64_t ld, int64_t n, T* acc,              \
+                        int64_t ldacc);                                                           \
     template <typename T>                                                                         \
     int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,            \
                              const int64_t* poff, const T* base, const int64_t* roff, int nr,     \
@@ -135,8 +136,8 @@ constexpr int kPooledMaxRows = 8;
     template void shifted_corr<T>(int64_t, const T*, int64_t, int, const T* const*, int, T*,       \
                                   int64_t);                                                        \
     template void shifted_taps<T>(int64_t, const T*, int64_t, const T* const*, T*);                \
-    template int64_t pooled_corr<T>(int64_t, const T*, const int64_t*, int64_t, const T*, int64_t, \
-                                    int64_t, T*);                                                  \
+    template int64_t pooled_corr<T>(int64_t, int64_t, const T*, const int64_t*, int64_t, int64_t,  \
+                                    const T*, int64_t, int64_t, T*, int64_t);                      \
     template int64_t pooled_corr_rows<T>(int64_t, const T*, const int64_t*, int64_t,               \
                                          const int64_t*, const T*, const int64_t*, int, int64_t,   \
                                          int64_t, T*);                                             \

@@ -721,17 +721,15 @@ int64_t conv2d_backward_weight_pooled(const Conv2dParams& p, int64_t PH, int64_t
                     }
                 }
                 for (int64_t q = 0; q < OHW; ++q) colT[q * ld + CKK] = T(1);
-                // Per column block, every channel of the group, each over its pooled
-                // positions in order.
+                // Per column block, the group's channels together (blocks of them share the
+                // rows their argmaxes select), each over its pooled positions in order.
+                const int64_t off = (n * p.K + gi * Kg) * npooled;
                 for (int64_t j0 = 0; j0 < ld; j0 += jblock) {
                     const int64_t nj = std::min(jblock, ld - j0);
-                    for (int64_t k = gi * Kg; k < (gi + 1) * Kg; ++k) {
-                        const int64_t off = (n * p.K + k) * npooled;
-                        if (ks.pooled_corr(npooled, g + off, idx + off, OHW, colT + j0, ld, nj,
-                                           acc + k * ld + j0) >= 0) {
-                            bad.store(true);
-                            return;
-                        }
+                    if (ks.pooled_corr(Kg, npooled, g + off, idx + off, npooled, OHW, colT + j0, ld,
+                                       nj, acc + gi * Kg * ld + j0, ld) >= 0) {
+                        bad.store(true);
+                        return;
                     }
                 }
             }

@@ -270,76 +270,91 @@ void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T*
     }
 }
 
-// acc[j] += sum_i g[i] * base[idx[i]*ld + j] over one chunk of NV vectors, the sums in
-// registers while the selected rows stream past. With few vectors the FMA latency would
-// bind (one dependent chain per vector), so S sets of accumulators take alternate terms
-// and are added at the end (set 0 first, in set order). Returns the first i whose index
-// lies outside [0, nrows), checked before its row is read; else -1.
-template <typename T, int NV, int S>
-int64_t pooled_corr_chunk(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
-                          int64_t ld, T* acc) {
+// acc[k*ldacc + j] += sum_i g[k*ldq + i] * base[idx[k*ldq + i]*ld + j] for KB channels k
+// over one chunk of NV vectors, the KB*NV sums in registers. The loop runs over the
+// positions i outside the channels: a max pool's argmaxes of all channels at position i lie
+// in one window, so the few rows they select are read from L2 once and then from L1 for
+// the other channels (channel by channel, every channel re-read each row from L2: CifarNet
+// conv1 b64, 128 KB of col^T per image, 2x slower). Each sum takes its terms in order of
+// i, one chain per accumulator (a full block has >= 8 chains: the FMA latency is hidden; a
+// last block of fewer channels may be shorter). Returns the
+// flat position k*ldq + i of an index outside [0, nrows), checked before its row is read;
+// else -1.
+template <typename T, int NV, int KB>
+int64_t pooled_corr_block(int64_t nq, const T* g, const int64_t* idx, int64_t ldq, int64_t nrows,
+                          const T* base, int64_t ld, T* acc, int64_t ldacc) {
     using V = typename Vec<T>::type;
     constexpr int W = Vec<T>::width;
-    V a[S][NV];
+    V a[KB][NV];
 #pragma GCC unroll 24
-    for (int v = 0; v < NV; ++v) {
-        a[0][v] = loadu(acc + v * W);
-#pragma GCC unroll 4
-        for (int s = 1; s < S; ++s) a[s][v] = V{};
-    }
-    int64_t i = 0;
-    for (; i + S <= nq; i += S) {
-#pragma GCC unroll 4
-        for (int s = 0; s < S; ++s) {
-            const int64_t row = idx[i + s];
-            if (static_cast<uint64_t>(row) >= static_cast<uint64_t>(nrows)) return i + s;
-            const V gi = splat(g[i + s]);
+    for (int k = 0; k < KB; ++k)
+#pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v) a[k][v] = loadu(acc + k * ldacc + v * W);
+    for (int64_t i = 0; i < nq; ++i) {
+#pragma GCC unroll 24
+        for (int k = 0; k < KB; ++k) {
+            const int64_t row = idx[k * ldq + i];
+            if (static_cast<uint64_t>(row) >= static_cast<uint64_t>(nrows)) return k * ldq + i;
+            const V gi = splat(g[k * ldq + i]);
             const T* r = base + row * ld;
 #pragma GCC unroll 24
-            for (int v = 0; v < NV; ++v) a[s][v] += gi * loadu(r + v * W);
+            for (int v = 0; v < NV; ++v) a[k][v] += gi * loadu(r + v * W);
         }
     }
-    for (; i < nq; ++i) {
-        const int64_t row = idx[i];
-        if (static_cast<uint64_t>(row) >= static_cast<uint64_t>(nrows)) return i;
-        const V gi = splat(g[i]);
-        const T* r = base + row * ld;
 #pragma GCC unroll 24
-        for (int v = 0; v < NV; ++v) a[0][v] += gi * loadu(r + v * W);
+    for (int k = 0; k < KB; ++k)
+#pragma GCC unroll 24
+        for (int v = 0; v < NV; ++v) storeu(acc + k * ldacc + v * W, a[k][v]);
+    return -1;
+}
+
+// At most this many accumulator vectors per block: 24 of AVX-512's 32 registers, 12 of 16.
+constexpr int kPooledMaxNV = FASTCONV_VEC_BYTES == 64 ? 24 : 12;
+// Channels per block for NV vectors: as many as the accumulators allow, at most 8.
+constexpr int pooled_corr_max_kb(int nv) {
+    return kPooledMaxNV / nv < 1 ? 1 : kPooledMaxNV / nv > 8 ? 8 : kPooledMaxNV / nv;
+}
+
+// A block of kb channels (1 <= kb <= pooled_corr_max_kb(NV)), by recursion over KB.
+template <typename T, int NV, int KB = 1>
+int64_t pooled_corr_kb(int kb, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,
+                       int64_t nrows, const T* base, int64_t ld, T* acc, int64_t ldacc) {
+    if constexpr (KB < pooled_corr_max_kb(NV)) {
+        if (kb != KB)
+            return pooled_corr_kb<T, NV, KB + 1>(kb, nq, g, idx, ldq, nrows, base, ld, acc, ldacc);
     }
-#pragma GCC unroll 24
-    for (int v = 0; v < NV; ++v) {
-#pragma GCC unroll 4
-        for (int s = 1; s < S; ++s) a[0][v] += a[s][v];
-        storeu(acc + v * W, a[0][v]);
+    return pooled_corr_block<T, NV, KB>(nq, g, idx, ldq, nrows, base, ld, acc, ldacc);
+}
+
+// nk channels over a chunk of nv vectors (1 <= nv <= kPooledMaxNV), by recursion over NV:
+// blocks of the most channels the registers take, the last one smaller.
+template <typename T, int NV = 1>
+int64_t pooled_corr_nv(int nv, int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,
+                       int64_t nrows, const T* base, int64_t ld, T* acc, int64_t ldacc) {
+    if constexpr (NV < kPooledMaxNV) {
+        if (nv != NV)
+            return pooled_corr_nv<T, NV + 1>(nv, nk, nq, g, idx, ldq, nrows, base, ld, acc, ldacc);
+    }
+    constexpr int64_t kMaxKb = pooled_corr_max_kb(NV);
+    for (int64_t k0 = 0; k0 < nk; k0 += kMaxKb) {
+        const int kb = static_cast<int>(nk - k0 < kMaxKb ? nk - k0 : kMaxKb);
+        const int64_t bad = pooled_corr_kb<T, NV>(kb, nq, g + k0 * ldq, idx + k0 * ldq, ldq, nrows,
+                                                  base, ld, acc + k0 * ldacc, ldacc);
+        if (bad >= 0) return k0 * ldq + bad;
     }
     return -1;
 }
 
-// At most this many accumulator vectors per chunk: 24 of AVX-512's 32 registers, 12 of 16.
-constexpr int kPooledMaxNV = FASTCONV_VEC_BYTES == 64 ? 24 : 12;
-
-// The chunk of nv vectors (1 <= nv <= kPooledMaxNV), by recursion over NV.
-template <typename T, int NV = 1>
-int64_t pooled_corr_nv(int nv, int64_t nq, const T* g, const int64_t* idx, int64_t nrows,
-                       const T* base, int64_t ld, T* acc) {
-    if constexpr (NV < kPooledMaxNV) {
-        if (nv != NV) return pooled_corr_nv<T, NV + 1>(nv, nq, g, idx, nrows, base, ld, acc);
-    }
-    constexpr int S = NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
-    return pooled_corr_chunk<T, NV, S>(nq, g, idx, nrows, base, ld, acc);
-}
-
 template <typename T>
-int64_t pooled_corr(int64_t nq, const T* g, const int64_t* idx, int64_t nrows, const T* base,
-                    int64_t ld, int64_t n, T* acc) {
+int64_t pooled_corr(int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,
+                    int64_t nrows, const T* base, int64_t ld, int64_t n, T* acc, int64_t ldacc) {
     constexpr int W = Vec<T>::width;
     const int64_t nv = n / W;
     const int64_t chunks = (nv + kPooledMaxNV - 1) / kPooledMaxNV;  // equal chunks, +-1
     for (int64_t c = 0, v0 = 0; c < chunks; ++c) {
         const int64_t v1 = nv * (c + 1) / chunks;
-        const int64_t bad = pooled_corr_nv<T>(static_cast<int>(v1 - v0), nq, g, idx, nrows,
-                                              base + v0 * W, ld, acc + v0 * W);
+        const int64_t bad = pooled_corr_nv<T>(static_cast<int>(v1 - v0), nk, nq, g, idx, ldq, nrows,
+                                              base + v0 * W, ld, acc + v0 * W, ldacc);
         if (bad >= 0) return bad;
         v0 = v1;
     }
