@@ -721,19 +721,36 @@ def test_backward_weight_pooled(case, dtype, rng):
     assert np.array_equal(db, again[1])
 
 
+# (x shape, pooled shape, padding, bad indices in the order set: (position, value)); each
+# error names the first bad index in address order among those set so far
+POOLED_BAD_INDEX_CASES = {
+    # NHWC segments read in place; the output plane is 6 x 6
+    "rows": ((2, 3, 8, 8), (2, 4, 3, 3), 0, [((1, 2, 0, 1), 36), ((1, 2, 0, 1), -1)]),
+    # col^T (3x3 on > 27 channels of 3), channels in blocks: a later block and position of
+    # the second image, then an earlier block; the output plane is 16 x 16
+    "col_t": ((2, 3, 16, 16), (2, 40, 8, 8), 1, [((1, 37, 5, 6), 256), ((1, 2, 7, 7), -3)]),
+}
+
+
+@pytest.mark.parametrize("case", list(POOLED_BAD_INDEX_CASES.values()),
+                         ids=list(POOLED_BAD_INDEX_CASES))
+def test_backward_weight_pooled_bad_index(case):
+    xs, gs, pad, bad_indices = case
+    x, g = np.zeros(xs, np.float32), np.ones(gs, np.float32)
+    bad = np.zeros(gs, np.int64)
+    for at, value in bad_indices:
+        bad[at] = value
+        where = ", ".join(map(str, at))
+        with pytest.raises(ValueError, match=rf"indices\[{where}\] = {value} is out of range"):
+            _core.conv2d_backward_weight_pooled(g, bad, x, (3, 3), (1, 1), (pad,) * 4, (1, 1), 1)
+
+
 def test_backward_weight_pooled_errors():
     x = np.zeros((2, 3, 8, 8), np.float32)
     g = np.ones((2, 4, 3, 3), np.float32)
     idx = np.zeros((2, 4, 3, 3), np.int64)
     hyper = ((3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 1)
     call = _core.conv2d_backward_weight_pooled
-    bad = idx.copy()
-    bad[1, 2, 0, 1] = 36  # the output plane is 6 x 6
-    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = 36 is out of range"):
-        call(g, bad, x, *hyper)
-    bad[1, 2, 0, 1] = -1
-    with pytest.raises(ValueError, match=r"indices\[1, 2, 0, 1\] = -1"):
-        call(g, bad, x, *hyper)
     with pytest.raises(TypeError, match="indices to have dtype int64"):
         call(g, idx.astype(np.int32), x, *hyper)
     with pytest.raises(ValueError, match="same shape as pooled_grad"):
@@ -744,18 +761,6 @@ def test_backward_weight_pooled_errors():
         call(g.astype(np.float64), idx, x, *hyper)
     with pytest.raises(ValueError, match="divisible by groups"):
         call(g, idx, x, (3, 3), (1, 1), (0, 0, 0, 0), (1, 1), 3)
-    # col^T path (3x3 on 3 channels, > 27 of them; blocks of channels): a bad index in a later
-    # block and position of the second image, and an earlier one in the first block
-    xc = np.zeros((2, 3, 16, 16), np.float32)
-    gc = np.ones((2, 40, 8, 8), np.float32)
-    bad = np.zeros((2, 40, 8, 8), np.int64)
-    hyper_c = ((3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1)
-    bad[1, 37, 5, 6] = 256  # the output plane is 16 x 16
-    with pytest.raises(ValueError, match=r"indices\[1, 37, 5, 6\] = 256 is out of range"):
-        call(gc, bad, xc, *hyper_c)
-    bad[1, 2, 7, 7] = -3
-    with pytest.raises(ValueError, match=r"indices\[1, 2, 7, 7\] = -3 is out of range"):
-        call(gc, bad, xc, *hyper_c)
     # an empty batch is a zero gradient
     dw, db = call(g[:0], idx[:0], x[:0], *hyper)
     assert dw.shape == (4, 3, 3, 3)
