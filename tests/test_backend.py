@@ -177,6 +177,10 @@ def test_load_aware_threads_yield_a_busy_core():
             spin.kill()
             spin.wait()
         free = settle(0.6)
+        for _ in range(4):  # other load on the host (a build, a test run) may pass
+            if free["other_cpus"] < busy["other_cpus"] - 0.5:
+                break
+            free = settle(0.6)
         print(json.dumps({"busy": busy, "off": off, "free": free}))
     """)
     env = {k: v for k, v in os.environ.items() if k != "FASTCONV_LOAD_AWARE"}
@@ -192,7 +196,7 @@ def test_load_aware_threads_yield_a_busy_core():
     assert held["capped_calls"] > 0, got
     assert off["threads"] == 2, got
     assert not off["load_aware"], got
-    # The host may have other load, but the busy loop's core is back.
+    # The host may have other load, but the busy loop's core is back (within 3 s).
     assert free["other_cpus"] < held["other_cpus"] - 0.5, got
 
 
