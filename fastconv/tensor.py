@@ -63,6 +63,24 @@ def _dims(args) -> tuple:
     return tuple(args)
 
 
+def _flattened_shape(shape: tuple, start_dim: int, end_dim: int) -> tuple:
+    """The shape ``Tensor.flatten(start_dim, end_dim)`` gives an array of `shape` (its
+    errors: IndexError for a dimension out of range, ValueError for start after end)."""
+    ndim = len(shape)
+    if ndim == 0:
+        return (1,)
+    if not (-ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
+        msg = (f"flatten: dimension out of range (expected to be in range of [{-ndim}, "
+               f"{ndim - 1}], got start_dim={start_dim}, end_dim={end_dim})")
+        raise IndexError(msg)
+    start, end = start_dim % ndim, end_dim % ndim
+    if start > end:
+        msg = f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})"
+        raise ValueError(msg)
+    # The merged size itself, not -1: NumPy cannot infer -1 when another axis is 0.
+    return (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
+
+
 class Tensor:
     """An n-dimensional array with reverse-mode autograd.
 
@@ -430,21 +448,7 @@ class Tensor:
         Raises IndexError for a dimension outside [-ndim, ndim) and ValueError when
         start_dim comes after end_dim.
         """
-        shape = self.data.shape
-        ndim = len(shape)
-        if ndim == 0:
-            return B.Reshape.apply(self, (1,))
-        if not (-ndim <= start_dim < ndim and -ndim <= end_dim < ndim):
-            msg = (f"flatten: dimension out of range (expected to be in range of [{-ndim}, "
-                   f"{ndim - 1}], got start_dim={start_dim}, end_dim={end_dim})")
-            raise IndexError(msg)
-        start, end = start_dim % ndim, end_dim % ndim
-        if start > end:
-            msg = f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})"
-            raise ValueError(msg)
-        # The merged size itself, not -1: NumPy cannot infer -1 when another axis is 0.
-        return B.Reshape.apply(self, (*shape[:start], math.prod(shape[start:end + 1]),
-                                      *shape[end + 1:]))
+        return B.Reshape.apply(self, _flattened_shape(self.data.shape, start_dim, end_dim))
 
     def permute(self, *dims) -> Tensor:
         return B.Permute.apply(self, _dims(dims))

@@ -1072,7 +1072,11 @@ def test_sequential_conv_relu_max_pool_is_one_kernel(case, dtype, x_grad, rng, m
         assert_close(ours, t.grad.numpy(), 50 * atol * maxabs(g), what="grad")
 
 
-def test_sequential_conv_relu_max_pool_fusion_keeps_module_semantics(rng, monkeypatch):
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+def test_sequential_conv_relu_max_pool_fusion_keeps_module_semantics(grad_mode, rng,
+                                                                      monkeypatch):
+    # no_grad: Sequential's inference path (arrays between the kernels) keeps them too.
+    monkeypatch.setattr(fc.autograd._mode, "enabled", grad_mode)
     x = rng.standard_normal((2, 3, 10, 10)).astype(np.float32)
     calls = _spy(monkeypatch, "conv2d_forward")
 
@@ -1172,7 +1176,9 @@ def test_sequential_linear_relu_is_one_gemm(case, dtype, x_grad, rng, monkeypatc
     assert_close(ours_y[finite], ty.detach().numpy()[finite], atol, what="y")
 
 
-def test_sequential_linear_relu_fusion_keeps_module_semantics(rng):
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+def test_sequential_linear_relu_fusion_keeps_module_semantics(grad_mode, rng, monkeypatch):
+    monkeypatch.setattr(fc.autograd._mode, "enabled", grad_mode)
     x = rng.standard_normal((3, 5)).astype(np.float32)
     seen = []
 
@@ -1188,6 +1194,12 @@ def test_sequential_linear_relu_fusion_keeps_module_semantics(rng):
     relu.forward = lambda inp: seen.append("relu") or forward(inp)
     nn.Sequential(lin, relu)(fc.tensor(x))
     assert seen[-1] == "relu"  # nor a ReLU whose forward is replaced
+    forward = lin.forward
+    lin.forward = lambda inp: seen.append("linear") or forward(inp)
+    del seen[:]
+    nn.Sequential(lin, nn.ReLU())(fc.tensor(x))
+    nn.Sequential(lin)(fc.tensor(x))
+    assert seen == ["linear", "linear"]  # nor a Linear whose forward is replaced
     # A bad input raises the Linear module's own error.
     block = nn.Sequential(nn.Linear(6, 4), nn.ReLU())
     with pytest.raises(ValueError, match="inner dimensions") as fused_error:
@@ -1195,6 +1207,111 @@ def test_sequential_linear_relu_fusion_keeps_module_semantics(rng):
     with pytest.raises(ValueError, match="inner dimensions") as module_error:
         block[0](fc.tensor(x))
     assert str(fused_error.value) == str(module_error.value)
+
+
+class _ToArray(nn.Module):
+    """Returns its input's array: a module whose output is not a Tensor."""
+
+    def forward(self, input):
+        return input.detach().numpy()
+
+
+def _apply_spy(monkeypatch):
+    """The Function classes of every later Function.apply call."""
+    calls = []
+    real = fc.autograd.Function.apply.__func__
+    monkeypatch.setattr(fc.autograd.Function, "apply",
+                        classmethod(lambda cls, *a, **k: calls.append(cls) or real(cls, *a, **k)))
+    return calls
+
+
+def test_sequential_inference_passes_arrays(rng, monkeypatch):
+    """With grad mode off, Sequential runs its conv blocks, Linear (+ ReLU) and Flatten on
+    the arrays (no Function.apply, no Tensor between them) and every other module as with
+    grad mode on: bitwise the outputs of the grad-mode path, and torch's within tolerance."""
+    model = fc.models.get_model("cifarnet")
+    model.eval()
+    x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with_grad = model(fc.tensor(x))
+    assert with_grad.requires_grad
+    calls = _apply_spy(monkeypatch)
+    with fc.no_grad():
+        out = model(fc.tensor(x, requires_grad=True))
+    assert calls == []  # every module ran on the arrays
+    assert type(out) is fc.Tensor
+    assert not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), with_grad.detach().numpy())
+    tmodel = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(4096, 128), torch.nn.ReLU(),
+        torch.nn.Linear(128, 10)).double()
+    tmodel.load_state_dict({k: torch64(v) for k, v in model.state_dict().items()})
+    ref = tmodel(torch64(x)).detach().numpy()
+    assert_close(out.numpy(), ref, 1e-4 * maxabs(ref), what="logits")
+
+    # Other modules run as modules, a Tensor each, and the arrays go on after them.
+    mixed = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3), nn.Tanh(), nn.Flatten(2), nn.Dropout(0.5), nn.Flatten(),
+        nn.Linear(4 * 36, 8), nn.Linear(8, 3))
+    mixed.eval()
+    xm = x[:, :, :16, :16]
+    with_grad = mixed(fc.tensor(xm)).detach().numpy()
+    calls.clear()
+    with fc.no_grad():
+        out = mixed(fc.tensor(xm))
+    np.testing.assert_array_equal(out.numpy(), with_grad)
+    assert fc._functions.activation.Tanh in calls  # a module
+    assert fc._functions.misc.Linear not in calls  # the arrays after it
+    # A module's output that is not a Tensor goes on to the next module as it is.
+    handed = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), _ToArray(),
+                           nn.Flatten(), nn.Linear(4 * 49, 5))
+    with fc.no_grad():
+        out = handed(fc.tensor(xm))
+    np.testing.assert_array_equal(out.numpy(), handed(fc.tensor(xm)).detach().numpy())
+
+    # return_indices: the pool's (values, indices) pair is the result, as with grad mode on.
+    pair = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2, return_indices=True))
+    with fc.no_grad():
+        vals, idx = pair(fc.tensor(xm))
+    v2, i2 = pair(fc.tensor(xm))
+    np.testing.assert_array_equal(vals.numpy(), v2.detach().numpy())
+    np.testing.assert_array_equal(idx.numpy(), i2.numpy())
+
+
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["grad", "no_grad"])
+def test_sequential_pool_and_flatten_attributes_take_effect(grad_mode, rng, monkeypatch):
+    """A pool's rebound attributes apply on the next call (MaxPool2d._core_args keeps the
+    normalised ones only until then), bad ones and bad Flatten dims raise the modules' own
+    errors, in both of Sequential's paths."""
+    monkeypatch.setattr(fc.autograd._mode, "enabled", grad_mode)
+    x = rng.standard_normal((1, 2, 12, 12)).astype(np.float32)
+    pool = nn.MaxPool2d(2)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), pool, nn.Flatten())
+    assert model(fc.tensor(x)).shape == (1, 3 * 6 * 6)
+    pool.kernel_size = 3  # the stride stays 2
+    assert model(fc.tensor(x)).shape == (1, 3 * 5 * 5)
+    pool.stride = [4, 4]  # a list: normalised on every call
+    assert model(fc.tensor(x)).shape == (1, 3 * 3 * 3)
+    pool.stride[0] = 6
+    assert model(fc.tensor(x)).shape == (1, 3 * 2 * 3)
+    t = torch.nn.functional.max_pool2d(torch.relu(torch.nn.functional.conv2d(
+        torch64(x), torch64(model[0].weight.data), torch64(model[0].bias.data), padding=1)),
+        3, (6, 4)).flatten(1)
+    assert_close(model(fc.tensor(x)).detach().numpy(), t.detach().numpy(), 1e-5, what="y")
+    pool.padding = 2  # more than half the kernel
+    with pytest.raises(ValueError, match="at most half") as seq_error:
+        model(fc.tensor(x))
+    with pytest.raises(ValueError, match="at most half") as pool_error:
+        pool(fc.tensor(x))
+    assert str(seq_error.value) == str(pool_error.value)
+    model = nn.Sequential(nn.Linear(12, 4), nn.Flatten(4))
+    with pytest.raises(IndexError, match="dimension out of range") as seq_error:
+        model(fc.tensor(x))
+    with pytest.raises(IndexError) as flat_error:
+        model[1](model[0](fc.tensor(x)))
+    assert str(seq_error.value) == str(flat_error.value)
 
 
 def test_module_deepcopy_is_independent():
