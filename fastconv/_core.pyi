@@ -28,7 +28,7 @@ def gemm(
 ) -> _Array: ...
 
 # Conv2d / ConvTranspose2d (algorithm: 'auto' | 'ref' | 'im2col' | 'direct_1x1' | 'depthwise'
-# | 'direct' | 'winograd')
+# | 'direct' | 'winograd' | 'winograd4')
 def conv2d_forward(
     input: _Array, weight: _Array, bias: _Array | None, stride: _Pair, padding: _Pad4,
     dilation: _Pair, groups: int, algorithm: str = "auto",

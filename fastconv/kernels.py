@@ -12,14 +12,16 @@ arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument
 Functions, which call ``_core`` directly in forward and backward.
 
 The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
-'winograd', 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by
+'winograd', 'winograd4', 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by
 shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
 every kernel tap is a shifted contiguous stream over row-padded stride-phase planes; its
 stride-1, ungrouped forward runs by output rows (auto's choice for first layers).
 'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 with dilation 1,
 or a dilation that divides the input and output sizes and the top and left padding (run
 as the dilation phases side by side: space-to-batch); ValueError otherwise. All three
-directions (docs/performance.md).
+directions (docs/performance.md). 'winograd4' is Winograd F(4x4, 3x3) for the same layers:
+forward and backward_data (its backward_weight is 'winograd''s); 'auto' takes it where it
+measured faster than F(2x2, 3x3), its error within the parity bound (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -236,6 +236,8 @@ _CONV_ALGO = {  # the driver's choice, and what it means in each direction
     "direct": {"forward": "direct", "backward_data": "direct", "backward_weight": "direct-corr"},
     "winograd": {"forward": "winograd F(2x2,3x3)", "backward_data": "flip+winograd",
                  "backward_weight": "winograd wgrad"},
+    "winograd4": {"forward": "winograd F(4x4,3x3)", "backward_data": "flip+winograd F(4x4)",
+                  "backward_weight": "winograd wgrad"},
 }
 
 

@@ -192,6 +192,20 @@ struct KernelSet {
     void (*winograd_grad_output_run)(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
                                      int64_t ow0, int len, int rows, T* out,
                                      int64_t xi_stride) = nullptr;
+    // Winograd F(4x4, 3x3), the same contracts with 4x4 output tiles, 6x6 input patches and
+    // 36 positions xi: the input patches at rows ih0 + 4j.., columns iw0 + 4i..; the outputs
+    // at rows oh0 + 4j.., columns ow0 + 4i..; pooling: tile (th, tw) holds the 2x2 windows
+    // (2th + a, 2tw + b), a, b in {0, 1}, each pooled as above.
+    void (*winograd4_input_run)(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0,
+                                int len, int rows, T* out, int64_t xi_stride) = nullptr;
+    void (*winograd4_weight_panel)(const T* w, int64_t k_stride, int64_t c_stride, bool flipped,
+                                   int rows, int64_t cg, int mr, T* dst,
+                                   int64_t xi_stride) = nullptr;
+    void (*winograd4_output_run)(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                                 int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) = nullptr;
+    void (*winograd4_output_pool_run)(const T* m, int64_t xi_stride, int len, int rows, T bias,
+                                      T* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW,
+                                      int64_t OW, int64_t th0, int64_t tw0) = nullptr;
 
     // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
     // Indices are flat positions h*W + w within the plane (PyTorch's convention).

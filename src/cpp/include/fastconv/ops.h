@@ -32,6 +32,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 //   winograd    Winograd F(2x2, 3x3) (kernels/conv2d/winograd.cpp): 3x3 / stride 1 /
 //               dilation 1, forward, backward_data (as the forward with flipped
 //               weights) and backward_weight
+//   winograd4   Winograd F(4x4, 3x3) for the forward and backward_data, the same layers;
+//               its backward_weight is winograd's
 enum class ConvAlgo : int {
     automatic = 0,
     ref = 1,
@@ -39,7 +41,8 @@ enum class ConvAlgo : int {
     direct_1x1 = 3,
     depthwise = 4,
     direct = 5,
-    winograd = 6
+    winograd = 6,
+    winograd4 = 7
 };
 enum class ConvDirection : int { forward = 0, backward_data = 1, backward_weight = 2 };
 ConvAlgo parse_conv_algo(const std::string& name);  // throws std::invalid_argument

@@ -179,7 +179,20 @@ constexpr int kWinogradMaxLanes = 32;
                                   int64_t th0, int64_t tw0);                                       \
     template <typename T>                                                                          \
     void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,  \
-                                  int len, int rows, T* out, int64_t xi_stride);
+                                  int len, int rows, T* out, int64_t xi_stride);                   \
+    template <typename T>                                                                          \
+    void winograd4_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, \
+                             int rows, T* out, int64_t xi_stride);                                 \
+    template <typename T>                                                                          \
+    void winograd4_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool flipped,      \
+                                int rows, int64_t cg, int mr, T* dst, int64_t xi_stride);          \
+    template <typename T>                                                                          \
+    void winograd4_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,     \
+                              int64_t OH, int64_t OW, int64_t oh0, int64_t ow0);                   \
+    template <typename T>                                                                          \
+    void winograd4_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias,       \
+                                   T* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW,          \
+                                   int64_t OW, int64_t th0, int64_t tw0);
 
 #define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                  \
     template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,   \
@@ -191,7 +204,15 @@ constexpr int kWinogradMaxLanes = 32;
     template void winograd_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*, bool, \
                                               int64_t, int64_t, int64_t, int64_t, int64_t);       \
     template void winograd_grad_output_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int,  \
-                                              int, T*, int64_t);
+                                              int, T*, int64_t);                                  \
+    template void winograd4_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,  \
+                                         T*, int64_t);                                            \
+    template void winograd4_weight_panel<T>(const T*, int64_t, int64_t, bool, int, int64_t, int,  \
+                                            T*, int64_t);                                         \
+    template void winograd4_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,   \
+                                          int64_t, int64_t);                                      \
+    template void winograd4_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*,      \
+                                               bool, int64_t, int64_t, int64_t, int64_t, int64_t);
 
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \

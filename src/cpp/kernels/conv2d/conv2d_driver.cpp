@@ -62,10 +62,11 @@ ConvAlgo resolve_conv_algo(const Conv2dParams& p, ConvAlgo algo, ConvDirection d
             "algorithm 'direct_1x1' needs a 1x1 kernel, stride 1 and no padding");
     if (algo == ConvAlgo::depthwise && !is_depthwise(p))
         throw std::invalid_argument("algorithm 'depthwise' needs groups == in_channels > 1");
-    if (algo == ConvAlgo::winograd && !winograd_applies(p))
+    if ((algo == ConvAlgo::winograd || algo == ConvAlgo::winograd4) && !winograd_applies(p))
         throw std::invalid_argument(
-            "algorithm 'winograd' needs a 3x3 kernel, stride 1 and dilation 1 (or a dilation "
-            "that divides the input and output sizes and the top and left padding)");
+            std::string("algorithm '") + conv_algo_name(algo) +
+            "' needs a 3x3 kernel, stride 1 and dilation 1 (or a dilation that divides the "
+            "input and output sizes and the top and left padding)");
     return algo;
 }
 
@@ -301,10 +302,10 @@ void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w
 // bounds-checked). Its weight transform reads w flipped and transposed where it lies
 // (flipped_weights_as_forward's copy took 9 % of 7x7x512 b8).
 template <typename T>
-void backward_data_winograd(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+void backward_data_winograd(const Conv2dParams& p, T* dx, const T* dy, const T* w, int tile) {
     winograd_forward(backward_data_as_forward_params(p), dy, w,
                      WinogradWeights{9, p.c_per_group() * 9, true}, static_cast<const T*>(nullptr),
-                     dx);
+                     dx, static_cast<const WinogradPool<T>*>(nullptr), tile);
 }
 
 template <typename T>
@@ -388,9 +389,10 @@ ConvAlgo parse_conv_algo(const std::string& name) {
     if (name == "depthwise") return ConvAlgo::depthwise;
     if (name == "direct") return ConvAlgo::direct;
     if (name == "winograd") return ConvAlgo::winograd;
+    if (name == "winograd4") return ConvAlgo::winograd4;
     throw std::invalid_argument(
         "unknown conv algorithm '" + name +
-        "': expected auto, ref, im2col, direct_1x1, depthwise, direct or winograd");
+        "': expected auto, ref, im2col, direct_1x1, depthwise, direct, winograd or winograd4");
 }
 
 ConvDirection parse_conv_direction(const std::string& name) {
@@ -417,6 +419,8 @@ const char* conv_algo_name(ConvAlgo a) {
             return "direct";
         case ConvAlgo::winograd:
             return "winograd";
+        case ConvAlgo::winograd4:
+            return "winograd4";
     }
     return "?";
 }
@@ -424,10 +428,13 @@ const char* conv_algo_name(ConvAlgo a) {
 ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     if (is_depthwise(p)) return ConvAlgo::depthwise;  // GEMM with K = KH*KW is wasteful
     if (is_pointwise(p)) return ConvAlgo::direct_1x1;
-    if (dir == ConvDirection::forward && winograd_preferred(p)) return ConvAlgo::winograd;
-    if (dir == ConvDirection::backward_data && winograd_applies(p) &&
-        winograd_preferred(backward_data_as_forward_params(p)))
-        return ConvAlgo::winograd;
+    if (dir == ConvDirection::forward && winograd_preferred(p))
+        return winograd4_preferred(p) ? ConvAlgo::winograd4 : ConvAlgo::winograd;
+    if (dir == ConvDirection::backward_data && winograd_applies(p)) {
+        const Conv2dParams q = backward_data_as_forward_params(p);
+        if (winograd_preferred(q))
+            return winograd4_preferred(q) ? ConvAlgo::winograd4 : ConvAlgo::winograd;
+    }
     if (dir == ConvDirection::backward_weight && winograd_grad_preferred(p))
         return ConvAlgo::winograd;
     return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
@@ -466,6 +473,9 @@ void conv2d_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
             return forward_gemm(p, x, w, bias, y, true);
         case ConvAlgo::winograd:
             return winograd_forward(p, x, w, bias, y);
+        case ConvAlgo::winograd4:
+            return winograd_forward(p, x, w, bias, y, static_cast<const WinogradPool<T>*>(nullptr),
+                                    4);
         default:
             return forward_gemm(p, x, w, bias, y, false);
     }
@@ -485,10 +495,11 @@ void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, con
     const bool tiles_are_windows = q.KH == 2 && q.KW == 2 && q.stride_h == 2 && q.stride_w == 2 &&
                                    q.pad_h == 0 && q.pad_w == 0 && q.dil_h == 1 && q.dil_w == 1 &&
                                    2 * q.OH <= p.OH && 2 * q.OW <= p.OW;
-    if (a == ConvAlgo::winograd && p.dil_h == 1 && p.dil_w == 1 && tiles_are_windows &&
-        p.OH * p.OW < (int64_t{1} << 31)) {
+    if ((a == ConvAlgo::winograd || a == ConvAlgo::winograd4) && p.dil_h == 1 && p.dil_w == 1 &&
+        tiles_are_windows && p.OH * p.OW < (int64_t{1} << 31)) {
         const WinogradPool<T> pool{pooled, indices, q.OH, q.OW, relu};
-        return winograd_forward<T>(p, x, w, bias, nullptr, &pool);
+        return winograd_forward<T>(p, x, w, bias, nullptr, &pool,
+                                   a == ConvAlgo::winograd4 ? 4 : 2);
     }
     if (a == ConvAlgo::direct && !is_depthwise(p) && direct_rows_forward_applies(p))
         return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices, relu);
@@ -521,7 +532,9 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
         case ConvAlgo::direct_1x1:
             return backward_data_gemm(p, dx, dy, w, true);
         case ConvAlgo::winograd:
-            return backward_data_winograd(p, dx, dy, w);
+            return backward_data_winograd(p, dx, dy, w, 2);
+        case ConvAlgo::winograd4:
+            return backward_data_winograd(p, dx, dy, w, 4);
         default:
             return conv2d_backward_data_as_forward(p) ? backward_data_forward(p, dx, dy, w)
                                                       : backward_data_gemm(p, dx, dy, w, false);
@@ -541,6 +554,7 @@ void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
         case ConvAlgo::winograd:
+        case ConvAlgo::winograd4:  // F(2x2, 3x3)'s weight gradient
             return winograd_backward_weight(p, dw, dy, x);
         default:
             return backward_weight_gemm(p, dw, dy, x, false);

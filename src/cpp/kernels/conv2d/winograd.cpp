@@ -295,6 +295,23 @@ bool winograd_preferred(const Conv2dParams& p) {
     return used >= 85 || (used >= 75 && cg >= 64 && kg >= 64);
 }
 
+// F(4x4, 3x3) against F(2x2, 3x3), where winograd_preferred holds (Zen 4, float32, 1 thread,
+// alternated, forward / backward_data): 4x fewer multiplies than direct convolution instead
+// of 2.25x, and the transforms write 36 values per 16 outputs instead of 16 per 4. It wins
+// where rows of 4x4 tiles fill whole groups of 4 tiles (ceil(OW / 4) a multiple of 4: the
+// transforms' load/store paths without gathers, winograd_impl.h) and there are >= 128 tiles:
+// CifarNet conv2 (16x16, 32 -> 64) b64 1.30x / 1.41x, b8 1.48x / 1.47x; Keras conv2 (15x15)
+// b64 1.29x / 1.39x; 64 -> 64 on 32x32 b64 1.46x / 1.44x; ResNet-18 14x14x256 b8 (76 % of the
+// outputs used) 1.12x / 1.08x. Not with 16 tiles (CifarNet conv2 b1 0.86x / 0.84x, 14x14x256
+// b1 0.54x: half an NR panel), nor where the rows gather their patches (56x56: 14 tiles a
+// row, 1.01x / 0.98x at b8; 28x28: 7 a row, 1.00x; 7x7x512 b8 0.85x / 0.81x). Its output
+// error is larger (docs/performance.md): within the parity tests' bound, measured.
+bool winograd4_preferred(const Conv2dParams& p) {
+    if (p.dil_h != 1 || p.dil_w != 1 || !winograd_preferred(p)) return false;
+    const int64_t th = (p.OH + 3) / 4, tw = (p.OW + 3) / 4;
+    return tw % 4 == 0 && p.N * th * tw >= 128 && 100 * p.OH * p.OW >= 75 * 16 * th * tw;
+}
+
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
 // alternated), where the forward rule holds and there are >= 128 tiles (its blocks' GEMMs
 // reduce over >= 128 tiles; with fewer it lost: 14x14x256 b1 1.0x, 7x7x512 b4 0.89x,
@@ -324,35 +341,44 @@ bool winograd_grad_preferred(const Conv2dParams& p) {
 
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
-                      const WinogradPool<T>* pool) {
-    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y, pool);
+                      const WinogradPool<T>* pool, int tile) {
+    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y, pool,
+                     tile);
 }
 
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
-                      const T* bias, T* y, const WinogradPool<T>* pool) {
+                      const T* bias, T* y, const WinogradPool<T>* pool, int tile) {
     if (p.dil_h > 1 || p.dil_w > 1) {  // dilation_phases_apply: the phases as images
         assert(!pool);
         const Conv2dParams q = dilation_phase_params(p);
         T* xq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
         T* yq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
         copy_phases<true>(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
-        winograd_forward(q, xq, w, wv, bias, yq);
+        winograd_forward(q, xq, w, wv, bias, yq, static_cast<const WinogradPool<T>*>(nullptr), tile);
         copy_phases<false>(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, yq, y);
         return;
     }
     const KernelSet<T>& ks = kernel_set<T>();
     const int mr = ks.gemm_mr, nr = ks.gemm_nr;
+    // F(tile x tile, 3x3): tiles of tile x tile outputs, (tile + 2)^2 positions xi.
+    assert(tile == 2 || tile == 4);
+    const bool f4 = tile == 4;
+    const int nxi = (tile + 2) * (tile + 2);
+    const auto input_run = f4 ? ks.winograd4_input_run : ks.winograd_input_run;
+    const auto weight_panel = f4 ? ks.winograd4_weight_panel : ks.winograd_weight_panel;
+    const auto output_run = f4 ? ks.winograd4_output_run : ks.winograd_output_run;
+    const auto output_pool_run = f4 ? ks.winograd4_output_pool_run : ks.winograd_output_pool_run;
     const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
-    const int64_t TW = (p.OW + 1) / 2, TT = (p.OH + 1) / 2 * TW, P = p.N * TT;
+    const int64_t TW = (p.OW + tile - 1) / tile, TT = (p.OH + tile - 1) / tile * TW, P = p.N * TT;
     const int64_t PHW = pool ? pool->PH * pool->PW : 0;
     assert(!pool || (2 * pool->PH <= p.OH && 2 * pool->PW <= p.OW && OHW < (int64_t{1} << 31)));
     if (P == 0 || p.K == 0) return;
 
     // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
     const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
-    const int64_t usize = G * kXi * nkp * upanel, wsize = G * Kg * Cg * 9;
+    const int64_t usize = G * nxi * nkp * upanel, wsize = G * Kg * Cg * 9;
     bool hit = false;
     UCacheEntry<T>* entry = nullptr;
     T* U;
@@ -366,7 +392,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             wv.c_stride,
             wv.flipped,
             mr,
-            static_cast<int64_t>(reinterpret_cast<uintptr_t>(ks.winograd_weight_panel))};
+            static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight_panel))};
         entry = cached_u(w, wsize, key, &hit);
         U = entry->u.get(static_cast<size_t>(usize));  // a hit: the same size, kept
     } else {
@@ -378,16 +404,16 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             for (int64_t r = r0; r < r1; ++r) {
                 const int64_t g = r / nkp, ip = r % nkp;
                 const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-                ks.winograd_weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride,
-                                         wv.c_stride, wv.flipped, rows, Cg, mr,
-                                         U + (g * kXi * nkp + ip) * upanel, nkp * upanel);
+                weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride, wv.c_stride,
+                             wv.flipped, rows, Cg, mr, U + (g * nxi * nkp + ip) * upanel,
+                             nkp * upanel);
             }
         });
     if (entry) entry->w = w;  // U is complete: the entry now answers for these weights
 
     // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share.
     const int64_t panels_total = (P + nr - 1) / nr;
-    const int64_t v_panel_bytes = kXi * C * nr * static_cast<int64_t>(sizeof(T));
+    const int64_t v_panel_bytes = nxi * C * nr * static_cast<int64_t>(sizeof(T));
     int64_t bp = std::max<int64_t>(1, kBlockBytes / v_panel_bytes);
     const int nt = num_threads();
     if (nt > 1) bp = std::max<int64_t>(1, std::min(bp, panels_total / (4 * nt)));
@@ -396,8 +422,8 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     parallel_ranges(nblocks, nt, [&](int64_t b0, int64_t b1) {
         const int64_t bcols = bp * nr;  // ldc of the M tile, lanes per block
         const int64_t m_xi = mr * bcols + kXiPad<T>;  // M's plane stride
-        T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(kXi * (C * bcols + kXiPad<T>)));
-        T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(kXi * m_xi));
+        T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(nxi * (C * bcols + kXiPad<T>)));
+        T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(nxi * m_xi));
         for (int64_t b = b0; b < b1; ++b) {
             const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
             const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
@@ -407,7 +433,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             const int64_t xi_stride = G * np * Cg * nr + kXiPad<T>;
             if (t1 - t0 < np * nr) {
                 const int64_t jp = np - 1, l0 = (t1 - t0) % nr;
-                for (int xi = 0; xi < kXi; ++xi)
+                for (int xi = 0; xi < nxi; ++xi)
                     for (int64_t c = 0; c < C; ++c)
                         std::fill_n(V + xi * xi_stride + ((c / Cg * np + jp) * Cg + c % Cg) * nr + l0,
                                     nr - l0, T(0));
@@ -415,16 +441,15 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             for (int64_t c = 0; c < C; ++c) {
                 const int64_t g = c / Cg, cg = c % Cg;
                 for (const Run& r : runs)
-                    ks.winograd_input_run(x + (r.n * C + c) * HW, p.H, p.W, 2 * r.th - p.pad_top,
-                                          2 * r.tw0 - p.pad_left, r.len, r.rows,
-                                          V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0,
-                                          xi_stride);
+                    input_run(x + (r.n * C + c) * HW, p.H, p.W, tile * r.th - p.pad_top,
+                              tile * r.tw0 - p.pad_left, r.len, r.rows,
+                              V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0, xi_stride);
             }
-            // Per group and MR block of output channels: 16 GEMMs into M, then A^T M A.
+            // Per group and MR block of output channels: nxi GEMMs into M, then A^T M A.
             for (int64_t g = 0; g < G; ++g)
                 for (int64_t ip = 0; ip < nkp; ++ip) {
-                    for (int xi = 0; xi < kXi; ++xi) {
-                        const T* a = U + ((g * kXi + xi) * nkp + ip) * upanel;
+                    for (int xi = 0; xi < nxi; ++xi) {
+                        const T* a = U + ((g * nxi + xi) * nkp + ip) * upanel;
                         const T* vb = V + xi * xi_stride + g * np * Cg * nr;
                         T* m = M + xi * m_xi;
                         for (int64_t jp = 0; jp < np; ++jp)
@@ -439,7 +464,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                         if (pool) {
                             for (const Run& r : runs) {
                                 const int64_t at = (r.n * p.K + k) * PHW;
-                                ks.winograd_output_pool_run(
+                                output_pool_run(
                                     mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
                                     pool->pooled + at, pool->indices ? pool->indices + at : nullptr,
                                     pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
@@ -447,9 +472,9 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                             continue;
                         }
                         for (const Run& r : runs)
-                            ks.winograd_output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows,
-                                                   bk, y + (r.n * p.K + k) * OHW, p.OH, p.OW,
-                                                   2 * r.th, 2 * r.tw0);
+                            output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                                       y + (r.n * p.K + k) * OHW, p.OH, p.OW, tile * r.th,
+                                       tile * r.tw0);
                     }
                 }
         }
@@ -620,15 +645,15 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
 }
 
 template void winograd_forward<float>(const Conv2dParams&, const float*, const float*, const float*,
-                                      float*, const WinogradPool<float>*);
+                                      float*, const WinogradPool<float>*, int);
 template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
-                                       const double*, double*, const WinogradPool<double>*);
+                                       const double*, double*, const WinogradPool<double>*, int);
 template void winograd_forward<float>(const Conv2dParams&, const float*, const float*,
                                       WinogradWeights, const float*, float*,
-                                      const WinogradPool<float>*);
+                                      const WinogradPool<float>*, int);
 template void winograd_forward<double>(const Conv2dParams&, const double*, const double*,
                                        WinogradWeights, const double*, double*,
-                                       const WinogradPool<double>*);
+                                       const WinogradPool<double>*, int);
 template void winograd_backward_weight<float>(const Conv2dParams&, float*, const float*,
                                               const float*);
 template void winograd_backward_weight<double>(const Conv2dParams&, double*, const double*,

@@ -12,6 +12,9 @@ bool winograd_applies(const Conv2dParams& p);
 // Whether the automatic choice takes Winograd for this forward convolution (winograd.cpp
 // gives the measurements behind the rule).
 bool winograd_preferred(const Conv2dParams& p);
+// Whether a forward convolution the automatic choice runs by Winograd runs by F(4x4, 3x3)
+// rather than F(2x2, 3x3) (winograd.cpp gives the measurements behind the rule).
+bool winograd4_preferred(const Conv2dParams& p);
 // The same for the weight gradient.
 bool winograd_grad_preferred(const Conv2dParams& p);
 
@@ -39,13 +42,14 @@ struct WinogradPool {
 
 // y = conv2d(x, w) + bias (bias may be null) for winograd_applies(p); overwrites y. With
 // pool (undilated p only), y is not written but max pooled into pool->pooled (and its argmax
-// into pool->indices): bitwise max_pool2d_forward of the y this call would write.
+// into pool->indices): bitwise max_pool2d_forward of the y this call would write. tile: the
+// output tile's side, 2 for F(2x2, 3x3) or 4 for F(4x4, 3x3).
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
-                      const WinogradPool<T>* pool = nullptr);
+                      const WinogradPool<T>* pool = nullptr, int tile = 2);
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWeights wv,
-                      const T* bias, T* y, const WinogradPool<T>* pool = nullptr);
+                      const T* bias, T* y, const WinogradPool<T>* pool = nullptr, int tile = 2);
 
 // dw = the weight gradient of conv2d(x, w) for the output gradient dy, for
 // winograd_applies(p); overwrites dw. Bitwise reproducible for a given thread count.

@@ -77,6 +77,13 @@ struct Zmm<float> {
         return _mm512_mask_blend_ps(static_cast<__mmask16>(k), a, b);
     }
     static unsigned negative(V v) { return _mm512_cmp_ps_mask(v, zero(), _CMP_LT_OQ); }
+    // Lanes of the set bits of m at base[idx[lane]] (int32 element offsets), zero elsewhere.
+    static V gather(unsigned m, __m512i idx, const float* base) {
+        return _mm512_mask_i32gather_ps(zero(), static_cast<__mmask16>(m), idx, base, 4);
+    }
+    static void scatter(float* base, unsigned m, __m512i idx, V v) {
+        _mm512_mask_i32scatter_ps(base, static_cast<__mmask16>(m), idx, v, 4);
+    }
 };
 template <>
 struct Zmm<double> {
@@ -104,6 +111,14 @@ struct Zmm<double> {
         return _mm512_mask_blend_pd(static_cast<__mmask8>(k), a, b);
     }
     static unsigned negative(V v) { return _mm512_cmp_pd_mask(v, zero(), _CMP_LT_OQ); }
+    static V gather(unsigned m, __m512i idx, const double* base) {
+        return _mm512_mask_i32gather_pd(zero(), static_cast<__mmask8>(m),
+                                        _mm512_castsi512_si256(idx), base, 8);
+    }
+    static void scatter(double* base, unsigned m, __m512i idx, V v) {
+        _mm512_mask_i32scatter_pd(base, static_cast<__mmask8>(m), _mm512_castsi512_si256(idx), v,
+                                  8);
+    }
 };
 
 // Index vectors of Zmm<T>::perm (a's lanes 0 .. n - 1, b's n .. 2n - 1), lane l = f(l).
@@ -710,6 +725,582 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
     }
 }
 #endif
+
+// Winograd F(4x4, 3x3) (winograd.cpp): 6x6 input patches at a stride of 4, 36 planes xi,
+// Lavin & Gray's interpolation points 0, +-1, +-2 (arXiv:1509.09308, section 4.2):
+//     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0;
+//            0 4 0 -5 0 1]
+//     G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+// Loops over a run's lanes, which the compiler vectorises at the ISA's width; the patches
+// are gathered through a zero-extended copy of each input row.
+namespace {
+// B^T of one column of 6 (or, applied to rows, B): the common terms shared by rows 1-4. E is
+// the element type, U it or a vector of it (GCC's vector arithmetic with scalars).
+template <typename E, typename U>
+inline void bt6(U d0, U d1, U d2, U d3, U d4, U d5, U (&r)[6]) {
+    const E k2 = 2, k4 = 4, k5 = 5;
+    const U a = d4 - k4 * d2, b = d3 - k4 * d1;  // rows 1, 2: a +- b
+    const U c = d4 - d2, e = k2 * (d3 - d1);     // rows 3, 4: c +- e
+    r[0] = k4 * d0 - k5 * d2 + d4;
+    r[1] = a + b;
+    r[2] = a - b;
+    r[3] = c + e;
+    r[4] = c - e;
+    r[5] = k4 * d1 - k5 * d3 + d5;
+}
+// A^T of one column of 6 (or, applied to rows, A).
+template <typename E, typename U>
+inline void at6(U m0, U m1, U m2, U m3, U m4, U m5, U (&y)[4]) {
+    const E k2 = 2, k4 = 4, k8 = 8;
+    const U s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
+    y[0] = m0 + s12 + s34;
+    y[1] = d12 + k2 * d34;
+    y[2] = s12 + k4 * s34;
+    y[3] = d12 + k8 * d34 + m5;
+}
+}  // namespace
+
+// v = B^T d B of the 6x6 patches at rows ih0 + 4j.., columns iw0 + 4i.. (KernelSet::
+// winograd4_input_run), in loops over the lanes.
+namespace {
+template <typename T>
+void input4_loops(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
+                         int rows, T* out, int64_t xi_stride) {
+    const int n = rows * len;
+    T d[6][6][kLanes];  // d[r][c][lane]: row r, column c of each tile's patch
+    const int64_t cols = 4 * static_cast<int64_t>(len) + 2;  // a tile row's patch columns
+    // Columns [lo, hi) of the row segment lie inside the plane.
+    const int64_t lo = iw0 < 0 ? -iw0 : 0;
+    const int64_t hi = W - iw0 < cols ? (W - iw0 > lo ? W - iw0 : lo) : cols;
+    for (int j = 0; j < rows; ++j)
+        for (int r = 0; r < 6; ++r) {
+            const int64_t ih = ih0 + 4 * j + r;
+            const int at = j * len;
+            if (ih < 0 || ih >= H) {
+                for (int c = 0; c < 6; ++c)
+                    for (int i = 0; i < len; ++i) d[r][c][at + i] = T(0);
+                continue;
+            }
+            T seg[4 * kLanes + 2];
+            const T* row = xc + ih * W + iw0;  // only read at columns [lo, hi)
+            for (int64_t q = 0; q < lo; ++q) seg[q] = T(0);
+            for (int64_t q = lo; q < hi; ++q) seg[q] = row[q];
+            for (int64_t q = hi; q < cols; ++q) seg[q] = T(0);
+            for (int c = 0; c < 6; ++c)
+                for (int i = 0; i < len; ++i) d[r][c][at + i] = seg[4 * i + c];
+        }
+    T t[6][6][kLanes];  // B^T d: t[k][c][lane]
+    for (int c = 0; c < 6; ++c)
+        for (int l = 0; l < n; ++l) {
+            T r[6];
+            bt6<T>(d[0][c][l], d[1][c][l], d[2][c][l], d[3][c][l], d[4][c][l], d[5][c][l], r);
+            for (int k = 0; k < 6; ++k) t[k][c][l] = r[k];
+        }
+    for (int k = 0; k < 6; ++k) {  // (B^T d) B
+        T* o = out + k * 6 * xi_stride;
+        for (int l = 0; l < n; ++l) {
+            T r[6];
+            bt6<T>(t[k][0][l], t[k][1][l], t[k][2][l], t[k][3][l], t[k][4][l], t[k][5][l], r);
+            for (int q = 0; q < 6; ++q) o[q * xi_stride + l] = r[q];
+        }
+    }
+}
+}  // namespace
+
+// U = G g G^T, written as winograd_weight_panel writes U of F(2x2, 3x3). Computed in double
+// and rounded once: the entries 1/6, 1/12, 1/24 are inexact in binary.
+template <typename T>
+void winograd4_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
+                            int64_t cg, int mr, T* dst, int64_t xi_stride) {
+    static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
+                                       {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                       {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                       {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                       {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                       {0, 0, 1}};
+    // The MR rows of a block side by side (mr <= kLanes), in loops the compiler vectorises.
+    for (int64_t c = 0; c < cg; ++c) {
+        double g[9][kLanes];  // tap t of row i, zero past `rows`
+        for (int t = 0; t < 9; ++t)
+            for (int i = 0; i < mr; ++i)
+                g[t][i] = i < rows ? static_cast<double>(w[i * k_stride + c * c_stride + (flipped ? 8 - t : t)])
+                                   : 0.0;
+        double t[6][3][kLanes];  // G g
+        for (int a = 0; a < 6; ++a)
+            for (int b = 0; b < 3; ++b)
+                for (int i = 0; i < mr; ++i)
+                    t[a][b][i] = G[a][0] * g[b][i] + G[a][1] * g[3 + b][i] + G[a][2] * g[6 + b][i];
+        for (int a = 0; a < 6; ++a)  // (G g) G^T
+            for (int b = 0; b < 6; ++b) {
+                T* d = dst + (a * 6 + b) * xi_stride + c * mr;
+                for (int i = 0; i < mr; ++i)
+                    d[i] = static_cast<T>(t[a][0][i] * G[b][0] + t[a][1][i] * G[b][1] +
+                                          t[a][2][i] * G[b][2]);
+            }
+    }
+}
+
+namespace {
+// y = A^T m A + bias of each lane's tile: y[a][b][lane].
+template <typename T>
+inline void winograd4_outputs(const T* m, int64_t xi_stride, int n, T bias, T (&y)[4][4][kLanes]) {
+    T s[4][6][kLanes];  // A^T m: s[a][q][lane]
+    for (int q = 0; q < 6; ++q)
+        for (int l = 0; l < n; ++l) {
+            T r[4];
+            at6<T>(m[(0 * 6 + q) * xi_stride + l], m[(1 * 6 + q) * xi_stride + l],
+                m[(2 * 6 + q) * xi_stride + l], m[(3 * 6 + q) * xi_stride + l],
+                m[(4 * 6 + q) * xi_stride + l], m[(5 * 6 + q) * xi_stride + l], r);
+            for (int a = 0; a < 4; ++a) s[a][q][l] = r[a];
+        }
+    for (int a = 0; a < 4; ++a)
+        for (int l = 0; l < n; ++l) {
+            T r[4];
+            at6<T>(s[a][0][l], s[a][1][l], s[a][2][l], s[a][3][l], s[a][4][l], s[a][5][l], r);
+            for (int b = 0; b < 4; ++b) y[a][b][l] = r[b] + bias;
+        }
+}
+
+// The 4x4 outputs of each tile at rows oh0 + 4j.., columns ow0 + 4i.. of yk, the part
+// inside OH x OW (KernelSet::winograd4_output_run).
+template <typename T>
+void output4_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                          int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+    T y[4][4][kLanes];
+    winograd4_outputs(m, xi_stride, rows * len, bias, y);
+    for (int j = 0; j < rows; ++j)
+        for (int a = 0; a < 4 && oh0 + 4 * j + a < OH; ++a) {
+            T* row = yk + (oh0 + 4 * j + a) * OW;
+            for (int i = 0; i < len; ++i) {
+                const int64_t ow = ow0 + 4 * i;
+                const int nb = OW - ow < 4 ? static_cast<int>(OW - ow) : 4;
+                for (int b = 0; b < nb; ++b) row[ow + b] = y[a][b][j * len + i];
+            }
+        }
+}
+
+// The outputs of tile (th0 + j, tw0 + i) max pooled in 2x2 windows at stride 2: its 4 windows
+// (2 (th0 + j) + a, 2 (tw0 + i) + b), those inside PH x PW, pooled as
+// winograd_output_pool_run pools a 2x2 tile (KernelSet::winograd4_output_pool_run).
+template <typename T>
+void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                               int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
+                               int64_t th0, int64_t tw0) {
+    T y[4][4][kLanes];
+    winograd4_outputs(m, xi_stride, rows * len, bias, y);
+    auto take = [](T v, T mx) { return v > mx || v != v; };
+    for (int j = 0; j < rows; ++j)
+        for (int a = 0; a < 2; ++a) {
+            const int64_t ph = 2 * (th0 + j) + a;
+            if (ph >= PH) break;
+            for (int i = 0; i < len; ++i)
+                for (int b = 0; b < 2; ++b) {
+                    const int64_t pw = 2 * (tw0 + i) + b;
+                    if (pw >= PW) break;
+                    const int l = j * len + i;
+                    T h[2];
+                    int right[2];
+                    for (int r = 0; r < 2; ++r) {  // each row's two columns, then the rows
+                        const T y0 = y[2 * a + r][2 * b][l], y1 = y[2 * a + r][2 * b + 1][l];
+                        right[r] = take(y1, y0);
+                        h[r] = right[r] ? y1 : y0;
+                    }
+                    const int down = take(h[1], h[0]);
+                    const T v = down ? h[1] : h[0];
+                    yk[ph * PW + pw] = relu && v < T(0) ? T(0) : v;  // NaN and -0 stay
+                    if (ik) ik[ph * PW + pw] = 2 * ph * OW + 2 * pw + (down ? OW + right[1] : right[0]);
+                }
+        }
+}
+
+
+#if defined(__AVX512F__)
+// AVX-512: a vector of tiles at a time in registers, the patches gathered and the outputs
+// scattered with int32 element offsets (planes below 2^31 elements; the loops above
+// otherwise). Lane q of the vector from lane l0 is tile (j, i) = ((l0 + q) / len,
+// (l0 + q) % len); row0/col0 get its top-left row and column, (0, 0) past `count`.
+template <typename T>
+inline void tile_origins(int l0, int count, int len, int64_t r0, int64_t c0, __m512i* row0,
+                         __m512i* col0) {
+    alignas(64) int32_t rb[16] = {}, cb[16] = {};
+    for (int q = 0; q < count; ++q) {
+        rb[q] = static_cast<int32_t>(r0 + 4 * ((l0 + q) / len));
+        cb[q] = static_cast<int32_t>(c0 + 4 * ((l0 + q) % len));
+    }
+    *row0 = _mm512_load_si512(rb);
+    *col0 = _mm512_load_si512(cb);
+}
+// Lanes of v in [lo, hi).
+inline unsigned in_range(__m512i v, int64_t lo, int64_t hi) {
+    return _mm512_cmpge_epi32_mask(v, _mm512_set1_epi32(static_cast<int32_t>(lo))) &
+           _mm512_cmplt_epi32_mask(v, _mm512_set1_epi32(static_cast<int32_t>(hi)));
+}
+
+// v = B^T d B of the patches d[r][c] (a vector of tiles each), stored to the lanes of `lanes`.
+template <typename T>
+inline void input4_transform(typename Zmm<T>::V (&d)[6][6], unsigned lanes, T* o,
+                             int64_t xi_stride) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    V t[6][6];  // B^T d: t[k][c]
+#pragma GCC unroll 6
+    for (int c = 0; c < 6; ++c) {
+        V v[6];
+        bt6<T>(d[0][c], d[1][c], d[2][c], d[3][c], d[4][c], d[5][c], v);
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; ++k) t[k][c] = v[k];
+    }
+#pragma GCC unroll 6
+    for (int k = 0; k < 6; ++k) {  // (B^T d) B
+        V v[6];
+        bt6<T>(t[k][0], t[k][1], t[k][2], t[k][3], t[k][4], t[k][5], v);
+#pragma GCC unroll 6
+        for (int q = 0; q < 6; ++q) Z::store(o + (k * 6 + q) * xi_stride, lanes, v[q]);
+    }
+}
+
+// 4x4 transposes of float vectors seen as 4 blocks of 4 (128-bit lanes): of the blocks
+// (a[i] block g <- a[g] block i), and within each block (a[i] block g element e <- a[e]
+// block g element i).
+inline void transpose_blocks(__m512 (&a)[4]) {
+    const __m512 t0 = _mm512_shuffle_f32x4(a[0], a[1], 0x44), t1 = _mm512_shuffle_f32x4(a[0], a[1], 0xEE);
+    const __m512 t2 = _mm512_shuffle_f32x4(a[2], a[3], 0x44), t3 = _mm512_shuffle_f32x4(a[2], a[3], 0xEE);
+    a[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+    a[1] = _mm512_shuffle_f32x4(t0, t2, 0xDD);
+    a[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+    a[3] = _mm512_shuffle_f32x4(t1, t3, 0xDD);
+}
+inline void transpose_in_blocks(__m512 (&a)[4]) {
+    auto lo = [](__m512 x, __m512 y) {
+        return _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    auto hi = [](__m512 x, __m512 y) {
+        return _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(x), _mm512_castps_pd(y)));
+    };
+    const __m512 u0 = _mm512_unpacklo_ps(a[0], a[1]), u1 = _mm512_unpackhi_ps(a[0], a[1]);
+    const __m512 u2 = _mm512_unpacklo_ps(a[2], a[3]), u3 = _mm512_unpackhi_ps(a[2], a[3]);
+    a[0] = lo(u0, u2);
+    a[1] = hi(u0, u2);
+    a[2] = lo(u1, u3);
+    a[3] = hi(u1, u3);
+}
+
+// Groups of 4 tiles: with float and len a multiple of 4, the lanes 4g .. 4g + 3 of a vector are
+// 4 neighbouring tiles of one tile row, whose patch rows are 18 consecutive plane columns.
+// Group g of the vector from lane l0: tile row j, first tile i0; origin (r0 + 4j, c0 + 4 i0).
+struct Groups {
+    int64_t row[4], col[4];
+    bool live[4];
+};
+inline Groups tile_groups(int l0, int count, int len, int64_t r0, int64_t c0) {
+    Groups gr{};
+    for (int g = 0; g < 4; ++g) {
+        const int l = l0 + 4 * g;
+        gr.live[g] = 4 * g < count;
+        gr.row[g] = r0 + 4 * (l / len);
+        gr.col[g] = c0 + 4 * (l % len);
+    }
+    return gr;
+}
+
+// The patches of 4 groups without gathers: per patch row, each group's 16 columns from one
+// (masked) load, transposed into d[r][0..3] (block g, element i: column 4i + c of tile i);
+// columns 4 and 5 are columns 0 and 1 of the next tile, the last tile's from the group's
+// columns 16 and 17.
+inline void input4_groups(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
+                          int rows, float* out, int64_t xi_stride) {
+    const int total = rows * len;
+    for (int l0 = 0; l0 < total; l0 += 16) {
+        const int count = total - l0 < 16 ? total - l0 : 16;
+        const Groups gr = tile_groups(l0, count, len, ih0, iw0);
+        __m512 d[6][6];
+        for (int r = 0; r < 6; ++r) {
+            __m512 a[4];
+            alignas(64) float e[2][16] = {};  // columns 16, 17 of each group (element 4g)
+            for (int g = 0; g < 4; ++g) {
+                const int64_t h = gr.row[g] + r, c = gr.col[g];
+                const float* row = gr.live[g] && h >= 0 && h < H ? xc + h * W : nullptr;
+                a[g] = load_cols(row, c, W);
+                if (row && c + 16 >= 0 && c + 16 < W) e[0][4 * g] = row[c + 16];
+                if (row && c + 17 >= 0 && c + 17 < W) e[1][4 * g] = row[c + 17];
+            }
+            transpose_blocks(a);     // a[i] block g: columns 4i .. 4i + 3 of group g
+            transpose_in_blocks(a);  // a[c] block g element i: column 4i + c
+            for (int c = 0; c < 4; ++c) d[r][c] = a[c];
+            // Each block shifted down by one element, the next column's value shifted in.
+            d[r][4] = _mm512_castsi512_ps(_mm512_alignr_epi8(
+                _mm512_castps_si512(_mm512_load_ps(e[0])), _mm512_castps_si512(a[0]), 4));
+            d[r][5] = _mm512_castsi512_ps(_mm512_alignr_epi8(
+                _mm512_castps_si512(_mm512_load_ps(e[1])), _mm512_castps_si512(a[1]), 4));
+        }
+        input4_transform<float>(d, lane_mask(0, count, 16), out + l0, xi_stride);
+    }
+}
+
+template <typename T>
+void input4_zmm(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, int rows,
+                T* out, int64_t xi_stride) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    constexpr int n = Z::n;
+    if constexpr (sizeof(T) == 4) {
+        if (len % 4 == 0) return input4_groups(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
+    }
+    const int total = rows * len;
+    const __m512i vW = _mm512_set1_epi32(static_cast<int32_t>(W));
+    for (int l0 = 0; l0 < total; l0 += n) {
+        const int count = total - l0 < n ? total - l0 : n;
+        const unsigned lanes = lane_mask(0, count, n);
+        __m512i row0, col0;
+        tile_origins<T>(l0, count, len, ih0, iw0, &row0, &col0);
+        __m512i roff[6], col[6];
+        unsigned rm[6], cm[6];
+        for (int r = 0; r < 6; ++r) {
+            const __m512i row = _mm512_add_epi32(row0, _mm512_set1_epi32(r));
+            rm[r] = in_range(row, 0, H) & lanes;
+            roff[r] = _mm512_mullo_epi32(row, vW);
+            col[r] = _mm512_add_epi32(col0, _mm512_set1_epi32(r));
+            cm[r] = in_range(col[r], 0, W);
+        }
+        V d[6][6];
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; ++r)
+#pragma GCC unroll 6
+            for (int c = 0; c < 6; ++c)
+                d[r][c] = Z::gather(rm[r] & cm[c], _mm512_add_epi32(roff[r], col[c]), xc);
+        input4_transform<T>(d, lanes, out + l0, xi_stride);
+    }
+}
+
+// y[a][b] = (A^T m A)[a][b] + bias of the lanes of `lanes` from lane l0.
+template <typename T>
+inline void outputs4_zmm(const T* m, int64_t xi_stride, unsigned lanes, T bias,
+                         typename Zmm<T>::V (&y)[4][4]) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    V s[4][6];  // A^T m
+#pragma GCC unroll 6
+    for (int q = 0; q < 6; ++q) {
+        V mk[6];
+#pragma GCC unroll 6
+        for (int k = 0; k < 6; ++k) mk[k] = Z::maskz_load(lanes, m + (k * 6 + q) * xi_stride);
+        V r[4];
+        at6<T>(mk[0], mk[1], mk[2], mk[3], mk[4], mk[5], r);
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) s[a][q] = r[a];
+    }
+    const V vb = Z::set1(bias);
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; ++a) {
+        V r[4];
+        at6<T>(s[a][0], s[a][1], s[a][2], s[a][3], s[a][4], s[a][5], r);
+#pragma GCC unroll 4
+        for (int b = 0; b < 4; ++b) y[a][b] = Z::add(r[b], vb);
+    }
+}
+
+template <typename T>
+void output4_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk, int64_t OH,
+                 int64_t OW, int64_t oh0, int64_t ow0) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    constexpr int n = Z::n;
+    const int total = rows * len;
+    const __m512i vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
+    for (int l0 = 0; l0 < total; l0 += n) {
+        const int count = total - l0 < n ? total - l0 : n;
+        const unsigned lanes = lane_mask(0, count, n);
+        V y[4][4];
+        outputs4_zmm<T>(m + l0, xi_stride, lanes, bias, y);
+        if constexpr (sizeof(T) == 4) {
+            if (len % 4 == 0) {  // groups of 4 tiles: each output row of a group from one store
+                const Groups gr = tile_groups(l0, count, len, oh0, ow0);
+                for (int a = 0; a < 4; ++a) {
+                    __m512 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
+                    transpose_in_blocks(q);  // q[i] block g: columns 4i + b of tile i
+                    transpose_blocks(q);     // q[g]: the 16 columns of group g
+                    for (int g = 0; g < 4; ++g) {
+                        const int64_t oh = gr.row[g] + a, c = gr.col[g];
+                        if (!gr.live[g] || oh >= OH) continue;
+                        Z::store(yk + oh * OW + c, lane_mask(0, OW - c, 16), q[g]);
+                    }
+                }
+                continue;
+            }
+        }
+        __m512i row0, col0;
+        tile_origins<T>(l0, count, len, oh0, ow0, &row0, &col0);
+#pragma GCC unroll 4
+        for (int a = 0; a < 4; ++a) {
+            const __m512i row = _mm512_add_epi32(row0, _mm512_set1_epi32(a));
+            const unsigned rm = in_range(row, 0, OH) & lanes;
+            const __m512i roff = _mm512_mullo_epi32(row, vOW);
+#pragma GCC unroll 4
+            for (int b = 0; b < 4; ++b) {
+                const __m512i col = _mm512_add_epi32(col0, _mm512_set1_epi32(b));
+                Z::scatter(yk, rm & in_range(col, 0, OW), _mm512_add_epi32(roff, col), y[a][b]);
+            }
+        }
+    }
+}
+
+// The int32 values of the set lanes of m to base[idx[lane]] as int64.
+template <typename T>
+inline void scatter_i64(int64_t* base, unsigned m, __m512i idx, __m512i v) {
+    if (m & 0xFFu)
+        _mm512_mask_i32scatter_epi64(base, static_cast<__mmask8>(m), _mm512_castsi512_si256(idx),
+                                     _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v)), 8);
+    if (Zmm<T>::n == 16 && (m >> 8))
+        _mm512_mask_i32scatter_epi64(base, static_cast<__mmask8>(m >> 8),
+                                     _mm512_extracti64x4_epi64(idx, 1),
+                                     _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), 8);
+}
+
+// Groups of 4 tiles (see input4_groups), pooled: window row a of a group's tiles is 8
+// consecutive pooled values, its two window columns interleaved.
+inline void pool4_groups(const __m512 (&y)[4][4], int l0, int count, int len, float* yk,
+                         int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                         int64_t tw0) {
+    using Z = Zmm<float>;
+    const Groups gr = tile_groups(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
+    alignas(64) float vals[2][16];
+    alignas(64) int32_t idx[2][16];
+    const __m512i one = _mm512_set1_epi32(1), vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
+    // Lane (g, i): the conv output column of window (tile i, b) less its group's first, 4i + 2b.
+    const __m512i icol = _mm512_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12, 0, 4, 8, 12);
+    for (int a = 0; a < 2; ++a) {
+        __m512 v[2];
+        __m512i ix[2];
+        for (int b = 0; b < 2; ++b) {  // as winograd_output_pool_run: columns, then rows
+            const unsigned right0 = Z::take(y[2 * a][2 * b + 1], y[2 * a][2 * b]);
+            const unsigned right1 = Z::take(y[2 * a + 1][2 * b + 1], y[2 * a + 1][2 * b]);
+            const __m512 h0 = Z::blend(right0, y[2 * a][2 * b], y[2 * a][2 * b + 1]);
+            const __m512 h1 = Z::blend(right1, y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]);
+            const unsigned down = Z::take(h1, h0);
+            v[b] = Z::blend(down, h0, h1);
+            if (relu) v[b] = Z::blend(Z::negative(v[b]), v[b], Z::zero());  // NaN, -0 stay
+            // The flat position of the winner less that of its group's first window's corner.
+            const unsigned colw = (down & right1) | (~down & right0);
+            ix[b] = _mm512_add_epi32(
+                _mm512_add_epi32(icol, _mm512_set1_epi32(2 * b)),
+                _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(colw), one),
+                                 _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
+        }
+        // Block g of vals[0]: windows 0, 1 of tiles 0, 1 of group g; of vals[1]: tiles 2, 3.
+        _mm512_store_ps(vals[0], _mm512_unpacklo_ps(v[0], v[1]));
+        _mm512_store_ps(vals[1], _mm512_unpackhi_ps(v[0], v[1]));
+        _mm512_store_si512(idx[0], _mm512_unpacklo_epi32(ix[0], ix[1]));
+        _mm512_store_si512(idx[1], _mm512_unpackhi_epi32(ix[0], ix[1]));
+        for (int g = 0; g < 4; ++g) {
+            const int64_t ph = gr.row[g] / 2 + a, pw = gr.col[g] / 2;
+            if (!gr.live[g] || ph >= PH) continue;
+            // The group's first window: its corner at flat position 2ph * OW + 2pw.
+            const int64_t corner = 2 * ph * OW + 2 * pw;
+            for (int h = 0; h < 2; ++h) {
+                const int64_t at = ph * PW + pw + 4 * h;
+                const __mmask8 mk = static_cast<__mmask8>(lane_mask(0, PW - pw - 4 * h, 4));
+                if (!mk) continue;
+                _mm_mask_storeu_ps(yk + at, mk, _mm_load_ps(vals[h] + 4 * g));
+                if (!ik) continue;
+                const __m128i i4 = _mm_load_si128(reinterpret_cast<const __m128i*>(idx[h] + 4 * g));
+                _mm256_mask_storeu_epi64(ik + at, mk,
+                                         _mm256_add_epi64(_mm256_cvtepi32_epi64(i4),
+                                                          _mm256_set1_epi64x(corner)));
+            }
+        }
+    }
+}
+
+template <typename T>
+void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                      int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                      int64_t tw0) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    constexpr int n = Z::n;
+    const int total = rows * len;
+    const __m512i vPW = _mm512_set1_epi32(static_cast<int32_t>(PW));
+    const __m512i one = _mm512_set1_epi32(1), vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
+    for (int l0 = 0; l0 < total; l0 += n) {
+        const int count = total - l0 < n ? total - l0 : n;
+        const unsigned lanes = lane_mask(0, count, n);
+        V y[4][4];
+        outputs4_zmm<T>(m + l0, xi_stride, lanes, bias, y);
+        if constexpr (sizeof(T) == 4) {
+            if (len % 4 == 0) {
+                pool4_groups(y, l0, count, len, yk, ik, relu, PH, PW, OW, th0, tw0);
+                continue;
+            }
+        }
+        __m512i ph0, pw0;  // the tile's top-left window: (2 (th0 + j), 2 (tw0 + i))
+        tile_origins<T>(l0, count, len, 4 * th0, 4 * tw0, &ph0, &pw0);
+        ph0 = _mm512_srai_epi32(ph0, 1);
+        pw0 = _mm512_srai_epi32(pw0, 1);
+#pragma GCC unroll 2
+        for (int a = 0; a < 2; ++a)
+#pragma GCC unroll 2
+            for (int b = 0; b < 2; ++b) {
+                // Each row's two columns first, then the two rows, as winograd_output_pool_run.
+                const unsigned right0 = Z::take(y[2 * a][2 * b + 1], y[2 * a][2 * b]);
+                const unsigned right1 = Z::take(y[2 * a + 1][2 * b + 1], y[2 * a + 1][2 * b]);
+                const V h0 = Z::blend(right0, y[2 * a][2 * b], y[2 * a][2 * b + 1]);
+                const V h1 = Z::blend(right1, y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]);
+                const unsigned down = Z::take(h1, h0);
+                V v = Z::blend(down, h0, h1);
+                if (relu) v = Z::blend(Z::negative(v), v, Z::zero());  // NaN and -0 stay
+                const __m512i ph = _mm512_add_epi32(ph0, _mm512_set1_epi32(a));
+                const __m512i pw = _mm512_add_epi32(pw0, _mm512_set1_epi32(b));
+                const unsigned ok = lanes & in_range(ph, 0, PH) & in_range(pw, 0, PW);
+                if (!ok) continue;
+                const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(ph, vPW), pw);
+                Z::scatter(yk, ok, at, v);
+                if (!ik) continue;
+                // 2ph * OW + 2pw, then the winner's row and column in the window.
+                const unsigned colw = (down & right1) | (~down & right0);
+                const __m512i corner = _mm512_add_epi32(
+                    _mm512_mullo_epi32(_mm512_add_epi32(ph, ph), vOW), _mm512_add_epi32(pw, pw));
+                const __m512i idx = _mm512_add_epi32(
+                    corner,
+                    _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(colw), one),
+                                     _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
+                scatter_i64<T>(ik, ok, at, idx);
+            }
+    }
+}
+#endif
+}  // namespace
+
+template <typename T>
+void winograd4_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
+                         int rows, T* out, int64_t xi_stride) {
+#if defined(__AVX512F__)
+    if (H * W < (int64_t{1} << 31))
+        return input4_zmm(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
+#endif
+    input4_loops(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
+}
+
+template <typename T>
+void winograd4_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                          int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+#if defined(__AVX512F__)
+    if (OH * OW < (int64_t{1} << 31))
+        return output4_zmm(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
+#endif
+    output4_loops(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
+}
+
+template <typename T>
+void winograd4_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
+                               int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
+                               int64_t th0, int64_t tw0) {
+#if defined(__AVX512F__)
+    // The driver keeps OH * OW (>= PH * PW, the flat indices) below 2^31.
+    return output4_pool_zmm(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0, tw0);
+#endif
+    output4_pool_loops(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0, tw0);
+}
 
 FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(float)
 FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(double)
