@@ -1100,49 +1100,60 @@ inline void outputs4_zmm(const T* m, int64_t xi_stride, unsigned lanes, T bias,
     }
 }
 
+// Calls f(l0, count, lanes, y) per vector of a run's tiles from lane l0 (count tiles, the
+// set bits of lanes), y = A^T m A + bias of each.
+template <typename T, typename F>
+inline void for_each_output4(const T* m, int64_t xi_stride, int len, int rows, T bias, F&& f) {
+    constexpr int n = Zmm<T>::n;
+    const int total = rows * len;
+    for (int l0 = 0; l0 < total; l0 += n) {
+        const int count = total - l0 < n ? total - l0 : n;
+        const unsigned lanes = lane_mask(0, count, n);
+        typename Zmm<T>::V y[4][4];
+        outputs4_zmm<T>(m + l0, xi_stride, lanes, bias, y);
+        f(l0, count, lanes, y);
+    }
+}
+
 template <typename T>
 void output4_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk, int64_t OH,
                  int64_t OW, int64_t oh0, int64_t ow0) {
     using Z = Zmm<T>;
     using V = typename Z::V;
-    constexpr int n = Z::n;
-    const int total = rows * len;
     const __m512i vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
-    for (int l0 = 0; l0 < total; l0 += n) {
-        const int count = total - l0 < n ? total - l0 : n;
-        const unsigned lanes = lane_mask(0, count, n);
-        V y[4][4];
-        outputs4_zmm<T>(m + l0, xi_stride, lanes, bias, y);
-        if constexpr (sizeof(T) == 4) {
-            if (len % 4 == 0) {  // groups of 4 tiles: each output row of a group from one store
-                const Groups gr = tile_groups(l0, count, len, oh0, ow0);
-                for (int a = 0; a < 4; ++a) {
-                    __m512 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
-                    transpose_in_blocks(q);  // q[i] block g: columns 4i + b of tile i
-                    transpose_blocks(q);     // q[g]: the 16 columns of group g
-                    for (int g = 0; g < 4; ++g) {
-                        const int64_t oh = gr.row[g] + a, c = gr.col[g];
-                        if (!gr.live[g] || oh >= OH) continue;
-                        Z::store(yk + oh * OW + c, lane_mask(0, OW - c, 16), q[g]);
+    for_each_output4(
+        m, xi_stride, len, rows,
+        bias, [&](int l0, int count, unsigned lanes, V(&y)[4][4]) __attribute__((always_inline)) {
+            if constexpr (sizeof(T) == 4) {
+                if (len % 4 == 0) {  // groups of 4 tiles: each output row of a group from one store
+                    const Groups gr = tile_groups(l0, count, len, oh0, ow0);
+                    for (int a = 0; a < 4; ++a) {
+                        __m512 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
+                        transpose_in_blocks(q);  // q[i] block g: columns 4i + b of tile i
+                        transpose_blocks(q);     // q[g]: the 16 columns of group g
+                        for (int g = 0; g < 4; ++g) {
+                            const int64_t oh = gr.row[g] + a, c = gr.col[g];
+                            if (!gr.live[g] || oh >= OH) continue;
+                            Z::store(yk + oh * OW + c, lane_mask(0, OW - c, 16), q[g]);
+                        }
                     }
+                    return;
                 }
-                continue;
             }
-        }
-        __m512i row0, col0;
-        tile_origins<T>(l0, count, len, oh0, ow0, &row0, &col0);
+            __m512i row0, col0;
+            tile_origins<T>(l0, count, len, oh0, ow0, &row0, &col0);
 #pragma GCC unroll 4
-        for (int a = 0; a < 4; ++a) {
-            const __m512i row = _mm512_add_epi32(row0, _mm512_set1_epi32(a));
-            const unsigned rm = in_range(row, 0, OH) & lanes;
-            const __m512i roff = _mm512_mullo_epi32(row, vOW);
+            for (int a = 0; a < 4; ++a) {
+                const __m512i row = _mm512_add_epi32(row0, _mm512_set1_epi32(a));
+                const unsigned rm = in_range(row, 0, OH) & lanes;
+                const __m512i roff = _mm512_mullo_epi32(row, vOW);
 #pragma GCC unroll 4
-            for (int b = 0; b < 4; ++b) {
-                const __m512i col = _mm512_add_epi32(col0, _mm512_set1_epi32(b));
-                Z::scatter(yk, rm & in_range(col, 0, OW), _mm512_add_epi32(roff, col), y[a][b]);
+                for (int b = 0; b < 4; ++b) {
+                    const __m512i col = _mm512_add_epi32(col0, _mm512_set1_epi32(b));
+                    Z::scatter(yk, rm & in_range(col, 0, OW), _mm512_add_epi32(roff, col), y[a][b]);
+                }
             }
-        }
-    }
+        });
 }
 
 // The int32 values of the set lanes of m to base[idx[lane]] as int64.
@@ -1157,12 +1168,30 @@ inline void scatter_i64(int64_t* base, unsigned m, __m512i idx, __m512i v) {
                                      _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v, 1)), 8);
 }
 
+// Window (a, b) of each lane's 4x4 tile y, pooled as winograd_output_pool_run pools a 2x2
+// tile: each row's two columns first, then the two rows, taking v where v > max or v is NaN;
+// with relu the maximum as relu_forward stores it. *down / *right: the lanes whose winner is
+// in the window's second row / second column.
+template <typename T>
+inline typename Zmm<T>::V pool_window4(const typename Zmm<T>::V (&y)[4][4], int a, int b, bool relu,
+                                       unsigned* down, unsigned* right) {
+    using Z = Zmm<T>;
+    using V = typename Z::V;
+    const unsigned right0 = Z::take(y[2 * a][2 * b + 1], y[2 * a][2 * b]);
+    const unsigned right1 = Z::take(y[2 * a + 1][2 * b + 1], y[2 * a + 1][2 * b]);
+    const V h0 = Z::blend(right0, y[2 * a][2 * b], y[2 * a][2 * b + 1]);
+    const V h1 = Z::blend(right1, y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]);
+    *down = Z::take(h1, h0);
+    *right = (*down & right1) | (~*down & right0);
+    const V v = Z::blend(*down, h0, h1);
+    return relu ? Z::blend(Z::negative(v), v, Z::zero()) : v;  // NaN and -0 stay
+}
+
 // Groups of 4 tiles (see input4_groups), pooled: window row a of a group's tiles is 8
 // consecutive pooled values, its two window columns interleaved.
 inline void pool4_groups(const __m512 (&y)[4][4], int l0, int count, int len, float* yk,
                          int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
                          int64_t tw0) {
-    using Z = Zmm<float>;
     const Groups gr = tile_groups(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
     alignas(64) float vals[2][16];
     alignas(64) int32_t idx[2][16];
@@ -1172,16 +1201,10 @@ inline void pool4_groups(const __m512 (&y)[4][4], int l0, int count, int len, fl
     for (int a = 0; a < 2; ++a) {
         __m512 v[2];
         __m512i ix[2];
-        for (int b = 0; b < 2; ++b) {  // as winograd_output_pool_run: columns, then rows
-            const unsigned right0 = Z::take(y[2 * a][2 * b + 1], y[2 * a][2 * b]);
-            const unsigned right1 = Z::take(y[2 * a + 1][2 * b + 1], y[2 * a + 1][2 * b]);
-            const __m512 h0 = Z::blend(right0, y[2 * a][2 * b], y[2 * a][2 * b + 1]);
-            const __m512 h1 = Z::blend(right1, y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]);
-            const unsigned down = Z::take(h1, h0);
-            v[b] = Z::blend(down, h0, h1);
-            if (relu) v[b] = Z::blend(Z::negative(v[b]), v[b], Z::zero());  // NaN, -0 stay
+        for (int b = 0; b < 2; ++b) {
+            unsigned down, colw;
+            v[b] = pool_window4<float>(y, a, b, relu, &down, &colw);
             // The flat position of the winner less that of its group's first window's corner.
-            const unsigned colw = (down & right1) | (~down & right0);
             ix[b] = _mm512_add_epi32(
                 _mm512_add_epi32(icol, _mm512_set1_epi32(2 * b)),
                 _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(colw), one),
@@ -1218,55 +1241,45 @@ void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, 
                       int64_t tw0) {
     using Z = Zmm<T>;
     using V = typename Z::V;
-    constexpr int n = Z::n;
-    const int total = rows * len;
     const __m512i vPW = _mm512_set1_epi32(static_cast<int32_t>(PW));
     const __m512i one = _mm512_set1_epi32(1), vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
-    for (int l0 = 0; l0 < total; l0 += n) {
-        const int count = total - l0 < n ? total - l0 : n;
-        const unsigned lanes = lane_mask(0, count, n);
-        V y[4][4];
-        outputs4_zmm<T>(m + l0, xi_stride, lanes, bias, y);
-        if constexpr (sizeof(T) == 4) {
-            if (len % 4 == 0) {
-                pool4_groups(y, l0, count, len, yk, ik, relu, PH, PW, OW, th0, tw0);
-                continue;
+    for_each_output4(
+        m, xi_stride, len, rows,
+        bias, [&](int l0, int count, unsigned lanes, V(&y)[4][4]) __attribute__((always_inline)) {
+            if constexpr (sizeof(T) == 4) {
+                if (len % 4 == 0) {
+                    pool4_groups(y, l0, count, len, yk, ik, relu, PH, PW, OW, th0, tw0);
+                    return;
+                }
             }
-        }
-        __m512i ph0, pw0;  // the tile's top-left window: (2 (th0 + j), 2 (tw0 + i))
-        tile_origins<T>(l0, count, len, 4 * th0, 4 * tw0, &ph0, &pw0);
-        ph0 = _mm512_srai_epi32(ph0, 1);
-        pw0 = _mm512_srai_epi32(pw0, 1);
+            __m512i ph0, pw0;  // the tile's top-left window: (2 (th0 + j), 2 (tw0 + i))
+            tile_origins<T>(l0, count, len, 4 * th0, 4 * tw0, &ph0, &pw0);
+            ph0 = _mm512_srai_epi32(ph0, 1);
+            pw0 = _mm512_srai_epi32(pw0, 1);
 #pragma GCC unroll 2
-        for (int a = 0; a < 2; ++a)
+            for (int a = 0; a < 2; ++a)
 #pragma GCC unroll 2
-            for (int b = 0; b < 2; ++b) {
-                // Each row's two columns first, then the two rows, as winograd_output_pool_run.
-                const unsigned right0 = Z::take(y[2 * a][2 * b + 1], y[2 * a][2 * b]);
-                const unsigned right1 = Z::take(y[2 * a + 1][2 * b + 1], y[2 * a + 1][2 * b]);
-                const V h0 = Z::blend(right0, y[2 * a][2 * b], y[2 * a][2 * b + 1]);
-                const V h1 = Z::blend(right1, y[2 * a + 1][2 * b], y[2 * a + 1][2 * b + 1]);
-                const unsigned down = Z::take(h1, h0);
-                V v = Z::blend(down, h0, h1);
-                if (relu) v = Z::blend(Z::negative(v), v, Z::zero());  // NaN and -0 stay
-                const __m512i ph = _mm512_add_epi32(ph0, _mm512_set1_epi32(a));
-                const __m512i pw = _mm512_add_epi32(pw0, _mm512_set1_epi32(b));
-                const unsigned ok = lanes & in_range(ph, 0, PH) & in_range(pw, 0, PW);
-                if (!ok) continue;
-                const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(ph, vPW), pw);
-                Z::scatter(yk, ok, at, v);
-                if (!ik) continue;
-                // 2ph * OW + 2pw, then the winner's row and column in the window.
-                const unsigned colw = (down & right1) | (~down & right0);
-                const __m512i corner = _mm512_add_epi32(
-                    _mm512_mullo_epi32(_mm512_add_epi32(ph, ph), vOW), _mm512_add_epi32(pw, pw));
-                const __m512i idx = _mm512_add_epi32(
-                    corner,
-                    _mm512_add_epi32(_mm512_maskz_mov_epi32(static_cast<__mmask16>(colw), one),
-                                     _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
-                scatter_i64<T>(ik, ok, at, idx);
-            }
-    }
+                for (int b = 0; b < 2; ++b) {
+                    unsigned down, colw;
+                    const V v = pool_window4<T>(y, a, b, relu, &down, &colw);
+                    const __m512i ph = _mm512_add_epi32(ph0, _mm512_set1_epi32(a));
+                    const __m512i pw = _mm512_add_epi32(pw0, _mm512_set1_epi32(b));
+                    const unsigned ok = lanes & in_range(ph, 0, PH) & in_range(pw, 0, PW);
+                    if (!ok) continue;
+                    const __m512i at = _mm512_add_epi32(_mm512_mullo_epi32(ph, vPW), pw);
+                    Z::scatter(yk, ok, at, v);
+                    if (!ik) continue;
+                    // 2ph * OW + 2pw, then the winner's row and column in the window.
+                    const __m512i corner =
+                        _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(ph, ph), vOW),
+                                         _mm512_add_epi32(pw, pw));
+                    const __m512i idx = _mm512_add_epi32(
+                        corner, _mm512_add_epi32(
+                                    _mm512_maskz_mov_epi32(static_cast<__mmask16>(colw), one),
+                                    _mm512_maskz_mov_epi32(static_cast<__mmask16>(down), vOW)));
+                    scatter_i64<T>(ik, ok, at, idx);
+                }
+        });
 }
 #endif
 }  // namespace
