@@ -12,8 +12,14 @@
 //     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
 //     A^T = [1 1 1 0; 0 1 -1 -1]
 // Entries are 0, +-1 and +-1/2, so the transforms add at most a few roundings beyond the
-// direct sum (docs/performance.md gives the measured error against float64). F(4x4, 3x3)
-// would save 4x, but its larger transform entries grow the float32 error about tenfold.
+// direct sum (docs/performance.md gives the measured error against float64).
+//
+// F(4x4, 3x3) (winograd_forward with tile 4, winograd4_preferred): 4x4 output tiles from 6x6
+// patches, 36 GEMMs instead of 16, 36 multiplies per tile and channel pair instead of 144
+// (4x fewer); the same layout and blocking with 36 planes xi, the transforms in
+// winograd_impl.h (winograd4_*). Its larger transform entries (up to 8, and 1/24) grow the
+// float32 error 5-20x F(2x2)'s, within the parity tests' bound on the layers the automatic
+// choice gives it (docs/performance.md). The weight gradient stays F(2x2).
 //
 // Layout and blocking. Tiles of the whole batch are numbered n-major, then tile row, then
 // tile column, and taken in blocks of whole NR panels (the GEMM micro-kernel's width):
@@ -55,7 +61,7 @@ enum WinogradScratchTag {
     kWinoPhaseXTag = 47,  // the dilation phases of x (or dy) ...
     kWinoPhaseYTag = 48   // ... and of y (or x), side by side as images
 };
-constexpr int kXi = 16;         // positions of a transformed 4x4 tile
+constexpr int kXi = 16;  // positions of a transformed 4x4 tile (F(2x2, 3x3))
 constexpr int kMaxLanes = kWinogradMaxLanes;
 // V of one block (16 x C x tiles) is kept within this many bytes (Zen 4: 1 MiB L2, shared
 // with the streaming U panels and the M tile).

@@ -1,4 +1,5 @@
-// Winograd F(2x2, 3x3) convolution, forward and weight gradient (winograd.cpp).
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) convolution, forward and weight gradient
+// (winograd.cpp).
 #pragma once
 
 #include "fastconv/params.h"
@@ -29,9 +30,9 @@ struct WinogradWeights {
 
 // Where winograd_forward max pools its output in the output transform instead of writing
 // it: 2x2 windows at stride 2 (no padding, no dilation) tile y's PH x PW map, each window
-// one 2x2 output tile; PH <= OH / 2, PW <= OW / 2 (floor mode), OH * OW < 2^31 (flat
-// indices formed in int32). pooled is [N][K][PH][PW], indices the same or null; relu:
-// each pooled value stored as relu_forward stores it.
+// one 2x2 output tile (F(4x4, 3x3): a quarter of one); PH <= OH / 2, PW <= OW / 2 (floor
+// mode), OH * OW < 2^31 (flat indices formed in int32). pooled is [N][K][PH][PW], indices the same
+// or null; relu: each pooled value stored as relu_forward stores it.
 template <typename T>
 struct WinogradPool {
     T* pooled;

@@ -1,5 +1,6 @@
-// Winograd F(2x2, 3x3) transforms for one ISA (winograd.cpp has the algorithm and the
-// layout): the including .cpp defines FASTCONV_ISA and is compiled with that ISA's flags.
+// Winograd F(2x2, 3x3) and F(4x4, 3x3) transforms for one ISA (winograd.cpp has the
+// algorithm and the layout): the including .cpp defines FASTCONV_ISA and is compiled with
+// that ISA's flags.
 // With AVX-512 the input and output-gradient transforms take a vector of tiles at a time
 // in registers; elsewhere their loops over a run's tiles vectorise at the ISA's width.
 // Semantics:
