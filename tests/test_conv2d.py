@@ -348,7 +348,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         # 77 % of the tiles' outputs used, enough with >= 64 channels and >= 128 tiles).
         (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "winograd"),
         (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
-        (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd"),
+        (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd4"),
         # forward: Winograd F(2x2, 3x3) for 3x3/stride 1 with >= 16 channels per group in
         # and out, rows of >= 4 tiles and >= 85 % of the outputs it computes used (odd
         # sizes drop part of the edge tiles, a last panel of 32 tiles can be part-empty:
@@ -357,7 +357,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         # its small-dU mode (32 -> 64) every tile output used, or >= 85 % with >= 1024
         # tiles (13x13 b64 86 % with 3136 tiles, b8 with 392).
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd4"),
-        (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd4"),
         (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),
         (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
         (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "winograd"),
@@ -405,15 +405,19 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "winograd"),
         (Case("d4", 1, 256, 27, 27, 256, 3, 3, padding=2, dilation=2), "forward", "im2col"),
         (Case("d5", 1, 256, 28, 28, 256, 3, 3, padding=1, dilation=2), "forward", "im2col"),
-        # F(4x4, 3x3) where F(2x2, 3x3) would run, rows of 4x4 tiles fill groups of 4 tiles
-        # (ceil(OW / 4) % 4 == 0), >= 128 tiles and >= 75 % of the outputs used.
+        # F(4x4, 3x3) where F(2x2, 3x3) would run with >= 128 tiles (rows padded to groups of
+        # 4 tiles), >= 80 % of the outputs computed used and <= 128 x 128 channels per group.
         (Case("f1", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_data", "winograd4"),
         (Case("f2", 8, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd4"),
-        (Case("f3", 8, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd4"),
-        (Case("f4", 8, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd"),
+        (Case("f3", 8, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),
+        (Case("f4", 8, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd4"),
         (Case("f5", 64, 32, 15, 15, 64, 3, 3, padding=1), "backward_data", "winograd4"),
-        (Case("f6", 64, 64, 32, 32, 64, 3, 3, padding=1, dilation=1), "forward", "winograd4"),
+        (Case("f6", 64, 64, 32, 32, 64, 3, 3, padding=1), "forward", "winograd4"),
         (Case("f7", 2, 256, 56, 56, 256, 3, 3, padding=2, dilation=2), "forward", "winograd"),
+        (Case("f8", 8, 128, 28, 28, 128, 3, 3, padding=1), "backward_data", "winograd4"),
+        (Case("f9", 1, 128, 28, 28, 128, 3, 3, padding=1), "forward", "winograd"),
+        (Case("f10", 1, 256, 56, 56, 256, 3, 3, padding=1), "forward", "winograd"),
+        (Case("f11", 8, 64, 7, 7, 64, 3, 3, padding=1), "forward", "winograd"),
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64",
@@ -428,8 +432,9 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "bw-16-64-b64", "bw-28x28x128-b8",
          "bw-14x14x256-b1", "bw-56x56-groups2", "bw-depthwise", "fw-dilated2-28x28x256",
          "bd-dilated2-28x28x256", "bw-dilated2-28x28x256", "fw-dilated2-odd-map",
-         "fw-dilated2-pad1", "bd-cifarnet2-b64-f4", "fw-cifarnet2-b8-f4", "fw-14x14x256-b8-f4",
-         "fw-56x56-b8-f2", "bd-15x15-b64-f4", "fw-32x32-b64-f4", "fw-dilated2-f2"],
+         "fw-dilated2-pad1", "bd-cifarnet2-b64-f4", "fw-cifarnet2-b8-f4", "fw-14x14x256-b8-f2",
+         "fw-56x56-b8-f4", "bd-15x15-b64-f4", "fw-32x32-b64-f4", "fw-dilated2-f2",
+         "bd-28x28x128-b8-f4", "fw-28x28x128-b1-f2", "fw-56x56x256-b1-f2", "fw-7x7x64-b8-f2"],
 )
 @pytest.mark.usefixtures("isa")
 def test_auto_algorithm_choice(case, direction, expected):

@@ -16,8 +16,9 @@
 //
 // F(4x4, 3x3) (winograd_forward with tile 4, winograd4_preferred): 4x4 output tiles from 6x6
 // patches, 36 GEMMs instead of 16, 36 multiplies per tile and channel pair instead of 144
-// (4x fewer); the same layout and blocking with 36 planes xi, the transforms in
-// winograd_impl.h (winograd4_*). Its larger transform entries (up to 8, and 1/24) grow the
+// (4x fewer); the same layout and blocking with 36 planes xi (in float, rows of tiles padded
+// to a multiple of 4 tiles: winograd4_row_tiles), the transforms in winograd_impl.h
+// (winograd4_*). Its larger transform entries (up to 8, and 1/24) grow the
 // float32 error 5-20x F(2x2)'s, within the parity tests' bound on the layers the automatic
 // choice gives it (docs/performance.md). The weight gradient stays F(2x2).
 //
@@ -301,21 +302,33 @@ bool winograd_preferred(const Conv2dParams& p) {
     return used >= 85 || (used >= 75 && cg >= 64 && kg >= 64);
 }
 
+namespace {
+// Tiles per row of F(4x4, 3x3) in float: ceil(OW / 4) rounded up to a multiple of 4.
+int64_t winograd4_row_tiles(int64_t OW) {
+    return ((OW + 3) / 4 + 3) / 4 * 4;
+}
+}  // namespace
+
 // F(4x4, 3x3) against F(2x2, 3x3), where winograd_preferred holds (Zen 4, float32, 1 thread,
-// alternated, forward / backward_data): 4x fewer multiplies than direct convolution instead
-// of 2.25x, and the transforms write 36 values per 16 outputs instead of 16 per 4. It wins
-// where rows of 4x4 tiles fill whole groups of 4 tiles (ceil(OW / 4) a multiple of 4: the
-// transforms' load/store paths without gathers, winograd_impl.h) and there are >= 128 tiles:
-// CifarNet conv2 (16x16, 32 -> 64) b64 1.30x / 1.41x, b8 1.48x / 1.47x; Keras conv2 (15x15)
-// b64 1.29x / 1.39x; 64 -> 64 on 32x32 b64 1.46x / 1.44x; ResNet-18 14x14x256 b8 (76 % of the
-// outputs used) 1.12x / 1.08x. Not with 16 tiles (CifarNet conv2 b1 0.86x / 0.84x, 14x14x256
-// b1 0.54x: half an NR panel), nor where the rows gather their patches (56x56: 14 tiles a
-// row, 1.01x / 0.98x at b8; 28x28: 7 a row, 1.00x; 7x7x512 b8 0.85x / 0.81x). Its output
-// error is larger (docs/performance.md): within the parity tests' bound, measured.
+// alternated in one process, forward / backward_data): 4x fewer multiplies than the direct
+// sum instead of 2.25x, and the transforms write 36 values per 16 outputs instead of 16 per
+// 4. Rows of tiles are padded to whole groups of 4 tiles (winograd4_row_tiles: the
+// transforms' load/store paths, winograd_impl.h; gathering the patches instead cost what
+// F(4x4) saves, 1.0x on 56x56 and 28x28). It wins with >= 128 tiles, >= 80 % of the outputs
+// computed used and an F(4x4) U of <= 36 x 128 x 128 values: CifarNet conv2 (16x16, 32 ->
+// 64) b64 1.30-1.33x / 1.40-1.41x, b8 1.48-1.58x / 1.47-1.52x; 32 -> 64 on 15x15 b64 1.29-1.41x
+// / 1.39-1.41x; 64 -> 64 on 32x32 b64 1.40-1.46x / 1.44-1.45x; ResNet-18 56x56x64 b1 1.47x /
+// 1.45x, b8 1.53x / 1.42x, 28x28x128 b8 1.26x / 1.33x (AVX2: 1.38-1.49x on these). It loses
+// with 16 tiles (CifarNet conv2 b1 0.86x / 0.84x, 14x14x256 b1 0.49x: half an NR panel), 56
+// (28x28x128 b1 0.94x / 1.00x), on 7x7 maps (38 % used: 0.56x), and gains little or loses with
+// 256 channels (VGG 56x56x256 b1 1.15x / 1.12x, AVX2 0.86x / 0.76x; 14x14x256 b8, 76 %
+// used, 0.92-1.12x). Its output error is larger (docs/performance.md): within the parity
+// tests' bound where this rule gives it.
 bool winograd4_preferred(const Conv2dParams& p) {
     if (p.dil_h != 1 || p.dil_w != 1 || !winograd_preferred(p)) return false;
-    const int64_t th = (p.OH + 3) / 4, tw = (p.OW + 3) / 4;
-    return tw % 4 == 0 && p.N * th * tw >= 128 && 100 * p.OH * p.OW >= 75 * 16 * th * tw;
+    const int64_t th = (p.OH + 3) / 4, tw = winograd4_row_tiles(p.OW);
+    return p.N * th * tw >= 128 && 100 * p.OH * p.OW >= 80 * 16 * th * tw &&
+           p.c_per_group() * p.k_per_group() <= 128 * 128;
 }
 
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
@@ -377,7 +390,11 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     const auto output_pool_run = f4 ? ks.winograd4_output_pool_run : ks.winograd_output_pool_run;
     const int64_t G = p.groups, C = p.C, Cg = p.c_per_group(), Kg = p.k_per_group();
     const int64_t HW = p.H * p.W, OHW = p.OH * p.OW;
-    const int64_t TW = (p.OW + tile - 1) / tile, TT = (p.OH + tile - 1) / tile * TW, P = p.N * TT;
+    // F(4x4) in float: each row of tiles padded to a multiple of 4 tiles, so that the
+    // transforms take whole groups of 4 (winograd_impl.h) instead of gathering; the padded
+    // tiles read zeros past the plane, and their outputs are not stored.
+    const int64_t TW = f4 && sizeof(T) == 4 ? winograd4_row_tiles(p.OW) : (p.OW + tile - 1) / tile;
+    const int64_t TT = (p.OH + tile - 1) / tile * TW, P = p.N * TT;
     const int64_t PHW = pool ? pool->PH * pool->PW : 0;
     assert(!pool || (2 * pool->PH <= p.OH && 2 * pool->PW <= p.OW && OHW < (int64_t{1} << 31)));
     if (P == 0 || p.K == 0) return;

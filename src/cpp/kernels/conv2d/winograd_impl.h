@@ -1134,7 +1134,7 @@ void output4_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk
                         transpose_blocks(q);     // q[g]: the 16 columns of group g
                         for (int g = 0; g < 4; ++g) {
                             const int64_t oh = gr.row[g] + a, c = gr.col[g];
-                            if (!gr.live[g] || oh >= OH) continue;
+                            if (!gr.live[g] || oh >= OH || c >= OW) continue;
                             Z::store(yk + oh * OW + c, lane_mask(0, OW - c, 16), q[g]);
                         }
                     }
