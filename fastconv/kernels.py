@@ -12,8 +12,8 @@ arrays. Validation errors are ``ValueError`` / ``TypeError`` naming the argument
 Functions, which call ``_core`` directly in forward and backward.
 
 The private keyword ``algorithm`` ('auto', 'im2col', 'direct_1x1', 'depthwise', 'direct',
-'winograd', 'winograd4', 'ref') forces a convolution algorithm for tests and benchmarks; 'auto' picks by
-shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
+'winograd', 'winograd4', 'ref') forces a convolution algorithm for tests and benchmarks;
+'auto' picks by shape and direction (``_core.conv2d_choose_algorithm``). 'direct' builds no im2col matrix:
 every kernel tap is a shifted contiguous stream over row-padded stride-phase planes; its
 stride-1, ungrouped forward runs by output rows (auto's choice for first layers).
 'winograd' is Winograd F(2x2, 3x3) (Lavin & Gray 2016) for 3x3 / stride 1 with dilation 1,
