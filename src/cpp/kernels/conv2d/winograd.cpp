@@ -451,6 +451,7 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
             const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
             const std::vector<Run> runs = block_runs(TW, TT, t0, t1, nr);
+            const bool half_tail = 2 * (t1 - t0 - (np - 1) * nr) <= nr;
             // V_xi of block b: [xi][g][panel][c][nr]; xi stride G*np*Cg*nr + kXiPad. Lanes past the
             // last tile are zero (their columns of M are never stored).
             const int64_t xi_stride = G * np * Cg * nr + kXiPad<T>;
@@ -476,8 +477,10 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                         const T* vb = V + xi * xi_stride + g * np * Cg * nr;
                         T* m = M + xi * m_xi;
                         for (int64_t jp = 0; jp < np; ++jp)
-                            ks.gemm_ukernel(Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1),
-                                            T(0));
+                            // A last panel of at most NR/2 tiles: the half-width tile, half
+                            // the FMAs (M's columns past the tiles are never read).
+                            (jp == np - 1 && half_tail ? ks.gemm_ukernel_half : ks.gemm_ukernel)(
+                                Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1), T(0));
                     }
                     const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
                     for (int i = 0; i < rows; ++i) {
