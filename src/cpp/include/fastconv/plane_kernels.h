@@ -194,25 +194,25 @@ constexpr int kWinogradMaxLanes = 32;
                                    T* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW,          \
                                    int64_t OW, int64_t th0, int64_t tw0);
 
-#define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                  \
-    template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,   \
-                                        T*, int64_t);                                             \
-    template void winograd_weight_panel<T>(const T*, int64_t, int64_t, bool, int, int64_t, int,   \
-                                           T*, int64_t);                                          \
-    template void winograd_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,    \
-                                         int64_t, int64_t);                                       \
-    template void winograd_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*, bool, \
-                                              int64_t, int64_t, int64_t, int64_t, int64_t);       \
-    template void winograd_grad_output_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int,  \
-                                              int, T*, int64_t);                                  \
-    template void winograd4_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,  \
-                                         T*, int64_t);                                            \
-    template void winograd4_weight_panel<T>(const T*, int64_t, int64_t, bool, int, int64_t, int,  \
-                                            T*, int64_t);                                         \
-    template void winograd4_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,   \
-                                          int64_t, int64_t);                                      \
-    template void winograd4_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*,      \
-                                               bool, int64_t, int64_t, int64_t, int64_t, int64_t);
+#define FASTCONV_INSTANTIATE_WINOGRAD_KERNELS(T)                                                   \
+    template void winograd_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,    \
+                                        T*, int64_t);                                              \
+    template void winograd_weight_panel<T>(const T*, int64_t, int64_t, bool, int, int64_t, int,    \
+                                           T*, int64_t);                                           \
+    template void winograd_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,     \
+                                         int64_t, int64_t);                                        \
+    template void winograd_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*, bool,  \
+                                              int64_t, int64_t, int64_t, int64_t, int64_t);        \
+    template void winograd_grad_output_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int,   \
+                                              int, T*, int64_t);                                   \
+    template void winograd4_input_run<T>(const T*, int64_t, int64_t, int64_t, int64_t, int, int,   \
+                                         T*, int64_t);                                             \
+    template void winograd4_weight_panel<T>(const T*, int64_t, int64_t, bool, int, int64_t, int,   \
+                                            T*, int64_t);                                          \
+    template void winograd4_output_run<T>(const T*, int64_t, int, int, T, T*, int64_t, int64_t,    \
+                                          int64_t, int64_t);                                       \
+    template void winograd4_output_pool_run<T>(const T*, int64_t, int, int, T, T*, int64_t*, bool, \
+                                               int64_t, int64_t, int64_t, int64_t, int64_t);
 
 #define FASTCONV_DECLARE_ISA_KERNELS(isa) \
     namespace fastconv {                  \

@@ -498,8 +498,7 @@ void conv2d_max_pool2d_forward(const Conv2dParams& p, const Pool2dParams& q, con
     if ((a == ConvAlgo::winograd || a == ConvAlgo::winograd4) && p.dil_h == 1 && p.dil_w == 1 &&
         tiles_are_windows && p.OH * p.OW < (int64_t{1} << 31)) {
         const WinogradPool<T> pool{pooled, indices, q.OH, q.OW, relu};
-        return winograd_forward<T>(p, x, w, bias, nullptr, &pool,
-                                   a == ConvAlgo::winograd4 ? 4 : 2);
+        return winograd_forward<T>(p, x, w, bias, nullptr, &pool, a == ConvAlgo::winograd4 ? 4 : 2);
     }
     if (a == ConvAlgo::direct && !is_depthwise(p) && direct_rows_forward_applies(p))
         return direct_rows_forward_pooled(p, q, x, w, bias, pooled, indices, relu);

@@ -361,8 +361,7 @@ bool winograd_grad_preferred(const Conv2dParams& p) {
 template <typename T>
 void winograd_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                       const WinogradPool<T>* pool, int tile) {
-    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y, pool,
-                     tile);
+    winograd_forward(p, x, w, WinogradWeights{p.c_per_group() * 9, 9, false}, bias, y, pool, tile);
 }
 
 template <typename T>
@@ -374,7 +373,8 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
         T* xq = thread_scratch<T, kWinoPhaseXTag>(static_cast<size_t>(p.N * p.C * p.H * p.W));
         T* yq = thread_scratch<T, kWinoPhaseYTag>(static_cast<size_t>(p.N * p.K * p.OH * p.OW));
         copy_phases<true>(PhaseShape{p.N, p.C, p.H, p.W, p.dil_h, p.dil_w}, x, xq);
-        winograd_forward(q, xq, w, wv, bias, yq, static_cast<const WinogradPool<T>*>(nullptr), tile);
+        winograd_forward(q, xq, w, wv, bias, yq, static_cast<const WinogradPool<T>*>(nullptr),
+                         tile);
         copy_phases<false>(PhaseShape{p.N, p.K, p.OH, p.OW, p.dil_h, p.dil_w}, yq, y);
         return;
     }
@@ -408,14 +408,10 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     if (P <= kUCacheMaxTiles &&
         (usize + wsize) * static_cast<int64_t>(sizeof(T)) <= kUCacheMaxBytes) {
         const std::array<int64_t, 8> key{
-            G,
-            Kg,
-            Cg,
-            wv.k_stride,
-            wv.c_stride,
-            wv.flipped,
-            mr,
-            static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight_panel))};
+            G,           Kg,
+            Cg,          wv.k_stride,
+            wv.c_stride, wv.flipped,
+            mr,          static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight_panel))};
         entry = cached_u(w, wsize, key, &hit);
         U = entry->u.get(static_cast<size_t>(usize));  // a hit: the same size, kept
     } else {
@@ -490,10 +486,10 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
                         if (pool) {
                             for (const Run& r : runs) {
                                 const int64_t at = (r.n * p.K + k) * PHW;
-                                output_pool_run(
-                                    mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
-                                    pool->pooled + at, pool->indices ? pool->indices + at : nullptr,
-                                    pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
+                                output_pool_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                                                pool->pooled + at,
+                                                pool->indices ? pool->indices + at : nullptr,
+                                                pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
                             }
                             continue;
                         }

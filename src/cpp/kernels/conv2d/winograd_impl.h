@@ -766,8 +766,8 @@ inline void at6(U m0, U m1, U m2, U m3, U m4, U m5, U (&y)[4]) {
 // winograd4_input_run), in loops over the lanes.
 namespace {
 template <typename T>
-void input4_loops(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
-                         int rows, T* out, int64_t xi_stride) {
+void input4_loops(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, int rows,
+                  T* out, int64_t xi_stride) {
     const int n = rows * len;
     T d[6][6][kLanes];  // d[r][c][lane]: row r, column c of each tile's patch
     const int64_t cols = 4 * static_cast<int64_t>(len) + 2;  // a tile row's patch columns
@@ -825,7 +825,8 @@ void winograd4_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool
         double g[9][kLanes];  // tap t of row i, zero past `rows`
         for (int t = 0; t < 9; ++t)
             for (int i = 0; i < mr; ++i)
-                g[t][i] = i < rows ? static_cast<double>(w[i * k_stride + c * c_stride + (flipped ? 8 - t : t)])
+                g[t][i] = i < rows ? static_cast<double>(
+                                         w[i * k_stride + c * c_stride + (flipped ? 8 - t : t)])
                                    : 0.0;
         double t[6][3][kLanes];  // G g
         for (int a = 0; a < 6; ++a)
@@ -851,8 +852,8 @@ inline void winograd4_outputs(const T* m, int64_t xi_stride, int n, T bias, T (&
         for (int l = 0; l < n; ++l) {
             T r[4];
             at6<T>(m[(0 * 6 + q) * xi_stride + l], m[(1 * 6 + q) * xi_stride + l],
-                m[(2 * 6 + q) * xi_stride + l], m[(3 * 6 + q) * xi_stride + l],
-                m[(4 * 6 + q) * xi_stride + l], m[(5 * 6 + q) * xi_stride + l], r);
+                   m[(2 * 6 + q) * xi_stride + l], m[(3 * 6 + q) * xi_stride + l],
+                   m[(4 * 6 + q) * xi_stride + l], m[(5 * 6 + q) * xi_stride + l], r);
             for (int a = 0; a < 4; ++a) s[a][q][l] = r[a];
         }
     for (int a = 0; a < 4; ++a)
@@ -866,8 +867,8 @@ inline void winograd4_outputs(const T* m, int64_t xi_stride, int n, T bias, T (&
 // The 4x4 outputs of each tile at rows oh0 + 4j.., columns ow0 + 4i.. of yk, the part
 // inside OH x OW (KernelSet::winograd4_output_run).
 template <typename T>
-void output4_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
-                          int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+void output4_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk, int64_t OH,
+                   int64_t OW, int64_t oh0, int64_t ow0) {
     T y[4][4][kLanes];
     winograd4_outputs(m, xi_stride, rows * len, bias, y);
     for (int j = 0; j < rows; ++j)
@@ -886,8 +887,8 @@ void output4_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* 
 // winograd_output_pool_run pools a 2x2 tile (KernelSet::winograd4_output_pool_run).
 template <typename T>
 void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
-                               int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
-                               int64_t th0, int64_t tw0) {
+                        int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                        int64_t tw0) {
     T y[4][4][kLanes];
     winograd4_outputs(m, xi_stride, rows * len, bias, y);
     auto take = [](T v, T mx) { return v > mx || v != v; };
@@ -910,11 +911,11 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
                     const int down = take(h[1], h[0]);
                     const T v = down ? h[1] : h[0];
                     yk[ph * PW + pw] = relu && v < T(0) ? T(0) : v;  // NaN and -0 stay
-                    if (ik) ik[ph * PW + pw] = 2 * ph * OW + 2 * pw + (down ? OW + right[1] : right[0]);
+                    if (ik)
+                        ik[ph * PW + pw] = 2 * ph * OW + 2 * pw + (down ? OW + right[1] : right[0]);
                 }
         }
 }
-
 
 #if defined(__AVX512F__)
 // AVX-512: a vector of tiles at a time in registers, the patches gathered and the outputs
@@ -965,8 +966,10 @@ inline void input4_transform(typename Zmm<T>::V (&d)[6][6], unsigned lanes, T* o
 // (a[i] block g <- a[g] block i), and within each block (a[i] block g element e <- a[e]
 // block g element i).
 inline void transpose_blocks(__m512 (&a)[4]) {
-    const __m512 t0 = _mm512_shuffle_f32x4(a[0], a[1], 0x44), t1 = _mm512_shuffle_f32x4(a[0], a[1], 0xEE);
-    const __m512 t2 = _mm512_shuffle_f32x4(a[2], a[3], 0x44), t3 = _mm512_shuffle_f32x4(a[2], a[3], 0xEE);
+    const __m512 t0 = _mm512_shuffle_f32x4(a[0], a[1], 0x44),
+                 t1 = _mm512_shuffle_f32x4(a[0], a[1], 0xEE);
+    const __m512 t2 = _mm512_shuffle_f32x4(a[2], a[3], 0x44),
+                 t3 = _mm512_shuffle_f32x4(a[2], a[3], 0xEE);
     a[0] = _mm512_shuffle_f32x4(t0, t2, 0x88);
     a[1] = _mm512_shuffle_f32x4(t0, t2, 0xDD);
     a[2] = _mm512_shuffle_f32x4(t1, t3, 0x88);
@@ -1228,18 +1231,17 @@ inline void pool4_groups(const __m512 (&y)[4][4], int l0, int count, int len, fl
                 _mm_mask_storeu_ps(yk + at, mk, _mm_load_ps(vals[h] + 4 * g));
                 if (!ik) continue;
                 const __m128i i4 = _mm_load_si128(reinterpret_cast<const __m128i*>(idx[h] + 4 * g));
-                _mm256_mask_storeu_epi64(ik + at, mk,
-                                         _mm256_add_epi64(_mm256_cvtepi32_epi64(i4),
-                                                          _mm256_set1_epi64x(corner)));
+                _mm256_mask_storeu_epi64(
+                    ik + at, mk,
+                    _mm256_add_epi64(_mm256_cvtepi32_epi64(i4), _mm256_set1_epi64x(corner)));
             }
         }
     }
 }
 
 template <typename T>
-void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
-                      int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
-                      int64_t tw0) {
+void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk, int64_t* ik,
+                      bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0, int64_t tw0) {
     using Z = Zmm<T>;
     using V = typename Z::V;
     const __m512i vPW = _mm512_set1_epi32(static_cast<int32_t>(PW));
