@@ -605,6 +605,36 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("shape", [(3, 16, 16, 16, 24), (9, 8, 16, 16, 8), (2, 16, 14, 22, 24),
+                                   (5, 32, 30, 30, 16)], ids=str)
+@pytest.mark.usefixtures("isa")
+def test_winograd4_same_bits_for_any_thread_count(shape, dtype, rng):
+    """F(4x4, 3x3)'s forward, backward_data and fused max pool: every output is written by
+    one thread in a fixed order, so 1, 2 and 3 threads give the same bits (blocks of tiles
+    that cut a panel or end in a half-width one, rows padded to groups of 4, gathered)."""
+    N, C, H, W, K_ = shape
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K_, C, 3, 3)).astype(dtype)
+    b = rng.standard_normal(K_).astype(dtype)
+    conv = ((1, 1), (1, 1, 1, 1), (1, 1), 1)
+    old = fc.get_num_threads()
+    try:
+        got = []
+        for n in (1, 2, 3):
+            fc.set_num_threads(n)
+            y = _core.conv2d_forward(x, w, b, *conv, "winograd4")
+            dx = _core.conv2d_backward_data(y, w, x.shape, *conv, "winograd4")
+            p, i = _core.conv2d_max_pool2d_forward(x, w, b, *conv, (2, 2), (2, 2), (0, 0), (1, 1),
+                                                   False, True, True, "winograd4")
+            got.append((y, dx, p, i))
+    finally:
+        fc.set_num_threads(old)
+    for n, outs in zip((2, 3), got[1:]):
+        for what, a, b_ in zip(("y", "dx", "pooled", "indices"), got[0], outs):
+            assert np.array_equal(a, b_), f"{what}: {n} threads differ from 1"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize(("case", "algorithm"), [
     (THREAD_CASES[0], "direct"), (THREAD_CASES[1], "direct"), (THREAD_CASES[5], "direct"),
     (THREAD_CASES[0], "winograd"), (THREAD_CASES[6], "winograd"),
