@@ -918,7 +918,9 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
 }
 
 #if defined(__AVX512F__)
-// AVX-512: a vector of tiles at a time in registers, the patches gathered and the outputs
+// AVX-512: a vector of tiles at a time in registers. In float, with rows of a multiple of 4
+// tiles (the driver pads them), by loads, stores and 4x4 transposes (input4_groups,
+// pool4_groups, output4_zmm's groups); otherwise the patches are gathered and the outputs
 // scattered with int32 element offsets (planes below 2^31 elements; the loops above
 // otherwise). Lane q of the vector from lane l0 is tile (j, i) = ((l0 + q) / len,
 // (l0 + q) % len); row0/col0 get its top-left row and column, (0, 0) past `count`.
