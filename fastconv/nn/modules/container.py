@@ -160,11 +160,8 @@ def _step(modules: tuple, i: int, input: Any) -> tuple[Any, int]:
     call does.
     """
     module = modules[i]
-    n = len(modules)
-    if (type(module) is Conv2d and i + 2 < n and _plain_relu_pool(modules, i + 1)
-            and module.padding_mode == "zeros" and "forward" not in module.__dict__
-            and isinstance(input, Tensor) and type(input.data) is np.ndarray
-            and input.data.ndim == 4):
+    if (_conv_block(modules, i) and isinstance(input, Tensor)
+            and type(input.data) is np.ndarray and input.data.ndim == 4):
         pool = modules[i + 2]
         try:
             out = F._conv2d_relu_max_pool2d(
@@ -174,13 +171,12 @@ def _step(modules: tuple, i: int, input: Any) -> tuple[Any, int]:
             out = pool(modules[i + 1](module(input)))
         if out is not None:
             return out, i + 3
-    if (type(module) is Linear and i + 1 < n and type(modules[i + 1]) is ReLU
-            and "forward" not in module.__dict__ and "forward" not in modules[i + 1].__dict__):
+    if type(module) is Linear and "forward" not in module.__dict__ and _relu_after(modules, i):
         try:
             return F._linear_relu(input, module.weight, module.bias), i + 2
         except (TypeError, ValueError):  # the modules' own errors
             return modules[i + 1](module(input)), i + 2
-    if (type(module) is ReLU and i + 1 < n and _plain_relu_pool(modules, i)
+    if (type(module) is ReLU and i + 1 < len(modules) and _plain_relu_pool(modules, i)
             and isinstance(input, Tensor)):
         pool = modules[i + 1]
         return F._relu_max_pool2d(input, pool.kernel_size, pool.stride, pool.padding,
@@ -217,9 +213,7 @@ def _array_step(modules: tuple, i: int, x: np.ndarray) -> tuple[np.ndarray, int]
     module = modules[i]
     kind = type(module)
     if kind is Conv2d:
-        if not (i + 2 < len(modules) and _plain_relu_pool(modules, i + 1)
-                and module.padding_mode == "zeros" and "forward" not in module.__dict__
-                and x.ndim == 4):
+        if not (_conv_block(modules, i) and x.ndim == 4):
             return None
         try:
             pool_args = modules[i + 2]._core_args()
@@ -234,8 +228,7 @@ def _array_step(modules: tuple, i: int, x: np.ndarray) -> tuple[np.ndarray, int]
     if kind is Linear:
         if "forward" in module.__dict__:
             return None
-        fused = (i + 1 < len(modules) and type(modules[i + 1]) is ReLU
-                 and "forward" not in modules[i + 1].__dict__)
+        fused = _relu_after(modules, i)
         try:
             w, b = module.weight, module.bias
             y = (_misc.LinearReLU if fused else _misc.Linear).infer(
@@ -249,6 +242,22 @@ def _array_step(modules: tuple, i: int, x: np.ndarray) -> tuple[np.ndarray, int]
         except Exception:  # noqa: BLE001
             return None
     return None
+
+
+def _conv_block(modules: tuple, i: int) -> bool:
+    """Whether modules[i:i + 3] are a Conv2d (zero padding), a ReLU and a MaxPool2d that
+    Sequential may run as one kernel call: exact types, no forward replaced on the instance
+    (_plain_relu_pool for the other two)."""
+    conv = modules[i]
+    return (type(conv) is Conv2d and i + 2 < len(modules) and _plain_relu_pool(modules, i + 1)
+            and conv.padding_mode == "zeros" and "forward" not in conv.__dict__)
+
+
+def _relu_after(modules: tuple, i: int) -> bool:
+    """Whether modules[i + 1] is a ReLU that the Linear at modules[i] may take into its GEMM:
+    exact type, no forward replaced on the instance."""
+    return (i + 1 < len(modules) and type(modules[i + 1]) is ReLU
+            and "forward" not in modules[i + 1].__dict__)
 
 
 def _plain_relu_pool(modules: tuple, i: int) -> bool:
