@@ -325,7 +325,7 @@ int64_t winograd4_row_tiles(int64_t OW) {
 // used, 0.92-1.12x). Its output error is larger (docs/performance.md): within the parity
 // tests' bound where this rule gives it.
 bool winograd4_preferred(const Conv2dParams& p) {
-    if (p.dil_h != 1 || p.dil_w != 1 || !winograd_preferred(p)) return false;
+    if (p.dil_h != 1 || p.dil_w != 1) return false;  // winograd_preferred(p): the caller's
     const int64_t th = (p.OH + 3) / 4, tw = winograd4_row_tiles(p.OW);
     return p.N * th * tw >= 128 && 100 * p.OH * p.OW >= 80 * 16 * th * tw &&
            p.c_per_group() * p.k_per_group() <= 128 * 128;

@@ -13,8 +13,9 @@ bool winograd_applies(const Conv2dParams& p);
 // Whether the automatic choice takes Winograd for this forward convolution (winograd.cpp
 // gives the measurements behind the rule).
 bool winograd_preferred(const Conv2dParams& p);
-// Whether a forward convolution the automatic choice runs by Winograd runs by F(4x4, 3x3)
-// rather than F(2x2, 3x3) (winograd.cpp gives the measurements behind the rule).
+// Whether a forward convolution the automatic choice runs by Winograd (winograd_preferred(p)
+// holds: not checked again) runs by F(4x4, 3x3) rather than F(2x2, 3x3) (winograd.cpp gives
+// the measurements behind the rule).
 bool winograd4_preferred(const Conv2dParams& p);
 // The same for the weight gradient.
 bool winograd_grad_preferred(const Conv2dParams& p);

@@ -28,6 +28,21 @@ FASTCONV_DECLARE_WINOGRAD_KERNELS
 namespace {
 constexpr int kLanes = ::fastconv::kWinogradMaxLanes;
 
+// The 2x2 window (y00 y01; y10 y11) max pooled as max_pool2d_forward pools it: each row's two
+// columns first, then the two rows, taking v where v > max or v is NaN; with relu the
+// maximum as relu_forward stores it (NaN and -0 stay). *at: the winner's offset in the
+// window, row * OW + column. The loops' output pooling, F(2x2) and F(4x4).
+template <typename T>
+inline T pool_window(T y00, T y01, T y10, T y11, bool relu, int64_t OW, int64_t* at) {
+    auto take = [](T v, T mx) { return v > mx || v != v; };
+    const bool right0 = take(y01, y00), right1 = take(y11, y10);
+    const T h0 = right0 ? y01 : y00, h1 = right1 ? y11 : y10;
+    const bool down = take(h1, h0);
+    const T v = down ? h1 : h0;
+    *at = down ? OW + right1 : right0;
+    return relu && v < T(0) ? T(0) : v;
+}
+
 #if defined(__AVX512F__)
 // AVX-512: each vector of 16 (float) or 8 (double) tiles is loaded, transformed and stored
 // in registers. Tiles i of one tile row j sit at lanes j * len + i; a row of at most half
@@ -699,7 +714,6 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
     // Tiles whose window lies inside the PH x PW map.
     const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
     if (full == 0) return;
-    auto take = [](T v, T mx) { return v > mx || v != v; };
     for (int j = 0; j < rows && th0 + j < PH; ++j) {
         const T* mj = m + j * len;
         T s[8][kLanes];  // A^T m: rows 0 and 1, 4 columns each
@@ -708,20 +722,16 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
         int64_t* ir = ik ? ik + (th0 + j) * PW + tw0 : nullptr;
         const int64_t corner = 2 * (th0 + j) * OW + 2 * tw0;
         for (int i = 0; i < full; ++i) {
-            T h[2];
-            int right[2];
+            T y[2][2];
             for (int r = 0; r < 2; ++r) {  // (A^T m) A, as winograd_output_run
                 const T s0 = s[r * 4][i], s1 = s[r * 4 + 1][i], s2 = s[r * 4 + 2][i],
                         s3 = s[r * 4 + 3][i];
-                const T y0 = s0 + s1 + s2 + bias;
-                const T y1 = s1 - s2 - s3 + bias;
-                right[r] = take(y1, y0);
-                h[r] = right[r] ? y1 : y0;
+                y[r][0] = s0 + s1 + s2 + bias;
+                y[r][1] = s1 - s2 - s3 + bias;
             }
-            const int down = take(h[1], h[0]);
-            const T v = down ? h[1] : h[0];
-            yr[i] = relu && v < T(0) ? T(0) : v;  // as relu_forward: NaN and -0 stay
-            if (ir) ir[i] = corner + 2 * i + (down ? OW + right[1] : right[0]);
+            int64_t at;
+            yr[i] = pool_window(y[0][0], y[0][1], y[1][0], y[1][1], relu, OW, &at);
+            if (ir) ir[i] = corner + 2 * i + at;
         }
     }
 }
@@ -891,7 +901,6 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
                         int64_t tw0) {
     T y[4][4][kLanes];
     winograd4_outputs(m, xi_stride, rows * len, bias, y);
-    auto take = [](T v, T mx) { return v > mx || v != v; };
     for (int j = 0; j < rows; ++j)
         for (int a = 0; a < 2; ++a) {
             const int64_t ph = 2 * (th0 + j) + a;
@@ -901,18 +910,11 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
                     const int64_t pw = 2 * (tw0 + i) + b;
                     if (pw >= PW) break;
                     const int l = j * len + i;
-                    T h[2];
-                    int right[2];
-                    for (int r = 0; r < 2; ++r) {  // each row's two columns, then the rows
-                        const T y0 = y[2 * a + r][2 * b][l], y1 = y[2 * a + r][2 * b + 1][l];
-                        right[r] = take(y1, y0);
-                        h[r] = right[r] ? y1 : y0;
-                    }
-                    const int down = take(h[1], h[0]);
-                    const T v = down ? h[1] : h[0];
-                    yk[ph * PW + pw] = relu && v < T(0) ? T(0) : v;  // NaN and -0 stay
-                    if (ik)
-                        ik[ph * PW + pw] = 2 * ph * OW + 2 * pw + (down ? OW + right[1] : right[0]);
+                    int64_t at;
+                    yk[ph * PW + pw] = pool_window(y[2 * a][2 * b][l], y[2 * a][2 * b + 1][l],
+                                                   y[2 * a + 1][2 * b][l],
+                                                   y[2 * a + 1][2 * b + 1][l], relu, OW, &at);
+                    if (ik) ik[ph * PW + pw] = 2 * ph * OW + 2 * pw + at;
                 }
         }
 }
@@ -924,7 +926,6 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
 // scattered with int32 element offsets (planes below 2^31 elements; the loops above
 // otherwise). Lane q of the vector from lane l0 is tile (j, i) = ((l0 + q) / len,
 // (l0 + q) % len); row0/col0 get its top-left row and column, (0, 0) past `count`.
-template <typename T>
 inline void tile_origins(int l0, int count, int len, int64_t r0, int64_t c0, __m512i* row0,
                          __m512i* col0) {
     alignas(64) int32_t rb[16] = {}, cb[16] = {};
@@ -1059,7 +1060,7 @@ void input4_zmm(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int
         const int count = total - l0 < n ? total - l0 : n;
         const unsigned lanes = lane_mask(0, count, n);
         __m512i row0, col0;
-        tile_origins<T>(l0, count, len, ih0, iw0, &row0, &col0);
+        tile_origins(l0, count, len, ih0, iw0, &row0, &col0);
         __m512i roff[6], col[6];
         unsigned rm[6], cm[6];
         for (int r = 0; r < 6; ++r) {
@@ -1147,7 +1148,7 @@ void output4_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk
                 }
             }
             __m512i row0, col0;
-            tile_origins<T>(l0, count, len, oh0, ow0, &row0, &col0);
+            tile_origins(l0, count, len, oh0, ow0, &row0, &col0);
 #pragma GCC unroll 4
             for (int a = 0; a < 4; ++a) {
                 const __m512i row = _mm512_add_epi32(row0, _mm512_set1_epi32(a));
@@ -1258,7 +1259,7 @@ void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, 
                 }
             }
             __m512i ph0, pw0;  // the tile's top-left window: (2 (th0 + j), 2 (tw0 + i))
-            tile_origins<T>(l0, count, len, 4 * th0, 4 * tw0, &ph0, &pw0);
+            tile_origins(l0, count, len, 4 * th0, 4 * tw0, &ph0, &pw0);
             ph0 = _mm512_srai_epi32(ph0, 1);
             pw0 = _mm512_srai_epi32(pw0, 1);
 #pragma GCC unroll 2
