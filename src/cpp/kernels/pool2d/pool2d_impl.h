@@ -215,11 +215,12 @@ struct PoolVec {
     typedef int64_t wide __attribute__((vector_size(V * 8), aligned(8), may_alias));
 };
 
+// Through the may_alias, element-aligned vector types, not __builtin_memcpy, which GCC
+// expands under AVX2 as 16-byte moves through a stack temporary (a store-forwarding stall
+// on every load; see direct_impl.h).
 template <typename VT, typename T>
 inline VT vload(const T* p) {
-    VT v;
-    __builtin_memcpy(&v, p, sizeof(v));
-    return v;
+    return *reinterpret_cast<const VT*>(p);
 }
 
 // Tap values x[r + k*S], k < V. For S == 2 the second load starts at r + V - 1, so the
@@ -276,13 +277,13 @@ inline void max_block(const T* __restrict src, int64_t ld, int64_t ild, int64_t 
         m = take ? v : m;
         if constexpr (kIdx) rel = take ? rr : rel;
     }
-    __builtin_memcpy(y + ow0, &m, sizeof(m));
+    *reinterpret_cast<VT*>(y + ow0) = m;
     if constexpr (!kIdx) return;
     WI lane;
     for (int k = 0; k < V; ++k) lane[k] = k * S;
     // Flat position of output ow0's first tap; rel is relative to it.
     const WI idx = __builtin_convertvector(rel, WI) + lane + (first_row + ow0 * S - pw);
-    __builtin_memcpy(index + ow0, &idx, sizeof(idx));
+    *reinterpret_cast<WI*>(index + ow0) = idx;
 }
 
 // Outputs [ow0, ow0 + V): y = sum of the windows over rows [ih0, ih1), ih-major as PyTorch
@@ -297,7 +298,7 @@ inline void avg_block(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1
         for (int64_t j = 0; j < KW; ++j) sum += tap<T, V, S>(r + j);
     }
     sum = sum / div;
-    __builtin_memcpy(y + ow0, &sum, sizeof(sum));
+    *reinterpret_cast<VT*>(y + ow0) = sum;
 }
 
 // Blocks of V covering [lo, hi), the last one shifted to end at hi. Needs hi - lo >= V.
