@@ -352,6 +352,15 @@ def test_without_torch_rows_show_ours_and_name_the_missing_peer(monkeypatch, cap
     assert "peers missing: torch" in out
 
 
+def test_header_warns_when_openblas_threads_cannot_be_limited(monkeypatch, capsys):
+    # without threadpoolctl the numpy rows run on every core: the header must say so
+    assert main(["bench", "--filter", r"sgemm 64 "]) == 0
+    assert "threadpoolctl is missing" not in capsys.readouterr().out
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import -> ImportError
+    assert main(["bench", "--filter", r"sgemm 64 "]) == 0
+    assert "WARNING: threadpoolctl is missing" in capsys.readouterr().out
+
+
 def test_cli_writes_json_and_plot(tmp_path, capsys):
     out_json, out_png = tmp_path / "b.json", tmp_path / "b.png"
     assert main(["bench", "--filter", SMALL, "--threads", "1,2", "--json", str(out_json),

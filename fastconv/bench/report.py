@@ -210,6 +210,10 @@ def header(env: dict, peaks: list[MachinePeaks], reps: int, warmup: int) -> str:
         if p.threads > 1 and one and p.fma_gflops < 0.9 * p.threads * one:
             lines.append(f"WARNING: {p.threads} threads give only {p.fma_gflops / one:.2f}x "
                          "one thread's FMA rate: some core is busy, distrust these rows")
+    if not try_import("threadpoolctl"):
+        lines.append("WARNING: threadpoolctl is missing, so OpenBLAS runs the numpy rows on every "
+                     "core: their peer/ours is not at the row's thread count "
+                     "(pip install threadpoolctl, or the [bench] extra)")
     lines.append("%peak: GFLOP/s over the FMA peak; pooling: GB/s over the copy bandwidth. "
                  "peer/ours > 1 means fastconv is faster.")
     return "\n".join(lines)
