@@ -146,6 +146,8 @@ struct Vec<float> {
     }
     static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
     static void maskstore(float* p, Mask m, V v) { _mm256_maskstore_ps(p, m, v); }
+    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
 };
 template <>
 struct Vec<double> {
@@ -164,6 +166,8 @@ struct Vec<double> {
     }
     static V maskload(const double* p, Mask m) { return _mm256_maskload_pd(p, m); }
     static void maskstore(double* p, Mask m, V v) { _mm256_maskstore_pd(p, m, v); }
+    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
 };
 
 }  // namespace

@@ -150,6 +150,8 @@ struct Vec<float> {
     static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
     static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
     static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
 template <>
 struct Vec<double> {
@@ -166,6 +168,8 @@ struct Vec<double> {
     static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
     static V maskload(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
     static void maskstore(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+    static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
 };
 
 }  // namespace
