@@ -14,7 +14,7 @@
 
 #include <cstdint>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -1287,6 +1287,230 @@ void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, 
                 }
         });
 }
+#elif defined(__AVX2__)
+// AVX2, float: 8 tiles to a vector, 2 groups of 4 neighbouring tiles of one tile row (the
+// driver pads rows to whole groups: winograd4_row_tiles), group g in 128-bit lane g. The
+// AVX-512 group paths with ymm vectors: per patch row, each group's 16 columns from two
+// loads, rearranged by lane permutes and a 4x4 transpose within the lanes; the outputs
+// leave the same way. Double and other row lengths take the loops. The arithmetic is the
+// loops' (bt6, at6, pool_window), so the results are theirs.
+
+// The 4x4 transpose within each 128-bit lane: a[i] lane g element e <- a[e] lane g element i.
+inline void transpose_in_lanes(__m256 (&a)[4]) {
+    auto lo = [](__m256 x, __m256 y) {
+        return _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
+    };
+    auto hi = [](__m256 x, __m256 y) {
+        return _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
+    };
+    const __m256 u0 = _mm256_unpacklo_ps(a[0], a[1]), u1 = _mm256_unpackhi_ps(a[0], a[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(a[2], a[3]), u3 = _mm256_unpackhi_ps(a[2], a[3]);
+    a[0] = lo(u0, u2);
+    a[1] = hi(u0, u2);
+    a[2] = lo(u1, u3);
+    a[3] = hi(u1, u3);
+}
+
+// Group g (0, 1) of the vector from lane l0 (a multiple of 8; `count` tiles from it, a
+// multiple of 4): tile row l / len, first tile l % len, l = l0 + 4g; origin (r0 + 4 (l / len),
+// c0 + 4 (l % len)).
+struct YmmGroups {
+    int64_t row[2], col[2];
+    bool live[2];
+};
+inline YmmGroups ymm_groups(int l0, int count, int len, int64_t r0, int64_t c0) {
+    YmmGroups gr{};
+    for (int g = 0; g < 2; ++g) {
+        const int l = l0 + 4 * g;
+        gr.live[g] = 4 * g < count;
+        gr.row[g] = r0 + 4 * (l / len);
+        gr.col[g] = c0 + 4 * (l % len);
+    }
+    return gr;
+}
+
+// The first n (<= 8) elements of v to dst.
+inline void store_first(float* dst, __m256 v, int64_t n) {
+    if (n >= 8) return _mm256_storeu_ps(dst, v);
+    alignas(32) float t[8];
+    _mm256_store_ps(t, v);
+    for (int64_t i = 0; i < n; ++i) dst[i] = t[i];
+}
+// v to the lanes [0, count) of dst (count 4 or 8).
+inline void store_lanes(float* dst, __m256 v, int count) {
+    if (count == 8)
+        _mm256_storeu_ps(dst, v);
+    else
+        _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
+}
+inline __m256 load_lanes(const float* src, int count) {
+    return count == 8 ? _mm256_loadu_ps(src)
+                      : _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(src), 0);
+}
+
+// Columns c .. c + 17 of plane row h (a group's patch row): the row itself where they all lie
+// in the plane, else buf holding them with zeros outside it.
+inline const float* patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t c,
+                              float (&buf)[24]) {
+    const bool in_rows = h >= 0 && h < H;
+    if (in_rows && c >= 0 && c + 18 <= W) return xc + h * W + c;
+    for (int64_t q = 0; q < 24; ++q) {
+        const int64_t col = c + q;
+        buf[q] = in_rows && q < 18 && col >= 0 && col < W ? xc[h * W + col] : 0.0f;
+    }
+    return buf;
+}
+
+inline void input4_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
+                       int rows, float* out, int64_t xi_stride) {
+    const int total = rows * len;
+    alignas(32) static constexpr float kZeros[24] = {};
+    for (int l0 = 0; l0 < total; l0 += 8) {
+        const int count = total - l0 < 8 ? total - l0 : 8;
+        const YmmGroups gr = ymm_groups(l0, count, len, ih0, iw0);
+        __m256 d[6][6];
+        for (int r = 0; r < 6; ++r) {
+            float buf[2][24];
+            const float* p[2];
+            for (int g = 0; g < 2; ++g)
+                p[g] = gr.live[g] ? patch_row(xc, H, W, gr.row[g] + r, gr.col[g], buf[g]) : kZeros;
+            const __m256 lo0 = _mm256_loadu_ps(p[0]), hi0 = _mm256_loadu_ps(p[0] + 8);
+            const __m256 lo1 = _mm256_loadu_ps(p[1]), hi1 = _mm256_loadu_ps(p[1] + 8);
+            // a[i] lane g: columns 4i .. 4i + 3 of group g, then a[c] lane g element i: 4i + c
+            __m256 a[4] = {_mm256_permute2f128_ps(lo0, lo1, 0x20), _mm256_permute2f128_ps(lo0, lo1, 0x31),
+                           _mm256_permute2f128_ps(hi0, hi1, 0x20), _mm256_permute2f128_ps(hi0, hi1, 0x31)};
+            transpose_in_lanes(a);
+            for (int c = 0; c < 4; ++c) d[r][c] = a[c];
+            // Columns 4, 5: columns 0, 1 of the next tile, shifted down one element per lane,
+            // the group's columns 16, 17 shifted in at the top.
+            const __m256 e16 = _mm256_setr_ps(p[0][16], 0, 0, 0, p[1][16], 0, 0, 0);
+            const __m256 e17 = _mm256_setr_ps(p[0][17], 0, 0, 0, p[1][17], 0, 0, 0);
+            d[r][4] = _mm256_castsi256_ps(
+                _mm256_alignr_epi8(_mm256_castps_si256(e16), _mm256_castps_si256(a[0]), 4));
+            d[r][5] = _mm256_castsi256_ps(
+                _mm256_alignr_epi8(_mm256_castps_si256(e17), _mm256_castps_si256(a[1]), 4));
+        }
+        __m256 t[6][6];  // B^T d: t[k][c]
+        for (int c = 0; c < 6; ++c) {
+            __m256 v[6];
+            bt6<float>(d[0][c], d[1][c], d[2][c], d[3][c], d[4][c], d[5][c], v);
+            for (int k = 0; k < 6; ++k) t[k][c] = v[k];
+        }
+        for (int k = 0; k < 6; ++k) {  // (B^T d) B
+            __m256 v[6];
+            bt6<float>(t[k][0], t[k][1], t[k][2], t[k][3], t[k][4], t[k][5], v);
+            for (int q = 0; q < 6; ++q) store_lanes(out + (k * 6 + q) * xi_stride + l0, v[q], count);
+        }
+    }
+}
+
+// y[a][b] = (A^T m A)[a][b] + bias of the `count` lanes from m (advanced to lane l0).
+inline void outputs4_ymm(const float* m, int64_t xi_stride, int count, float bias,
+                         __m256 (&y)[4][4]) {
+    __m256 s[4][6];  // A^T m
+    for (int q = 0; q < 6; ++q) {
+        __m256 mk[6];
+        for (int k = 0; k < 6; ++k) mk[k] = load_lanes(m + (k * 6 + q) * xi_stride, count);
+        __m256 r[4];
+        at6<float>(mk[0], mk[1], mk[2], mk[3], mk[4], mk[5], r);
+        for (int a = 0; a < 4; ++a) s[a][q] = r[a];
+    }
+    const __m256 vb = _mm256_set1_ps(bias);
+    for (int a = 0; a < 4; ++a) {
+        __m256 r[4];
+        at6<float>(s[a][0], s[a][1], s[a][2], s[a][3], s[a][4], s[a][5], r);
+        for (int b = 0; b < 4; ++b) y[a][b] = _mm256_add_ps(r[b], vb);
+    }
+}
+
+// Each output row of a group's 4 tiles: 16 columns from two stores, cut at OW.
+inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias, float* yk,
+                        int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+    const int total = rows * len;
+    for (int l0 = 0; l0 < total; l0 += 8) {
+        const int count = total - l0 < 8 ? total - l0 : 8;
+        __m256 y[4][4];
+        outputs4_ymm(m + l0, xi_stride, count, bias, y);
+        const YmmGroups gr = ymm_groups(l0, count, len, oh0, ow0);
+        for (int a = 0; a < 4; ++a) {
+            __m256 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
+            transpose_in_lanes(q);  // q[i] lane g: columns 4i .. 4i + 3 of group g
+            for (int g = 0; g < 2; ++g) {
+                const int64_t oh = gr.row[g] + a, c = gr.col[g];
+                if (!gr.live[g] || oh >= OH || c >= OW) continue;
+                const int sel = g == 0 ? 0x20 : 0x31;
+                float* dst = yk + oh * OW + c;
+                store_first(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
+                if (OW - c > 8) store_first(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
+            }
+        }
+    }
+}
+
+// max_pool2d's take (v > m or v is NaN) as a lane mask.
+inline __m256 take_ymm(__m256 v, __m256 m) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+// The pooled groups (pool4_groups with ymm): window row a of a group's tiles is 8 consecutive
+// pooled values, its two window columns interleaved.
+inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias,
+                             float* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
+                             int64_t th0, int64_t tw0) {
+    const int total = rows * len;
+    const __m256i one = _mm256_set1_epi32(1), vOW = _mm256_set1_epi32(static_cast<int32_t>(OW));
+    // Lane (g, i): the conv output column of window (tile i, b) less its group's first, 4i + 2b.
+    const __m256i icol = _mm256_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12);
+    for (int l0 = 0; l0 < total; l0 += 8) {
+        const int count = total - l0 < 8 ? total - l0 : 8;
+        __m256 y[4][4];
+        outputs4_ymm(m + l0, xi_stride, count, bias, y);
+        const YmmGroups gr = ymm_groups(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
+        for (int a = 0; a < 2; ++a) {
+            __m256 v[2];
+            __m256i ix[2];
+            for (int b = 0; b < 2; ++b) {
+                // pool_window on each lane: the two columns of each row, then the two rows
+                const __m256 y00 = y[2 * a][2 * b], y01 = y[2 * a][2 * b + 1];
+                const __m256 y10 = y[2 * a + 1][2 * b], y11 = y[2 * a + 1][2 * b + 1];
+                const __m256 right0 = take_ymm(y01, y00), right1 = take_ymm(y11, y10);
+                const __m256 h0 = _mm256_blendv_ps(y00, y01, right0);
+                const __m256 h1 = _mm256_blendv_ps(y10, y11, right1);
+                const __m256 down = take_ymm(h1, h0);
+                const __m256 right = _mm256_blendv_ps(right0, right1, down);
+                const __m256 w = _mm256_blendv_ps(h0, h1, down);
+                const __m256 zero = _mm256_setzero_ps();
+                v[b] = relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w;
+                // The winner's flat position less that of its group's first window's corner.
+                ix[b] = _mm256_add_epi32(
+                    _mm256_add_epi32(icol, _mm256_set1_epi32(2 * b)),
+                    _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right), one),
+                                     _mm256_and_si256(_mm256_castps_si256(down), vOW)));
+            }
+            // Lane g of lo: windows 0, 1 of tiles 0, 1 of group g; of hi: tiles 2, 3.
+            const __m256 lo = _mm256_unpacklo_ps(v[0], v[1]), hi = _mm256_unpackhi_ps(v[0], v[1]);
+            const __m256i ilo = _mm256_unpacklo_epi32(ix[0], ix[1]);
+            const __m256i ihi = _mm256_unpackhi_epi32(ix[0], ix[1]);
+            for (int g = 0; g < 2; ++g) {
+                const int64_t ph = gr.row[g] / 2 + a, pw = gr.col[g] / 2;
+                if (!gr.live[g] || ph >= PH || pw >= PW) continue;
+                const int sel = g == 0 ? 0x20 : 0x31;
+                const int64_t at = ph * PW + pw, n = PW - pw < 8 ? PW - pw : 8;
+                store_first(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
+                if (!ik) continue;
+                // The group's first window: its corner at flat position 2ph * OW + 2pw.
+                const __m256i corner = _mm256_set1_epi64x(2 * ph * OW + 2 * pw);
+                const __m256i i8 = _mm256_permute2x128_si256(ilo, ihi, sel);
+                alignas(32) int64_t idx[8];
+                _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
+                                   _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(i8)), corner));
+                _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 4),
+                                   _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(i8, 1)), corner));
+                for (int64_t e = 0; e < n; ++e) ik[at + e] = idx[e];
+            }
+        }
+    }
+}
 #endif
 }  // namespace
 
@@ -1296,6 +1520,9 @@ void winograd4_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t
 #if defined(__AVX512F__)
     if (H * W < (int64_t{1} << 31))
         return input4_zmm(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        if (len % 4 == 0) return input4_ymm(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
 #endif
     input4_loops(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
 }
@@ -1306,6 +1533,9 @@ void winograd4_output_run(const T* m, int64_t xi_stride, int len, int rows, T bi
 #if defined(__AVX512F__)
     if (OH * OW < (int64_t{1} << 31))
         return output4_zmm(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        if (len % 4 == 0) return output4_ymm(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
 #endif
     output4_loops(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
 }
@@ -1317,6 +1547,11 @@ void winograd4_output_pool_run(const T* m, int64_t xi_stride, int len, int rows,
 #if defined(__AVX512F__)
     // The driver keeps OH * OW (>= PH * PW, the flat indices) below 2^31.
     return output4_pool_zmm(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0, tw0);
+#elif defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        if (len % 4 == 0)
+            return output4_pool_ymm(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0,
+                                    tw0);
 #endif
     output4_pool_loops(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0, tw0);
 }
