@@ -43,6 +43,14 @@ inline T pool_window(T y00, T y01, T y10, T y11, bool relu, int64_t OW, int64_t*
     return relu && v < T(0) ? T(0) : v;
 }
 
+// An address computed as an integer: masked-off lanes may lie outside the row, and forming
+// such a pointer by pointer arithmetic would be undefined.
+template <typename T>
+inline const T* at(const T* row, int64_t i) {
+    return reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(row) +
+                                      static_cast<uintptr_t>(i * static_cast<int64_t>(sizeof(T))));
+}
+
 #if defined(__AVX512F__)
 // AVX-512: each vector of 16 (float) or 8 (double) tiles is loaded, transformed and stored
 // in registers. Tiles i of one tile row j sit at lanes j * len + i; a row of at most half
@@ -54,14 +62,6 @@ inline unsigned lane_mask(int64_t a, int64_t b, int width) {
     a = a < 0 ? 0 : a;
     b = b > width ? width : b;
     return b <= a ? 0u : ((1u << b) - 1u) & ~((1u << a) - 1u);
-}
-
-// An address computed as an integer: masked-off lanes may lie outside the row, and forming
-// such a pointer by pointer arithmetic would be undefined.
-template <typename T>
-inline const T* at(const T* row, int64_t i) {
-    return reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(row) +
-                                      static_cast<uintptr_t>(i * static_cast<int64_t>(sizeof(T))));
 }
 
 template <typename T>
@@ -1348,43 +1348,63 @@ inline __m256 load_lanes(const float* src, int count) {
                       : _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(src), 0);
 }
 
-// Columns c .. c + 17 of plane row h (a group's patch row): the row itself where they all lie
-// in the plane, else buf holding them with zeros outside it.
-inline const float* patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t c,
-                              float (&buf)[24]) {
-    const bool in_rows = h >= 0 && h < H;
-    if (in_rows && c >= 0 && c + 18 <= W) return xc + h * W + c;
-    for (int64_t q = 0; q < 24; ++q) {
-        const int64_t col = c + q;
-        buf[q] = in_rows && q < 18 && col >= 0 && col < W ? xc[h * W + col] : 0.0f;
+// Columns c .. c + 17 of plane row h (a group's patch row), zero outside the plane: columns
+// 0-7 to *lo, 8-15 to *hi, 16 and 17 to e[0], e[1]. Rows that leave the plane (every group of
+// CifarNet's 16x16 maps) by masked loads, which touch no masked-off element.
+inline void patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t c, __m256* lo,
+                      __m256* hi, float (&e)[2]) {
+    if (h < 0 || h >= H) {
+        *lo = *hi = _mm256_setzero_ps();
+        e[0] = e[1] = 0.0f;
+        return;
     }
-    return buf;
+    const float* row = xc + h * W;
+    if (c >= 0 && c + 18 <= W) {
+        *lo = _mm256_loadu_ps(row + c);
+        *hi = _mm256_loadu_ps(row + c + 8);
+        e[0] = row[c + 16];
+        e[1] = row[c + 17];
+        return;
+    }
+    // Lane q of a load at column c + off reads column c + off + q: active where that is in
+    // [0, W), i.e. q in [-c - off, W - c - off).
+    const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    auto part = [&](int64_t off) {
+        const int64_t a = -c - off, b = W - c - off;  // |a|, |b| < 2^31: H * W < 2^31
+        const __m256i m = _mm256_andnot_si256(
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(a < -1 ? -1 : a > 8 ? 8 : a)), q),
+            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(b < 0 ? 0 : b > 8 ? 8 : b)), q));
+        return _mm256_maskload_ps(at(row, c + off), m);
+    };
+    *lo = part(0);
+    *hi = part(8);
+    for (int k = 0; k < 2; ++k) e[k] = c + 16 + k >= 0 && c + 16 + k < W ? row[c + 16 + k] : 0.0f;
 }
 
 inline void input4_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
                        int rows, float* out, int64_t xi_stride) {
     const int total = rows * len;
-    alignas(32) static constexpr float kZeros[24] = {};
     for (int l0 = 0; l0 < total; l0 += 8) {
         const int count = total - l0 < 8 ? total - l0 : 8;
         const YmmGroups gr = ymm_groups(l0, count, len, ih0, iw0);
         __m256 d[6][6];
         for (int r = 0; r < 6; ++r) {
-            float buf[2][24];
-            const float* p[2];
+            __m256 lo[2], hi[2];
+            float e[2][2];
             for (int g = 0; g < 2; ++g)
-                p[g] = gr.live[g] ? patch_row(xc, H, W, gr.row[g] + r, gr.col[g], buf[g]) : kZeros;
-            const __m256 lo0 = _mm256_loadu_ps(p[0]), hi0 = _mm256_loadu_ps(p[0] + 8);
-            const __m256 lo1 = _mm256_loadu_ps(p[1]), hi1 = _mm256_loadu_ps(p[1] + 8);
+                patch_row(xc, H, W, gr.live[g] ? gr.row[g] + r : -1, gr.col[g], &lo[g], &hi[g],
+                          e[g]);
             // a[i] lane g: columns 4i .. 4i + 3 of group g, then a[c] lane g element i: 4i + c
-            __m256 a[4] = {_mm256_permute2f128_ps(lo0, lo1, 0x20), _mm256_permute2f128_ps(lo0, lo1, 0x31),
-                           _mm256_permute2f128_ps(hi0, hi1, 0x20), _mm256_permute2f128_ps(hi0, hi1, 0x31)};
+            __m256 a[4] = {_mm256_permute2f128_ps(lo[0], lo[1], 0x20),
+                           _mm256_permute2f128_ps(lo[0], lo[1], 0x31),
+                           _mm256_permute2f128_ps(hi[0], hi[1], 0x20),
+                           _mm256_permute2f128_ps(hi[0], hi[1], 0x31)};
             transpose_in_lanes(a);
             for (int c = 0; c < 4; ++c) d[r][c] = a[c];
             // Columns 4, 5: columns 0, 1 of the next tile, shifted down one element per lane,
             // the group's columns 16, 17 shifted in at the top.
-            const __m256 e16 = _mm256_setr_ps(p[0][16], 0, 0, 0, p[1][16], 0, 0, 0);
-            const __m256 e17 = _mm256_setr_ps(p[0][17], 0, 0, 0, p[1][17], 0, 0, 0);
+            const __m256 e16 = _mm256_setr_ps(e[0][0], 0, 0, 0, e[1][0], 0, 0, 0);
+            const __m256 e17 = _mm256_setr_ps(e[0][1], 0, 0, 0, e[1][1], 0, 0, 0);
             d[r][4] = _mm256_castsi256_ps(
                 _mm256_alignr_epi8(_mm256_castps_si256(e16), _mm256_castps_si256(a[0]), 4));
             d[r][5] = _mm256_castsi256_ps(
