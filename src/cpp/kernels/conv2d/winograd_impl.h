@@ -223,6 +223,168 @@ inline void load_even_odd(const T* row, int64_t c0, int64_t W, int count, T* eve
 #endif
 }  // namespace
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+// AVX2, float: a tile row's tiles 8 to a vector, per row of the run (tile (j, i0 + q) in lane
+// q; the last vector of a row partial). The arithmetic is the loops', so are the results.
+namespace {
+// max_pool2d's take (v > m or v is NaN) as a lane mask.
+inline __m256 take_ymm(__m256 v, __m256 m) {
+    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+}
+
+inline __m256i lanes_in(int64_t a, int64_t b) {  // lanes q in [a, b), a and b clamped to [0, 8]
+    const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    a = a < 0 ? 0 : a > 8 ? 8 : a;
+    b = b < 0 ? 0 : b > 8 ? 8 : b;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(a)), q),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(b)), q));
+}
+// Columns c .. c + 7 of row (null: outside the plane), zero outside [0, W); masked loads
+// touch no column outside it.
+inline __m256 load8(const float* row, int64_t c, int64_t W) {
+    if (!row) return _mm256_setzero_ps();
+    if (c >= 0 && c + 8 <= W) return _mm256_loadu_ps(row + c);
+    return _mm256_maskload_ps(at(row, c), lanes_in(-c, W - c));
+}
+// The even and odd columns of the 16 in (lo, hi): lane i gets column 2i, 2i + 1.
+inline void deinterleave(__m256 lo, __m256 hi, __m256* even, __m256* odd) {
+    auto order = [](__m256 v) {  // 64-bit units 0, 2, 1, 3
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+    };
+    *even = order(_mm256_shuffle_ps(lo, hi, 0x88));
+    *odd = order(_mm256_shuffle_ps(lo, hi, 0xDD));
+}
+// v to the first n lanes at dst (all 8 for n >= 8). A partial vector by 4-, 2- and 1-lane
+// stores: AVX2's masked store is microcoded on AMD (Zen 3: 60 % of this file's F(2x2) input
+// transform with rows of 7 tiles).
+inline void store8(float* dst, __m256 v, int64_t n) {
+    if (n >= 8) return _mm256_storeu_ps(dst, v);
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n & 4) {
+        _mm_storeu_ps(dst, part);
+        dst += 4;
+        part = _mm256_extractf128_ps(v, 1);
+    }
+    if (n & 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(dst), part);
+        dst += 2;
+        part = _mm_movehl_ps(part, part);
+    }
+    if (n & 1) _mm_store_ss(dst, part);
+}
+inline __m256 load_n(const float* src, int64_t n) {
+    return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes_in(0, n));
+}
+
+void input_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, int rows,
+               float* out, int64_t xi_stride) {
+    for (int j = 0; j < rows; ++j)
+        for (int i0 = 0; i0 < len; i0 += 8) {
+            const int64_t c = iw0 + 2 * i0, n = len - i0;
+            __m256 e[4], od[4], e1[4], od1[4];  // columns E[i], O[i], E[i+1], O[i+1]
+            for (int r = 0; r < 4; ++r) {
+                const int64_t ih = ih0 + 2 * j + r;
+                const float* row = ih >= 0 && ih < H ? xc + ih * W : nullptr;
+                deinterleave(load8(row, c, W), load8(row, c + 8, W), &e[r], &od[r]);
+                deinterleave(load8(row, c + 2, W), load8(row, c + 10, W), &e1[r], &od1[r]);
+            }
+            auto bt = [](__m256(&d)[4]) {  // B^T d, in place
+                const __m256 t0 = _mm256_sub_ps(d[0], d[2]), t1 = _mm256_add_ps(d[1], d[2]);
+                const __m256 t2 = _mm256_sub_ps(d[2], d[1]), t3 = _mm256_sub_ps(d[1], d[3]);
+                d[0] = t0, d[1] = t1, d[2] = t2, d[3] = t3;
+            };
+            bt(e), bt(od), bt(e1), bt(od1);
+            float* o = out + j * len + i0;
+            for (int r = 0; r < 4; ++r) {  // (B^T d) B
+                store8(o + (r * 4 + 0) * xi_stride, _mm256_sub_ps(e[r], e1[r]), n);
+                store8(o + (r * 4 + 1) * xi_stride, _mm256_add_ps(od[r], e1[r]), n);
+                store8(o + (r * 4 + 2) * xi_stride, _mm256_sub_ps(e1[r], od[r]), n);
+                store8(o + (r * 4 + 3) * xi_stride, _mm256_sub_ps(od[r], od1[r]), n);
+            }
+        }
+}
+
+// y[r][b] = (A^T m A)[r][b] + bias of the n tiles at m.
+inline void outputs_ymm(const float* m, int64_t xi_stride, int64_t n, float bias,
+                        __m256 (&y)[2][2]) {
+    __m256 s[8];  // A^T m: rows 0 and 1, 4 columns each
+    for (int q = 0; q < 4; ++q) {
+        const __m256 m0 = load_n(m + q * xi_stride, n), m1 = load_n(m + (4 + q) * xi_stride, n);
+        const __m256 m2 = load_n(m + (8 + q) * xi_stride, n);
+        const __m256 m3 = load_n(m + (12 + q) * xi_stride, n);
+        s[q] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        s[4 + q] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    const __m256 vb = _mm256_set1_ps(bias);
+    for (int r = 0; r < 2; ++r) {
+        const __m256 s0 = s[r * 4], s1 = s[r * 4 + 1], s2 = s[r * 4 + 2], s3 = s[r * 4 + 3];
+        y[r][0] = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s0, s1), s2), vb);
+        y[r][1] = _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s1, s2), s3), vb);
+    }
+}
+
+void output_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias, float* yk,
+                int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+    for (int j = 0; j < rows; ++j)
+        for (int i0 = 0; i0 < len; i0 += 8) {
+            const int64_t n = len - i0 < 8 ? len - i0 : 8;
+            const int64_t ow = ow0 + 2 * i0, cols = OW - ow < 2 * n ? OW - ow : 2 * n;
+            if (cols <= 0) break;
+            __m256 y[2][2];
+            outputs_ymm(m + j * len + i0, xi_stride, n, bias, y);
+            for (int r = 0; r < 2 && oh0 + 2 * j + r < OH; ++r) {
+                // Columns 2i, 2i + 1 of tile i: y[r][0], y[r][1] interleaved.
+                const __m256 lo = _mm256_unpacklo_ps(y[r][0], y[r][1]);
+                const __m256 hi = _mm256_unpackhi_ps(y[r][0], y[r][1]);
+                float* dst = yk + (oh0 + 2 * j + r) * OW + ow;
+                store8(dst, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
+                if (cols > 8) store8(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
+            }
+        }
+}
+
+void output_pool_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias, float* yk,
+                     int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
+                     int64_t tw0) {
+    // Tiles whose window lies inside the PH x PW map.
+    const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i vOW = _mm256_set1_epi32(static_cast<int32_t>(OW));
+    const __m256i two_q = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    for (int j = 0; j < rows && th0 + j < PH; ++j)
+        for (int i0 = 0; i0 < full; i0 += 8) {
+            const int64_t n = full - i0 < 8 ? full - i0 : 8;
+            __m256 y[2][2];
+            outputs_ymm(m + j * len + i0, xi_stride, n, bias, y);
+            // pool_window on each lane: the two columns of each row, then the two rows
+            const __m256 right0 = take_ymm(y[0][1], y[0][0]), right1 = take_ymm(y[1][1], y[1][0]);
+            const __m256 h0 = _mm256_blendv_ps(y[0][0], y[0][1], right0);
+            const __m256 h1 = _mm256_blendv_ps(y[1][0], y[1][1], right1);
+            const __m256 down = take_ymm(h1, h0);
+            const __m256 w = _mm256_blendv_ps(h0, h1, down);
+            const __m256 zero = _mm256_setzero_ps();
+            const int64_t at0 = (th0 + j) * PW + tw0 + i0;
+            store8(yk + at0, relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w,
+                   n);
+            if (!ik) continue;
+            // corner + 2i + (down ? OW + right1 : right0), int32 offsets within the window pair
+            const __m256i r0 = _mm256_and_si256(_mm256_castps_si256(right0), one);
+            const __m256i r1 = _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right1), one), vOW);
+            const __m256i off = _mm256_add_epi32(
+                two_q, _mm256_castps_si256(_mm256_blendv_ps(
+                           _mm256_castsi256_ps(r0), _mm256_castsi256_ps(r1), down)));
+            const __m256i corner = _mm256_set1_epi64x(2 * (th0 + j) * OW + 2 * (tw0 + i0));
+            alignas(32) int64_t idx[8];
+            _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
+                               _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), corner));
+            _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 4),
+                               _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), corner));
+            for (int64_t e = 0; e < n; ++e) ik[at0 + e] = idx[e];
+        }
+}
+}  // namespace
+#endif
+
 // B^T d B is separable: the column transform B^T runs down each tile's 4 rows, then the
 // row transform B across its columns. Tile i's patch columns are E[i], O[i], E[i+1],
 // O[i+1] (even and odd columns from iw0): each input row is split into even and odd
@@ -316,6 +478,9 @@ void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0,
 template <typename T>
 void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len,
                         int rows, T* out, int64_t xi_stride) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4) return input_ymm(xc, H, W, ih0, iw0, len, rows, out, xi_stride);
+#endif
     const int n = rows * len;
     // Columns E[i], O[i] (e, od) and E[i+1], O[i+1] (e1, od1) of the 4 rows of each tile row.
     T e[4][kLanes], od[4][kLanes], e1[4][kLanes], od1[4][kLanes];
@@ -681,6 +846,10 @@ void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, 
 template <typename T>
 void winograd_output_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
                          int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        return output_ymm(m, xi_stride, len, rows, bias, yk, OH, OW, oh0, ow0);
+#endif
     // Tiles whose right column is inside the plane; an odd OW keeps the next one's left.
     const int full = static_cast<int>((OW - ow0) / 2 < len ? (OW - ow0) / 2 : len);
     for (int j = 0; j < rows; ++j) {
@@ -711,6 +880,10 @@ template <typename T>
 void winograd_output_pool_run(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk,
                               int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
                               int64_t th0, int64_t tw0) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        return output_pool_ymm(m, xi_stride, len, rows, bias, yk, ik, relu, PH, PW, OW, th0, tw0);
+#endif
     // Tiles whose window lies inside the PH x PW map.
     const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
     if (full == 0) return;
@@ -1329,20 +1502,6 @@ inline YmmGroups ymm_groups(int l0, int count, int len, int64_t r0, int64_t c0) 
     return gr;
 }
 
-// The first n (<= 8) elements of v to dst.
-inline void store_first(float* dst, __m256 v, int64_t n) {
-    if (n >= 8) return _mm256_storeu_ps(dst, v);
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    for (int64_t i = 0; i < n; ++i) dst[i] = t[i];
-}
-// v to the lanes [0, count) of dst (count 4 or 8).
-inline void store_lanes(float* dst, __m256 v, int count) {
-    if (count == 8)
-        _mm256_storeu_ps(dst, v);
-    else
-        _mm_storeu_ps(dst, _mm256_castps256_ps128(v));
-}
 inline __m256 load_lanes(const float* src, int count) {
     return count == 8 ? _mm256_loadu_ps(src)
                       : _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(src), 0);
@@ -1419,7 +1578,7 @@ inline void input4_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64
         for (int k = 0; k < 6; ++k) {  // (B^T d) B
             __m256 v[6];
             bt6<float>(t[k][0], t[k][1], t[k][2], t[k][3], t[k][4], t[k][5], v);
-            for (int q = 0; q < 6; ++q) store_lanes(out + (k * 6 + q) * xi_stride + l0, v[q], count);
+            for (int q = 0; q < 6; ++q) store8(out + (k * 6 + q) * xi_stride + l0, v[q], count);
         }
     }
 }
@@ -1460,16 +1619,11 @@ inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, fl
                 if (!gr.live[g] || oh >= OH || c >= OW) continue;
                 const int sel = g == 0 ? 0x20 : 0x31;
                 float* dst = yk + oh * OW + c;
-                store_first(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
-                if (OW - c > 8) store_first(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
+                store8(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
+                if (OW - c > 8) store8(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
             }
         }
     }
-}
-
-// max_pool2d's take (v > m or v is NaN) as a lane mask.
-inline __m256 take_ymm(__m256 v, __m256 m) {
-    return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
 // The pooled groups (pool4_groups with ymm): window row a of a group's tiles is 8 consecutive
@@ -1516,7 +1670,7 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
                 if (!gr.live[g] || ph >= PH || pw >= PW) continue;
                 const int sel = g == 0 ? 0x20 : 0x31;
                 const int64_t at = ph * PW + pw, n = PW - pw < 8 ? PW - pw : 8;
-                store_first(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
+                store8(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
                 if (!ik) continue;
                 // The group's first window: its corner at flat position 2ph * OW + 2pw.
                 const __m256i corner = _mm256_set1_epi64x(2 * ph * OW + 2 * pw);

@@ -14,8 +14,8 @@
 //
 // The traits W provide: T, V, Mask, kLanes; zero(), broadcast(const T*), set1(T),
 // load(const T*) (aligned), loadu(const T*), storeu(T*, V), fmadd(a, b, c), mul(a, b);
-// mask(n) (lanes [0, n) active), maskload(const T*, Mask) and maskstore(T*, Mask, V), which
-// neither read nor write masked-off lanes. Define the traits in an anonymous namespace: each ISA's instantiations
+// mask(n) (lanes [0, n) active), maskload(const T*, Mask) and store_part(T*, Mask, n, V)
+// (m == mask(n)), which neither read nor write masked-off lanes. Define the traits in an anonymous namespace: each ISA's instantiations
 // then stay local to the file compiled with that ISA's flags.
 #pragma once
 
@@ -76,7 +76,8 @@ void edge_tile(int64_t kc, const typename W::T* a, int64_t lda, const typename W
             if (v < NV - 1 || tail == W::kLanes)
                 W::storeu(cv, beta == T(0) ? r : W::fmadd(vb, W::loadu(cv), r));
             else
-                W::maskstore(cv, last, beta == T(0) ? r : W::fmadd(vb, W::maskload(cv, last), r));
+                W::store_part(cv, last, tail,
+                              beta == T(0) ? r : W::fmadd(vb, W::maskload(cv, last), r));
         }
 }
 

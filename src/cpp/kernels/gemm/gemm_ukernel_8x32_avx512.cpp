@@ -149,7 +149,7 @@ struct Vec<float> {
     static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
     static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
     static V maskload(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
-    static void maskstore(float* p, Mask m, V v) { _mm512_mask_storeu_ps(p, m, v); }
+    static void store_part(float* p, Mask m, int, V v) { _mm512_mask_storeu_ps(p, m, v); }
     static V loadu(const float* p) { return _mm512_loadu_ps(p); }
     static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
 };
@@ -167,7 +167,7 @@ struct Vec<double> {
     static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
     static Mask mask(int n) { return static_cast<Mask>((1u << n) - 1u); }
     static V maskload(const double* p, Mask m) { return _mm512_maskz_loadu_pd(m, p); }
-    static void maskstore(double* p, Mask m, V v) { _mm512_mask_storeu_pd(p, m, v); }
+    static void store_part(double* p, Mask m, int, V v) { _mm512_mask_storeu_pd(p, m, v); }
     static V loadu(const double* p) { return _mm512_loadu_pd(p); }
     static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
 };
