@@ -304,6 +304,35 @@ void input_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, 
         }
 }
 
+// dZ = A dY A^T (winograd_grad_output_run) of each tile: the 2x2 dY of tile i at columns
+// 2i, 2i + 1 of two rows, split into even and odd columns.
+void grad_output_ymm(const float* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0, int len,
+                     int rows, float* out, int64_t xi_stride) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int j = 0; j < rows; ++j)
+        for (int i0 = 0; i0 < len; i0 += 8) {
+            const int64_t c = ow0 + 2 * i0, n = len - i0;
+            __m256 s[2][4];  // dY A^T per row: (y0, y0 + y1, y0 - y1, -y1)
+            for (int r = 0; r < 2; ++r) {
+                const int64_t oh = oh0 + 2 * j + r;
+                const float* row = oh < OH ? dyk + oh * OW : nullptr;
+                __m256 e, od;
+                deinterleave(load8(row, c, OW), load8(row, c + 8, OW), &e, &od);
+                s[r][0] = e;
+                s[r][1] = _mm256_add_ps(e, od);
+                s[r][2] = _mm256_sub_ps(e, od);
+                s[r][3] = _mm256_xor_ps(od, sign);
+            }
+            float* o = out + j * len + i0;
+            for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
+                store8(o + (0 * 4 + q) * xi_stride, s[0][q], n);
+                store8(o + (1 * 4 + q) * xi_stride, _mm256_add_ps(s[0][q], s[1][q]), n);
+                store8(o + (2 * 4 + q) * xi_stride, _mm256_sub_ps(s[0][q], s[1][q]), n);
+                store8(o + (3 * 4 + q) * xi_stride, _mm256_xor_ps(s[1][q], sign), n);
+            }
+        }
+}
+
 // y[r][b] = (A^T m A)[r][b] + bias of the n tiles at m.
 inline void outputs_ymm(const float* m, int64_t xi_stride, int64_t n, float bias,
                         __m256 (&y)[2][2]) {
@@ -527,6 +556,10 @@ void winograd_input_run(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t 
 template <typename T>
 void winograd_grad_output_run(const T* dyk, int64_t OH, int64_t OW, int64_t oh0, int64_t ow0,
                               int len, int rows, T* out, int64_t xi_stride) {
+#if defined(__AVX2__)
+    if constexpr (sizeof(T) == 4)
+        return grad_output_ymm(dyk, OH, OW, oh0, ow0, len, rows, out, xi_stride);
+#endif
     const int n = rows * len;
     T e[2][kLanes], od[2][kLanes];
     for (int j = 0; j < rows; ++j)
