@@ -393,21 +393,24 @@ void output_pool_ymm(const float* m, int64_t xi_stride, int len, int rows, float
             const __m256 w = _mm256_blendv_ps(h0, h1, down);
             const __m256 zero = _mm256_setzero_ps();
             const int64_t at0 = (th0 + j) * PW + tw0 + i0;
-            store8(yk + at0, relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w,
-                   n);
+            store8(yk + at0,
+                   relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w, n);
             if (!ik) continue;
             // corner + 2i + (down ? OW + right1 : right0), int32 offsets within the window pair
             const __m256i r0 = _mm256_and_si256(_mm256_castps_si256(right0), one);
-            const __m256i r1 = _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right1), one), vOW);
+            const __m256i r1 =
+                _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right1), one), vOW);
             const __m256i off = _mm256_add_epi32(
-                two_q, _mm256_castps_si256(_mm256_blendv_ps(
-                           _mm256_castsi256_ps(r0), _mm256_castsi256_ps(r1), down)));
+                two_q, _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r0),
+                                                            _mm256_castsi256_ps(r1), down)));
             const __m256i corner = _mm256_set1_epi64x(2 * (th0 + j) * OW + 2 * (tw0 + i0));
             alignas(32) int64_t idx[8];
-            _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                               _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), corner));
-            _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 4),
-                               _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), corner));
+            _mm256_store_si256(
+                reinterpret_cast<__m256i*>(idx),
+                _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), corner));
+            _mm256_store_si256(
+                reinterpret_cast<__m256i*>(idx + 4),
+                _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), corner));
             for (int64_t e = 0; e < n; ++e) ik[at0 + e] = idx[e];
         }
 }
@@ -1560,13 +1563,8 @@ inline void patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t 
     }
     // Lane q of a load at column c + off reads column c + off + q: active where that is in
     // [0, W), i.e. q in [-c - off, W - c - off).
-    const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     auto part = [&](int64_t off) {
-        const int64_t a = -c - off, b = W - c - off;  // |a|, |b| < 2^31: H * W < 2^31
-        const __m256i m = _mm256_andnot_si256(
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(a < -1 ? -1 : a > 8 ? 8 : a)), q),
-            _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(b < 0 ? 0 : b > 8 ? 8 : b)), q));
-        return _mm256_maskload_ps(at(row, c + off), m);
+        return _mm256_maskload_ps(at(row, c + off), lanes_in(-c - off, W - c - off));
     };
     *lo = part(0);
     *hi = part(8);
@@ -1653,7 +1651,8 @@ inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, fl
                 const int sel = g == 0 ? 0x20 : 0x31;
                 float* dst = yk + oh * OW + c;
                 store8(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
-                if (OW - c > 8) store8(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
+                if (OW - c > 8)
+                    store8(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
             }
         }
     }
@@ -1709,10 +1708,13 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
                 const __m256i corner = _mm256_set1_epi64x(2 * ph * OW + 2 * pw);
                 const __m256i i8 = _mm256_permute2x128_si256(ilo, ihi, sel);
                 alignas(32) int64_t idx[8];
-                _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                                   _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(i8)), corner));
-                _mm256_store_si256(reinterpret_cast<__m256i*>(idx + 4),
-                                   _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(i8, 1)), corner));
+                _mm256_store_si256(
+                    reinterpret_cast<__m256i*>(idx),
+                    _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(i8)), corner));
+                _mm256_store_si256(
+                    reinterpret_cast<__m256i*>(idx + 4),
+                    _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(i8, 1)),
+                                     corner));
                 for (int64_t e = 0; e < n; ++e) ik[at + e] = idx[e];
             }
         }

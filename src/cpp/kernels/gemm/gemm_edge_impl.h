@@ -15,8 +15,8 @@
 // The traits W provide: T, V, Mask, kLanes; zero(), broadcast(const T*), set1(T),
 // load(const T*) (aligned), loadu(const T*), storeu(T*, V), fmadd(a, b, c), mul(a, b);
 // mask(n) (lanes [0, n) active), maskload(const T*, Mask) and store_part(T*, Mask, n, V)
-// (m == mask(n)), which neither read nor write masked-off lanes. Define the traits in an anonymous namespace: each ISA's instantiations
-// then stay local to the file compiled with that ISA's flags.
+// (m == mask(n)), which neither read nor write masked-off lanes. Define the traits in an anonymous
+// namespace: each ISA's instantiations then stay local to the file compiled with that ISA's flags.
 #pragma once
 
 #include <cstdint>
