@@ -1128,6 +1128,27 @@ void output4_pool_loops(const T* m, int64_t xi_stride, int len, int rows, T bias
         }
 }
 
+// The G groups of 4 tiles of a vector (F(4x4), float, len a multiple of 4; G = 4 for
+// AVX-512, 2 for AVX2): group g of the vector from lane l0 (`count` tiles from it) is lanes
+// 4g .. 4g + 3, tile row l / len, first tile l % len for l = l0 + 4g; origin (r0 + 4 (l / len),
+// c0 + 4 (l % len)).
+template <int G>
+struct Groups {
+    int64_t row[G], col[G];
+    bool live[G];
+};
+template <int G>
+inline Groups<G> tile_groups(int l0, int count, int len, int64_t r0, int64_t c0) {
+    Groups<G> gr{};
+    for (int g = 0; g < G; ++g) {
+        const int l = l0 + 4 * g;
+        gr.live[g] = 4 * g < count;
+        gr.row[g] = r0 + 4 * (l / len);
+        gr.col[g] = c0 + 4 * (l % len);
+    }
+    return gr;
+}
+
 #if defined(__AVX512F__)
 // AVX-512: a vector of tiles at a time in registers. In float, with rows of a multiple of 4
 // tiles (the driver pads them), by loads, stores and 4x4 transposes (input4_groups,
@@ -1203,22 +1224,8 @@ inline void transpose_in_blocks(__m512 (&a)[4]) {
 }
 
 // Groups of 4 tiles: with float and len a multiple of 4, the lanes 4g .. 4g + 3 of a vector are
-// 4 neighbouring tiles of one tile row, whose patch rows are 18 consecutive plane columns.
-// Group g of the vector from lane l0: tile row j, first tile i0; origin (r0 + 4j, c0 + 4 i0).
-struct Groups {
-    int64_t row[4], col[4];
-    bool live[4];
-};
-inline Groups tile_groups(int l0, int count, int len, int64_t r0, int64_t c0) {
-    Groups gr{};
-    for (int g = 0; g < 4; ++g) {
-        const int l = l0 + 4 * g;
-        gr.live[g] = 4 * g < count;
-        gr.row[g] = r0 + 4 * (l / len);
-        gr.col[g] = c0 + 4 * (l % len);
-    }
-    return gr;
-}
+// 4 neighbouring tiles of one tile row, whose patch rows are 18 consecutive plane columns
+// (tile_groups<4>, above).
 
 // The patches of 4 groups without gathers: per patch row, each group's 16 columns from one
 // (masked) load, transposed into d[r][0..3] (block g, element i: column 4i + c of tile i);
@@ -1229,7 +1236,7 @@ inline void input4_groups(const float* xc, int64_t H, int64_t W, int64_t ih0, in
     const int total = rows * len;
     for (int l0 = 0; l0 < total; l0 += 16) {
         const int count = total - l0 < 16 ? total - l0 : 16;
-        const Groups gr = tile_groups(l0, count, len, ih0, iw0);
+        const Groups<4> gr = tile_groups<4>(l0, count, len, ih0, iw0);
         __m512 d[6][6];
         for (int r = 0; r < 6; ++r) {
             __m512 a[4];
@@ -1342,7 +1349,7 @@ void output4_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, T* yk
         bias, [&](int l0, int count, unsigned lanes, V(&y)[4][4]) __attribute__((always_inline)) {
             if constexpr (sizeof(T) == 4) {
                 if (len % 4 == 0) {  // groups of 4 tiles: each output row of a group from one store
-                    const Groups gr = tile_groups(l0, count, len, oh0, ow0);
+                    const Groups<4> gr = tile_groups<4>(l0, count, len, oh0, ow0);
                     for (int a = 0; a < 4; ++a) {
                         __m512 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
                         transpose_in_blocks(q);  // q[i] block g: columns 4i + b of tile i
@@ -1408,7 +1415,7 @@ inline typename Zmm<T>::V pool_window4(const typename Zmm<T>::V (&y)[4][4], int 
 inline void pool4_groups(const __m512 (&y)[4][4], int l0, int count, int len, float* yk,
                          int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW, int64_t th0,
                          int64_t tw0) {
-    const Groups gr = tile_groups(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
+    const Groups<4> gr = tile_groups<4>(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
     alignas(64) float vals[2][16];
     alignas(64) int32_t idx[2][16];
     const __m512i one = _mm512_set1_epi32(1), vOW = _mm512_set1_epi32(static_cast<int32_t>(OW));
@@ -1520,24 +1527,6 @@ inline void transpose_in_lanes(__m256 (&a)[4]) {
     a[3] = hi(u1, u3);
 }
 
-// Group g (0, 1) of the vector from lane l0 (a multiple of 8; `count` tiles from it, a
-// multiple of 4): tile row l / len, first tile l % len, l = l0 + 4g; origin (r0 + 4 (l / len),
-// c0 + 4 (l % len)).
-struct YmmGroups {
-    int64_t row[2], col[2];
-    bool live[2];
-};
-inline YmmGroups ymm_groups(int l0, int count, int len, int64_t r0, int64_t c0) {
-    YmmGroups gr{};
-    for (int g = 0; g < 2; ++g) {
-        const int l = l0 + 4 * g;
-        gr.live[g] = 4 * g < count;
-        gr.row[g] = r0 + 4 * (l / len);
-        gr.col[g] = c0 + 4 * (l % len);
-    }
-    return gr;
-}
-
 inline __m256 load_lanes(const float* src, int count) {
     return count == 8 ? _mm256_loadu_ps(src)
                       : _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(src), 0);
@@ -1576,7 +1565,7 @@ inline void input4_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64
     const int total = rows * len;
     for (int l0 = 0; l0 < total; l0 += 8) {
         const int count = total - l0 < 8 ? total - l0 : 8;
-        const YmmGroups gr = ymm_groups(l0, count, len, ih0, iw0);
+        const Groups<2> gr = tile_groups<2>(l0, count, len, ih0, iw0);
         __m256 d[6][6];
         for (int r = 0; r < 6; ++r) {
             __m256 lo[2], hi[2];
@@ -1641,7 +1630,7 @@ inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, fl
         const int count = total - l0 < 8 ? total - l0 : 8;
         __m256 y[4][4];
         outputs4_ymm(m + l0, xi_stride, count, bias, y);
-        const YmmGroups gr = ymm_groups(l0, count, len, oh0, ow0);
+        const Groups<2> gr = tile_groups<2>(l0, count, len, oh0, ow0);
         for (int a = 0; a < 4; ++a) {
             __m256 q[4] = {y[a][0], y[a][1], y[a][2], y[a][3]};
             transpose_in_lanes(q);  // q[i] lane g: columns 4i .. 4i + 3 of group g
@@ -1671,7 +1660,7 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
         const int count = total - l0 < 8 ? total - l0 : 8;
         __m256 y[4][4];
         outputs4_ymm(m + l0, xi_stride, count, bias, y);
-        const YmmGroups gr = ymm_groups(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
+        const Groups<2> gr = tile_groups<2>(l0, count, len, 4 * th0, 4 * tw0);  // /2: the windows
         for (int a = 0; a < 2; ++a) {
             __m256 v[2];
             __m256i ix[2];
