@@ -21,6 +21,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#include "kernels/avx2_store.h"
+#endif
 
 #include "fastconv/plane_kernels.h"
 
@@ -169,23 +172,10 @@ inline void store_part(T* dst, typename Vec<T>::type v, int64_t n) {
     else
         _mm512_mask_storeu_pd(dst, static_cast<__mmask8>((1u << n) - 1u), (__m512d)v);
 #elif defined(__AVX2__)
-    // By 16-, 8- and 4-byte stores: AVX2's masked store is microcoded on AMD (Zen 3).
-    int64_t bytes = n * static_cast<int64_t>(sizeof(T));
-    char* d = reinterpret_cast<char*>(dst);
-    __m128i part = _mm256_castsi256_si128((__m256i)v);
-    if (bytes >= 16) {
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(d), part);
-        d += 16;
-        bytes -= 16;
-        part = _mm256_extracti128_si256((__m256i)v, 1);
-    }
-    if (bytes >= 8) {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(d), part);
-        d += 8;
-        bytes -= 8;
-        part = _mm_srli_si128(part, 8);
-    }
-    if (bytes >= 4) _mm_storeu_si32(d, part);
+    if constexpr (sizeof(T) == 4)
+        store_first(reinterpret_cast<float*>(dst), (__m256)v, n);
+    else
+        store_first(reinterpret_cast<double*>(dst), (__m256d)v, n);
 #else
     T tmp[Vec<T>::width];
     storeu(tmp, v);

@@ -17,6 +17,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#include "kernels/avx2_store.h"
+#endif
 
 #include "fastconv/plane_kernels.h"
 
@@ -232,6 +235,34 @@ inline __m256 take_ymm(__m256 v, __m256 m) {
     return _mm256_or_ps(_mm256_cmp_ps(v, m, _CMP_GT_OQ), _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
 }
 
+// pool_window on each lane: max_pool2d's 2x2 window, each row's two columns first, then the
+// two rows; with relu the maximum as relu_forward stores it. *off: the winner's offset in the
+// window, (down ? OW : 0) + (right ? 1 : 0), as int32 lanes.
+inline __m256 pool_window_ymm(__m256 y00, __m256 y01, __m256 y10, __m256 y11, bool relu,
+                              __m256i vOW, __m256i* off) {
+    const __m256 right0 = take_ymm(y01, y00), right1 = take_ymm(y11, y10);
+    const __m256 h0 = _mm256_blendv_ps(y00, y01, right0);
+    const __m256 h1 = _mm256_blendv_ps(y10, y11, right1);
+    const __m256 down = take_ymm(h1, h0);
+    const __m256 right = _mm256_blendv_ps(right0, right1, down);
+    *off = _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right), _mm256_set1_epi32(1)),
+                            _mm256_and_si256(_mm256_castps_si256(down), vOW));
+    const __m256 w = _mm256_blendv_ps(h0, h1, down);
+    const __m256 zero = _mm256_setzero_ps();
+    return relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w;
+}
+// Lanes [0, n) of base + off (int32 offsets) to dst as int64.
+inline void store_indices(int64_t* dst, __m256i off, int64_t base, int64_t n) {
+    const __m256i b = _mm256_set1_epi64x(base);
+    alignas(32) int64_t idx[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
+                       _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), b));
+    _mm256_store_si256(
+        reinterpret_cast<__m256i*>(idx + 4),
+        _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), b));
+    for (int64_t e = 0; e < n; ++e) dst[e] = idx[e];
+}
+
 inline __m256i lanes_in(int64_t a, int64_t b) {  // lanes q in [a, b), a and b clamped to [0, 8]
     const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     a = a < 0 ? 0 : a > 8 ? 8 : a;
@@ -253,24 +284,6 @@ inline void deinterleave(__m256 lo, __m256 hi, __m256* even, __m256* odd) {
     };
     *even = order(_mm256_shuffle_ps(lo, hi, 0x88));
     *odd = order(_mm256_shuffle_ps(lo, hi, 0xDD));
-}
-// v to the first n lanes at dst (all 8 for n >= 8). A partial vector by 4-, 2- and 1-lane
-// stores: AVX2's masked store is microcoded on AMD (Zen 3: 60 % of this file's F(2x2) input
-// transform with rows of 7 tiles).
-inline void store8(float* dst, __m256 v, int64_t n) {
-    if (n >= 8) return _mm256_storeu_ps(dst, v);
-    __m128 part = _mm256_castps256_ps128(v);
-    if (n & 4) {
-        _mm_storeu_ps(dst, part);
-        dst += 4;
-        part = _mm256_extractf128_ps(v, 1);
-    }
-    if (n & 2) {
-        _mm_storel_pi(reinterpret_cast<__m64*>(dst), part);
-        dst += 2;
-        part = _mm_movehl_ps(part, part);
-    }
-    if (n & 1) _mm_store_ss(dst, part);
 }
 inline __m256 load_n(const float* src, int64_t n) {
     return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes_in(0, n));
@@ -296,10 +309,10 @@ void input_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, 
             bt(e), bt(od), bt(e1), bt(od1);
             float* o = out + j * len + i0;
             for (int r = 0; r < 4; ++r) {  // (B^T d) B
-                store8(o + (r * 4 + 0) * xi_stride, _mm256_sub_ps(e[r], e1[r]), n);
-                store8(o + (r * 4 + 1) * xi_stride, _mm256_add_ps(od[r], e1[r]), n);
-                store8(o + (r * 4 + 2) * xi_stride, _mm256_sub_ps(e1[r], od[r]), n);
-                store8(o + (r * 4 + 3) * xi_stride, _mm256_sub_ps(od[r], od1[r]), n);
+                store_first(o + (r * 4 + 0) * xi_stride, _mm256_sub_ps(e[r], e1[r]), n);
+                store_first(o + (r * 4 + 1) * xi_stride, _mm256_add_ps(od[r], e1[r]), n);
+                store_first(o + (r * 4 + 2) * xi_stride, _mm256_sub_ps(e1[r], od[r]), n);
+                store_first(o + (r * 4 + 3) * xi_stride, _mm256_sub_ps(od[r], od1[r]), n);
             }
         }
 }
@@ -325,10 +338,10 @@ void grad_output_ymm(const float* dyk, int64_t OH, int64_t OW, int64_t oh0, int6
             }
             float* o = out + j * len + i0;
             for (int q = 0; q < 4; ++q) {  // A (dY A^T): rows r0, r0 + r1, r0 - r1, -r1
-                store8(o + (0 * 4 + q) * xi_stride, s[0][q], n);
-                store8(o + (1 * 4 + q) * xi_stride, _mm256_add_ps(s[0][q], s[1][q]), n);
-                store8(o + (2 * 4 + q) * xi_stride, _mm256_sub_ps(s[0][q], s[1][q]), n);
-                store8(o + (3 * 4 + q) * xi_stride, _mm256_xor_ps(s[1][q], sign), n);
+                store_first(o + (0 * 4 + q) * xi_stride, s[0][q], n);
+                store_first(o + (1 * 4 + q) * xi_stride, _mm256_add_ps(s[0][q], s[1][q]), n);
+                store_first(o + (2 * 4 + q) * xi_stride, _mm256_sub_ps(s[0][q], s[1][q]), n);
+                store_first(o + (3 * 4 + q) * xi_stride, _mm256_xor_ps(s[1][q], sign), n);
             }
         }
 }
@@ -366,8 +379,8 @@ void output_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias
                 const __m256 lo = _mm256_unpacklo_ps(y[r][0], y[r][1]);
                 const __m256 hi = _mm256_unpackhi_ps(y[r][0], y[r][1]);
                 float* dst = yk + (oh0 + 2 * j + r) * OW + ow;
-                store8(dst, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
-                if (cols > 8) store8(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
+                store_first(dst, _mm256_permute2f128_ps(lo, hi, 0x20), cols);
+                if (cols > 8) store_first(dst + 8, _mm256_permute2f128_ps(lo, hi, 0x31), cols - 8);
             }
         }
 }
@@ -377,7 +390,6 @@ void output_pool_ymm(const float* m, int64_t xi_stride, int len, int rows, float
                      int64_t tw0) {
     // Tiles whose window lies inside the PH x PW map.
     const int full = static_cast<int>(PW - tw0 < len ? (PW > tw0 ? PW - tw0 : 0) : len);
-    const __m256i one = _mm256_set1_epi32(1);
     const __m256i vOW = _mm256_set1_epi32(static_cast<int32_t>(OW));
     const __m256i two_q = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     for (int j = 0; j < rows && th0 + j < PH; ++j)
@@ -385,33 +397,14 @@ void output_pool_ymm(const float* m, int64_t xi_stride, int len, int rows, float
             const int64_t n = full - i0 < 8 ? full - i0 : 8;
             __m256 y[2][2];
             outputs_ymm(m + j * len + i0, xi_stride, n, bias, y);
-            // pool_window on each lane: the two columns of each row, then the two rows
-            const __m256 right0 = take_ymm(y[0][1], y[0][0]), right1 = take_ymm(y[1][1], y[1][0]);
-            const __m256 h0 = _mm256_blendv_ps(y[0][0], y[0][1], right0);
-            const __m256 h1 = _mm256_blendv_ps(y[1][0], y[1][1], right1);
-            const __m256 down = take_ymm(h1, h0);
-            const __m256 w = _mm256_blendv_ps(h0, h1, down);
-            const __m256 zero = _mm256_setzero_ps();
+            __m256i off;  // the winner's offset in its window
+            const __m256 v = pool_window_ymm(y[0][0], y[0][1], y[1][0], y[1][1], relu, vOW, &off);
             const int64_t at0 = (th0 + j) * PW + tw0 + i0;
-            store8(yk + at0,
-                   relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w, n);
-            if (!ik) continue;
-            // corner + 2i + (down ? OW + right1 : right0), int32 offsets within the window pair
-            const __m256i r0 = _mm256_and_si256(_mm256_castps_si256(right0), one);
-            const __m256i r1 =
-                _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right1), one), vOW);
-            const __m256i off = _mm256_add_epi32(
-                two_q, _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(r0),
-                                                            _mm256_castsi256_ps(r1), down)));
-            const __m256i corner = _mm256_set1_epi64x(2 * (th0 + j) * OW + 2 * (tw0 + i0));
-            alignas(32) int64_t idx[8];
-            _mm256_store_si256(
-                reinterpret_cast<__m256i*>(idx),
-                _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), corner));
-            _mm256_store_si256(
-                reinterpret_cast<__m256i*>(idx + 4),
-                _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), corner));
-            for (int64_t e = 0; e < n; ++e) ik[at0 + e] = idx[e];
+            store_first(yk + at0, v, n);
+            // corner 2 (th0 + j) * OW + 2 (tw0 + i0), plus 2i, plus the offset in the window
+            if (ik)
+                store_indices(ik + at0, _mm256_add_epi32(two_q, off),
+                              2 * (th0 + j) * OW + 2 * (tw0 + i0), n);
         }
 }
 }  // namespace
@@ -1527,14 +1520,9 @@ inline void transpose_in_lanes(__m256 (&a)[4]) {
     a[3] = hi(u1, u3);
 }
 
-inline __m256 load_lanes(const float* src, int count) {
-    return count == 8 ? _mm256_loadu_ps(src)
-                      : _mm256_insertf128_ps(_mm256_setzero_ps(), _mm_loadu_ps(src), 0);
-}
-
 // Columns c .. c + 17 of plane row h (a group's patch row), zero outside the plane: columns
-// 0-7 to *lo, 8-15 to *hi, 16 and 17 to e[0], e[1]. Rows that leave the plane (every group of
-// CifarNet's 16x16 maps) by masked loads, which touch no masked-off element.
+// 0-7 to *lo, 8-15 to *hi (load8: masked where they leave it, as every group of CifarNet's
+// 16x16 maps does), 16 and 17 to e[0], e[1].
 inline void patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t c, __m256* lo,
                       __m256* hi, float (&e)[2]) {
     if (h < 0 || h >= H) {
@@ -1543,20 +1531,8 @@ inline void patch_row(const float* xc, int64_t H, int64_t W, int64_t h, int64_t 
         return;
     }
     const float* row = xc + h * W;
-    if (c >= 0 && c + 18 <= W) {
-        *lo = _mm256_loadu_ps(row + c);
-        *hi = _mm256_loadu_ps(row + c + 8);
-        e[0] = row[c + 16];
-        e[1] = row[c + 17];
-        return;
-    }
-    // Lane q of a load at column c + off reads column c + off + q: active where that is in
-    // [0, W), i.e. q in [-c - off, W - c - off).
-    auto part = [&](int64_t off) {
-        return _mm256_maskload_ps(at(row, c + off), lanes_in(-c - off, W - c - off));
-    };
-    *lo = part(0);
-    *hi = part(8);
+    *lo = load8(row, c, W);
+    *hi = load8(row, c + 8, W);
     for (int k = 0; k < 2; ++k) e[k] = c + 16 + k >= 0 && c + 16 + k < W ? row[c + 16 + k] : 0.0f;
 }
 
@@ -1598,7 +1574,8 @@ inline void input4_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64
         for (int k = 0; k < 6; ++k) {  // (B^T d) B
             __m256 v[6];
             bt6<float>(t[k][0], t[k][1], t[k][2], t[k][3], t[k][4], t[k][5], v);
-            for (int q = 0; q < 6; ++q) store8(out + (k * 6 + q) * xi_stride + l0, v[q], count);
+            for (int q = 0; q < 6; ++q)
+                store_first(out + (k * 6 + q) * xi_stride + l0, v[q], count);
         }
     }
 }
@@ -1609,7 +1586,7 @@ inline void outputs4_ymm(const float* m, int64_t xi_stride, int count, float bia
     __m256 s[4][6];  // A^T m
     for (int q = 0; q < 6; ++q) {
         __m256 mk[6];
-        for (int k = 0; k < 6; ++k) mk[k] = load_lanes(m + (k * 6 + q) * xi_stride, count);
+        for (int k = 0; k < 6; ++k) mk[k] = load_n(m + (k * 6 + q) * xi_stride, count);
         __m256 r[4];
         at6<float>(mk[0], mk[1], mk[2], mk[3], mk[4], mk[5], r);
         for (int a = 0; a < 4; ++a) s[a][q] = r[a];
@@ -1639,9 +1616,9 @@ inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, fl
                 if (!gr.live[g] || oh >= OH || c >= OW) continue;
                 const int sel = g == 0 ? 0x20 : 0x31;
                 float* dst = yk + oh * OW + c;
-                store8(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
+                store_first(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
                 if (OW - c > 8)
-                    store8(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
+                    store_first(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
             }
         }
     }
@@ -1653,7 +1630,7 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
                              float* yk, int64_t* ik, bool relu, int64_t PH, int64_t PW, int64_t OW,
                              int64_t th0, int64_t tw0) {
     const int total = rows * len;
-    const __m256i one = _mm256_set1_epi32(1), vOW = _mm256_set1_epi32(static_cast<int32_t>(OW));
+    const __m256i vOW = _mm256_set1_epi32(static_cast<int32_t>(OW));
     // Lane (g, i): the conv output column of window (tile i, b) less its group's first, 4i + 2b.
     const __m256i icol = _mm256_setr_epi32(0, 4, 8, 12, 0, 4, 8, 12);
     for (int l0 = 0; l0 < total; l0 += 8) {
@@ -1665,22 +1642,11 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
             __m256 v[2];
             __m256i ix[2];
             for (int b = 0; b < 2; ++b) {
-                // pool_window on each lane: the two columns of each row, then the two rows
-                const __m256 y00 = y[2 * a][2 * b], y01 = y[2 * a][2 * b + 1];
-                const __m256 y10 = y[2 * a + 1][2 * b], y11 = y[2 * a + 1][2 * b + 1];
-                const __m256 right0 = take_ymm(y01, y00), right1 = take_ymm(y11, y10);
-                const __m256 h0 = _mm256_blendv_ps(y00, y01, right0);
-                const __m256 h1 = _mm256_blendv_ps(y10, y11, right1);
-                const __m256 down = take_ymm(h1, h0);
-                const __m256 right = _mm256_blendv_ps(right0, right1, down);
-                const __m256 w = _mm256_blendv_ps(h0, h1, down);
-                const __m256 zero = _mm256_setzero_ps();
-                v[b] = relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w;
+                __m256i off;  // the winner's offset in its window
+                v[b] = pool_window_ymm(y[2 * a][2 * b], y[2 * a][2 * b + 1], y[2 * a + 1][2 * b],
+                                       y[2 * a + 1][2 * b + 1], relu, vOW, &off);
                 // The winner's flat position less that of its group's first window's corner.
-                ix[b] = _mm256_add_epi32(
-                    _mm256_add_epi32(icol, _mm256_set1_epi32(2 * b)),
-                    _mm256_add_epi32(_mm256_and_si256(_mm256_castps_si256(right), one),
-                                     _mm256_and_si256(_mm256_castps_si256(down), vOW)));
+                ix[b] = _mm256_add_epi32(_mm256_add_epi32(icol, _mm256_set1_epi32(2 * b)), off);
             }
             // Lane g of lo: windows 0, 1 of tiles 0, 1 of group g; of hi: tiles 2, 3.
             const __m256 lo = _mm256_unpacklo_ps(v[0], v[1]), hi = _mm256_unpackhi_ps(v[0], v[1]);
@@ -1691,20 +1657,11 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
                 if (!gr.live[g] || ph >= PH || pw >= PW) continue;
                 const int sel = g == 0 ? 0x20 : 0x31;
                 const int64_t at = ph * PW + pw, n = PW - pw < 8 ? PW - pw : 8;
-                store8(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
+                store_first(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
                 if (!ik) continue;
                 // The group's first window: its corner at flat position 2ph * OW + 2pw.
-                const __m256i corner = _mm256_set1_epi64x(2 * ph * OW + 2 * pw);
-                const __m256i i8 = _mm256_permute2x128_si256(ilo, ihi, sel);
-                alignas(32) int64_t idx[8];
-                _mm256_store_si256(
-                    reinterpret_cast<__m256i*>(idx),
-                    _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(i8)), corner));
-                _mm256_store_si256(
-                    reinterpret_cast<__m256i*>(idx + 4),
-                    _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(i8, 1)),
-                                     corner));
-                for (int64_t e = 0; e < n; ++e) ik[at + e] = idx[e];
+                store_indices(ik + at, _mm256_permute2x128_si256(ilo, ihi, sel),
+                              2 * ph * OW + 2 * pw, n);
             }
         }
     }

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "kernels/avx2_store.h"
 #include "kernels/gemm/gemm_edge_impl.h"
 
 namespace fastconv {
@@ -145,21 +146,7 @@ struct Vec<float> {
         return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     }
     static V maskload(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
-    // The first n lanes by 4-, 2- and 1-lane stores: the masked store is microcoded on AMD.
-    static void store_part(float* p, Mask, int n, V v) {
-        __m128 part = _mm256_castps256_ps128(v);
-        if (n & 4) {
-            _mm_storeu_ps(p, part);
-            p += 4;
-            part = _mm256_extractf128_ps(v, 1);
-        }
-        if (n & 2) {
-            _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
-            p += 2;
-            part = _mm_movehl_ps(part, part);
-        }
-        if (n & 1) _mm_store_ss(p, part);
-    }
+    static void store_part(float* p, Mask, int n, V v) { store_first(p, v, n); }
     static V loadu(const float* p) { return _mm256_loadu_ps(p); }
     static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
 };
@@ -179,15 +166,7 @@ struct Vec<double> {
         return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
     }
     static V maskload(const double* p, Mask m) { return _mm256_maskload_pd(p, m); }
-    static void store_part(double* p, Mask, int n, V v) {
-        __m128d part = _mm256_castpd256_pd128(v);
-        if (n & 2) {
-            _mm_storeu_pd(p, part);
-            p += 2;
-            part = _mm256_extractf128_pd(v, 1);
-        }
-        if (n & 1) _mm_store_sd(p, part);
-    }
+    static void store_part(double* p, Mask, int n, V v) { store_first(p, v, n); }
     static V loadu(const double* p) { return _mm256_loadu_pd(p); }
     static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
 };
