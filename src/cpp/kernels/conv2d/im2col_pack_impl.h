@@ -575,10 +575,14 @@ inline void col2im_rows(const Conv2dParams& p, const T* col, const int64_t* oh, 
                         int64_t n, const uint32_t* mask, const int64_t* off, T* dx) {
     using Ln = Col2imLanes<T>;
     const int64_t OHW = p.OH * p.OW;
+    // The r loops unrolled keep acc in registers (GCC left it on the stack, a store and a
+    // reload per add: 40 % of col2im_rows_plane on LeNet-5's conv2).
     typename Ln::V acc[R];
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) acc[r] = Ln::zero();
     for (int64_t kh = 0; kh < p.KH; ++kh) {
         const T* row[R];
+#pragma GCC unroll 4
         for (int r = 0; r < R; ++r) {
             const int64_t o = oh[r * p.KH + kh];
             row[r] = o >= 0 ? col + kh * p.KW * OHW + o * p.OW : nullptr;
@@ -586,10 +590,12 @@ inline void col2im_rows(const Conv2dParams& p, const T* col, const int64_t* oh, 
         for (int64_t kw = 0; kw < p.KW; ++kw) {
             if (!mask[kw]) continue;
             const int64_t at = kw * OHW + off[kw];
+#pragma GCC unroll 4
             for (int r = 0; r < R; ++r)
                 if (row[r]) acc[r] = Ln::add(acc[r], Ln::load(mask[kw], row[r] + at));
         }
     }
+#pragma GCC unroll 4
     for (int r = 0; r < R; ++r) Ln::store(dx + r * p.W + w0, n, acc[r]);
 }
 
