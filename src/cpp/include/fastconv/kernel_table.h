@@ -127,7 +127,7 @@ struct KernelSet {
     void (*phase_merge_s2)(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
                            int64_t nrows, int64_t pad, int64_t W, T* dst,
                            int64_t dst_stride) = nullptr;
-    // Depthwise planes at stride 1 read in place, without padded copies (AVX-512 only; null
+    // Depthwise planes at stride 1 read in place, without padded copies (AVX2 and AVX-512; null
     // elsewhere). With S(r, c) = src[r*src_w + c] inside the src_h x src_w plane, else 0:
     //   depthwise_plane: out[o*out_w + i] (+)= sum_{kh<KH, kw<KW} w[kh*KW + kw] *
     //     S(o + row_off + kh*row_step, i + col_off + kw*col_step) + bias, taps added in

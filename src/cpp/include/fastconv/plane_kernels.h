@@ -149,7 +149,7 @@ constexpr int kPooledMaxRows = 8;
                                     int64_t, T*, int64_t);                                         \
     template ::fastconv::DirectTiles direct_tiles<T>();
 
-// The depthwise plane kernels exist on AVX-512 only (null slots elsewhere).
+// The depthwise plane kernels exist on AVX2 and AVX-512 (null slots in the baseline build).
 #define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                 \
     template void depthwise_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t,      \
                                      int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*,    \

@@ -17,6 +17,7 @@
 #endif
 
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -486,10 +487,13 @@ void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, co
     row_dispatch<T, kRowKB>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
 }
 
-#if FASTCONV_VEC_BYTES == 64 && defined(__AVX512F__)
+#if (FASTCONV_VEC_BYTES == 64 && defined(__AVX512F__)) || \
+    (FASTCONV_VEC_BYTES == 32 && defined(__AVX2__) && !defined(__AVX512F__))
 namespace {
+#if FASTCONV_VEC_BYTES == 64
 // 16 float / 8 double lanes of the phase and depthwise kernels: masked loads and stores
-// (masked-off lanes touch no memory), the two-source permute, FMA.
+// (masked-off lanes touch no memory), the even / odd lanes of two vectors and the
+// interleave of two half vectors (two-source permutes), FMA.
 // Lanes [lo, hi) of an L-lane mask M, the bounds clamped to [0, L).
 template <typename M, int64_t L>
 M lane_range(int64_t lo, int64_t hi) {
@@ -507,6 +511,8 @@ struct PhaseLanes<float> {
     using M = __mmask16;
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
     static void store(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
     static V zero() { return _mm512_setzero_ps(); }
@@ -523,6 +529,9 @@ struct PhaseLanes<float> {
     static __m512i interleave() {  // a[0], b[0], a[1], b[1], ..., a[7], b[7]
         return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     }
+    static V evens(V a, V b) { return perm(a, even(), b); }  // a[0], a[2], .., b[0], b[2], ..
+    static V odds(V a, V b) { return perm(a, odd(), b); }
+    static V zip(V a, V b) { return perm(a, interleave(), b); }
 };
 template <>
 struct PhaseLanes<double> {
@@ -531,6 +540,8 @@ struct PhaseLanes<double> {
     using M = __mmask8;
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+    static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
     static void store(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
     static V zero() { return _mm512_setzero_pd(); }
@@ -541,7 +552,106 @@ struct PhaseLanes<double> {
     static __m512i even() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
     static __m512i odd() { return _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15); }
     static __m512i interleave() { return _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11); }
+    static V evens(V a, V b) { return perm(a, even(), b); }
+    static V odds(V a, V b) { return perm(a, odd(), b); }
+    static V zip(V a, V b) { return perm(a, interleave(), b); }
 };
+#else
+}  // namespace
+
+// 8 float / 4 double lanes of the same kernels on AVX2. A mask is a vector of all-ones /
+// zero lanes (vmaskmovps loads: masked-off lanes touch no memory). AVX2's masked stores
+// are microcoded on AMD (see avx2_store.h), and every store mask of these kernels is a
+// prefix [0, n): a store writes its mask's lane count with store_first. (LaneMask is
+// outside the anonymous namespace: the kernels' lambdas capture arrays of it.)
+struct LaneMask {
+    __m256i m;
+    LaneMask() = default;
+    LaneMask(decltype(nullptr)) = delete;
+    LaneMask(int) : m(_mm256_setzero_si256()) {}  // from the literal 0: no lane
+    explicit LaneMask(__m256i v) : m(v) {}
+    LaneMask operator&(LaneMask o) const { return LaneMask(_mm256_and_si256(m, o.m)); }
+};
+
+namespace {
+
+template <typename T>
+struct PhaseLanes;
+template <>
+struct PhaseLanes<float> {
+    static constexpr int64_t L = 8;
+    using V = __m256;
+    using M = LaneMask;
+    static M range(int64_t lo, int64_t hi) {  // lanes [lo, hi), any bounds
+        const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        lo = lo < -1 ? -1 : lo > L ? L : lo;
+        hi = hi < 0 ? 0 : hi > L ? L : hi;
+        return LaneMask(
+            _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lo)), i),
+                                _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), i)));
+    }
+    static V load(M m, const float* p) { return _mm256_maskload_ps(p, m.m); }
+    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static void store(float* p, M m, V v) {  // m: a prefix of the lanes
+        store_first(p, v, __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m.m))));
+    }
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(float s) { return _mm256_set1_ps(s); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static float sum(V v) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+    static V evens(V a, V b) {  // a0 a2 a4 a6 b0 b2 b4 b6
+        const __m256 e = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+    }
+    static V odds(V a, V b) {
+        const __m256 o = _mm256_shuffle_ps(a, b, 0xDD);
+        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+    }
+    static V zip(V a, V b) {  // a0 b0 a1 b1 a2 b2 a3 b3
+        return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x20);
+    }
+};
+template <>
+struct PhaseLanes<double> {
+    static constexpr int64_t L = 4;
+    using V = __m256d;
+    using M = LaneMask;
+    static M range(int64_t lo, int64_t hi) {
+        const __m256i i = _mm256_setr_epi64x(0, 1, 2, 3);
+        lo = lo < -1 ? -1 : lo > L ? L : lo;
+        hi = hi < 0 ? 0 : hi > L ? L : hi;
+        return LaneMask(_mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(lo), i),
+                                            _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), i)));
+    }
+    static V load(M m, const double* p) { return _mm256_maskload_pd(p, m.m); }
+    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+    static void store(double* p, M m, V v) {  // m: a prefix of the lanes
+        store_first(p, v, __builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(m.m))));
+    }
+    static V zero() { return _mm256_setzero_pd(); }
+    static V set1(double s) { return _mm256_set1_pd(s); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static double sum(V v) {
+        const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+    }
+    static V evens(V a, V b) {  // a0 a2 b0 b2
+        return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8);  // a0 b0 a2 b2
+    }
+    static V odds(V a, V b) { return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xD8); }
+    static V zip(V a, V b) {  // a0 b0 a1 b1
+        return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
+    }
+};
+#endif
 }  // namespace
 
 // One vector of each phase per 2L elements of the padded row: two masked loads (lanes
@@ -553,7 +663,6 @@ void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, in
                     int64_t Wq, T* even, T* odd, int64_t dst_stride) {
     using P = PhaseLanes<T>;
     constexpr int64_t L = P::L, kMaxVecs = 64;
-    const __m512i ie = P::even(), io = P::odd();
     // The masks depend on the column only: computed once for all rows (per vector they
     // were as many instructions as the loads and permutes).
     const int64_t nv = (Wq + L - 1) / L;
@@ -579,8 +688,8 @@ void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, in
             }
             const typename P::V a = P::load(m1, s + 2 * q0);
             const typename P::V b = P::load(m2, s + 2 * q0 + L);
-            if (e) P::store(e + q0, m, P::perm(a, ie, b));
-            if (o) P::store(o + q0, m, P::perm(a, io, b));
+            if (e) P::store(e + q0, m, P::evens(a, b));
+            if (o) P::store(o + q0, m, P::odds(a, b));
         }
     }
 }
@@ -592,7 +701,6 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
                     int64_t pad, int64_t W, T* dst, int64_t dst_stride) {
     using P = PhaseLanes<T>;
     constexpr int64_t L = P::L, H = L / 2, kMaxVecs = 64;
-    const __m512i il = P::interleave();
     // Output lane 2j of vector v reads phase `first` at q = qa + j, lane 2j + 1 phase
     // `second` at q = qb + j (u0 = v*L + pad: its parity is pad's for every v); q >= Wq
     // reads nothing (0). Masks computed once for all rows.
@@ -623,107 +731,215 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
             }
             const typename P::V a = P::load(m1, a_row + v * H);
             const typename P::V b = P::load(m2, b_row + v * H);
-            P::store(d + v * L, m3, P::perm(a, il, b));
+            P::store(d + v * L, m3, P::zip(a, b));
         }
     }
 }
 
-// The depthwise plane straight from the source plane: each output row is up to kPass
-// vectors held in registers while every tap's source row is added with masked loads, the
-// masks (which lanes a tap reaches, per vector and kw) computed once per plane. The
-// phase-plane path copied the input into a zero-padded plane and the result out of a
-// Wq-wide one: 40 % of a stride-1 depthwise layer in every direction.
+// The vectors [*va, *vb) of an output row (nvec of L lanes, out_w outputs) whose every lane
+// reads, for every tap kw, a source column in [0, src_w): lane i of vector v reads column
+// v*L + i + col_off + kw*col_step. The lanes a tap reaches are a range that moves with the
+// vector, so these vectors are one run (empty: *va = *vb).
+template <int64_t L>
+void inside_run(int64_t nvec, int64_t out_w, int64_t src_w, int64_t KW, int64_t col_off,
+                int64_t col_step, int64_t* va, int64_t* vb) {
+    auto inside = [&](int64_t v) {
+        const int64_t i0 = v * L;
+        if (i0 + L > out_w) return false;
+        for (int64_t kw = 0; kw < KW; ++kw) {
+            const int64_t c0 = i0 + col_off + kw * col_step;  // source column of lane 0
+            if (c0 < 0 || c0 + L > src_w) return false;
+        }
+        return true;
+    };
+    int64_t a = 0;
+    while (a < nvec && !inside(a)) ++a;
+    int64_t b = a;
+    while (b < nvec && inside(b)) ++b;
+    *va = a, *vb = b;
+}
+
+// Vectors of depthwise_plane held per pass, and its largest KW.
+constexpr int kDwPass = 8, kDwMaxKW = 16;
+
+// NV vectors (lanes [i0, i0 + NV*L) of every output row) of depthwise_plane, in registers
+// while every tap's source row is added. The first MF and the last ML of them (all with
+// MF = NV) load through m[v*kDwMaxKW + kw] (the lanes tap kw reaches) and store through
+// mo[v]; every lane of every tap of the others lies inside the plane's rows, and they
+// load and store plainly. scol = src + i0 + col_off.
+template <typename T, int NV, int MF, int ML>
+void depthwise_vectors(const T* scol, int64_t src_h, int64_t src_w, const T* w, int64_t KH,
+                       int64_t KW, int64_t row_off, int64_t row_step, int64_t col_step,
+                       const typename PhaseLanes<T>::M* m, const typename PhaseLanes<T>::M* mo,
+                       int64_t out_h, int64_t out_w, T* out, bool accumulate, T bias) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    constexpr int64_t L = P::L;
+    auto masked = [](int v) { return v < MF || v >= NV - ML; };
+    const V b = P::set1(bias);
+    for (int64_t o = 0; o < out_h; ++o) {
+        T* orow = out + o * out_w;
+        V acc[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v)
+            acc[v] = !accumulate ? P::zero()
+                     : masked(v) ? P::load(mo[v], orow + v * L)
+                                 : P::loadu(orow + v * L);
+        for (int64_t kh = 0; kh < KH; ++kh) {
+            const int64_t r = o + row_off + kh * row_step;
+            if (r < 0 || r >= src_h) continue;
+            const T* srow = scol + r * src_w;
+            for (int64_t kw = 0; kw < KW; ++kw) {
+                const V wv = P::set1(w[kh * KW + kw]);
+                const T* s = srow + kw * col_step;
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v)
+                    acc[v] = P::fmadd(wv,
+                                      masked(v) ? P::load(m[v * kDwMaxKW + kw], s + v * L)
+                                                : P::loadu(s + v * L),
+                                      acc[v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+            if (masked(v))
+                P::store(orow + v * L, mo[v], P::add(acc[v], b));
+            else
+                P::storeu(orow + v * L, P::add(acc[v], b));
+        }
+    }
+}
+
+// depthwise_vectors for nv (1 <= nv <= kDwPass) vectors, by recursion over NV; edges:
+// 0..3 = (first masked) + 2*(last masked), or 4: all masked.
+template <typename T, int NV = 1>
+void depthwise_vectors_nv(int nv, int edges, const T* scol, int64_t src_h, int64_t src_w,
+                          const T* w, int64_t KH, int64_t KW, int64_t row_off, int64_t row_step,
+                          int64_t col_step, const typename PhaseLanes<T>::M* m,
+                          const typename PhaseLanes<T>::M* mo, int64_t out_h, int64_t out_w, T* out,
+                          bool accumulate, T bias) {
+    if constexpr (NV < kDwPass) {
+        if (nv != NV)
+            return depthwise_vectors_nv<T, NV + 1>(nv, edges, scol, src_h, src_w, w, KH, KW,
+                                                   row_off, row_step, col_step, m, mo, out_h, out_w,
+                                                   out, accumulate, bias);
+    }
+#define FASTCONV_DW_VECTORS(MF, ML)                                                              \
+    return depthwise_vectors<T, NV, MF, ML>(scol, src_h, src_w, w, KH, KW, row_off, row_step, \
+                                            col_step, m, mo, out_h, out_w, out, accumulate, bias)
+    switch (edges) {
+        case 0:
+            FASTCONV_DW_VECTORS(0, 0);
+        case 1:
+            FASTCONV_DW_VECTORS(1, 0);
+        case 2:
+            FASTCONV_DW_VECTORS(0, 1);
+        case 3:
+            if constexpr (NV > 1) FASTCONV_DW_VECTORS(1, 1);
+            [[fallthrough]];
+        default:
+            FASTCONV_DW_VECTORS(NV, 0);
+    }
+#undef FASTCONV_DW_VECTORS
+}
+
+// The depthwise plane straight from the source plane, up to kDwPass vectors of every output
+// row at a time (depthwise_vectors). The phase-plane path copied the input into a
+// zero-padded plane and the result out of a Wq-wide one: 40 % of a stride-1 depthwise
+// layer in every direction. Only the vectors at a row's edges, where a tap leaves the
+// plane or the row ends, take masked loads and stores (masks computed once per pass); the
+// interior takes plain ones (AVX2: a mask register load per masked load, 1.7 cycles per
+// FMA with every vector masked on 112x112 planes).
 template <typename T>
 void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t KH, int64_t KW,
                      int64_t row_off, int64_t row_step, int64_t col_off, int64_t col_step,
                      int64_t out_h, int64_t out_w, T* out, bool accumulate, T bias) {
     using P = PhaseLanes<T>;
-    using V = typename P::V;
-    constexpr int64_t L = P::L, kPass = 8, kMaxKW = 16;
+    constexpr int64_t L = P::L;
     const int64_t nvec = (out_w + L - 1) / L;
-    for (int64_t v0 = 0; v0 < nvec; v0 += kPass) {
-        const int64_t nv = nvec - v0 < kPass ? nvec - v0 : kPass;
-        typename P::M m[kPass][kMaxKW], mo[kPass];
-        for (int64_t v = 0; v < nv; ++v) {
+    // With at most one edge vector on each side of the inside run, passes mask just those;
+    // otherwise (narrow planes, wide kernels) every vector.
+    int64_t va, vb;
+    inside_run<L>(nvec, out_w, src_w, KW, col_off, col_step, &va, &vb);
+    const bool edges_only = va <= 1 && nvec - vb <= 1 && vb > va;
+    typename P::M m[kDwPass * kDwMaxKW], mo[kDwPass];
+    for (int64_t v0 = 0; v0 < nvec; v0 += kDwPass) {
+        const int nv = static_cast<int>(nvec - v0 < kDwPass ? nvec - v0 : kDwPass);
+        const bool first = va > v0, last = vb < v0 + nv;  // the pass holds an edge vector
+        const int edges = edges_only ? int(first) + 2 * int(last) : 4;
+        for (int v = 0; v < nv; ++v) {
+            if (edges != 4 && !(v == 0 && first) && !(v == nv - 1 && last)) continue;
             const int64_t i0 = (v0 + v) * L;
             mo[v] = P::range(0, out_w - i0);
             for (int64_t kw = 0; kw < KW; ++kw) {
-                const int64_t c0 = i0 + col_off + kw * col_step;  // source column of lane 0
-                m[v][kw] = mo[v] & P::range(-c0, src_w - c0);
+                const int64_t c0 = i0 + col_off + kw * col_step;
+                m[v * kDwMaxKW + kw] = mo[v] & P::range(-c0, src_w - c0);
             }
         }
-        for (int64_t o = 0; o < out_h; ++o) {
-            T* orow = out + o * out_w + v0 * L;
-            V acc[kPass];
-#pragma GCC unroll 8
-            for (int64_t v = 0; v < kPass; ++v)
-                if (v < nv) acc[v] = accumulate ? P::load(mo[v], orow + v * L) : P::zero();
-            for (int64_t kh = 0; kh < KH; ++kh) {
-                const int64_t r = o + row_off + kh * row_step;
-                if (r < 0 || r >= src_h) continue;
-                const T* srow = src + r * src_w + v0 * L + col_off;
-                for (int64_t kw = 0; kw < KW; ++kw) {
-                    const V wv = P::set1(w[kh * KW + kw]);
-                    const T* s = srow + kw * col_step;
-#pragma GCC unroll 8
-                    for (int64_t v = 0; v < kPass; ++v)
-                        if (v < nv) acc[v] = P::fmadd(wv, P::load(m[v][kw], s + v * L), acc[v]);
-                }
-            }
-            const V b = P::set1(bias);
-#pragma GCC unroll 8
-            for (int64_t v = 0; v < kPass; ++v)
-                if (v < nv) P::store(orow + v * L, mo[v], P::add(acc[v], b));
-        }
+        depthwise_vectors_nv<T>(nv, edges, src + v0 * L + col_off, src_h, src_w, w, KH, KW,
+                                row_off, row_step, col_step, m, mo, out_h, out_w, out + v0 * L,
+                                accumulate, bias);
     }
 }
 
 // dw of one (x, dy) plane pair: one vector accumulator per tap over every output row and
 // vector, the dy vector loaded once for all taps; one horizontal sum per tap at the end.
-template <typename T, int KH, int KW>
+// Vectors in [va, vb) (inside_run) load plainly, the others through masks.
+template <typename T, int K>
 void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH, int64_t OW,
                          int64_t row_off, int64_t row_step, int64_t col_off, int64_t col_step,
                          T* dw) {
     using P = PhaseLanes<T>;
     using V = typename P::V;
-    constexpr int64_t L = P::L, kMaxVecs = 32;
+    // Rows of up to 512 float / 256 double outputs (depthwise_in_place's limit).
+    constexpr int64_t L = P::L, kMaxVecs = 2048 / (L * static_cast<int64_t>(sizeof(T)));
     const int64_t nvec = (OW + L - 1) / L;
-    typename P::M m[kMaxVecs][KW], mo[kMaxVecs];
+    int64_t va, vb;
+    inside_run<L>(nvec, OW, W, K, col_off, col_step, &va, &vb);
+    typename P::M m[kMaxVecs][K], mo[kMaxVecs];
     for (int64_t v = 0; v < nvec; ++v) {
         const int64_t i0 = v * L;
         mo[v] = P::range(0, OW - i0);
-        for (int kw = 0; kw < KW; ++kw) {
+        for (int kw = 0; kw < K; ++kw) {
             const int64_t c0 = i0 + col_off + kw * col_step;
             m[v][kw] = mo[v] & P::range(-c0, W - c0);
         }
     }
-    V acc[KH * KW];
+    V acc[K * K];
 #pragma GCC unroll 25
-    for (int t = 0; t < KH * KW; ++t) acc[t] = P::zero();
+    for (int t = 0; t < K * K; ++t) acc[t] = P::zero();
     for (int64_t o = 0; o < OH; ++o) {
         const T* drow = dy + o * OW;
-        const T* xr[KH];
-        bool ok[KH];
+        const T* xr[K];
+        bool ok[K];
 #pragma GCC unroll 5
-        for (int kh = 0; kh < KH; ++kh) {
+        for (int kh = 0; kh < K; ++kh) {
             const int64_t r = o + row_off + kh * row_step;
             ok[kh] = r >= 0 && r < H;
             xr[kh] = x + (ok[kh] ? r : 0) * W + col_off;
         }
-        for (int64_t v = 0; v < nvec; ++v) {
-            const V d = P::load(mo[v], drow + v * L);
+        auto taps = [&](int64_t v, auto masked) {
+            const V d = masked ? P::load(mo[v], drow + v * L) : P::loadu(drow + v * L);
 #pragma GCC unroll 5
-            for (int kh = 0; kh < KH; ++kh) {
+            for (int kh = 0; kh < K; ++kh) {
                 if (!ok[kh]) continue;
 #pragma GCC unroll 5
-                for (int kw = 0; kw < KW; ++kw)
-                    acc[kh * KW + kw] = P::fmadd(
-                        d, P::load(m[v][kw], xr[kh] + v * L + kw * col_step), acc[kh * KW + kw]);
+                for (int kw = 0; kw < K; ++kw) {
+                    const T* s = xr[kh] + v * L + kw * col_step;
+                    acc[kh * K + kw] =
+                        P::fmadd(d, masked ? P::load(m[v][kw], s) : P::loadu(s), acc[kh * K + kw]);
+                }
             }
+        };
+        for (int64_t v = 0; v < nvec; ++v) {
+            if (v >= va && v < vb)
+                taps(v, std::false_type{});
+            else
+                taps(v, std::true_type{});
         }
     }
 #pragma GCC unroll 25
-    for (int t = 0; t < KH * KW; ++t) dw[t] += P::sum(acc[t]);
+    for (int t = 0; t < K * K; ++t) dw[t] += P::sum(acc[t]);
 }
 
 template <typename T>
@@ -731,9 +947,11 @@ void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t
                           int64_t KH, int64_t KW, int64_t row_off, int64_t row_step,
                           int64_t col_off, int64_t col_step, T* dw) {
     if (KH == 3 && KW == 3)
-        depthwise_corr_taps<T, 3, 3>(x, H, W, dy, OH, OW, row_off, row_step, col_off, col_step, dw);
-    else
-        depthwise_corr_taps<T, 5, 5>(x, H, W, dy, OH, OW, row_off, row_step, col_off, col_step, dw);
+        depthwise_corr_taps<T, 3>(x, H, W, dy, OH, OW, row_off, row_step, col_off, col_step, dw);
+#if FASTCONV_VEC_BYTES == 64
+    else  // 25 accumulators: AVX-512 only (depthwise_in_place)
+        depthwise_corr_taps<T, 5>(x, H, W, dy, OH, OW, row_off, row_step, col_off, col_step, dw);
+#endif
 }
 FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(float)
 FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(double)
