@@ -360,7 +360,9 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w2", 1, 64, 56, 56, 64, 3, 3, padding=1), "forward", "winograd4"),
         (Case("w3", 1, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),
         (Case("w4", 64, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
-        (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward", "winograd"),
+        # F(4x4) takes maps with 60 % of its outputs used on AVX2, 80 % elsewhere (66 % here).
+        (Case("w5", 64, 32, 15, 15, 64, 3, 3), "forward",
+         {"avx2": "winograd4", "other": "winograd"}),
         (Case("w5b", 64, 32, 15, 15, 64, 3, 3), "backward_weight", "winograd"),
         (Case("w5b2", 8, 32, 15, 15, 64, 3, 3), "backward_weight", "im2col"),
         (Case("w5c", 8, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
@@ -406,7 +408,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("d4", 1, 256, 27, 27, 256, 3, 3, padding=2, dilation=2), "forward", "im2col"),
         (Case("d5", 1, 256, 28, 28, 256, 3, 3, padding=1, dilation=2), "forward", "im2col"),
         # F(4x4, 3x3) where F(2x2, 3x3) would run with >= 128 tiles (rows padded to groups of
-        # 4 tiles), >= 80 % of the outputs computed used and <= 128 x 128 channels per group.
+        # 4 tiles), >= 80 % (AVX2: 60 %) of the outputs computed used and <= 128 x 128
+        # channels per group.
         (Case("f1", 64, 32, 16, 16, 64, 3, 3, padding=1), "backward_data", "winograd4"),
         (Case("f2", 8, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd4"),
         (Case("f3", 8, 256, 14, 14, 256, 3, 3, padding=1), "forward", "winograd"),

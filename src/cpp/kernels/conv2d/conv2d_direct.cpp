@@ -600,8 +600,7 @@ bool depthwise_in_place(const Conv2dParams& p, ConvDirection dir) {
     if (dir == ConvDirection::backward_weight)
         return ks.depthwise_corr_plane != nullptr &&
                ((p.KH == 3 && p.KW == 3) ||
-                (p.KH == 5 && p.KW == 5 &&
-                 ks.direct_tiles().vec * static_cast<int64_t>(sizeof(T)) == 64)) &&
+                (p.KH == 5 && p.KW == 5 && kernels().isa == Isa::avx512)) &&
                p.OW <= 32 * (64 / static_cast<int64_t>(sizeof(T)));
     return ks.depthwise_plane != nullptr && p.KW <= 16;
 }
