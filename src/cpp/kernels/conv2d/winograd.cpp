@@ -323,15 +323,24 @@ int64_t winograd4_row_tiles(int64_t OW) {
 // (28x28x128 b1 0.94x / 1.00x), on 7x7 maps (38 % used: 0.56x), and gains little or loses with
 // 256 channels (VGG 56x56x256 b1 1.15x / 1.12x, AVX2 0.86x / 0.76x; 14x14x256 b8, 76 %
 // used, 0.92-1.12x). Its output error is larger (docs/performance.md): within the parity
-// tests' bound where this rule gives it. With AVX2 (Zen 3) the share of outputs used may
-// drop to 60 %: the Keras net's conv2 (13x13 outputs, 66 %) runs F(4x4) 1.55-1.6x faster
-// at b64 and 1.8x at b8 in both directions, where 7x7 maps (38 %) still lose (0.72x).
+// tests' bound where this rule gives it. With AVX2 (Zen 3, 1 thread, forward /
+// backward_data):
+// - the share of outputs used may drop to 60 %: the Keras net's conv2 (13x13 outputs,
+//   66 %) runs F(4x4) 1.55-1.6x faster at b64 and 1.8x at b8, where 7x7 maps (38 %) still
+//   lose (0.72x);
+// - 16 tiles fill the 6x16 micro-kernel's NR panel, and with <= 64 x 64 channels (U in
+//   L2) F(4x4) wins from there: CifarNet conv2 b1 (16 tiles) 1.58x / 1.59x, b2 1.75x,
+//   64 -> 64 on 16x16 b1 1.55x; 128 -> 128 on 16x16 b1 loses (0.70x: its 2.4 MB U read
+//   for 16 tiles), as do 8 tiles (64 -> 64 on 8x8: 0.89x).
 bool winograd4_preferred(const Conv2dParams& p) {
     if (p.dil_h != 1 || p.dil_w != 1) return false;  // winograd_preferred(p): the caller's
     const int64_t th = (p.OH + 3) / 4, tw = winograd4_row_tiles(p.OW);
-    const int64_t min_used = kernels().isa == Isa::avx2 ? 60 : 80;  // percent
-    return p.N * th * tw >= 128 && 100 * p.OH * p.OW >= min_used * 16 * th * tw &&
-           p.c_per_group() * p.k_per_group() <= 128 * 128;
+    const int64_t ck = p.c_per_group() * p.k_per_group();
+    const bool avx2 = kernels().isa == Isa::avx2;
+    const int64_t min_used = avx2 ? 60 : 80;  // percent
+    const int64_t min_tiles = avx2 && ck <= 64 * 64 ? 16 : 128;
+    return p.N * th * tw >= min_tiles && 100 * p.OH * p.OW >= min_used * 16 * th * tw &&
+           ck <= 128 * 128;
 }
 
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
