@@ -605,8 +605,9 @@ struct PhaseLanes<float> {
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
     }
-    static V evens(V a, V b) {  // a0 a2 a4 a6 b0 b2 b4 b6
-        const __m256 e = _mm256_shuffle_ps(a, b, 0x88);  // a0 a2 b0 b2 | a4 a6 b4 b6
+    // a0 a2 a4 a6 b0 b2 b4 b6 (shufps: a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit pairs)
+    static V evens(V a, V b) {
+        const __m256 e = _mm256_shuffle_ps(a, b, 0x88);
         return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
     }
     static V odds(V a, V b) {
@@ -643,9 +644,8 @@ struct PhaseLanes<double> {
         const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
         return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
     }
-    static V evens(V a, V b) {  // a0 a2 b0 b2
-        return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8);  // a0 b0 a2 b2
-    }
+    // a0 a2 b0 b2 (unpacklo: a0 b0 a2 b2)
+    static V evens(V a, V b) { return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8); }
     static V odds(V a, V b) { return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xD8); }
     static V zip(V a, V b) {  // a0 b0 a1 b1
         return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
@@ -794,10 +794,10 @@ void depthwise_vectors(const T* scol, int64_t src_h, int64_t src_w, const T* w, 
                 const T* s = srow + kw * col_step;
 #pragma GCC unroll 8
                 for (int v = 0; v < NV; ++v)
-                    acc[v] = P::fmadd(wv,
-                                      masked(v) ? P::load(m[v * kDwMaxKW + kw], s + v * L)
-                                                : P::loadu(s + v * L),
-                                      acc[v]);
+                    acc[v] = P::fmadd(
+                        wv,
+                        masked(v) ? P::load(m[v * kDwMaxKW + kw], s + v * L) : P::loadu(s + v * L),
+                        acc[v]);
             }
         }
 #pragma GCC unroll 8
@@ -824,7 +824,7 @@ void depthwise_vectors_nv(int nv, int edges, const T* scol, int64_t src_h, int64
                                                    row_off, row_step, col_step, m, mo, out_h, out_w,
                                                    out, accumulate, bias);
     }
-#define FASTCONV_DW_VECTORS(MF, ML)                                                              \
+#define FASTCONV_DW_VECTORS(MF, ML)                                                           \
     return depthwise_vectors<T, NV, MF, ML>(scol, src_h, src_w, w, KH, KW, row_off, row_step, \
                                             col_step, m, mo, out_h, out_w, out, accumulate, bias)
     switch (edges) {
@@ -876,9 +876,9 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
                 m[v * kDwMaxKW + kw] = mo[v] & P::range(-c0, src_w - c0);
             }
         }
-        depthwise_vectors_nv<T>(nv, edges, src + v0 * L + col_off, src_h, src_w, w, KH, KW,
-                                row_off, row_step, col_step, m, mo, out_h, out_w, out + v0 * L,
-                                accumulate, bias);
+        depthwise_vectors_nv<T>(nv, edges, src + v0 * L + col_off, src_h, src_w, w, KH, KW, row_off,
+                                row_step, col_step, m, mo, out_h, out_w, out + v0 * L, accumulate,
+                                bias);
     }
 }
 

@@ -337,7 +337,7 @@ struct MaskLanes<float> {
     static V load(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
     static V merge(V a, V b) { return _mm256_or_ps(a, b); }
     static __m256i even() { return _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0); }
-    static V evens(V lo, V hi) {  // elements 0, 2, .., 14 of lo:hi
+    static V evens(V lo, V hi) {                           // elements 0, 2, .., 14 of lo:hi
         const __m256 e = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
         return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
     }

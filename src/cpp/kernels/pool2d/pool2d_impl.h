@@ -619,8 +619,8 @@ inline __m256 pair_max8(__m256 lo, __m256 hi, __m256* odd_won) {
 }
 
 template <bool kIdx>
-void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                     const float* x, float* y, int64_t* indices) {
+void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
+                     float* y, int64_t* indices) {
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i two_lane = _mm256_add_epi32(lane, lane);
     const __m256i vW = _mm256_set1_epi32(static_cast<int32_t>(W));
@@ -659,12 +659,13 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
                         col);
                     // int64 lanes stored as doubles' bits (store_first moves, no arithmetic)
                     double* ir = reinterpret_cast<double*>(indices + (pl * OH + oh) * OW + ow0);
-                    store_first(ir, _mm256_castsi256_pd(_mm256_cvtepi32_epi64(
-                                        _mm256_castsi256_si128(idx))),
-                                n);
+                    store_first(
+                        ir, _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx))),
+                        n);
                     if (n > 4)
-                        store_first(ir + 4, _mm256_castsi256_pd(_mm256_cvtepi32_epi64(
-                                                _mm256_extracti128_si256(idx, 1))),
+                        store_first(ir + 4,
+                                    _mm256_castsi256_pd(
+                                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1))),
                                     n - 4);
                 }
             }
