@@ -23,7 +23,7 @@
 #include <immintrin.h>
 #endif
 #if defined(__AVX2__) && !defined(__AVX512F__)
-#include "kernels/avx2_store.h"
+#include "kernels/avx2_lanes.h"
 #endif
 
 #include "fastconv/plane_kernels.h"
@@ -561,7 +561,7 @@ struct PhaseLanes<double> {
 
 // 8 float / 4 double lanes of the same kernels on AVX2. A mask is a vector of all-ones /
 // zero lanes (vmaskmovps loads: masked-off lanes touch no memory). AVX2's masked stores
-// are microcoded on AMD (see avx2_store.h), and every store mask of these kernels is a
+// are microcoded on AMD (see avx2_lanes.h), and every store mask of these kernels is a
 // prefix [0, n): a store writes its mask's lane count with store_first. (LaneMask is
 // outside the anonymous namespace: the kernels' lambdas capture arrays of it.)
 struct LaneMask {
@@ -582,14 +582,7 @@ struct PhaseLanes<float> {
     static constexpr int64_t L = 8;
     using V = __m256;
     using M = LaneMask;
-    static M range(int64_t lo, int64_t hi) {  // lanes [lo, hi), any bounds
-        const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        lo = lo < -1 ? -1 : lo > L ? L : lo;
-        hi = hi < 0 ? 0 : hi > L ? L : hi;
-        return LaneMask(
-            _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(lo)), i),
-                                _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(hi)), i)));
-    }
+    static M range(int64_t lo, int64_t hi) { return LaneMask(lanes32(lo, hi)); }  // any bounds
     static V load(M m, const float* p) { return _mm256_maskload_ps(p, m.m); }
     static V loadu(const float* p) { return _mm256_loadu_ps(p); }
     static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
@@ -605,31 +598,16 @@ struct PhaseLanes<float> {
         s = _mm_add_ps(s, _mm_movehl_ps(s, s));
         return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
     }
-    // a0 a2 a4 a6 b0 b2 b4 b6 (shufps: a0 a2 b0 b2 | a4 a6 b4 b6, then the 64-bit pairs)
-    static V evens(V a, V b) {
-        const __m256 e = _mm256_shuffle_ps(a, b, 0x88);
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
-    }
-    static V odds(V a, V b) {
-        const __m256 o = _mm256_shuffle_ps(a, b, 0xDD);
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
-    }
-    static V zip(V a, V b) {  // a0 b0 a1 b1 a2 b2 a3 b3
-        return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x20);
-    }
+    static V evens(V a, V b) { return ::fastconv::evens(a, b); }  // a0 a2 a4 a6 b0 b2 b4 b6
+    static V odds(V a, V b) { return ::fastconv::odds(a, b); }
+    static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1 a2 b2 a3 b3
 };
 template <>
 struct PhaseLanes<double> {
     static constexpr int64_t L = 4;
     using V = __m256d;
     using M = LaneMask;
-    static M range(int64_t lo, int64_t hi) {
-        const __m256i i = _mm256_setr_epi64x(0, 1, 2, 3);
-        lo = lo < -1 ? -1 : lo > L ? L : lo;
-        hi = hi < 0 ? 0 : hi > L ? L : hi;
-        return LaneMask(_mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(lo), i),
-                                            _mm256_cmpgt_epi64(_mm256_set1_epi64x(hi), i)));
-    }
+    static M range(int64_t lo, int64_t hi) { return LaneMask(lanes64(lo, hi)); }
     static V load(M m, const double* p) { return _mm256_maskload_pd(p, m.m); }
     static V loadu(const double* p) { return _mm256_loadu_pd(p); }
     static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
@@ -644,12 +622,9 @@ struct PhaseLanes<double> {
         const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
         return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
     }
-    // a0 a2 b0 b2 (unpacklo: a0 b0 a2 b2)
-    static V evens(V a, V b) { return _mm256_permute4x64_pd(_mm256_unpacklo_pd(a, b), 0xD8); }
-    static V odds(V a, V b) { return _mm256_permute4x64_pd(_mm256_unpackhi_pd(a, b), 0xD8); }
-    static V zip(V a, V b) {  // a0 b0 a1 b1
-        return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
-    }
+    static V evens(V a, V b) { return ::fastconv::evens(a, b); }  // a0 a2 b0 b2
+    static V odds(V a, V b) { return ::fastconv::odds(a, b); }
+    static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1
 };
 #endif
 }  // namespace

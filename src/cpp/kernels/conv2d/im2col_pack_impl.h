@@ -17,6 +17,9 @@
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
+#if defined(__AVX2__) && !defined(__AVX512F__)
+#include "kernels/avx2_lanes.h"
+#endif
 
 #include "fastconv/plane_kernels.h"
 
@@ -327,20 +330,13 @@ template <>
 struct MaskLanes<float> {
     static constexpr int64_t W = 8;
     using V = __m256;
-    static __m256i lanes(int64_t a, int64_t b) {  // all-ones in lanes [a, b)
-        const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(a)), i),
-                                   _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(b)), i));
-    }
+    static __m256i lanes(int64_t a, int64_t b) { return lanes32(a, b); }  // lanes [a, b)
     static V zero() { return _mm256_setzero_ps(); }
     static V load(const float* p) { return _mm256_loadu_ps(p); }
     static V load(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
     static V merge(V a, V b) { return _mm256_or_ps(a, b); }
     static __m256i even() { return _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0); }
-    static V evens(V lo, V hi) {                           // elements 0, 2, .., 14 of lo:hi
-        const __m256 e = _mm256_shuffle_ps(lo, hi, 0x88);  // lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
-    }
+    static V evens(V lo, V hi) { return ::fastconv::evens(lo, hi); }
     static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
 };
 
@@ -348,19 +344,13 @@ template <>
 struct MaskLanes<double> {
     static constexpr int64_t W = 4;
     using V = __m256d;
-    static __m256i lanes(int64_t a, int64_t b) {
-        const __m256i i = _mm256_setr_epi64x(0, 1, 2, 3);
-        return _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(a), i),
-                                   _mm256_cmpgt_epi64(_mm256_set1_epi64x(b), i));
-    }
+    static __m256i lanes(int64_t a, int64_t b) { return lanes64(a, b); }
     static V zero() { return _mm256_setzero_pd(); }
     static V load(const double* p) { return _mm256_loadu_pd(p); }
     static V load(__m256i m, const double* p) { return _mm256_maskload_pd(p, m); }
     static V merge(V a, V b) { return _mm256_or_pd(a, b); }
     static __m256i even() { return _mm256_setr_epi64x(-1, 0, -1, 0); }
-    static V evens(V lo, V hi) {  // elements 0, 2, 4, 6 of lo:hi
-        return _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xD8);  // lo0 hi0 lo2 hi2
-    }
+    static V evens(V lo, V hi) { return ::fastconv::evens(lo, hi); }
     static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
 };
 

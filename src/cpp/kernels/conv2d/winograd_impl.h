@@ -18,7 +18,7 @@
 #include <immintrin.h>
 #endif
 #if defined(__AVX2__) && !defined(__AVX512F__)
-#include "kernels/avx2_store.h"
+#include "kernels/avx2_lanes.h"
 #endif
 
 #include "fastconv/plane_kernels.h"
@@ -263,30 +263,20 @@ inline void store_indices(int64_t* dst, __m256i off, int64_t base, int64_t n) {
     for (int64_t e = 0; e < n; ++e) dst[e] = idx[e];
 }
 
-inline __m256i lanes_in(int64_t a, int64_t b) {  // lanes q in [a, b), a and b clamped to [0, 8]
-    const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    a = a < 0 ? 0 : a > 8 ? 8 : a;
-    b = b < 0 ? 0 : b > 8 ? 8 : b;
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(a)), q),
-                               _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(b)), q));
-}
 // Columns c .. c + 7 of row (null: outside the plane), zero outside [0, W); masked loads
 // touch no column outside it.
 inline __m256 load8(const float* row, int64_t c, int64_t W) {
     if (!row) return _mm256_setzero_ps();
     if (c >= 0 && c + 8 <= W) return _mm256_loadu_ps(row + c);
-    return _mm256_maskload_ps(at(row, c), lanes_in(-c, W - c));
+    return _mm256_maskload_ps(at(row, c), lanes32(-c, W - c));
 }
 // The even and odd columns of the 16 in (lo, hi): lane i gets column 2i, 2i + 1.
 inline void deinterleave(__m256 lo, __m256 hi, __m256* even, __m256* odd) {
-    auto order = [](__m256 v) {  // 64-bit units 0, 2, 1, 3
-        return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
-    };
-    *even = order(_mm256_shuffle_ps(lo, hi, 0x88));
-    *odd = order(_mm256_shuffle_ps(lo, hi, 0xDD));
+    *even = evens(lo, hi);
+    *odd = odds(lo, hi);
 }
 inline __m256 load_n(const float* src, int64_t n) {
-    return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes_in(0, n));
+    return n >= 8 ? _mm256_loadu_ps(src) : _mm256_maskload_ps(src, lanes32(0, n));
 }
 
 void input_ymm(const float* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, int len, int rows,

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "kernels/avx2_store.h"
+#include "kernels/avx2_lanes.h"
 #include "kernels/gemm/gemm_edge_impl.h"
 
 namespace fastconv {

@@ -38,7 +38,7 @@
 #include <immintrin.h>
 #endif
 #if defined(__AVX2__) && !defined(__AVX512F__)
-#include "kernels/avx2_store.h"
+#include "kernels/avx2_lanes.h"
 #endif
 
 #include "fastconv/params.h"
@@ -610,10 +610,7 @@ inline __m256 max_take8(__m256 v, __m256 m) {
 // Columns 2j and 2j + 1 of 16 consecutive inputs (lo: the first 8, hi: the next), reduced
 // in that order under max_take8; *odd_won gets the lanes where column 2j + 1 won.
 inline __m256 pair_max8(__m256 lo, __m256 hi, __m256* odd_won) {
-    const __m256 e = _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
-    const __m256 o = _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+    const __m256 e = evens(lo, hi), o = odds(lo, hi);
     *odd_won = max_take8(o, e);
     return _mm256_blendv_ps(e, o, *odd_won);
 }
@@ -621,8 +618,7 @@ inline __m256 pair_max8(__m256 lo, __m256 hi, __m256* odd_won) {
 template <bool kIdx>
 void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t OW, const float* x,
                      float* y, int64_t* indices) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i two_lane = _mm256_add_epi32(lane, lane);
+    const __m256i two_lane = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i vW = _mm256_set1_epi32(static_cast<int32_t>(W));
     for (int64_t pl = 0; pl < nplanes; ++pl) {
         const float* xp = x + pl * H * W;
@@ -638,9 +634,7 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
                     t0 = _mm256_loadu_ps(top + c), t1 = _mm256_loadu_ps(top + c + 8);
                     b0 = _mm256_loadu_ps(bot + c), b1 = _mm256_loadu_ps(bot + c + 8);
                 } else {  // inputs [c, c + 2n) of each row; masked-off lanes read nothing
-                    const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(2 * n)), lane);
-                    const __m256i m1 =
-                        _mm256_cmpgt_epi32(_mm256_set1_epi32(int32_t(2 * n - 8)), lane);
+                    const __m256i m0 = lanes32(0, 2 * n), m1 = lanes32(0, 2 * n - 8);
                     t0 = _mm256_maskload_ps(top + c, m0), t1 = _mm256_maskload_ps(top + c + 8, m1);
                     b0 = _mm256_maskload_ps(bot + c, m0), b1 = _mm256_maskload_ps(bot + c + 8, m1);
                 }

@@ -1,0 +1,93 @@
+// Lane helpers shared by the AVX2 kernel files: lane-range masks (for vmaskmovps loads),
+// even / odd / interleaved lanes of two vectors, and stores of a vector's first n lanes by
+// 16-, 8- and 4-byte pieces: AVX2's masked stores (vmaskmovps/pd) are microcoded on AMD
+// (Zen 3: 60 % of the F(2x2) input transform with rows of 7 tiles). Include only from
+// files compiled with AVX2 and without AVX-512; the anonymous namespace gives each file its
+// own copy, never merged with another ISA's build of it.
+#pragma once
+
+#if !defined(__AVX2__) || defined(__AVX512F__)
+#error "kernels/avx2_lanes.h is for the AVX2 kernel files"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace fastconv {
+namespace {
+
+// All-ones in the 32-bit lanes q in [a, b) (float), the 64-bit lanes (double); a and b
+// are clamped to the lanes.
+inline __m256i lanes32(int64_t a, int64_t b) {
+    const __m256i q = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    a = a < 0 ? 0 : a > 8 ? 8 : a;
+    b = b < 0 ? 0 : b > 8 ? 8 : b;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(a)), q),
+                               _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int32_t>(b)), q));
+}
+inline __m256i lanes64(int64_t a, int64_t b) {
+    const __m256i q = _mm256_setr_epi64x(0, 1, 2, 3);
+    a = a < 0 ? 0 : a > 4 ? 4 : a;
+    b = b < 0 ? 0 : b > 4 ? 4 : b;
+    return _mm256_andnot_si256(_mm256_cmpgt_epi64(_mm256_set1_epi64x(a), q),
+                               _mm256_cmpgt_epi64(_mm256_set1_epi64x(b), q));
+}
+
+// Elements 0, 2, 4, .. (evens) and 1, 3, 5, .. (odds) of the 16 floats lo:hi; shufps
+// takes them per 128-bit lane (lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6), then the 64-bit pairs
+// are put in order.
+inline __m256 evens(__m256 lo, __m256 hi) {
+    const __m256 e = _mm256_shuffle_ps(lo, hi, 0x88);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(e), 0xD8));
+}
+inline __m256 odds(__m256 lo, __m256 hi) {
+    const __m256 o = _mm256_shuffle_ps(lo, hi, 0xDD);
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(o), 0xD8));
+}
+// The same for the 8 doubles lo:hi (unpacklo: lo0 hi0 | lo2 hi2).
+inline __m256d evens(__m256d lo, __m256d hi) {
+    return _mm256_permute4x64_pd(_mm256_unpacklo_pd(lo, hi), 0xD8);
+}
+inline __m256d odds(__m256d lo, __m256d hi) {
+    return _mm256_permute4x64_pd(_mm256_unpackhi_pd(lo, hi), 0xD8);
+}
+// The first halves of a and b interleaved: a0 b0 a1 b1 ...
+inline __m256 zip(__m256 a, __m256 b) {
+    return _mm256_permute2f128_ps(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b), 0x20);
+}
+inline __m256d zip(__m256d a, __m256d b) {
+    return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
+}
+
+// Lanes [0, n) of v to p: all 8 for n >= 8.
+inline void store_first(float* p, __m256 v, int64_t n) {
+    if (n >= 8) return _mm256_storeu_ps(p, v);
+    __m128 part = _mm256_castps256_ps128(v);
+    if (n & 4) {
+        _mm_storeu_ps(p, part);
+        p += 4;
+        part = _mm256_extractf128_ps(v, 1);
+    }
+    if (n & 2) {
+        _mm_storel_pi(reinterpret_cast<__m64*>(p), part);
+        p += 2;
+        part = _mm_movehl_ps(part, part);
+    }
+    if (n & 1) _mm_store_ss(p, part);
+}
+
+// Lanes [0, n) of v to p: all 4 for n >= 4.
+inline void store_first(double* p, __m256d v, int64_t n) {
+    if (n >= 4) return _mm256_storeu_pd(p, v);
+    __m128d part = _mm256_castpd256_pd128(v);
+    if (n & 2) {
+        _mm_storeu_pd(p, part);
+        p += 2;
+        part = _mm256_extractf128_pd(v, 1);
+    }
+    if (n & 1) _mm_store_sd(p, part);
+}
+
+}  // namespace
+}  // namespace fastconv
