@@ -567,7 +567,6 @@ struct PhaseLanes<double> {
 struct LaneMask {
     __m256i m;
     LaneMask() = default;
-    LaneMask(decltype(nullptr)) = delete;
     LaneMask(int) : m(_mm256_setzero_si256()) {}  // from the literal 0: no lane
     explicit LaneMask(__m256i v) : m(v) {}
     LaneMask operator&(LaneMask o) const { return LaneMask(_mm256_and_si256(m, o.m)); }
