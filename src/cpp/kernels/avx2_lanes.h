@@ -89,5 +89,16 @@ inline void store_first(double* p, __m256d v, int64_t n) {
     if (n & 1) _mm_store_sd(p, part);
 }
 
+// Lanes [0, n) of base + off (8 int32 offsets) to dst as int64 (pooling indices).
+inline void store_indices(int64_t* dst, __m256i off, int64_t base, int64_t n) {
+    const __m256i b = _mm256_set1_epi64x(base);
+    const __m256i lo = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), b);
+    const __m256i hi = _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), b);
+    // int64 lanes stored as doubles' bits: store_first only moves them.
+    double* d = reinterpret_cast<double*>(dst);
+    store_first(d, _mm256_castsi256_pd(lo), n);
+    if (n > 4) store_first(d + 4, _mm256_castsi256_pd(hi), n - 4);
+}
+
 }  // namespace
 }  // namespace fastconv

@@ -251,17 +251,6 @@ inline __m256 pool_window_ymm(__m256 y00, __m256 y01, __m256 y10, __m256 y11, bo
     const __m256 zero = _mm256_setzero_ps();
     return relu ? _mm256_blendv_ps(w, zero, _mm256_cmp_ps(w, zero, _CMP_LT_OQ)) : w;
 }
-// Lanes [0, n) of base + off (int32 offsets) to dst as int64.
-inline void store_indices(int64_t* dst, __m256i off, int64_t base, int64_t n) {
-    const __m256i b = _mm256_set1_epi64x(base);
-    alignas(32) int64_t idx[8];
-    _mm256_store_si256(reinterpret_cast<__m256i*>(idx),
-                       _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(off)), b));
-    _mm256_store_si256(
-        reinterpret_cast<__m256i*>(idx + 4),
-        _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(off, 1)), b));
-    for (int64_t e = 0; e < n; ++e) dst[e] = idx[e];
-}
 
 // Columns c .. c + 7 of row (null: outside the plane), zero outside [0, W); masked loads
 // touch no column outside it.

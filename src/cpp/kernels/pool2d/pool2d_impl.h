@@ -646,21 +646,9 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
                     // flat (2*oh + row)*W + c + 2*lane + column; the masks are -1 where set
                     const __m256i col = _mm256_castps_si256(_mm256_blendv_ps(tt, tb, tv));
                     const __m256i row = _mm256_and_si256(_mm256_castps_si256(tv), vW);
-                    const __m256i idx = _mm256_sub_epi32(
-                        _mm256_add_epi32(
-                            _mm256_add_epi32(_mm256_set1_epi32(int32_t(2 * oh * W + c)), two_lane),
-                            row),
-                        col);
-                    // int64 lanes stored as doubles' bits (store_first moves, no arithmetic)
-                    double* ir = reinterpret_cast<double*>(indices + (pl * OH + oh) * OW + ow0);
-                    store_first(
-                        ir, _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(idx))),
-                        n);
-                    if (n > 4)
-                        store_first(ir + 4,
-                                    _mm256_castsi256_pd(
-                                        _mm256_cvtepi32_epi64(_mm256_extracti128_si256(idx, 1))),
-                                    n - 4);
+                    store_indices(indices + (pl * OH + oh) * OW + ow0,
+                                  _mm256_sub_epi32(_mm256_add_epi32(two_lane, row), col),
+                                  2 * oh * W + c, n);
                 }
             }
         }
