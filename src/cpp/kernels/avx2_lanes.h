@@ -1,9 +1,9 @@
 // Lane helpers shared by the AVX2 kernel files: lane-range masks (for vmaskmovps loads),
-// even / odd / interleaved lanes of two vectors, and stores of a vector's first n lanes by
-// 16-, 8- and 4-byte pieces: AVX2's masked stores (vmaskmovps/pd) are microcoded on AMD
-// (Zen 3: 60 % of the F(2x2) input transform with rows of 7 tiles). Include only from
-// files compiled with AVX2 and without AVX-512; the anonymous namespace gives each file its
-// own copy, never merged with another ISA's build of it.
+// even / odd / interleaved lanes of two vectors, stores of a vector's first n lanes by
+// 16-, 8- and 4-byte pieces, and all of them as traits of float and double (Lanes256): AVX2's
+// masked stores (vmaskmovps/pd) are microcoded on AMD (Zen 3: 60 % of the F(2x2) input transform
+// with rows of 7 tiles). Include only from files compiled with AVX2 and without AVX-512; the
+// anonymous namespace gives each file its own copy, never merged with another ISA's build of it.
 #pragma once
 
 #if !defined(__AVX2__) || defined(__AVX512F__)
@@ -99,6 +99,66 @@ inline void store_indices(int64_t* dst, __m256i off, int64_t base, int64_t n) {
     store_first(d, _mm256_castsi256_pd(lo), n);
     if (n > 4) store_first(d + 4, _mm256_castsi256_pd(hi), n - 4);
 }
+
+// The operations above and the usual ones as traits of one element type, for kernels
+// written once for float and double: L lanes of T in V; masks are vectors of all-ones /
+// zero lanes.
+template <typename T>
+struct Lanes256;
+template <>
+struct Lanes256<float> {
+    static constexpr int64_t L = 8;
+    using V = __m256;
+    static __m256i lanes(int64_t a, int64_t b) { return lanes32(a, b); }
+    static __m256i even_mask() { return _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0); }
+    static __m256i from_bits(uint32_t m) {  // lane q set where bit q of m is
+        const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+        return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bit),
+                                  bit);
+    }
+    static int count(__m256i m) {  // set lanes
+        return __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m)));
+    }
+    static V zero() { return _mm256_setzero_ps(); }
+    static V set1(float s) { return _mm256_set1_ps(s); }
+    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
+    static V maskload(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
+    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+    static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+    static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
+    static float sum(V v) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+    }
+};
+template <>
+struct Lanes256<double> {
+    static constexpr int64_t L = 4;
+    using V = __m256d;
+    static __m256i lanes(int64_t a, int64_t b) { return lanes64(a, b); }
+    static __m256i even_mask() { return _mm256_setr_epi64x(-1, 0, -1, 0); }
+    static __m256i from_bits(uint32_t m) {
+        const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
+        return _mm256_cmpeq_epi64(_mm256_and_si256(_mm256_set1_epi64x(m), bit), bit);
+    }
+    static int count(__m256i m) {
+        return __builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(m)));
+    }
+    static V zero() { return _mm256_setzero_pd(); }
+    static V set1(double s) { return _mm256_set1_pd(s); }
+    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
+    static V maskload(__m256i m, const double* p) { return _mm256_maskload_pd(p, m); }
+    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
+    static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
+    static V bit_or(V a, V b) { return _mm256_or_pd(a, b); }
+    static double sum(V v) {
+        const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+    }
+};
 
 }  // namespace
 }  // namespace fastconv

@@ -575,55 +575,16 @@ struct LaneMask {
 namespace {
 
 template <typename T>
-struct PhaseLanes;
-template <>
-struct PhaseLanes<float> {
-    static constexpr int64_t L = 8;
-    using V = __m256;
+struct PhaseLanes : Lanes256<T> {
+    using B = Lanes256<T>;
+    using V = typename B::V;
     using M = LaneMask;
-    static M range(int64_t lo, int64_t hi) { return LaneMask(lanes32(lo, hi)); }  // any bounds
-    static V load(M m, const float* p) { return _mm256_maskload_ps(p, m.m); }
-    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-    static void store(float* p, M m, V v) {  // m: a prefix of the lanes
-        store_first(p, v, __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m.m))));
-    }
-    static V zero() { return _mm256_setzero_ps(); }
-    static V set1(float s) { return _mm256_set1_ps(s); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static float sum(V v) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-    }
-    static V evens(V a, V b) { return ::fastconv::evens(a, b); }  // a0 a2 a4 a6 b0 b2 b4 b6
+    static M range(int64_t lo, int64_t hi) { return LaneMask(B::lanes(lo, hi)); }  // any bounds
+    static V load(M m, const T* p) { return B::maskload(m.m, p); }
+    static void store(T* p, M m, V v) { store_first(p, v, B::count(m.m)); }  // m: a prefix
+    static V evens(V a, V b) { return ::fastconv::evens(a, b); }             // a0 a2 .. b0 b2 ..
     static V odds(V a, V b) { return ::fastconv::odds(a, b); }
-    static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1 a2 b2 a3 b3
-};
-template <>
-struct PhaseLanes<double> {
-    static constexpr int64_t L = 4;
-    using V = __m256d;
-    using M = LaneMask;
-    static M range(int64_t lo, int64_t hi) { return LaneMask(lanes64(lo, hi)); }
-    static V load(M m, const double* p) { return _mm256_maskload_pd(p, m.m); }
-    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-    static void store(double* p, M m, V v) {  // m: a prefix of the lanes
-        store_first(p, v, __builtin_popcount(_mm256_movemask_pd(_mm256_castsi256_pd(m.m))));
-    }
-    static V zero() { return _mm256_setzero_pd(); }
-    static V set1(double s) { return _mm256_set1_pd(s); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-    static double sum(V v) {
-        const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
-        return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-    }
-    static V evens(V a, V b) { return ::fastconv::evens(a, b); }  // a0 a2 b0 b2
-    static V odds(V a, V b) { return ::fastconv::odds(a, b); }
-    static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1
+    static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1 ..
 };
 #endif
 }  // namespace

@@ -322,38 +322,6 @@ bool pack_panel_permute(const T* xp, const int64_t* row_off, int64_t nrows, cons
     return true;
 }
 #elif defined(__AVX2__)
-// Lane types of the masked-load path below: W lanes of T and lane masks of the same width.
-template <typename T>
-struct MaskLanes;
-
-template <>
-struct MaskLanes<float> {
-    static constexpr int64_t W = 8;
-    using V = __m256;
-    static __m256i lanes(int64_t a, int64_t b) { return lanes32(a, b); }  // lanes [a, b)
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const float* p) { return _mm256_loadu_ps(p); }
-    static V load(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
-    static V merge(V a, V b) { return _mm256_or_ps(a, b); }
-    static __m256i even() { return _mm256_setr_epi32(-1, 0, -1, 0, -1, 0, -1, 0); }
-    static V evens(V lo, V hi) { return ::fastconv::evens(lo, hi); }
-    static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
-};
-
-template <>
-struct MaskLanes<double> {
-    static constexpr int64_t W = 4;
-    using V = __m256d;
-    static __m256i lanes(int64_t a, int64_t b) { return lanes64(a, b); }
-    static V zero() { return _mm256_setzero_pd(); }
-    static V load(const double* p) { return _mm256_loadu_pd(p); }
-    static V load(__m256i m, const double* p) { return _mm256_maskload_pd(p, m); }
-    static V merge(V a, V b) { return _mm256_or_pd(a, b); }
-    static __m256i even() { return _mm256_setr_epi64x(-1, 0, -1, 0); }
-    static V evens(V lo, V hi) { return ::fastconv::evens(lo, hi); }
-    static void store(double* p, V v) { _mm256_storeu_pd(p, v); }
-};
-
 // The lanes of one panel vector that one run fills: a masked load at row base + off (at
 // stride 2, two: elements [off, off + 2W) with the even ones of the run's lanes kept).
 struct MaskedPart {
@@ -369,23 +337,23 @@ struct MaskedPart {
 template <typename T, int NP, bool full, int S>
 void masked_vector_rows(const T* xp, const int64_t* row_off, int64_t nrows, const MaskedPart* f,
                         int64_t nr, T* o) {
-    using L = MaskLanes<T>;
+    using L = Lanes256<T>;
     for (int64_t r = 0; r < nrows; ++r, o += nr) {
         const T* base = xp + row_off[r];
         typename L::V x = L::zero();
         if constexpr (full) {
-            x = L::load(base + f[0].off);
+            x = L::loadu(base + f[0].off);
         } else if constexpr (S == 1) {
-            for (int q = 0; q < NP; ++q) x = L::merge(x, L::load(f[q].mask, base + f[q].off));
+            for (int q = 0; q < NP; ++q) x = L::bit_or(x, L::maskload(f[q].mask, base + f[q].off));
         } else if constexpr (NP > 0) {
             typename L::V hi = L::zero();
             for (int q = 0; q < NP; ++q) {
-                x = L::merge(x, L::load(f[q].mask, base + f[q].off));
-                hi = L::merge(hi, L::load(f[q].mask_hi, base + f[q].off + L::W));
+                x = L::bit_or(x, L::maskload(f[q].mask, base + f[q].off));
+                hi = L::bit_or(hi, L::maskload(f[q].mask_hi, base + f[q].off + L::L));
             }
-            x = L::evens(x, hi);
+            x = evens(x, hi);
         }
-        L::store(o, x);
+        L::storeu(o, x);
     }
 }
 
@@ -415,8 +383,8 @@ void masked_panel(const T* xp, const int64_t* row_off, int64_t nrows, const Mask
 template <typename T>
 bool pack_panel_masked(const T* xp, const int64_t* row_off, int64_t nrows, const Im2colRun* runs,
                        int64_t nruns, int64_t stride_w, int64_t nr, T* out) {
-    using L = MaskLanes<T>;
-    constexpr int64_t W = L::W;
+    using L = Lanes256<T>;
+    constexpr int64_t W = L::L;
     constexpr int kMaxVecs = 4, kMaxParts = 3;
     if (nr % W != 0 || nr / W > kMaxVecs || stride_w < 1 || stride_w > 2) return false;
     const int64_t nv = nr / W;
@@ -439,8 +407,8 @@ bool pack_panel_masked(const T* xp, const int64_t* row_off, int64_t nrows, const
                 full[v] = b - a == W;
             } else {  // element e of the 2W loaded holds lane e / 2 when e is even
                 const int64_t e0 = 2 * (a - j0), e1 = 2 * (b - j0);
-                f.mask = _mm256_and_si256(L::lanes(e0, e1), L::even());
-                f.mask_hi = _mm256_and_si256(L::lanes(e0 - W, e1 - W), L::even());
+                f.mask = _mm256_and_si256(L::lanes(e0, e1), L::even_mask());
+                f.mask_hi = _mm256_and_si256(L::lanes(e0 - W, e1 - W), L::even_mask());
             }
         }
     }
@@ -508,41 +476,11 @@ struct Col2imLanes : PermLanes<T> {  // the permute path's lanes, zero() and mas
     }
 };
 #elif defined(__AVX2__)
-template <>
-struct Col2imLanes<float> {
-    using V = __m256;
-    static constexpr int64_t L = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V add(V a, V b) { return _mm256_add_ps(a, b); }
-    static V load(uint32_t m, const float* p) {
-        const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-        const __m256i sel = _mm256_and_si256(_mm256_set1_epi32(static_cast<int>(m)), bit);
-        return _mm256_maskload_ps(p, _mm256_cmpeq_epi32(sel, bit));
-    }
-    static void store(float* d, int64_t n, V v) {
-        if (n == L) return _mm256_storeu_ps(d, v);
-        alignas(32) float t[L];  // AVX2 masked stores are slow on several AMD cores
-        _mm256_store_ps(t, v);
-        for (int64_t i = 0; i < n; ++i) d[i] = t[i];
-    }
-};
-template <>
-struct Col2imLanes<double> {
-    using V = __m256d;
-    static constexpr int64_t L = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V add(V a, V b) { return _mm256_add_pd(a, b); }
-    static V load(uint32_t m, const double* p) {
-        const __m256i bit = _mm256_setr_epi64x(1, 2, 4, 8);
-        const __m256i sel = _mm256_and_si256(_mm256_set1_epi64x(m), bit);
-        return _mm256_maskload_pd(p, _mm256_cmpeq_epi64(sel, bit));
-    }
-    static void store(double* d, int64_t n, V v) {
-        if (n == L) return _mm256_storeu_pd(d, v);
-        alignas(32) double t[L];
-        _mm256_store_pd(t, v);
-        for (int64_t i = 0; i < n; ++i) d[i] = t[i];
-    }
+template <typename T>
+struct Col2imLanes : Lanes256<T> {  // masks as bits; partial stores by pieces
+    using B = Lanes256<T>;
+    static typename B::V load(uint32_t m, const T* p) { return B::maskload(B::from_bits(m), p); }
+    static void store(T* d, int64_t n, typename B::V v) { store_first(d, v, n); }
 };
 #else
 template <typename T>
