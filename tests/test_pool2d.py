@@ -230,6 +230,11 @@ AVG_CASES = {
     "3x3s2p1": ((2, 4, 13, 13), 3, 2, 1, False, None),
     "3x3s2p1_ceil": ((2, 4, 14, 14), 3, 2, 1, True, None),
     "ceil_grows_size": ((1, 3, 7, 7), 2, 2, 0, True, None),
+    # windows that tile the plane (kernel == stride, no padding): the backward writes each
+    # input element once; the rows and columns past the last window must still get 0
+    "tiles_uncovered_2x2": ((2, 3, 9, 11), 2, None, 0, False, None),
+    "tiles_uncovered_3x2": ((2, 3, 11, 7), (3, 2), None, 0, False, 5),
+    "tiles_uncovered_1x3": ((1, 2, 4, 14), (1, 3), None, 0, False, None),
     "ceil_last_window_in_right_pad": ((1, 2, 5, 5), 2, 2, 1, True, None),
     "ceil_window_past_pad": ((1, 2, 6, 8), 3, 2, 1, True, None),
     "pad_at_max_k5": ((1, 3, 9, 9), 5, 1, 2, False, None),
