@@ -52,7 +52,14 @@ CpuFeatures detect() {
         f.avx512 = f.avx2_fma && avx512f && avx512dq && avx512bw && avx512vl && zmm_state;
     }
     cpuid(0x80000000u, 0, r);
-    if (r[0] >= 0x80000004u) {
+    const uint32_t max_ext = r[0];
+    if (max_ext >= 0x80000006u) {
+        uint32_t c[4];
+        cpuid(0x80000006u, 0, c);
+        const uint32_t kib = c[2] >> 16;  // ECX[31:16]: L2 size in KiB
+        if (kib >= 64) f.l2_bytes = static_cast<long>(kib) * 1024;
+    }
+    if (max_ext >= 0x80000004u) {
         char brand[49] = {0};
         for (uint32_t i = 0; i < 3; ++i) {
             cpuid(0x80000002u + i, 0, r);

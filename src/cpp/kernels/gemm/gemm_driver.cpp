@@ -16,6 +16,7 @@
 #include "common/aligned_buffer.h"
 #include "common/parallel.h"
 #include "common/row_copy.h"
+#include "dispatch/cpu_features.h"
 #include "fastconv/kernel_table.h"
 #include "fastconv/ops.h"
 #include "kernels/gemm/gemm_packed.h"
@@ -31,17 +32,20 @@ struct Blocking {
     int64_t mc, kc, nc;
 };
 
-// Cache blocking from the tile shape, for a 1 MiB L2 (Zen 4, recent Intel): the MC x KC
-// A block fills about 3/4 of L2; the KC x NR B micro-panel (64 KiB at KC = 512) streams from
-// L2 alongside it. Measured on Zen 4 (sgemm 1024-2048, 1 thread), KC = 512 / MC = 384 runs
-// at 0.98-1.0x OpenBLAS, KC = 192 (B panel inside L1) at 0.87-0.91x: the longer K loop
-// halves the C tile loads/stores per FMA. NC keeps the packed B block in L3.
+// Cache blocking from the tile shape and this CPU's L2: the MC x KC A block fills about 3/4
+// of L2; the KC x NR B micro-panel (64 KiB at KC = 512) streams from L2 alongside it.
+// Measured on Zen 4 (1 MiB L2; sgemm 1024-2048, 1 thread), KC = 512 / MC = 384 runs at
+// 0.98-1.0x OpenBLAS, KC = 192 (B panel inside L1) at 0.87-0.91x: the longer K loop halves
+// the C tile loads/stores per FMA. On Zen 3 (512 KiB L2) MC = 192, whose block stays in L2,
+// ran sgemm 2048 at 0.94x NumPy against 0.92x with MC = 384 (medians of 4 alternated runs;
+// 512-1024 unchanged). NC keeps the packed B block in L3.
 template <typename T>
 Blocking blocking(int mr, int nr) {
     const int64_t size = static_cast<int64_t>(sizeof(T));
     Blocking b;
     b.kc = std::min<int64_t>(512, (64 * 1024) / (nr * size));
-    b.mc = std::max<int64_t>(mr, (768 * 1024) / (b.kc * size) / mr * mr);
+    const int64_t a_block = cpu_features().l2_bytes / 4 * 3;
+    b.mc = std::max<int64_t>(mr, a_block / (b.kc * size) / mr * mr);
     b.nc = std::max<int64_t>(nr, 4096 / nr * nr);
     return b;
 }
@@ -52,21 +56,41 @@ template <typename T>
 void pack_a(const T* A, int64_t rs, int64_t cs, int64_t i0, int64_t mc, int64_t p0, int64_t kc,
             int mr, T* out) {
     if (rs == 1) {  // op(A) = stored^T (trans_a): a panel's MR rows are adjacent for each p
-        for (int64_t ib = 0; ib < mc; ib += mr, out += kc * mr) {
-            const int64_t rows = std::min<int64_t>(mr, mc - ib);
-            if (rows == mr && mr * static_cast<int64_t>(sizeof(T)) == 32) {
-                // One 32-byte block per p (AVX-512 float, MR = 8): straight-line moves, not a
-                // two-trip loop, whose speed swung 30 % with its placement in the library
-                // (ResNet-18 7x7x512 b1 backward_data, packA 30-45 % of the call).
-                for (int64_t p = 0; p < kc; ++p)
-                    __builtin_memcpy(out + p * mr, A + i0 + ib + (p0 + p) * cs, 32);
-                continue;
-            }
-            for (int64_t p = 0; p < kc; ++p) {
-                const T* src = A + i0 + ib + (p0 + p) * cs;
-                T* dst = out + p * mr;
-                for (int64_t i = 0; i < rows; ++i) dst[i] = src[i];
-                for (int64_t i = rows; i < mr; ++i) dst[i] = T(0);
+        // Stored row p holds op(A)'s column p, mc elements for all panels; a panel takes MR
+        // of them from each of kc rows, each row in its own page when lda is large. Rows go
+        // in groups of kRows, every panel served from a group before the next: its lines
+        // (and pages) are read once and stay in L1 meanwhile, where panel by panel over all
+        // kc rows re-read each line from L2 for every panel it feeds (ResNet-18 7x7x512 b1
+        // backward_data, W^T 4608 x 512: packA 31 % of the call).
+        constexpr int64_t kRows = 8;
+        for (int64_t pb = 0; pb < kc; pb += kRows) {
+            const int64_t pe = std::min<int64_t>(kc, pb + kRows);
+            T* panel = out;
+            for (int64_t ib = 0; ib < mc; ib += mr, panel += kc * mr) {
+                const int64_t rows = std::min<int64_t>(mr, mc - ib);
+                const T* src = A + i0 + ib + p0 * cs;
+                const auto full = [&](auto bytes) {
+                    // Straight-line moves of one MR-element row per p, not a loop of
+                    // elements, whose speed swung 30 % with its placement in the library.
+                    for (int64_t p = pb; p < pe; ++p)
+                        __builtin_memcpy(panel + p * mr, src + p * cs, decltype(bytes)::value);
+                };
+                const int64_t bytes = mr * static_cast<int64_t>(sizeof(T));
+                if (rows == mr && bytes == 24) {  // AVX2 float (MR = 6)
+                    full(std::integral_constant<int, 24>{});
+                } else if (rows == mr && bytes == 32) {  // AVX-512 float (MR = 8)
+                    full(std::integral_constant<int, 32>{});
+                } else if (rows == mr && bytes == 48) {  // AVX2 double (MR = 6)
+                    full(std::integral_constant<int, 48>{});
+                } else if (rows == mr && bytes == 64) {  // AVX-512 double (MR = 8)
+                    full(std::integral_constant<int, 64>{});
+                } else {
+                    for (int64_t p = pb; p < pe; ++p) {
+                        T* dst = panel + p * mr;
+                        for (int64_t i = 0; i < rows; ++i) dst[i] = src[p * cs + i];
+                        for (int64_t i = rows; i < mr; ++i) dst[i] = T(0);
+                    }
+                }
             }
         }
         return;
