@@ -430,6 +430,7 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     if (is_pointwise(p)) return ConvAlgo::direct_1x1;
     if (dir == ConvDirection::forward && winograd_preferred(p))
         return winograd4_preferred(p) ? ConvAlgo::winograd4 : ConvAlgo::winograd;
+    if (dir == ConvDirection::forward && winograd4_alone_preferred(p)) return ConvAlgo::winograd4;
     if (dir == ConvDirection::backward_data && winograd_applies(p)) {
         const Conv2dParams q = backward_data_as_forward_params(p);
         if (winograd_preferred(q))

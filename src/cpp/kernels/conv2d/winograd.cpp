@@ -343,6 +343,18 @@ bool winograd4_preferred(const Conv2dParams& p) {
            ck <= 128 * 128;
 }
 
+// With AVX2, F(4x4) is also taken for a forward that winograd_preferred turns down, for its
+// share of outputs used or its rows of 2-3 tiles, where winograd4_preferred holds with
+// >= 16 channels in and out (F(2x2)'s floor): at batch 1-4 the F(4x4) tiles fill the NR
+// panels that F(2x2)'s leave part-empty. Zen 3, 1 thread, alternated with im2col: Keras
+// conv2 (32 -> 64, 13x13 outputs) b1 1.55-1.65x, b2 1.65x, b4 1.6x; 64 -> 64 on 13x13 b1
+// 1.5-1.8x; 16 -> 32 on 14x14 b1 1.7-2.2x. Backward_data keeps F(2x2)'s rule (its padded
+// problem is where F(2x2) already holds for Keras conv2; 64 -> 64 on 13x13 b1: 0.8-1.07x).
+bool winograd4_alone_preferred(const Conv2dParams& p) {
+    return kernels().isa == Isa::avx2 && winograd_applies(p) && p.dil_h == 1 && p.dil_w == 1 &&
+           p.c_per_group() >= 16 && p.k_per_group() >= 16 && winograd4_preferred(p);
+}
+
 // The weight gradient's rule, measured against im2col's (Zen 4, float32, 1 and 2 threads,
 // alternated), where the forward rule holds and there are >= 128 tiles (its blocks' GEMMs
 // reduce over >= 128 tiles; with fewer it lost: 14x14x256 b1 1.0x, 7x7x512 b4 0.89x,

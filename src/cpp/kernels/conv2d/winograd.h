@@ -19,6 +19,9 @@ bool winograd_preferred(const Conv2dParams& p);
 bool winograd4_preferred(const Conv2dParams& p);
 // The same for the weight gradient.
 bool winograd_grad_preferred(const Conv2dParams& p);
+// Whether a forward convolution that winograd_preferred turns down still runs by F(4x4, 3x3)
+// (AVX2 only; winograd.cpp gives the measurements behind the rule).
+bool winograd4_alone_preferred(const Conv2dParams& p);
 
 // Where winograd_forward reads the 3x3 kernel of output channel k and input channel c of
 // group g: w + g * Kg * Cg * 9 + k * k_stride + c * c_stride, rotated 180 degrees when
