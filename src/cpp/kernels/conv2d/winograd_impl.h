@@ -751,7 +751,8 @@ void winograd_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool 
     }
 #elif defined(__AVX2__)
     if constexpr (sizeof(T) == 4) {
-        if (mr == 6) return weight_panel_6(w, k_stride, c_stride, flipped, rows, cg, dst, xi_stride);
+        if (mr == 6)
+            return weight_panel_6(w, k_stride, c_stride, flipped, rows, cg, dst, xi_stride);
     }
 #endif
     weight_panel_scalar(w, k_stride, c_stride, flipped, rows, cg, mr, dst, xi_stride);
