@@ -451,6 +451,22 @@ def test_max_pool2d_random_configs(cfg, seed, special, isa, dtype):
     _run_max(x, k, s, p, d, ceil, rng, isa)
 
 
+@pytest.mark.parametrize("shape", [(1, 2, 4, 40), (1, 2, 5, 9)], ids=["wide", "narrow"])
+def test_avg_pool2d_signed_zero_as_torch(shape, isa, dtype):
+    """-0 inputs and gradients: PyTorch sums from +0 (forward and the backward's
+    scatter-add), so its results are +0; ours must be too (the 2x2 forward blocks and the
+    tiled backward write each value without a zero-fill)."""
+    x = np.full(shape, -0.0, dtype)
+    y = K.avg_pool2d(x, 2)
+    xt = torch64(x).requires_grad_()
+    y_ref = F.avg_pool2d(xt, 2)
+    g = np.full(y.shape, -0.0, dtype)
+    y_ref.backward(torch64(g))
+    dx = K.avg_pool2d_backward(g, x.shape, 2)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(y_ref.detach().numpy()))
+    np.testing.assert_array_equal(np.signbit(dx), np.signbit(xt.grad.numpy()))
+
+
 @HYPOTHESIS
 @given(cfg=pool_configs(dilation=False), seed=st.integers(0, 2**32 - 1),
        cip=st.booleans(), div=st.sampled_from([None, None, 1, 2, 5, -3]))
