@@ -227,9 +227,10 @@ LAYOUT_PAIRS = sorted(
 
 # M <= backend_info()['gemm_small_m_max'] (4) runs the unpacked small-M kernel: both op(B)
 # layouts (rows along N: axpy form; columns along K: dot products), N across its 4-column
-# groups and 4 KiB row blocks, K long enough to split threads, and M = 5 on the packed side.
+# groups and row blocks (4 KiB; 16 KiB for M = 1), K long enough to split threads, and
+# M = 5 on the packed side.
 SMALL_M = [(m, n, k) for m in (1, 2, 3, 4, 5) for n, k in ((1, 1), (3, 300), (17, 5),
-                                                            (1030, 9), (130, 1100))]
+                                                            (1030, 9), (4100, 3), (130, 1100))]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
