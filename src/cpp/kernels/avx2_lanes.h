@@ -1,6 +1,7 @@
 // Lane helpers shared by the AVX2 kernel files: lane-range masks (for vmaskmovps loads),
-// even / odd / interleaved lanes of two vectors, stores of a vector's first n lanes by
-// 16-, 8- and 4-byte pieces, and all of them as traits of float and double (Lanes256): AVX2's
+// even / odd / interleaved lanes of two vectors, 4x4 transposes within 128-bit lanes,
+// stores of a vector's first n lanes by 16-, 8- and 4-byte pieces, and all of them as
+// traits of float and double (Lanes256): AVX2's
 // masked stores (vmaskmovps/pd) are microcoded on AMD (Zen 3: 60 % of the F(2x2) input transform
 // with rows of 7 tiles). Include only from files compiled with AVX2 and without AVX-512; the
 // anonymous namespace gives each file its own copy, never merged with another ISA's build of it.
@@ -58,6 +59,22 @@ inline __m256 zip(__m256 a, __m256 b) {
 }
 inline __m256d zip(__m256d a, __m256d b) {
     return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
+}
+
+// The 4x4 transpose within each 128-bit lane: a[i] lane g element e <- a[e] lane g element i.
+inline void transpose_in_lanes(__m256 (&a)[4]) {
+    auto lo = [](__m256 x, __m256 y) {
+        return _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
+    };
+    auto hi = [](__m256 x, __m256 y) {
+        return _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
+    };
+    const __m256 u0 = _mm256_unpacklo_ps(a[0], a[1]), u1 = _mm256_unpackhi_ps(a[0], a[1]);
+    const __m256 u2 = _mm256_unpacklo_ps(a[2], a[3]), u3 = _mm256_unpackhi_ps(a[2], a[3]);
+    a[0] = lo(u0, u2);
+    a[1] = hi(u0, u2);
+    a[2] = lo(u1, u3);
+    a[3] = hi(u1, u3);
 }
 
 // Lanes [0, n) of v to p: all 8 for n >= 8.

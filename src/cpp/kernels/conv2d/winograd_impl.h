@@ -679,12 +679,13 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
 }
 #elif defined(__AVX2__)
 // MR = 6, float: weight_panel_scalar's arithmetic with the block's rows as lanes. Each
-// kernel's taps 0-7 are one load (reversed when flipped), an 8x8 transpose turns them into
-// one vector per tap over the rows (rows past `rows` are 0), G g G^T runs as vector adds
-// and halvings in the scalar order (U is bitwise the scalar path's), and each xi's 6 rows
-// are stored by pieces. The scalar path took 22 % of ResNet-18 14x14x256 b1's
-// backward_data, whose 4 MB of U is transformed anew every call. (Gathers and masked
-// stores were slower than the scalar path on Zen 3.)
+// kernel's taps 0-7 are one load (reversed when flipped); an 8x8 transpose (two 4x4 ones
+// within the lanes, transpose_in_lanes, then lane permutes) turns them into one vector per
+// tap over the rows (rows past `rows` are 0); G g G^T runs as vector adds and halvings in
+// the scalar order (U is bitwise the scalar path's), and each xi's 6 rows are stored by
+// pieces. The scalar path took 22 % of ResNet-18 14x14x256 b1's backward_data, whose 4 MB
+// of U is transformed anew every call. (Gathers and masked stores were slower than the
+// scalar path on Zen 3.)
 void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
                     int64_t cg, float* dst, int64_t xi_stride) {
     const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
@@ -703,21 +704,13 @@ void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool fli
                            : _mm256_loadu_ps(src);
             tap8[i] = src[flipped ? 0 : 8];
         }
-        __m256 t[8], u[8];
-        for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-        }
-        for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-        }
-        __m256 g[9];  // g[t] lane i: tap t of row i
+        __m256 lo[4] = {r[0], r[1], r[2], r[3]}, hi[4] = {r[4], r[5], r[6], r[7]};
+        transpose_in_lanes(lo);  // lo[j] lane 0: tap j of rows 0-3, lane 1: tap 4 + j
+        transpose_in_lanes(hi);  // the same for rows 4-7
+        __m256 g[9];             // g[t] lane i: tap t of row i
         for (int j = 0; j < 4; ++j) {
-            g[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
-            g[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+            g[j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x20);
+            g[4 + j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x31);
         }
         g[8] = _mm256_load_ps(tap8);
         __m256 gg[4][3];  // G g
@@ -1548,22 +1541,6 @@ void output4_pool_zmm(const T* m, int64_t xi_stride, int len, int rows, T bias, 
 // loads, rearranged by lane permutes and a 4x4 transpose within the lanes; the outputs
 // leave the same way. Double and other row lengths take the loops. The arithmetic is the
 // loops' (bt6, at6, pool_window), so the results are theirs.
-
-// The 4x4 transpose within each 128-bit lane: a[i] lane g element e <- a[e] lane g element i.
-inline void transpose_in_lanes(__m256 (&a)[4]) {
-    auto lo = [](__m256 x, __m256 y) {
-        return _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
-    };
-    auto hi = [](__m256 x, __m256 y) {
-        return _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(x), _mm256_castps_pd(y)));
-    };
-    const __m256 u0 = _mm256_unpacklo_ps(a[0], a[1]), u1 = _mm256_unpackhi_ps(a[0], a[1]);
-    const __m256 u2 = _mm256_unpacklo_ps(a[2], a[3]), u3 = _mm256_unpackhi_ps(a[2], a[3]);
-    a[0] = lo(u0, u2);
-    a[1] = hi(u0, u2);
-    a[2] = lo(u1, u3);
-    a[3] = hi(u1, u3);
-}
 
 // Columns c .. c + 17 of plane row h (a group's patch row), zero outside the plane: columns
 // 0-7 to *lo, 8-15 to *hi (load8: masked where they leave it, as every group of CifarNet's
