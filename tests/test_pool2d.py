@@ -452,7 +452,8 @@ def test_max_pool2d_random_configs(cfg, seed, special, isa, dtype):
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 4, 40), (1, 2, 5, 9)], ids=["wide", "narrow"])
-def test_avg_pool2d_signed_zero_as_torch(shape, isa, dtype):
+@pytest.mark.usefixtures("isa")
+def test_avg_pool2d_signed_zero_as_torch(shape, dtype):
     """-0 inputs and gradients: PyTorch sums from +0 (forward and the backward's
     scatter-add), so its results are +0; ours must be too (the 2x2 forward blocks and the
     tiled backward write each value without a zero-fill)."""
