@@ -135,6 +135,8 @@ CASES = [
     Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
     Case("stride_1x2", 2, 3, 8, 9, 4, 3, 3, stride=(1, 2), padding=1),
     Case("stride_3x1", 2, 3, 10, 6, 4, 2, 3, stride=(3, 1)),
+    # col2im with a row stride and unit column stride over >= 4 planes (the tap table).
+    Case("stride_2x1_planes", 2, 5, 9, 11, 4, 3, 3, stride=(2, 1), padding=(1, 0)),
     Case("stride_gt_kernel_k2s3", 2, 3, 10, 11, 5, 2, 2, stride=3),
     Case("dilation2", 2, 3, 11, 11, 4, 3, 3, padding=2, dilation=2),
     Case("dilation_2x3", 2, 2, 12, 13, 3, 3, 3, padding=(1, 2), dilation=(2, 3)),
