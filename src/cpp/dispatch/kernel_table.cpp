@@ -24,6 +24,12 @@
     FASTCONV_DECLARE_GEMM_UKERNEL_A_IN_PLACE(in_place_fn, T) \
     }                                                        \
     }
+#define FASTCONV_GEMM_UKERNEL_NARROW(isa, T, fn) \
+    namespace fastconv {                         \
+    namespace isa {                              \
+    FASTCONV_DECLARE_GEMM_UKERNEL_NARROW(fn, T)  \
+    }                                            \
+    }
 #define FASTCONV_KERNEL(isa, slot, fn)
 #define FASTCONV_PROBE(isa, fn)                  \
     namespace fastconv {                         \
@@ -34,6 +40,7 @@
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
 #undef FASTCONV_GEMM_UKERNEL_EDGE
+#undef FASTCONV_GEMM_UKERNEL_NARROW
 #undef FASTCONV_KERNEL
 #undef FASTCONV_PROBE
 
@@ -77,6 +84,8 @@ KernelTable make_table(Isa want) {
         t.get<T>().gemm_ukernel_edge = &isa_::fn;                \
         t.get<T>().gemm_ukernel_a_in_place = &isa_::in_place_fn; \
     }
+#define FASTCONV_GEMM_UKERNEL_NARROW(isa_, T, fn) \
+    if (want == Isa::isa_) t.get<T>().gemm_ukernel_narrow = &isa_::fn;
 #define FASTCONV_KERNEL(isa_, slot, fn) \
     if (want == Isa::isa_) {            \
         t.f32.slot = &isa_::fn<float>;  \
@@ -87,6 +96,7 @@ KernelTable make_table(Isa want) {
 #include "dispatch/kernels.def"
 #undef FASTCONV_GEMM_UKERNEL
 #undef FASTCONV_GEMM_UKERNEL_EDGE
+#undef FASTCONV_GEMM_UKERNEL_NARROW
 #undef FASTCONV_KERNEL
 #undef FASTCONV_PROBE
     return t;

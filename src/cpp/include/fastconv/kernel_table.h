@@ -19,6 +19,8 @@ const char* isa_name(Isa isa);
 
 // Largest M that KernelSet::gemm_small_m handles (GEMM driver switches to it below that).
 constexpr int64_t kGemmSmallM = 4;
+// Most columns that KernelSet::gemm_ukernel_narrow takes.
+constexpr int kGemmNarrowMaxCols = 4;
 
 template <typename T>
 struct KernelSet {
@@ -38,6 +40,14 @@ struct KernelSet {
     using GemmUkernelEdge = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc,
                                      T alpha, T beta, int rows, int cols);
     GemmUkernelEdge gemm_ukernel_edge = nullptr;
+    // The first cols <= kGemmNarrowMaxCols columns of npanels consecutive tiles down one
+    // NR panel: packed A panels a + q*kc*MR (q < npanels; the last has `rows` rows, the
+    // others MR), C rows from c + q*MR*ldc. Each element is the same FMA chain over p as in
+    // gemm_ukernel_edge, so bitwise the same result: several tiles at once give independent
+    // chains where one tile of few columns waits on the FMA latency. Optional.
+    using GemmUkernelNarrow = void (*)(int64_t kc, const T* a, int64_t npanels, const T* b, T* c,
+                                       int64_t ldc, T alpha, T beta, int rows, int cols);
+    GemmUkernelNarrow gemm_ukernel_narrow = nullptr;
     // Any tile, full or edge, with op(A) read in place rather than packed: element (i, p)
     // at a[i*lda + p] if a_rows (rows of a row-major A), else a[p*lda + i]; b is a packed
     // panel as above. For an A block that few NR panels reuse, where packA would cost more

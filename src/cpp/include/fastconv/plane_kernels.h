@@ -69,6 +69,9 @@ constexpr int kPooledMaxRows = 8;
 #define FASTCONV_DECLARE_GEMM_UKERNEL_EDGE(name, T)                                     \
     void name(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta, int rows, \
               int cols);
+#define FASTCONV_DECLARE_GEMM_UKERNEL_NARROW(name, T)                                          \
+    void name(int64_t kc, const T* a, int64_t npanels, const T* b, T* c, int64_t ldc, T alpha, \
+              T beta, int rows, int cols);
 #define FASTCONV_DECLARE_GEMM_UKERNEL_A_IN_PLACE(name, T)                                   \
     void name(int64_t kc, const T* a, int64_t lda, bool a_rows, const T* b, T* c, int64_t ldc, \
               T alpha, T beta, int rows, int cols);

@@ -183,6 +183,13 @@ void macro_kernel(const KernelSet<T>& ks, int64_t mc, int64_t nc, int64_t kc, co
         const int64_t j = jp * nr;
         const int64_t ncols = std::min<int64_t>(nr, nc - j);
         const T* b = pb + jp * kc * nr;
+        if (ncols <= kGemmNarrowMaxCols && ks.gemm_ukernel_narrow) {
+            const int64_t npanels = (mc + mr - 1) / mr;
+            ks.gemm_ukernel_narrow(kc, pa, npanels, b, C + j, ldc, alpha, beta,
+                                   static_cast<int>(mc - (npanels - 1) * mr),
+                                   static_cast<int>(ncols));
+            continue;
+        }
         for (int64_t i = 0; i < mc; i += mr) {
             const int64_t nrows = std::min<int64_t>(mr, mc - i);
             const T* a = pa + (i / mr) * kc * mr;

@@ -5,6 +5,7 @@
 // 64-byte aligned.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/avx2_lanes.h"
@@ -171,11 +172,101 @@ struct Vec<double> {
     static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
 };
 
+// NC <= 4 columns of P tiles (6-row A panels) at once, with the packed A panel as the
+// vector operand: step p loads a[6p .. 6p + 7] of each panel (rows 0-5 in lanes 0-5; lanes
+// 6-7 are the next step's and are dropped) and multiplies it by column j's b[p*16 + j].
+// Each element is still one FMA chain over p in order, as in the edge tile, which instead
+// spends one FMA per row on one tile (6 broadcasts, 6 one-vector FMAs per step, lanes past
+// NC idle) and waits on the FMA latency with 6 chains: a 1-column tile cost 0.7 of a full
+// 16-column one (ResNet-18 7x7x512 at batch 1, N = 49 = 3 x 16 + 1: 14 % of
+// backward_data). P tiles x NC columns are the independent chains (8: 4-cycle FMA, 2 per
+// cycle). rows: rows of the last of the P tiles.
+template <int NC, int P>
+void narrow_tiles(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha,
+                  float beta, int rows) {
+    __m256 acc[P][NC];
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) acc[q][j] = _mm256_setzero_ps();
+    const int64_t panel = kc * 6;
+    // The last step's load would read 2 floats past the last panel: it goes masked.
+    for (int64_t p = 0; p + 1 < kc; ++p) {
+        __m256 bj[NC];
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) bj[j] = _mm256_broadcast_ss(b + p * 16 + j);
+#pragma GCC unroll 8
+        for (int q = 0; q < P; ++q) {
+            const __m256 av = _mm256_loadu_ps(a + q * panel + p * 6);
+#pragma GCC unroll 4
+            for (int j = 0; j < NC; ++j) acc[q][j] = _mm256_fmadd_ps(av, bj[j], acc[q][j]);
+        }
+    }
+    const __m256i six = Vec<float>::mask(6);
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q) {
+        const __m256 av = _mm256_maskload_ps(a + q * panel + (kc - 1) * 6, six);
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j)
+            acc[q][j] = _mm256_fmadd_ps(av, _mm256_broadcast_ss(b + (kc - 1) * 16 + j), acc[q][j]);
+    }
+    // The full tile's epilogue per element: alpha * acc, then fma(beta, c, that); beta == 0
+    // never reads C (as BLAS).
+#pragma GCC unroll 8
+    for (int q = 0; q < P; ++q)
+#pragma GCC unroll 4
+        for (int j = 0; j < NC; ++j) {
+            alignas(32) float col[8];
+            _mm256_store_ps(col, _mm256_mul_ps(_mm256_set1_ps(alpha), acc[q][j]));
+            const int n = q == P - 1 ? rows : 6;
+            for (int i = 0; i < n; ++i) {
+                float& out = c[(q * 6 + i) * ldc + j];
+                out = beta == 0.0f ? col[i] : std::fma(beta, out, col[i]);
+            }
+        }
+}
+
+// The last n <= P tiles of narrow_cols: narrow_tiles<NC, n>, found by recursion over n.
+template <int NC, int P>
+void narrow_last(int n, int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                 float alpha, float beta, int rows) {
+    if constexpr (P > 1) {
+        if (n < P) return narrow_last<NC, P - 1>(n, kc, a, b, c, ldc, alpha, beta, rows);
+    }
+    narrow_tiles<NC, P>(kc, a, b, c, ldc, alpha, beta, rows);
+}
+
+template <int NC>
+void narrow_cols(int64_t kc, const float* a, int64_t npanels, const float* b, float* c, int64_t ldc,
+                 float alpha, float beta, int rows) {
+    constexpr int P = (8 + NC - 1) / NC;
+    const int64_t step = kc * 6;
+    int64_t q = 0;
+    for (; q + P < npanels; q += P)
+        narrow_tiles<NC, P>(kc, a + q * step, b, c + q * 6 * ldc, ldc, alpha, beta, 6);
+    narrow_last<NC, P>(static_cast<int>(npanels - q), kc, a + q * step, b, c + q * 6 * ldc, ldc,
+                       alpha, beta, rows);
+}
+
 }  // namespace
 
 void sgemm_ukernel_6x16_edge(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                              float alpha, float beta, int rows, int cols) {
     gemm_edge::edge<Vec<float>, 6>(kc, a, 0, b, c, ldc, alpha, beta, rows, cols);
+}
+
+void sgemm_ukernel_6x16_narrow(int64_t kc, const float* a, int64_t npanels, const float* b,
+                               float* c, int64_t ldc, float alpha, float beta, int rows, int cols) {
+    switch (cols) {
+        case 1:
+            return narrow_cols<1>(kc, a, npanels, b, c, ldc, alpha, beta, rows);
+        case 2:
+            return narrow_cols<2>(kc, a, npanels, b, c, ldc, alpha, beta, rows);
+        case 3:
+            return narrow_cols<3>(kc, a, npanels, b, c, ldc, alpha, beta, rows);
+        default:
+            return narrow_cols<4>(kc, a, npanels, b, c, ldc, alpha, beta, rows);
+    }
 }
 
 void dgemm_ukernel_6x8_edge(int64_t kc, const double* a, const double* b, double* c,
