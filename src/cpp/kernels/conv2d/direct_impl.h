@@ -609,12 +609,23 @@ void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, in
         *st = P::range(0, Wq - v * L);
     };
     for (int64_t v = 0; v < nv && v < kMaxVecs; ++v) masks(v, &ma[v], &mb[v], &ms[v]);
+    // Vectors [v0, v1) lie inside the source row and the destination: plain loads and
+    // stores (AVX2's masked loads and piecewise stores were most of the split's time).
+    const int64_t v0 = (pad + 2 * L - 1) / (2 * L);
+    const int64_t v1 = Wq / L < (W + pad) / (2 * L) ? Wq / L : (W + pad) / (2 * L);
     for (int64_t r = 0; r < nrows; ++r) {
         const T* s = src + r * src_stride - pad;
         T* e = even ? even + r * dst_stride : nullptr;
         T* o = odd ? odd + r * dst_stride : nullptr;
         for (int64_t v = 0; v < nv; ++v) {
             const int64_t q0 = v * L;
+            if (v >= v0 && v < v1) {
+                const typename P::V a = P::loadu(s + 2 * q0);
+                const typename P::V b = P::loadu(s + 2 * q0 + L);
+                if (e) P::storeu(e + q0, P::evens(a, b));
+                if (o) P::storeu(o + q0, P::odds(a, b));
+                continue;
+            }
             typename P::M m1, m2, m;
             if (v < kMaxVecs) {
                 m1 = ma[v], m2 = mb[v], m = ms[v];
