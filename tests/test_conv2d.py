@@ -171,6 +171,8 @@ CASES = [
     Case("depthwise_dil2", 2, 4, 9, 9, 4, 3, 3, padding=2, dilation=2, groups=4),
     Case("depthwise_k5_wide", 1, 16, 13, 37, 16, 5, 5, padding=2, groups=16),
     Case("depthwise_k1", 2, 3, 5, 6, 3, 1, 1, groups=3),
+    # Stride 2 with one tap per row: backward_data's odd column phase is reached by no tap.
+    Case("depthwise_k1_s2", 2, 4, 7, 18, 4, 1, 1, stride=2, groups=4),
     Case("depthwise_k2x3_same", 2, 4, 6, 9, 8, 2, 3, padding="same", groups=4),
     Case("N1", 1, 5, 6, 6, 6, 3, 3),
     Case("odd_channels_7_5", 2, 7, 9, 9, 5, 3, 3, padding=1),

@@ -512,6 +512,7 @@ struct PhaseLanes<float> {
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
     static V loadu(const float* p) { return _mm512_loadu_ps(p); }
+    static V loadh(const float* p) { return _mm512_castps256_ps512(_mm256_loadu_ps(p)); }
     static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
     static void store(float* p, M m, V v) { _mm512_mask_storeu_ps(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_ps(a, idx, b); }
@@ -541,6 +542,7 @@ struct PhaseLanes<double> {
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
     static V loadu(const double* p) { return _mm512_loadu_pd(p); }
+    static V loadh(const double* p) { return _mm512_castpd256_pd512(_mm256_loadu_pd(p)); }
     static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
     static void store(double* p, M m, V v) { _mm512_mask_storeu_pd(p, m, v); }
     static V perm(V a, __m512i idx, V b) { return _mm512_permutex2var_pd(a, idx, b); }
@@ -581,6 +583,12 @@ struct PhaseLanes : Lanes256<T> {
     using M = LaneMask;
     static M range(int64_t lo, int64_t hi) { return LaneMask(B::lanes(lo, hi)); }  // any bounds
     static V load(M m, const T* p) { return B::maskload(m.m, p); }
+    static V loadh(const T* p) {  // the first L/2 lanes; the others undefined
+        if constexpr (std::is_same_v<T, float>)
+            return _mm256_castps128_ps256(_mm_loadu_ps(p));
+        else
+            return _mm256_castpd128_pd256(_mm_loadu_pd(p));
+    }
     static void store(T* p, M m, V v) { store_first(p, v, B::count(m.m)); }  // m: a prefix
     static V evens(V a, V b) { return ::fastconv::evens(a, b); }             // a0 a2 .. b0 b2 ..
     static V odds(V a, V b) { return ::fastconv::odds(a, b); }
@@ -655,8 +663,13 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
     const T* second = u_even ? odd : even;
     const int64_t nv = (W + L - 1) / L;
     typename P::M ma[kMaxVecs], mb[kMaxVecs], ms[kMaxVecs];
+    // Vectors whose half loads lie inside both phases' rows and whose store inside dst's:
+    // plain moves (AVX2's masked loads and piecewise stores were most of the merge's time).
+    bool plain[kMaxVecs];
     auto masks = [&](int64_t v, typename P::M* a, typename P::M* b, typename P::M* st) {
         const int64_t u0 = v * L + pad, qa = u0 >> 1, qb = (u0 + 1) >> 1;
+        if (v < kMaxVecs)
+            plain[v] = first && second && qa + H <= Wq && qb + H <= Wq && v * L + L <= W;
         *a = first ? P::range(0, Wq - qa) & P::range(0, H) : 0;
         *b = second ? P::range(0, Wq - qb) & P::range(0, H) : 0;
         *st = P::range(0, W - v * L);
@@ -669,6 +682,10 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
         const T* b_row = (second ? second : dst) + r * src_stride + qb0;
         T* d = dst + r * dst_stride;
         for (int64_t v = 0; v < nv; ++v) {
+            if (v < kMaxVecs && plain[v]) {
+                P::storeu(d + v * L, P::zip(P::loadh(a_row + v * H), P::loadh(b_row + v * H)));
+                continue;
+            }
             typename P::M m1, m2, m3;
             if (v < kMaxVecs) {
                 m1 = ma[v], m2 = mb[v], m3 = ms[v];
