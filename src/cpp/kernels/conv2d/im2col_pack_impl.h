@@ -496,6 +496,26 @@ struct Col2imLanes {  // one lane: the same loops, scalar
 };
 #endif
 
+// The output row whose tap kh reads input row ih, or -1 (col2im at any row stride).
+inline int64_t col2im_tap_row(const Conv2dParams& p, int64_t ih, int64_t kh) {
+    const int64_t num = ih + p.pad_top - kh * p.dil_h;
+    if (num < 0 || (p.stride_h != 1 && num % p.stride_h != 0)) return -1;
+    const int64_t o = p.stride_h == 1 ? num : num / p.stride_h;
+    return o < p.OH ? o : -1;
+}
+
+// The lanes of the input-column chunk [w0, w0 + n) (n <= 32) that tap kw reaches at unit
+// column stride, as bits, and in *off where lane 0 reads within an output row: input
+// column w0 + i reads output column w0 + i - shift, valid in [0, OW).
+inline uint32_t col2im_tap_lanes(const Conv2dParams& p, int64_t w0, int64_t n, int64_t kw,
+                                 int64_t* off) {
+    const int64_t shift = kw * p.dil_w - p.pad_left;
+    const int64_t lo = shift - w0 > 0 ? shift - w0 : 0;
+    const int64_t hi = shift - w0 + p.OW < n ? shift - w0 + p.OW : n;
+    *off = w0 - shift;
+    return lo < hi ? (hi >= 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;
+}
+
 // Rows ih0 .. ih0 + R - 1 of col2im_plane, one L-lane chunk [w0, w0 + n) at a time: R
 // independent accumulators (a single one is a chain of KH*KW dependent adds), each summing
 // its row's taps in (kh, kw) order. mask[kw] / off[kw]: the chunk's lanes that tap kw
@@ -542,25 +562,13 @@ void col2im_rows_plane(const Conv2dParams& p, const T* col, T* dx) {
     int64_t oh[R * kCol2imMaxTaps];
     for (int64_t w0 = 0; w0 < p.W; w0 += Ln::L) {
         const int64_t n = p.W - w0 < Ln::L ? p.W - w0 : Ln::L;
-        for (int64_t kw = 0; kw < p.KW; ++kw) {
-            // Input column w0 + i reads output column w0 + i - shift, valid in [0, OW).
-            const int64_t shift = kw * p.dil_w - p.pad_left;
-            const int64_t lo = shift - w0 > 0 ? shift - w0 : 0;
-            const int64_t hi = shift - w0 + p.OW < n ? shift - w0 + p.OW : n;
-            mask[kw] = lo < hi ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u;
-            off[kw] = w0 - shift;
-        }
+        for (int64_t kw = 0; kw < p.KW; ++kw) mask[kw] = col2im_tap_lanes(p, w0, n, kw, &off[kw]);
         for (int64_t ih0 = 0; ih0 < p.H; ih0 += R) {
             const int rows = p.H - ih0 < R ? static_cast<int>(p.H - ih0) : R;
             // oh[r * KH + kh]: the output row whose tap kh reads input row ih0 + r, or -1.
             for (int r = 0; r < rows; ++r)
-                for (int64_t kh = 0; kh < p.KH; ++kh) {
-                    const int64_t num = ih0 + r + p.pad_top - kh * p.dil_h;
-                    int64_t o = -1;
-                    if (num >= 0 && (p.stride_h == 1 || num % p.stride_h == 0))
-                        o = p.stride_h == 1 ? num : num / p.stride_h;
-                    oh[r * p.KH + kh] = o < p.OH ? o : -1;
-                }
+                for (int64_t kh = 0; kh < p.KH; ++kh)
+                    oh[r * p.KH + kh] = col2im_tap_row(p, ih0 + r, kh);
             T* d = dx + ih0 * p.W;
             if (rows == R) {
                 col2im_rows<T, R>(p, col, oh, w0, n, mask, off, d);
@@ -603,20 +611,14 @@ bool col2im_table(const Conv2dParams& p, const T* col, int64_t nplanes, T* dx) {
             first[ih * nchunks + c] = static_cast<int32_t>(n);
             const int64_t w0 = c * L, nl = p.W - w0 < L ? p.W - w0 : L;
             for (int64_t kh = 0; kh < p.KH; ++kh) {
-                // The output row whose tap kh reads input row ih.
-                const int64_t num = ih + p.pad_top - kh * p.dil_h;
-                if (num < 0 || (p.stride_h != 1 && num % p.stride_h != 0)) continue;
-                const int64_t oh = p.stride_h == 1 ? num : num / p.stride_h;
-                if (oh >= p.OH) continue;
+                const int64_t oh = col2im_tap_row(p, ih, kh);
+                if (oh < 0) continue;
                 for (int64_t kw = 0; kw < p.KW; ++kw) {
-                    // Input column w0 + i reads output column w0 + i - shift, valid in [0, OW).
-                    const int64_t shift = kw * p.dil_w - p.pad_left;
-                    const int64_t lo = shift - w0 > 0 ? shift - w0 : 0;
-                    const int64_t hi = shift - w0 + p.OW < nl ? shift - w0 + p.OW : nl;
-                    if (lo >= hi) continue;
-                    const uint32_t m = (hi >= 32 ? ~0u : (1u << hi) - 1u) & ~((1u << lo) - 1u);
-                    e[n++] = {static_cast<int32_t>((kh * p.KW + kw) * OHW + oh * p.OW + w0 - shift),
-                              m};
+                    int64_t off;
+                    const uint32_t m = col2im_tap_lanes(p, w0, nl, kw, &off);
+                    if (m)
+                        e[n++] = {static_cast<int32_t>((kh * p.KW + kw) * OHW + oh * p.OW + off),
+                                  m};
                 }
             }
         }
