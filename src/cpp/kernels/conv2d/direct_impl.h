@@ -806,6 +806,81 @@ void depthwise_vectors_nv(int nv, int edges, const T* scol, int64_t src_h, int64
 #undef FASTCONV_DW_VECTORS
 }
 
+// One vector column (L lanes of every output row) of a 3x3 depthwise_plane whose taps step
+// one row at a time (row_step = +1, Up, or -1): R output rows per step, each source row
+// loaded once per tap column for all of the R rows it feeds, the 9 weights held in
+// registers. Tap by tap, every output row loaded 9 source vectors for 9 FMAs, the 64-byte
+// line splits of the shifted loads filling the load queue (MobileNet-v2 dw3x3 28x28: 1.5
+// cycles per FMA on a Zen 3). Each output still adds its taps kh by kh, kw by kw, from 0
+// (or from its value, accumulate) and the bias last: the sums of depthwise_vectors.
+// KM: bit kw set where tap column kw's loads go through the mask mk[kw]; kAllMasked also
+// masks the output row's loads and stores (a column past the row's end).
+constexpr int kAllMasked = 7;
+template <typename T, int KM, bool Up, int R>
+[[gnu::always_inline]] inline void depthwise_column3_rows(
+    const T* scol, int64_t src_h, int64_t src_w, int64_t o,
+    const typename PhaseLanes<T>::V (&wv)[9], int64_t row_off, int64_t col_step,
+    const typename PhaseLanes<T>::M* mk, typename PhaseLanes<T>::M mo, int64_t out_w, T* out,
+    bool accumulate, typename PhaseLanes<T>::V b) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    V acc[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+        T* orow = out + (o + i) * out_w;
+        acc[i] = !accumulate ? P::zero() : KM == kAllMasked ? P::load(mo, orow) : P::loadu(orow);
+    }
+    // Source row u of the step feeds output row i through tap kh = u - i (Up) or
+    // u + i - (R - 1): u ascending gives each output its taps in ascending kh.
+#pragma GCC unroll 6
+    for (int u = 0; u < R + 2; ++u) {
+        const int64_t r = o + row_off + (Up ? u : R - 1 - u);
+        if (r < 0 || r >= src_h) continue;
+        const T* srow = scol + r * src_w;
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) {
+            const T* s = srow + kw * col_step;
+            V d = (KM >> kw) & 1 ? P::load(mk[kw], s) : P::loadu(s);
+            // In a register: GCC folded it into each FMA as a memory operand, a load per use.
+            __asm__("" : "+v"(d));
+#pragma GCC unroll 4
+            for (int i = 0; i < R; ++i) {
+                const int kh = Up ? u - i : u + i - (R - 1);
+                if (kh >= 0 && kh < 3) acc[i] = P::fmadd(wv[kh * 3 + kw], d, acc[i]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+        T* orow = out + (o + i) * out_w;
+        if (KM == kAllMasked)
+            P::store(orow, mo, P::add(acc[i], b));
+        else
+            P::storeu(orow, P::add(acc[i], b));
+    }
+}
+
+template <typename T, int KM, bool Up>
+void depthwise_column3(const T* scol, int64_t src_h, int64_t src_w,
+                       const typename PhaseLanes<T>::V* wv, int64_t row_off, int64_t col_step,
+                       const typename PhaseLanes<T>::M* mk, typename PhaseLanes<T>::M mo,
+                       int64_t out_h, int64_t out_w, T* out, bool accumulate,
+                       typename PhaseLanes<T>::V b) {
+    constexpr int kR = 3;
+    // The weights in locals: through wv (a vector type, which may alias anything) they
+    // were reloaded after every store, two loads per FMA with the source vector's.
+    typename PhaseLanes<T>::V w[9];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) w[t] = wv[t];
+    int64_t o = 0;
+    for (; o + kR <= out_h; o += kR)
+        depthwise_column3_rows<T, KM, Up, kR>(scol, src_h, src_w, o, w, row_off, col_step, mk, mo,
+                                              out_w, out, accumulate, b);
+    for (; o < out_h; ++o)
+        depthwise_column3_rows<T, KM, Up, 1>(scol, src_h, src_w, o, w, row_off, col_step, mk, mo,
+                                             out_w, out, accumulate, b);
+}
+
 // The depthwise plane straight from the source plane, up to kDwPass vectors of every output
 // row at a time (depthwise_vectors). The phase-plane path copied the input into a
 // zero-padded plane and the result out of a Wq-wide one: 40 % of a stride-1 depthwise
@@ -824,6 +899,50 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
     // otherwise (narrow planes, wide kernels) every vector.
     int64_t va, vb;
     inside_run<L>(nvec, out_w, src_w, KW, col_off, col_step, &va, &vb);
+    if (KH == 3 && KW == 3 && (row_step == 1 || row_step == -1)) {
+        typename P::V wv[9];
+        for (int t = 0; t < 9; ++t) wv[t] = P::set1(w[t]);
+        const typename P::V b = P::set1(bias);
+        typename P::M mk[3];
+        for (int64_t v = 0; v < nvec; ++v) {
+            const int64_t i0 = v * L;
+            const T* scol = src + i0 + col_off;
+            const typename P::M mo = P::range(0, out_w - i0);
+            // The taps whose loads leave the row: only the first (or the last) at a left (or
+            // right) edge of a full output vector, where the other taps load plainly.
+            int km = 0;
+            if (v < va || v >= vb) {
+                km = i0 + L > out_w ? kAllMasked : 0;
+                for (int kw = 0; kw < 3; ++kw) {
+                    const int64_t c0 = i0 + col_off + kw * col_step;
+                    mk[kw] = mo & P::range(-c0, src_w - c0);
+                    if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
+                }
+            }
+            auto column = [&](auto kernel) {
+                kernel(scol, src_h, src_w, wv, row_off, col_step, mk, mo, out_h, out_w, out + i0,
+                       accumulate, b);
+            };
+            auto taps = [&](auto up) {
+                constexpr bool kUp = decltype(up)::value;
+                switch (km) {
+                    case 0:
+                        return column(depthwise_column3<T, 0, kUp>);
+                    case 1:
+                        return column(depthwise_column3<T, 1, kUp>);
+                    case 4:
+                        return column(depthwise_column3<T, 4, kUp>);
+                    default:
+                        return column(depthwise_column3<T, kAllMasked, kUp>);
+                }
+            };
+            if (row_step > 0)
+                taps(std::true_type{});
+            else
+                taps(std::false_type{});
+        }
+        return;
+    }
     const bool edges_only = va <= 1 && nvec - vb <= 1 && vb > va;
     typename P::M m[kDwPass * kDwMaxKW], mo[kDwPass];
     for (int64_t v0 = 0; v0 < nvec; v0 += kDwPass) {
