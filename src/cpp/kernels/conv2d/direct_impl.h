@@ -990,7 +990,49 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
     V acc[K * K];
 #pragma GCC unroll 25
     for (int t = 0; t < K * K; ++t) acc[t] = P::zero();
-    for (int64_t o = 0; o < OH; ++o) {
+    int64_t o = 0;
+    if constexpr (K == 3) {
+        // 3x3 with unit row step: R = 3 dy rows per step, each x vector loaded once for
+        // every dy row it meets (3 dy + 15 x loads for 27 FMAs, where row by row it was
+        // 10 for 9). Each tap's sum then runs step by step, vector by vector, row by row.
+        constexpr int kR = 3;
+        if (row_step == 1)
+            for (; o + kR <= OH; o += kR) {
+                auto step = [&](int64_t v, auto masked) {
+                    V d[kR];
+#pragma GCC unroll 3
+                    for (int i = 0; i < kR; ++i) {
+                        const T* drow = dy + (o + i) * OW + v * L;
+                        d[i] = masked ? P::load(mo[v], drow) : P::loadu(drow);
+                    }
+#pragma GCC unroll 5
+                    for (int u = 0; u < kR + 2; ++u) {
+                        const int64_t r = o + row_off + u;
+                        if (r < 0 || r >= H) continue;
+                        const T* xr = x + r * W + col_off + v * L;
+#pragma GCC unroll 3
+                        for (int kw = 0; kw < 3; ++kw) {
+                            const T* s = xr + kw * col_step;
+                            V xv = masked ? P::load(m[v][kw], s) : P::loadu(s);
+                            __asm__("" : "+v"(xv));  // one load for its 1-3 FMAs
+#pragma GCC unroll 3
+                            for (int i = 0; i < kR; ++i) {
+                                const int kh = u - i;
+                                if (kh >= 0 && kh < 3)
+                                    acc[kh * 3 + kw] = P::fmadd(d[i], xv, acc[kh * 3 + kw]);
+                            }
+                        }
+                    }
+                };
+                for (int64_t v = 0; v < nvec; ++v) {
+                    if (v >= va && v < vb)
+                        step(v, std::false_type{});
+                    else
+                        step(v, std::true_type{});
+                }
+            }
+    }
+    for (; o < OH; ++o) {
         const T* drow = dy + o * OW;
         const T* xr[K];
         bool ok[K];
