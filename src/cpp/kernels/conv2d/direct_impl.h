@@ -895,29 +895,27 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
     using P = PhaseLanes<T>;
     constexpr int64_t L = P::L;
     const int64_t nvec = (out_w + L - 1) / L;
-    // With at most one edge vector on each side of the inside run, passes mask just those;
-    // otherwise (narrow planes, wide kernels) every vector.
-    int64_t va, vb;
-    inside_run<L>(nvec, out_w, src_w, KW, col_off, col_step, &va, &vb);
     if (KH == 3 && KW == 3 && (row_step == 1 || row_step == -1)) {
         typename P::V wv[9];
         for (int t = 0; t < 9; ++t) wv[t] = P::set1(w[t]);
         const typename P::V b = P::set1(bias);
         typename P::M mk[3];
         for (int64_t v = 0; v < nvec; ++v) {
-            const int64_t i0 = v * L;
+            int64_t i0 = v * L;
+            // A last vector past the row's end moves back to end with the row: its lanes
+            // overlap the vector before, which writes the same values (the same sums in the
+            // same order), and its store and inner taps go plain. Not when accumulating,
+            // where the overlap would be added twice.
+            if (!accumulate && i0 + L > out_w && out_w >= L) i0 = out_w - L;
             const T* scol = src + i0 + col_off;
             const typename P::M mo = P::range(0, out_w - i0);
-            // The taps whose loads leave the row: only the first (or the last) at a left (or
-            // right) edge of a full output vector, where the other taps load plainly.
-            int km = 0;
-            if (v < va || v >= vb) {
-                km = i0 + L > out_w ? kAllMasked : 0;
-                for (int kw = 0; kw < 3; ++kw) {
-                    const int64_t c0 = i0 + col_off + kw * col_step;
-                    mk[kw] = mo & P::range(-c0, src_w - c0);
-                    if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
-                }
+            // The taps whose loads leave the row: at a row's edge only the first (or the
+            // last), and the other taps load plainly.
+            int km = i0 + L > out_w ? kAllMasked : 0;
+            for (int kw = 0; kw < 3; ++kw) {
+                const int64_t c0 = i0 + col_off + kw * col_step;
+                mk[kw] = mo & P::range(-c0, src_w - c0);
+                if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
             }
             auto column = [&](auto kernel) {
                 kernel(scol, src_h, src_w, wv, row_off, col_step, mk, mo, out_h, out_w, out + i0,
@@ -943,6 +941,10 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
         }
         return;
     }
+    // With at most one edge vector on each side of the inside run, passes mask just those;
+    // otherwise (narrow planes, wide kernels) every vector.
+    int64_t va, vb;
+    inside_run<L>(nvec, out_w, src_w, KW, col_off, col_step, &va, &vb);
     const bool edges_only = va <= 1 && nvec - vb <= 1 && vb > va;
     typename P::M m[kDwPass * kDwMaxKW], mo[kDwPass];
     for (int64_t v0 = 0; v0 < nvec; v0 += kDwPass) {
