@@ -992,6 +992,15 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
     V acc[K * K];
 #pragma GCC unroll 25
     for (int t = 0; t < K * K; ++t) acc[t] = P::zero();
+    // f(v, masked) over the row's vectors: plain loads inside [va, vb), masked outside.
+    auto each_vector = [&](auto&& f) {
+        for (int64_t v = 0; v < nvec; ++v) {
+            if (v >= va && v < vb)
+                f(v, std::false_type{});
+            else
+                f(v, std::true_type{});
+        }
+    };
     int64_t o = 0;
     if constexpr (K == 3) {
         // 3x3 with unit row step: R = 3 dy rows per step, each x vector loaded once for
@@ -1030,12 +1039,7 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
                         }
                     }
                 };
-                for (int64_t v = 0; v < nvec; ++v) {
-                    if (v >= va && v < vb)
-                        step(v, std::false_type{});
-                    else
-                        step(v, std::true_type{});
-                }
+                each_vector(step);
             }
     }
     for (; o < OH; ++o) {
@@ -1061,12 +1065,7 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
                 }
             }
         };
-        for (int64_t v = 0; v < nvec; ++v) {
-            if (v >= va && v < vb)
-                taps(v, std::false_type{});
-            else
-                taps(v, std::true_type{});
-        }
+        each_vector(taps);
     }
 #pragma GCC unroll 25
     for (int t = 0; t < K * K; ++t) dw[t] += P::sum(acc[t]);
