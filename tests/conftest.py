@@ -7,8 +7,11 @@ float32 paths use atol = c · L · 2⁻²³ · max|a| · max|b| where L is the r
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import random
+import sys
 import zlib
 
 import hypothesis
@@ -140,6 +143,29 @@ def misaligned(values: np.ndarray) -> np.ndarray:
     out[...] = values
     assert not out.flags.aligned
     return out
+
+
+def guarded(values: np.ndarray, at_end: bool) -> np.ndarray:
+    """A C-contiguous copy of `values` whose first element (last, `at_end`) touches a page
+    with no access rights (Linux): a kernel that reads before its start or past its end,
+    even into lanes it masks afterwards, faults instead of reading a neighbour's bytes."""
+    page = mmap.PAGESIZE
+    nbytes = values.size * values.itemsize
+    npages = -(-nbytes // page)
+    buf = mmap.mmap(-1, (npages + 2) * page)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    for guard in (addr, addr + (npages + 1) * page):
+        if libc.mprotect(guard, page, 0) != 0:  # PROT_NONE
+            raise OSError(ctypes.get_errno(), "mprotect")
+    offset = page + (npages * page - nbytes if at_end else 0)
+    out = np.frombuffer(buf, values.dtype, values.size, offset).reshape(values.shape)
+    out[...] = values
+    return out
+
+
+GUARD_PAGES = sys.platform.startswith("linux")
 
 
 def torch64(a):

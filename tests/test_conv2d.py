@@ -21,7 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch.nn.functional as F
-from conftest import DTYPE_IDS, DTYPES, assert_close, maxabs, misaligned, tolerance, torch64
+from conftest import (
+    DTYPE_IDS,
+    DTYPES,
+    GUARD_PAGES,
+    assert_close,
+    guarded,
+    maxabs,
+    misaligned,
+    tolerance,
+    torch64,
+)
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -589,6 +599,30 @@ def test_conv2d_misaligned_inputs(isa, dtype):
     for algo in case.algorithms():
         run_all_directions(xm, wm, bm, dym, ref, stride=1, padding=0, dilation=1, groups=1,
                            algorithm=algo, what=f"conv2d misaligned isa={isa} algo={algo}")
+
+
+# Depthwise 3x3 at stride 1 loads a vector whose lanes leave the row plainly (masking them
+# after the load) only where the load stays inside the plane; padding 2 brings the masked
+# columns to the first and last rows of the plane, next to unmapped memory here.
+GUARDED_CASES = [
+    Case("depthwise_3x3_p2_w21", 1, 3, 9, 21, 3, 3, 3, padding=2, groups=3),
+    Case("depthwise_3x3_p2x1_w16_m2", 2, 2, 7, 16, 4, 3, 3, padding=(2, 1), groups=2),
+]
+
+
+@pytest.mark.skipif(not GUARD_PAGES, reason="needs mprotect (Linux)")
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize("at_end", [False, True], ids=["start", "end"])
+@pytest.mark.parametrize("case", GUARDED_CASES, ids=[c.id for c in GUARDED_CASES])
+def test_conv2d_inputs_next_to_unmapped_pages(isa, case, at_end, dtype):
+    """x and dy start (end) on a page boundary: no read before (after) them."""
+    x, w, b, dy, ref = _case_data(case, dtype)
+    xg, dyg = guarded(x, at_end), guarded(dy, at_end)
+    for algo in case.algorithms():
+        run_all_directions(xg, w, b, dyg, ref, stride=case.stride, padding=case.padding,
+                           dilation=case.dilation, groups=case.groups, algorithm=algo,
+                           what=f"conv2d[{case.id}] guarded at_end={at_end} isa={isa} "
+                                f"algo={algo}")
 
 
 # ---- threads: backward_weight splits images over threads ------------------------------

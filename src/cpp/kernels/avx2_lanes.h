@@ -140,8 +140,10 @@ struct Lanes256<float> {
     static V set1(float s) { return _mm256_set1_ps(s); }
     static V loadu(const float* p) { return _mm256_loadu_ps(p); }
     static V maskload(__m256i m, const float* p) { return _mm256_maskload_ps(p, m); }
+    static V keep(__m256i m, V v) { return _mm256_and_ps(_mm256_castsi256_ps(m), v); }
     static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
     static V add(V a, V b) { return _mm256_add_ps(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
     static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
     static float sum(V v) {
@@ -167,8 +169,10 @@ struct Lanes256<double> {
     static V set1(double s) { return _mm256_set1_pd(s); }
     static V loadu(const double* p) { return _mm256_loadu_pd(p); }
     static V maskload(__m256i m, const double* p) { return _mm256_maskload_pd(p, m); }
+    static V keep(__m256i m, V v) { return _mm256_and_pd(_mm256_castsi256_pd(m), v); }
     static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
     static V add(V a, V b) { return _mm256_add_pd(a, b); }
+    static V mul(V a, V b) { return _mm256_mul_pd(a, b); }
     static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
     static V bit_or(V a, V b) { return _mm256_or_pd(a, b); }
     static double sum(V v) {

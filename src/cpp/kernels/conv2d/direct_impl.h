@@ -511,6 +511,7 @@ struct PhaseLanes<float> {
     using M = __mmask16;
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+    static V keep(M m, V v) { return _mm512_maskz_mov_ps(m, v); }  // lanes outside m zero
     static V loadu(const float* p) { return _mm512_loadu_ps(p); }
     static V loadh(const float* p) { return _mm512_castps256_ps512(_mm256_loadu_ps(p)); }
     static void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
@@ -520,6 +521,7 @@ struct PhaseLanes<float> {
     static V set1(float s) { return _mm512_set1_ps(s); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
     static V add(V a, V b) { return _mm512_add_ps(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
     static float sum(V v) { return _mm512_reduce_add_ps(v); }
     static __m512i even() {
         return _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -541,6 +543,7 @@ struct PhaseLanes<double> {
     using M = __mmask8;
     static M range(int64_t lo, int64_t hi) { return lane_range<M, L>(lo, hi); }
     static V load(M m, const double* p) { return _mm512_maskz_loadu_pd(m, p); }
+    static V keep(M m, V v) { return _mm512_maskz_mov_pd(m, v); }
     static V loadu(const double* p) { return _mm512_loadu_pd(p); }
     static V loadh(const double* p) { return _mm512_castpd256_pd512(_mm256_loadu_pd(p)); }
     static void storeu(double* p, V v) { _mm512_storeu_pd(p, v); }
@@ -550,6 +553,7 @@ struct PhaseLanes<double> {
     static V set1(double s) { return _mm512_set1_pd(s); }
     static V fmadd(V a, V b, V c) { return _mm512_fmadd_pd(a, b, c); }
     static V add(V a, V b) { return _mm512_add_pd(a, b); }
+    static V mul(V a, V b) { return _mm512_mul_pd(a, b); }
     static double sum(V v) { return _mm512_reduce_add_pd(v); }
     static __m512i even() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
     static __m512i odd() { return _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15); }
@@ -583,6 +587,7 @@ struct PhaseLanes : Lanes256<T> {
     using M = LaneMask;
     static M range(int64_t lo, int64_t hi) { return LaneMask(B::lanes(lo, hi)); }  // any bounds
     static V load(M m, const T* p) { return B::maskload(m.m, p); }
+    static V keep(M m, V v) { return B::keep(m.m, v); }  // lanes outside m zero
     static V loadh(const T* p) {  // the first L/2 lanes; the others undefined
         if constexpr (std::is_same_v<T, float>)
             return _mm256_castps128_ps256(_mm_loadu_ps(p));
@@ -807,78 +812,158 @@ void depthwise_vectors_nv(int nv, int edges, const T* scol, int64_t src_h, int64
 }
 
 // One vector column (L lanes of every output row) of a 3x3 depthwise_plane whose taps step
-// one row at a time (row_step = +1, Up, or -1): R output rows per step, each source row
-// loaded once per tap column for all of the R rows it feeds, the 9 weights held in
-// registers. Tap by tap, every output row loaded 9 source vectors for 9 FMAs, the 64-byte
-// line splits of the shifted loads filling the load queue (MobileNet-v2 dw3x3 28x28: 1.5
-// cycles per FMA on a Zen 3). Each output still adds its taps kh by kh, kw by kw, from 0
-// (or from its value, accumulate) and the bias last: the sums of depthwise_vectors.
-// KM: bit kw set where tap column kw's loads go through the mask mk[kw]; kAllMasked also
-// masks the output row's loads and stores (a column past the row's end).
+// one row at a time (row_step +1 or -1), streamed down the source rows in ascending order:
+// step t loads source row r0 + t once per tap column and adds it to the three outputs it
+// feeds: t (started: the row is its first, kh = 0, or kh = 2 at row_step -1), t - 1 (its
+// middle row) and t - 2 (its last; stored). 3 loads per 9 FMAs; the three accumulators
+// rotate and the 9 weights stay in registers. Measured on a Zen 3 (dw3x3 28x28 planes):
+// tap by tap, every output row loaded 9 source vectors for 9 FMAs (1.5 cycles per FMA,
+// line-split loads filling the load queue); three output rows per step kept a pointer per
+// row, which GCC spilled (2.8 instructions per FMA); one chain of 9 FMAs per output (36
+// cycles of latency) left too few chains in flight. Here each output adds three chains of
+// 3, one per source row, taps kw = 0, 1, 2 in order:
+//     y = ((b [+ y]) + first row's taps) + (middle row's taps) + (last row's taps)
+// (a row outside the plane adds nothing): the same for every output and thread count.
+// KM: bit kw set where tap column kw's lanes leave the row (mask mk[kw]); kAllMasked also
+// masks the output row's loads and stores (a column past the row's end). Source rows in
+// [rlo, rhi] load every tap plainly without leaving the plane, masked after the load;
+// the others, where a masked lane may lie outside the plane, load through the mask.
 constexpr int kAllMasked = 7;
-template <typename T, int KM, bool Up, int R>
-[[gnu::always_inline]] inline void depthwise_column3_rows(
-    const T* scol, int64_t src_h, int64_t src_w, int64_t o,
-    const typename PhaseLanes<T>::V (&wv)[9], int64_t row_off, int64_t col_step,
-    const typename PhaseLanes<T>::M* mk, typename PhaseLanes<T>::M mo, int64_t out_w, T* out,
-    bool accumulate, typename PhaseLanes<T>::V b) {
+
+// Source row s of depthwise_column3 into the outputs started (n: an), in the middle (m: am)
+// and finishing (e: ao). Plain: the masked taps load plainly and mask after the load.
+template <typename T, int KM, bool Plain>
+[[gnu::always_inline]] inline void depthwise_row3(const T* s, int64_t col_step,
+                                                  const typename PhaseLanes<T>::V (&w)[9],
+                                                  const typename PhaseLanes<T>::M* mk, bool n,
+                                                  bool m, bool e, typename PhaseLanes<T>::V& an,
+                                                  typename PhaseLanes<T>::V& am,
+                                                  typename PhaseLanes<T>::V& ao) {
     using P = PhaseLanes<T>;
     using V = typename P::V;
-    V acc[R];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) {
-        T* orow = out + (o + i) * out_w;
-        acc[i] = !accumulate ? P::zero() : KM == kAllMasked ? P::load(mo, orow) : P::loadu(orow);
-    }
-    // Source row u of the step feeds output row i through tap kh = u - i (Up) or
-    // u + i - (R - 1): u ascending gives each output its taps in ascending kh.
-#pragma GCC unroll 6
-    for (int u = 0; u < R + 2; ++u) {
-        const int64_t r = o + row_off + (Up ? u : R - 1 - u);
-        if (r < 0 || r >= src_h) continue;
-        const T* srow = scol + r * src_w;
+    auto load = [&](int kw) __attribute__((always_inline)) {
+        const T* sk = s + kw * col_step;
+        V d = !((KM >> kw) & 1) ? P::loadu(sk)
+              : !Plain          ? P::load(mk[kw], sk)
+                                : P::keep(mk[kw], P::loadu(sk));
+        // In a register: GCC folded it into each FMA as a memory operand, a load per use.
+        __asm__("" : "+v"(d));
+        return d;
+    };
+    if constexpr (Plain) {
+        // Source vector by source vector: fewer registers live (the steady steps).
+        V t1, t2;  // the kh = 1 and kh = 2 sums
 #pragma GCC unroll 3
         for (int kw = 0; kw < 3; ++kw) {
-            const T* s = srow + kw * col_step;
-            V d = (KM >> kw) & 1 ? P::load(mk[kw], s) : P::loadu(s);
-            // In a register: GCC folded it into each FMA as a memory operand, a load per use.
-            __asm__("" : "+v"(d));
-#pragma GCC unroll 4
-            for (int i = 0; i < R; ++i) {
-                const int kh = Up ? u - i : u + i - (R - 1);
-                if (kh >= 0 && kh < 3) acc[i] = P::fmadd(wv[kh * 3 + kw], d, acc[i]);
-            }
+            const V d = load(kw);
+            an = P::fmadd(w[kw], d, an);
+            t1 = kw == 0 ? P::mul(w[3], d) : P::fmadd(w[3 + kw], d, t1);
+            t2 = kw == 0 ? P::mul(w[6], d) : P::fmadd(w[6 + kw], d, t2);
         }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) {
-        T* orow = out + (o + i) * out_w;
-        if (KM == kAllMasked)
-            P::store(orow, mo, P::add(acc[i], b));
-        else
-            P::storeu(orow, P::add(acc[i], b));
+        am = P::add(am, t1);
+        ao = P::add(ao, t2);
+    } else {
+        // The same sums, one test per output.
+        const V d0 = load(0), d1 = load(1), d2 = load(2);
+        if (n) an = P::fmadd(w[2], d2, P::fmadd(w[1], d1, P::fmadd(w[0], d0, an)));
+        if (m) am = P::add(am, P::fmadd(w[5], d2, P::fmadd(w[4], d1, P::mul(w[3], d0))));
+        if (e) ao = P::add(ao, P::fmadd(w[8], d2, P::fmadd(w[7], d1, P::mul(w[6], d0))));
     }
 }
 
-template <typename T, int KM, bool Up>
+// nsteps steps of depthwise_column3 with three outputs in flight and every source row's
+// taps inside the plane: no tests. s: the first step's source row, o: the output it
+// finishes; an, am, ao: the accumulators started, in the middle and finishing.
+template <typename T, int KM, bool Acc>
+[[gnu::always_inline]] inline void depthwise_steps3(
+    const T* s, int64_t ds, int64_t col_step, T* o, int64_t dout, int64_t nsteps,
+    const typename PhaseLanes<T>::V (&w)[9], const typename PhaseLanes<T>::M* mk,
+    typename PhaseLanes<T>::V b, typename PhaseLanes<T>::V& an, typename PhaseLanes<T>::V& am,
+    typename PhaseLanes<T>::V& ao) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    auto step = [&](V& n, V& m, V& e) __attribute__((always_inline)) {
+        n = Acc ? P::add(P::loadu(o + 2 * dout), b) : b;
+        depthwise_row3<T, KM, true>(s, col_step, w, mk, true, true, true, n, m, e);
+        P::storeu(o, e);
+        s += ds, o += dout;
+    };
+    int64_t i = 0;
+    // The rotation unrolled three times: each accumulator keeps its register.
+    for (; i + 3 <= nsteps; i += 3) {
+        step(an, am, ao);
+        step(ao, an, am);
+        step(am, ao, an);
+    }
+    for (; i < nsteps; ++i) {
+        step(an, am, ao);
+        const V f = ao;
+        ao = am, am = an, an = f;
+    }
+}
+
+template <typename T, int KM>
 void depthwise_column3(const T* scol, int64_t src_h, int64_t src_w,
-                       const typename PhaseLanes<T>::V* wv, int64_t row_off, int64_t col_step,
-                       const typename PhaseLanes<T>::M* mk, typename PhaseLanes<T>::M mo,
-                       int64_t out_h, int64_t out_w, T* out, bool accumulate,
-                       typename PhaseLanes<T>::V b) {
-    constexpr int kR = 3;
-    // The weights in locals: through wv (a vector type, which may alias anything) they
-    // were reloaded after every store, two loads per FMA with the source vector's.
-    typename PhaseLanes<T>::V w[9];
-#pragma GCC unroll 9
-    for (int t = 0; t < 9; ++t) w[t] = wv[t];
-    int64_t o = 0;
-    for (; o + kR <= out_h; o += kR)
-        depthwise_column3_rows<T, KM, Up, kR>(scol, src_h, src_w, o, w, row_off, col_step, mk, mo,
-                                              out_w, out, accumulate, b);
-    for (; o < out_h; ++o)
-        depthwise_column3_rows<T, KM, Up, 1>(scol, src_h, src_w, o, w, row_off, col_step, mk, mo,
-                                             out_w, out, accumulate, b);
+                       const typename PhaseLanes<T>::V* wv, int64_t row_off, int64_t row_step,
+                       int64_t col_step, const typename PhaseLanes<T>::M* mkp,
+                       typename PhaseLanes<T>::M mo, int64_t rlo, int64_t rhi, int64_t out_h,
+                       int64_t out_w, T* out, bool accumulate, typename PhaseLanes<T>::V b) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    // Everything in locals, passed to always-inline functions: through wv (a vector type,
+    // which may alias anything) or captured by reference in lambdas, the weights and
+    // strides were reloaded after every store. w[0..2]: the taps of an output's first
+    // source row, w[6..8]: its last. (Rows in ascending order at row_step -1 too: walked
+    // downwards, the first column of a backward_data plane, which brings the plane into L1,
+    // ran at half the speed of the others.)
+    V w[9];
+#pragma GCC unroll 3
+    for (int kh = 0; kh < 3; ++kh)
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) w[kh * 3 + kw] = wv[(row_step > 0 ? kh : 2 - kh) * 3 + kw];
+    typename P::M mk[3];
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) mk[kw] = mkp[kw];
+    // Step t reads source row r0 + t and starts output t.
+    const int64_t r0 = row_off - (row_step > 0 ? 0 : 2);
+    V an = b, am = b, ao = b;  // started, middle, finishing
+    // Steps [ta, tb): three outputs in flight, source rows in [rlo, rhi].
+    int64_t ta = rlo - r0, tb = rhi - r0 + 1;
+    ta = ta > 2 ? ta : 2;
+    tb = tb < out_h ? tb : out_h;
+    if (KM == kAllMasked || tb < ta) ta = tb = out_h + 2;
+    for (int64_t t = 0; t < out_h + 2; ++t) {
+        if (t == ta && ta < tb) {
+            const T* s = scol + (r0 + t) * src_w;
+            T* o = out + (t - 2) * out_w;
+            if (accumulate)
+                depthwise_steps3<T, KM, true>(s, src_w, col_step, o, out_w, tb - ta, w, mk, b, an,
+                                              am, ao);
+            else
+                depthwise_steps3<T, KM, false>(s, src_w, col_step, o, out_w, tb - ta, w, mk, b, an,
+                                               am, ao);
+            t = tb - 1;
+            continue;
+        }
+        // Step t with every test: rows outside the plane, the first and last outputs.
+        const bool n = t < out_h, m = t >= 1 && t <= out_h, e = t >= 2;
+        if (n) {
+            const T* orow = out + t * out_w;
+            an = !accumulate ? b : P::add(KM == kAllMasked ? P::load(mo, orow) : P::loadu(orow), b);
+        }
+        const int64_t r = r0 + t;
+        if (r >= 0 && r < src_h)
+            depthwise_row3<T, KM, false>(scol + r * src_w, col_step, w, mk, n, m, e, an, am, ao);
+        if (e) {
+            T* orow = out + (t - 2) * out_w;
+            if (KM == kAllMasked)
+                P::store(orow, mo, ao);
+            else
+                P::storeu(orow, ao);
+        }
+        const V f = ao;  // the finished accumulator starts the next output
+        ao = am, am = an, an = f;
+    }
 }
 
 // The depthwise plane straight from the source plane, up to kDwPass vectors of every output
@@ -917,27 +1002,30 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
                 mk[kw] = mo & P::range(-c0, src_w - c0);
                 if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
             }
+            // The source rows whose every tap can load plainly (lanes outside the row masked
+            // after the load) without leaving the plane.
+            const int64_t lead = i0 + col_off + (col_step < 0 ? 2 * col_step : 0);
+            const int64_t tail = i0 + col_off + (col_step > 0 ? 2 * col_step : 0) + L - src_w;
+            int64_t rlo = 0, rhi = src_h - 1;  // (no division: this runs per column)
+            while (rlo * src_w + lead < 0) ++rlo;
+            for (int64_t over = tail; over > 0; over -= src_w) --rhi;
             auto column = [&](auto kernel) {
-                kernel(scol, src_h, src_w, wv, row_off, col_step, mk, mo, out_h, out_w, out + i0,
-                       accumulate, b);
+                kernel(scol, src_h, src_w, wv, row_off, row_step, col_step, mk, mo, rlo, rhi, out_h,
+                       out_w, out + i0, accumulate, b);
             };
-            auto taps = [&](auto up) {
-                constexpr bool kUp = decltype(up)::value;
-                switch (km) {
-                    case 0:
-                        return column(depthwise_column3<T, 0, kUp>);
-                    case 1:
-                        return column(depthwise_column3<T, 1, kUp>);
-                    case 4:
-                        return column(depthwise_column3<T, 4, kUp>);
-                    default:
-                        return column(depthwise_column3<T, kAllMasked, kUp>);
-                }
-            };
-            if (row_step > 0)
-                taps(std::true_type{});
-            else
-                taps(std::false_type{});
+            switch (km) {
+                case 0:
+                    column(depthwise_column3<T, 0>);
+                    break;
+                case 1:
+                    column(depthwise_column3<T, 1>);
+                    break;
+                case 4:
+                    column(depthwise_column3<T, 4>);
+                    break;
+                default:
+                    column(depthwise_column3<T, kAllMasked>);
+            }
         }
         return;
     }
