@@ -1056,7 +1056,8 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
 
 // dw of one (x, dy) plane pair: one vector accumulator per tap over every output row and
 // vector, the dy vector loaded once for all taps; one horizontal sum per tap at the end.
-// Vectors in [va, vb) (inside_run) load plainly, the others through masks.
+// Vectors in [va, vb) (inside_run) load plainly, the others through masks. (3x3 at unit
+// row step: depthwise_corr_column3.)
 template <typename T, int K>
 void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH, int64_t OW,
                          int64_t row_off, int64_t row_step, int64_t col_off, int64_t col_step,
@@ -1089,48 +1090,7 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
                 f(v, std::true_type{});
         }
     };
-    int64_t o = 0;
-    if constexpr (K == 3) {
-        // 3x3 with unit row step: R = 3 dy rows per step, each x vector loaded once for
-        // every dy row it meets (3 dy + 15 x loads for 27 FMAs, where row by row it was
-        // 10 for 9). Each tap's sum then runs step by step, vector by vector, row by row.
-        // Rows of up to 64 outputs: wider planes stream from L3 at the copy bandwidth, and
-        // their 8 row streams per step ran slower than 4 (MobileNet-v2 112x112x32 b1:
-        // 0.155 -> 0.167 ms; 56x56x144 b1 0.209 -> 0.202 ms, 28x28x192 b8 0.88 -> 0.79).
-        constexpr int kR = 3;
-        constexpr int64_t kStepMaxW = 64;
-        if (row_step == 1 && OW <= kStepMaxW)
-            for (; o + kR <= OH; o += kR) {
-                auto step = [&](int64_t v, auto masked) {
-                    V d[kR];
-#pragma GCC unroll 3
-                    for (int i = 0; i < kR; ++i) {
-                        const T* drow = dy + (o + i) * OW + v * L;
-                        d[i] = masked ? P::load(mo[v], drow) : P::loadu(drow);
-                    }
-#pragma GCC unroll 5
-                    for (int u = 0; u < kR + 2; ++u) {
-                        const int64_t r = o + row_off + u;
-                        if (r < 0 || r >= H) continue;
-                        const T* xr = x + r * W + col_off + v * L;
-#pragma GCC unroll 3
-                        for (int kw = 0; kw < 3; ++kw) {
-                            const T* s = xr + kw * col_step;
-                            V xv = masked ? P::load(m[v][kw], s) : P::loadu(s);
-                            __asm__("" : "+v"(xv));  // one load for its 1-3 FMAs
-#pragma GCC unroll 3
-                            for (int i = 0; i < kR; ++i) {
-                                const int kh = u - i;
-                                if (kh >= 0 && kh < 3)
-                                    acc[kh * 3 + kw] = P::fmadd(d[i], xv, acc[kh * 3 + kw]);
-                            }
-                        }
-                    }
-                };
-                each_vector(step);
-            }
-    }
-    for (; o < OH; ++o) {
+    for (int64_t o = 0; o < OH; ++o) {
         const T* drow = dy + o * OW;
         const T* xr[K];
         bool ok[K];
@@ -1159,11 +1119,137 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
     for (int t = 0; t < K * K; ++t) dw[t] += P::sum(acc[t]);
 }
 
+// backward_weight of a 3x3 plane pair at unit row step, one vector column (lanes
+// [i0, i0 + L) of the dy rows) at a time, streamed down the x rows like depthwise_column3:
+// step t loads x row r0 + t once per tap column and meets dy rows t (tap kh = 0), t - 1
+// and t - 2, the dy vectors rotating through three registers: 4 loads per 9 FMAs (the
+// three-row step of depthwise_corr_taps: 18 per 27), one accumulator per tap. Each tap
+// sums over the steps of a column, then column after column (a fixed order).
+// KM: bit kw set where tap column kw's x lanes leave the row (mask mk[kw], which also
+// holds md, the dy lanes inside the row); kAllMasked: a partial column, every load
+// through its mask. x rows in [rlo, rhi] load plainly inside the plane (masked after).
+template <typename T, int KM, bool Plain>
+[[gnu::always_inline]] inline void depthwise_corr_row3(const T* xs, int64_t col_step,
+                                                       const typename PhaseLanes<T>::M* mk, bool a,
+                                                       bool b, bool c, typename PhaseLanes<T>::V da,
+                                                       typename PhaseLanes<T>::V db,
+                                                       typename PhaseLanes<T>::V dc,
+                                                       typename PhaseLanes<T>::V (&acc)[9]) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) {
+        const T* sk = xs + kw * col_step;
+        V xv = !((KM >> kw) & 1) ? P::loadu(sk)
+               : !Plain          ? P::load(mk[kw], sk)
+                                 : P::keep(mk[kw], P::loadu(sk));
+        __asm__("" : "+v"(xv));  // one load for its 3 FMAs
+        if (a) acc[kw] = P::fmadd(da, xv, acc[kw]);
+        if (b) acc[3 + kw] = P::fmadd(db, xv, acc[3 + kw]);
+        if (c) acc[6 + kw] = P::fmadd(dc, xv, acc[6 + kw]);
+    }
+}
+
+template <typename T, int KM>
+void depthwise_corr_column3(const T* xcol, int64_t H, int64_t W, const T* dcol, int64_t OH,
+                            int64_t OW, int64_t row_off, int64_t col_step,
+                            const typename PhaseLanes<T>::M* mkp, typename PhaseLanes<T>::M md,
+                            int64_t rlo, int64_t rhi, typename PhaseLanes<T>::V (&accp)[9]) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    // In locals (see depthwise_column3).
+    V acc[9];
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) acc[i] = accp[i];
+    typename P::M mk[3];
+#pragma GCC unroll 3
+    for (int kw = 0; kw < 3; ++kw) mk[kw] = mkp[kw];
+    V da = P::zero(), db = P::zero(), dc = P::zero();  // dy rows t, t - 1, t - 2
+    // Steps [ta, tb): three dy rows, x row in [rlo, rhi].
+    int64_t ta = rlo - row_off, tb = rhi - row_off + 1;
+    ta = ta > 2 ? ta : 2;
+    tb = tb < OH ? tb : OH;
+    if (KM == kAllMasked || tb < ta) ta = tb = OH + 2;
+    for (int64_t t = 0; t < OH + 2; ++t) {
+        if (t == ta && ta < tb) {
+            const T* xs = xcol + (row_off + t) * W;
+            const T* ds = dcol + t * OW;
+            auto step = [&](V& n, V& m, V& e) __attribute__((always_inline)) {
+                n = P::loadu(ds);
+                depthwise_corr_row3<T, KM, true>(xs, col_step, mk, true, true, true, n, m, e, acc);
+                xs += W, ds += OW;
+            };
+            int64_t i = ta;
+            // The rotation unrolled three times: each dy vector keeps its register.
+            for (; i + 3 <= tb; i += 3) {
+                step(dc, da, db);
+                step(db, dc, da);
+                step(da, db, dc);
+            }
+            for (; i < tb; ++i) {
+                step(dc, da, db);
+                const V f = dc;
+                dc = db, db = da, da = f;
+            }
+            t = tb - 1;
+            continue;
+        }
+        // Step t with every test: x rows outside the plane, the first and last dy rows.
+        const bool a = t < OH, b = t >= 1 && t <= OH, c = t >= 2;
+        dc = db, db = da;
+        if (a) da = KM == kAllMasked ? P::load(md, dcol + t * OW) : P::loadu(dcol + t * OW);
+        const int64_t r = row_off + t;
+        if (r >= 0 && r < H)
+            depthwise_corr_row3<T, KM, false>(xcol + r * W, col_step, mk, a, b, c, da, db, dc, acc);
+    }
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) accp[i] = acc[i];
+}
+
 template <typename T>
 void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH, int64_t OW,
                           int64_t KH, int64_t KW, int64_t row_off, int64_t row_step,
                           int64_t col_off, int64_t col_step, T* dw) {
-    if (KH == 3 && KW == 3)
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    if (KH == 3 && KW == 3 && row_step == 1) {
+        typename P::V acc[9];
+        for (int t = 0; t < 9; ++t) acc[t] = P::zero();
+        for (int64_t i0 = 0; i0 < OW; i0 += L) {
+            const typename P::M md = P::range(0, OW - i0);
+            typename P::M mk[3];
+            int km = i0 + L > OW ? kAllMasked : 0;
+            for (int kw = 0; kw < 3; ++kw) {
+                const int64_t c0 = i0 + col_off + kw * col_step;
+                mk[kw] = md & P::range(-c0, W - c0);
+                if (c0 < 0 || c0 + L > W) km |= 1 << kw;
+            }
+            // The x rows whose every tap loads plainly without leaving the plane.
+            const int64_t lead = i0 + col_off + (col_step < 0 ? 2 * col_step : 0);
+            const int64_t tail = i0 + col_off + (col_step > 0 ? 2 * col_step : 0) + L - W;
+            int64_t rlo = 0, rhi = H - 1;
+            while (rlo * W + lead < 0) ++rlo;
+            for (int64_t over = tail; over > 0; over -= W) --rhi;
+            auto column = [&](auto kernel) {
+                kernel(x + i0 + col_off, H, W, dy + i0, OH, OW, row_off, col_step, mk, md, rlo, rhi,
+                       acc);
+            };
+            switch (km) {
+                case 0:
+                    column(depthwise_corr_column3<T, 0>);
+                    break;
+                case 1:
+                    column(depthwise_corr_column3<T, 1>);
+                    break;
+                case 4:
+                    column(depthwise_corr_column3<T, 4>);
+                    break;
+                default:
+                    column(depthwise_corr_column3<T, kAllMasked>);
+            }
+        }
+        for (int t = 0; t < 9; ++t) dw[t] += P::sum(acc[t]);
+    } else if (KH == 3 && KW == 3)
         depthwise_corr_taps<T, 3>(x, H, W, dy, OH, OW, row_off, row_step, col_off, col_step, dw);
 #if FASTCONV_VEC_BYTES == 64
     else  // 25 accumulators: AVX-512 only (depthwise_in_place)
