@@ -871,6 +871,33 @@ template <typename T, int KM, bool Plain>
     }
 }
 
+// The steps [*ta, *tb) of a 3x3 column streamed over n outputs (steps 0 .. n + 1, step t
+// reading source row r0 + t and meeting outputs t, t - 1, t - 2) with three outputs in
+// flight and the source row in [rlo, rhi]; none (n + 2) for a masked column.
+inline void steady3_steps(bool masked, int64_t r0, int64_t rlo, int64_t rhi, int64_t n, int64_t* ta,
+                          int64_t* tb) {
+    *ta = rlo - r0 > 2 ? rlo - r0 : 2;
+    *tb = rhi - r0 + 1 < n ? rhi - r0 + 1 : n;
+    if (masked || *tb < *ta) *ta = *tb = n + 2;
+}
+
+// step(a, b, c) nsteps times, the three registers rotating (a <- c, b <- a, c <- b after
+// each step), unrolled three times so that each value keeps its register.
+template <typename V, typename F>
+[[gnu::always_inline]] inline void rotate3_steps(int64_t nsteps, F&& step, V& a, V& b, V& c) {
+    int64_t i = 0;
+    for (; i + 3 <= nsteps; i += 3) {
+        step(a, b, c);
+        step(c, a, b);
+        step(b, c, a);
+    }
+    for (; i < nsteps; ++i) {
+        step(a, b, c);
+        const V f = c;
+        c = b, b = a, a = f;
+    }
+}
+
 // nsteps steps of depthwise_column3 with three outputs in flight and every source row's
 // taps inside the plane: no tests. s: the first step's source row, o: the output it
 // finishes; an, am, ao: the accumulators started, in the middle and finishing.
@@ -888,18 +915,7 @@ template <typename T, int KM, bool Acc>
         P::storeu(o, e);
         s += ds, o += dout;
     };
-    int64_t i = 0;
-    // The rotation unrolled three times: each accumulator keeps its register.
-    for (; i + 3 <= nsteps; i += 3) {
-        step(an, am, ao);
-        step(ao, an, am);
-        step(am, ao, an);
-    }
-    for (; i < nsteps; ++i) {
-        step(an, am, ao);
-        const V f = ao;
-        ao = am, am = an, an = f;
-    }
+    rotate3_steps(nsteps, step, an, am, ao);
 }
 
 template <typename T, int KM>
@@ -927,11 +943,8 @@ void depthwise_column3(const T* scol, int64_t src_h, int64_t src_w,
     // Step t reads source row r0 + t and starts output t.
     const int64_t r0 = row_off - (row_step > 0 ? 0 : 2);
     V an = b, am = b, ao = b;  // started, middle, finishing
-    // Steps [ta, tb): three outputs in flight, source rows in [rlo, rhi].
-    int64_t ta = rlo - r0, tb = rhi - r0 + 1;
-    ta = ta > 2 ? ta : 2;
-    tb = tb < out_h ? tb : out_h;
-    if (KM == kAllMasked || tb < ta) ta = tb = out_h + 2;
+    int64_t ta, tb;
+    steady3_steps(KM == kAllMasked, r0, rlo, rhi, out_h, &ta, &tb);
     for (int64_t t = 0; t < out_h + 2; ++t) {
         if (t == ta && ta < tb) {
             const T* s = scol + (r0 + t) * src_w;
@@ -966,6 +979,47 @@ void depthwise_column3(const T* scol, int64_t src_h, int64_t src_w,
     }
 }
 
+// A 3x3 vector column at lanes [i0, i0 + L) of rows out_w wide, over source rows src_w
+// wide (tap kw at column offset col_off + kw * col_step): *mo the lanes inside the row,
+// mk[kw] the lanes tap kw reaches; returns KM (depthwise_column3: bit kw where tap kw
+// leaves the row, kAllMasked for a partial column). [*rlo, *rhi]: the source rows whose
+// every tap loads plainly without leaving the plane (no division: this runs per column).
+template <typename T>
+int column3_taps(int64_t i0, int64_t out_w, int64_t src_h, int64_t src_w, int64_t col_off,
+                 int64_t col_step, typename PhaseLanes<T>::M* mo, typename PhaseLanes<T>::M* mk,
+                 int64_t* rlo, int64_t* rhi) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    *mo = P::range(0, out_w - i0);
+    int km = i0 + L > out_w ? kAllMasked : 0;
+    for (int kw = 0; kw < 3; ++kw) {
+        const int64_t c0 = i0 + col_off + kw * col_step;
+        mk[kw] = *mo & P::range(-c0, src_w - c0);
+        if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
+    }
+    const int64_t lead = i0 + col_off + (col_step < 0 ? 2 * col_step : 0);
+    const int64_t tail = i0 + col_off + (col_step > 0 ? 2 * col_step : 0) + L - src_w;
+    *rlo = 0, *rhi = src_h - 1;
+    while (*rlo * src_w + lead < 0) ++*rlo;
+    for (int64_t over = tail; over > 0; over -= src_w) --*rhi;
+    return km;
+}
+
+// f(std::integral_constant<int, KM>) for the KMs of column3_taps.
+template <typename F>
+void with_column3_km(int km, F&& f) {
+    switch (km) {
+        case 0:
+            return f(std::integral_constant<int, 0>{});
+        case 1:
+            return f(std::integral_constant<int, 1>{});
+        case 4:
+            return f(std::integral_constant<int, 4>{});
+        default:
+            return f(std::integral_constant<int, kAllMasked>{});
+    }
+}
+
 // The depthwise plane straight from the source plane, up to kDwPass vectors of every output
 // row at a time (depthwise_vectors). The phase-plane path copied the input into a
 // zero-padded plane and the result out of a Wq-wide one: 40 % of a stride-1 depthwise
@@ -992,40 +1046,15 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
             // same order), and its store and inner taps go plain. Not when accumulating,
             // where the overlap would be added twice.
             if (!accumulate && i0 + L > out_w && out_w >= L) i0 = out_w - L;
-            const T* scol = src + i0 + col_off;
-            const typename P::M mo = P::range(0, out_w - i0);
-            // The taps whose loads leave the row: at a row's edge only the first (or the
-            // last), and the other taps load plainly.
-            int km = i0 + L > out_w ? kAllMasked : 0;
-            for (int kw = 0; kw < 3; ++kw) {
-                const int64_t c0 = i0 + col_off + kw * col_step;
-                mk[kw] = mo & P::range(-c0, src_w - c0);
-                if (c0 < 0 || c0 + L > src_w) km |= 1 << kw;
-            }
-            // The source rows whose every tap can load plainly (lanes outside the row masked
-            // after the load) without leaving the plane.
-            const int64_t lead = i0 + col_off + (col_step < 0 ? 2 * col_step : 0);
-            const int64_t tail = i0 + col_off + (col_step > 0 ? 2 * col_step : 0) + L - src_w;
-            int64_t rlo = 0, rhi = src_h - 1;  // (no division: this runs per column)
-            while (rlo * src_w + lead < 0) ++rlo;
-            for (int64_t over = tail; over > 0; over -= src_w) --rhi;
-            auto column = [&](auto kernel) {
-                kernel(scol, src_h, src_w, wv, row_off, row_step, col_step, mk, mo, rlo, rhi, out_h,
-                       out_w, out + i0, accumulate, b);
-            };
-            switch (km) {
-                case 0:
-                    column(depthwise_column3<T, 0>);
-                    break;
-                case 1:
-                    column(depthwise_column3<T, 1>);
-                    break;
-                case 4:
-                    column(depthwise_column3<T, 4>);
-                    break;
-                default:
-                    column(depthwise_column3<T, kAllMasked>);
-            }
+            typename P::M mo;
+            int64_t rlo, rhi;
+            const int km =
+                column3_taps<T>(i0, out_w, src_h, src_w, col_off, col_step, &mo, mk, &rlo, &rhi);
+            with_column3_km(km, [&](auto c) {
+                depthwise_column3<T, decltype(c)::value>(
+                    src + i0 + col_off, src_h, src_w, wv, row_off, row_step, col_step, mk, mo, rlo,
+                    rhi, out_h, out_w, out + i0, accumulate, b);
+            });
         }
         return;
     }
@@ -1165,11 +1194,8 @@ void depthwise_corr_column3(const T* xcol, int64_t H, int64_t W, const T* dcol, 
 #pragma GCC unroll 3
     for (int kw = 0; kw < 3; ++kw) mk[kw] = mkp[kw];
     V da = P::zero(), db = P::zero(), dc = P::zero();  // dy rows t, t - 1, t - 2
-    // Steps [ta, tb): three dy rows, x row in [rlo, rhi].
-    int64_t ta = rlo - row_off, tb = rhi - row_off + 1;
-    ta = ta > 2 ? ta : 2;
-    tb = tb < OH ? tb : OH;
-    if (KM == kAllMasked || tb < ta) ta = tb = OH + 2;
+    int64_t ta, tb;
+    steady3_steps(KM == kAllMasked, row_off, rlo, rhi, OH, &ta, &tb);
     for (int64_t t = 0; t < OH + 2; ++t) {
         if (t == ta && ta < tb) {
             const T* xs = xcol + (row_off + t) * W;
@@ -1179,18 +1205,7 @@ void depthwise_corr_column3(const T* xcol, int64_t H, int64_t W, const T* dcol, 
                 depthwise_corr_row3<T, KM, true>(xs, col_step, mk, true, true, true, n, m, e, acc);
                 xs += W, ds += OW;
             };
-            int64_t i = ta;
-            // The rotation unrolled three times: each dy vector keeps its register.
-            for (; i + 3 <= tb; i += 3) {
-                step(dc, da, db);
-                step(db, dc, da);
-                step(da, db, dc);
-            }
-            for (; i < tb; ++i) {
-                step(dc, da, db);
-                const V f = dc;
-                dc = db, db = da, da = f;
-            }
+            rotate3_steps(tb - ta, step, dc, da, db);
             t = tb - 1;
             continue;
         }
@@ -1216,37 +1231,14 @@ void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t
         typename P::V acc[9];
         for (int t = 0; t < 9; ++t) acc[t] = P::zero();
         for (int64_t i0 = 0; i0 < OW; i0 += L) {
-            const typename P::M md = P::range(0, OW - i0);
-            typename P::M mk[3];
-            int km = i0 + L > OW ? kAllMasked : 0;
-            for (int kw = 0; kw < 3; ++kw) {
-                const int64_t c0 = i0 + col_off + kw * col_step;
-                mk[kw] = md & P::range(-c0, W - c0);
-                if (c0 < 0 || c0 + L > W) km |= 1 << kw;
-            }
-            // The x rows whose every tap loads plainly without leaving the plane.
-            const int64_t lead = i0 + col_off + (col_step < 0 ? 2 * col_step : 0);
-            const int64_t tail = i0 + col_off + (col_step > 0 ? 2 * col_step : 0) + L - W;
-            int64_t rlo = 0, rhi = H - 1;
-            while (rlo * W + lead < 0) ++rlo;
-            for (int64_t over = tail; over > 0; over -= W) --rhi;
-            auto column = [&](auto kernel) {
-                kernel(x + i0 + col_off, H, W, dy + i0, OH, OW, row_off, col_step, mk, md, rlo, rhi,
-                       acc);
-            };
-            switch (km) {
-                case 0:
-                    column(depthwise_corr_column3<T, 0>);
-                    break;
-                case 1:
-                    column(depthwise_corr_column3<T, 1>);
-                    break;
-                case 4:
-                    column(depthwise_corr_column3<T, 4>);
-                    break;
-                default:
-                    column(depthwise_corr_column3<T, kAllMasked>);
-            }
+            typename P::M md, mk[3];
+            int64_t rlo, rhi;
+            const int km = column3_taps<T>(i0, OW, H, W, col_off, col_step, &md, mk, &rlo, &rhi);
+            with_column3_km(km, [&](auto c) {
+                depthwise_corr_column3<T, decltype(c)::value>(x + i0 + col_off, H, W, dy + i0, OH,
+                                                              OW, row_off, col_step, mk, md, rlo,
+                                                              rhi, acc);
+            });
         }
         for (int t = 0; t < 9; ++t) dw[t] += P::sum(acc[t]);
     } else if (KH == 3 && KW == 3)
