@@ -180,9 +180,9 @@ CASES = [
          bias=False),
     Case("depthwise_dil2", 2, 4, 9, 9, 4, 3, 3, padding=2, dilation=2, groups=4),
     Case("depthwise_k5_wide", 1, 16, 13, 37, 16, 5, 5, padding=2, groups=16),
-    # 3x3 at stride 1, R rows at a time (depthwise_column3): plain vectors between masked
-    # edge vectors on every ISA, a last partial step of rows (11 = 3*3 + 2), two outputs
-    # per channel (backward_data accumulates); rows past the input at both ends.
+    # 3x3 at stride 1, streamed down the rows (depthwise_column3): plain vectors between
+    # masked edge vectors on every ISA, two outputs per channel (backward_data
+    # accumulates); rows past the input at both ends.
     Case("depthwise_3x3_wide_m2", 2, 4, 11, 37, 8, 3, 3, padding=1, groups=4),
     Case("depthwise_3x3_wide_p2x0", 1, 3, 8, 40, 3, 3, 3, padding=(2, 0), groups=3),
     # No padding, W = 17 (15 outputs a row): the last vector (of 8, 4 or 16 lanes) runs past

@@ -1110,15 +1110,6 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
     V acc[K * K];
 #pragma GCC unroll 25
     for (int t = 0; t < K * K; ++t) acc[t] = P::zero();
-    // f(v, masked) over the row's vectors: plain loads inside [va, vb), masked outside.
-    auto each_vector = [&](auto&& f) {
-        for (int64_t v = 0; v < nvec; ++v) {
-            if (v >= va && v < vb)
-                f(v, std::false_type{});
-            else
-                f(v, std::true_type{});
-        }
-    };
     for (int64_t o = 0; o < OH; ++o) {
         const T* drow = dy + o * OW;
         const T* xr[K];
@@ -1142,7 +1133,12 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
                 }
             }
         };
-        each_vector(taps);
+        for (int64_t v = 0; v < nvec; ++v) {
+            if (v >= va && v < vb)
+                taps(v, std::false_type{});
+            else
+                taps(v, std::true_type{});
+        }
     }
 #pragma GCC unroll 25
     for (int t = 0; t < K * K; ++t) dw[t] += P::sum(acc[t]);
@@ -1150,7 +1146,7 @@ void depthwise_corr_taps(const T* x, int64_t H, int64_t W, const T* dy, int64_t 
 
 // backward_weight of a 3x3 plane pair at unit row step, one vector column (lanes
 // [i0, i0 + L) of the dy rows) at a time, streamed down the x rows like depthwise_column3:
-// step t loads x row r0 + t once per tap column and meets dy rows t (tap kh = 0), t - 1
+// step t loads x row row_off + t once per tap column and meets dy rows t (tap kh = 0), t - 1
 // and t - 2, the dy vectors rotating through three registers: 4 loads per 9 FMAs (the
 // three-row step of depthwise_corr_taps: 18 per 27), one accumulator per tap. Each tap
 // sums over the steps of a column, then column after column (a fixed order).
