@@ -188,6 +188,13 @@ CASES = [
     # No padding, W = 17 (15 outputs a row): the last vector (of 8, 4 or 16 lanes) runs past
     # the output row while only its last tap leaves the input row; its store stays masked.
     Case("depthwise_3x3_w17", 2, 3, 6, 17, 3, 3, 3, groups=3),
+    # 3x3 at stride 2, read in place (depthwise_column3_s2): W = 69 gives a masked first
+    # column, plain ones and a last column moved back to end with the row whose last load
+    # leaves it, on every ISA's lane count; padding 0 and (2, 1) move the rows and columns
+    # the loads reach.
+    Case("depthwise_3x3_s2_w69_m2", 2, 3, 13, 69, 6, 3, 3, stride=2, padding=1, groups=3),
+    Case("depthwise_3x3_s2_p0_w40", 1, 2, 10, 40, 2, 3, 3, stride=2, groups=2),
+    Case("depthwise_3x3_s2_p2x1_w48", 1, 2, 12, 48, 2, 3, 3, stride=2, padding=(2, 1), groups=2),
     Case("depthwise_k1", 2, 3, 5, 6, 3, 1, 1, groups=3),
     # Stride 2 with one tap per row: backward_data's odd column phase is reached by no tap.
     Case("depthwise_k1_s2", 2, 4, 7, 18, 4, 1, 1, stride=2, groups=4),
@@ -601,12 +608,13 @@ def test_conv2d_misaligned_inputs(isa, dtype):
                            algorithm=algo, what=f"conv2d misaligned isa={isa} algo={algo}")
 
 
-# Depthwise 3x3 at stride 1 loads a vector whose lanes leave the row plainly (masking them
+# Depthwise 3x3 at stride 1 and 2 loads a vector whose lanes leave the row plainly (masking them
 # after the load) only where the load stays inside the plane; padding 2 brings the masked
 # columns to the first and last rows of the plane, next to unmapped memory here.
 GUARDED_CASES = [
     Case("depthwise_3x3_p2_w21", 1, 3, 9, 21, 3, 3, 3, padding=2, groups=3),
     Case("depthwise_3x3_p2x1_w16_m2", 2, 2, 7, 16, 4, 3, 3, padding=(2, 1), groups=2),
+    Case("depthwise_3x3_s2_p2_w37", 1, 3, 9, 37, 3, 3, 3, stride=2, padding=2, groups=3),
 ]
 
 

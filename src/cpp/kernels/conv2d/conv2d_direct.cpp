@@ -605,6 +605,14 @@ bool depthwise_in_place(const Conv2dParams& p, ConvDirection dir) {
     return ks.depthwise_plane != nullptr && p.KW <= 16;
 }
 
+// Whether KernelSet::depthwise3x3_s2_plane takes this layer's forward (3x3, stride 2,
+// dilation 1): read in place, as the stride-1 kernels.
+template <typename T>
+bool depthwise_s2_in_place(const Conv2dParams& p) {
+    return kernel_set<T>().depthwise3x3_s2_plane != nullptr && p.KH == 3 && p.KW == 3 &&
+           p.stride_h == 2 && p.stride_w == 2 && p.dil_h == 1 && p.dil_w == 1;
+}
+
 template <typename T>
 void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias,
                               T* y) {
@@ -617,6 +625,17 @@ void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
                 ks.depthwise_plane(x + (n * p.C + k / mult) * HW, p.H, p.W, w + k * KK, p.KH, p.KW,
                                    -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, p.OH, p.OW,
                                    y + t * OHW, false, bias ? bias[k] : T(0));
+            }
+        });
+        return;
+    }
+    if (depthwise_s2_in_place<T>(p)) {
+        parallel_ranges(p.N * p.K, threads_for(p.N * p.K), [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t n = t / p.K, k = t % p.K;
+                ks.depthwise3x3_s2_plane(x + (n * p.C + k / mult) * HW, p.H, p.W, w + k * KK,
+                                         -p.pad_top, -p.pad_left, p.OH, p.OW, y + t * OHW,
+                                         bias ? bias[k] : T(0));
             }
         });
         return;

@@ -535,6 +535,11 @@ struct PhaseLanes<float> {
     static V evens(V a, V b) { return perm(a, even(), b); }  // a[0], a[2], .., b[0], b[2], ..
     static V odds(V a, V b) { return perm(a, odd(), b); }
     static V zip(V a, V b) { return perm(a, interleave(), b); }
+    // evens / odds with their lanes in one fixed order for both, and ordered(v), which puts
+    // lanes in that order back in order: here the order itself (one permute either way).
+    static V evens_unordered(V a, V b) { return evens(a, b); }
+    static V odds_unordered(V a, V b) { return odds(a, b); }
+    static V ordered(V v) { return v; }
 };
 template <>
 struct PhaseLanes<double> {
@@ -561,6 +566,9 @@ struct PhaseLanes<double> {
     static V evens(V a, V b) { return perm(a, even(), b); }
     static V odds(V a, V b) { return perm(a, odd(), b); }
     static V zip(V a, V b) { return perm(a, interleave(), b); }
+    static V evens_unordered(V a, V b) { return evens(a, b); }
+    static V odds_unordered(V a, V b) { return odds(a, b); }
+    static V ordered(V v) { return v; }
 };
 #else
 }  // namespace
@@ -598,6 +606,11 @@ struct PhaseLanes : Lanes256<T> {
     static V evens(V a, V b) { return ::fastconv::evens(a, b); }             // a0 a2 .. b0 b2 ..
     static V odds(V a, V b) { return ::fastconv::odds(a, b); }
     static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1 ..
+    // One shuffle each, lanes in the order of evens_in_lanes (the same for both); ordered
+    // puts them in order (a permute: evens = ordered(evens_unordered)).
+    static V evens_unordered(V a, V b) { return evens_in_lanes(a, b); }
+    static V odds_unordered(V a, V b) { return odds_in_lanes(a, b); }
+    static V ordered(V v) { return in_pair_order(v); }
 };
 #endif
 }  // namespace
@@ -1080,6 +1093,159 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
         depthwise_vectors_nv<T>(nv, edges, src + v0 * L + col_off, src_h, src_w, w, KH, KW, row_off,
                                 row_step, col_step, m, mo, out_h, out_w, out + v0 * L, accumulate,
                                 bias);
+    }
+}
+
+// ---- 3x3 at stride 2, read in place ----------------------------------------------------
+// Lane j of a stride-2 vector column reads source column c0 + 2j + kw for tap kw (c0 =
+// 2*i0 + col_off): tap 0 is the even lanes of the 2L elements at c0, tap 1 their odd lanes,
+// tap 2 the odd lanes of the 2L at c0 + 1. Four loads and three shuffles per source row
+// replace the phase planes (phase_split_s2 copied every input plane once more: 36 % of the
+// samples of a MobileNet-V2 dw3x3/2 layer, 56x56x144, against 11 % in shifted_taps). The
+// lanes come out in the shuffles' order (PhaseLanes::evens_unordered), the same for every
+// tap and row, and an output vector is put in order once, at its store.
+// Masked: some lane of the four loads lies outside the row [0, src_w) (mk[4] the lanes
+// inside); those rows in [rlo, rhi] load plainly without leaving the plane and mask after
+// the load, the others load through the masks.
+template <typename T, bool Masked, bool Plain>
+[[gnu::always_inline]] inline void s2_row_taps(const T* s, const typename PhaseLanes<T>::M* mk,
+                                              typename PhaseLanes<T>::V (&d)[3]) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    constexpr int64_t L = P::L;
+    auto load = [&](int i, const T* p) __attribute__((always_inline)) {
+        return !Masked ? P::loadu(p) : !Plain ? P::load(mk[i], p) : P::keep(mk[i], P::loadu(p));
+    };
+    const V a = load(0, s), b = load(1, s + L);
+    d[0] = P::evens_unordered(a, b);
+    d[1] = P::odds_unordered(a, b);
+    d[2] = P::odds_unordered(load(2, s + 1), load(3, s + 1 + L));
+}
+
+// The taps of kernel row kh on one source row's tap vectors d, in order kw = 0, 1, 2:
+// chained onto acc (an output's first row) or summed apart (its middle and last rows; see
+// depthwise_column3 for the order).
+template <typename V, typename P>
+[[gnu::always_inline]] inline V s2_chain(const V (&w)[9], int kh, const V (&d)[3], V acc) {
+    return P::fmadd(w[kh * 3 + 2], d[2], P::fmadd(w[kh * 3 + 1], d[1], P::fmadd(w[kh * 3], d[0], acc)));
+}
+template <typename V, typename P>
+[[gnu::always_inline]] inline V s2_sum(const V (&w)[9], int kh, const V (&d)[3]) {
+    return P::fmadd(w[kh * 3 + 2], d[2], P::fmadd(w[kh * 3 + 1], d[1], P::mul(w[kh * 3], d[0])));
+}
+
+// One vector column of depthwise_plane_s2, streamed down the source rows: output y adds
+// rows row_off + 2y + {0, 1, 2}; the last of them is also the next output's first, so each
+// row is loaded once (rows 2y + 2 feed two outputs) and two accumulators are live.
+//     y = ((b + first row's taps) + middle row's taps) + last row's taps
+// (a row outside the plane adds nothing), the order of depthwise_column3. partial: the
+// column runs past the output row (stores through mo, every step tested).
+template <typename T, bool Masked>
+void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
+                          const typename PhaseLanes<T>::V* wv, int64_t row_off,
+                          const typename PhaseLanes<T>::M* mkp, typename PhaseLanes<T>::M mo,
+                          bool partial, int64_t rlo, int64_t rhi, int64_t out_h, int64_t out_w,
+                          T* out, typename PhaseLanes<T>::V b) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    V w[9];  // in locals (see depthwise_column3)
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) w[t] = wv[t];
+    typename P::M mk[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    auto in_plane = [&](int64_t r) { return r >= 0 && r < src_h; };
+    V d[3], acc = b;
+    if (in_plane(row_off)) {
+        s2_row_taps<T, Masked, false>(scol + row_off * src_w, mk, d);
+        acc = s2_chain<V, P>(w, 0, d, b);
+    }
+    // Outputs [ya, yb): both rows they load, row_off + 2y + 1 and + 2, in [rlo, rhi].
+    int64_t ya = 0, yb = out_h;
+    while (ya < yb && row_off + 2 * ya + 1 < rlo) ++ya;
+    while (yb > ya && row_off + 2 * yb > rhi) --yb;
+    if (partial) ya = yb = out_h;
+    for (int64_t y = 0; y < out_h; ++y) {
+        if (y == ya && ya < yb) {
+            const T* s = scol + (row_off + 2 * ya + 1) * src_w;
+            T* o = out + ya * out_w;
+            for (; y < yb; ++y, s += 2 * src_w, o += out_w) {
+                s2_row_taps<T, Masked, true>(s, mk, d);
+                acc = P::add(acc, s2_sum<V, P>(w, 1, d));
+                s2_row_taps<T, Masked, true>(s + src_w, mk, d);
+                const V next = s2_chain<V, P>(w, 0, d, b);
+                P::storeu(o, P::ordered(P::add(acc, s2_sum<V, P>(w, 2, d))));
+                acc = next;
+            }
+            --y;
+            continue;
+        }
+        // With every test: rows outside the plane, the last output, a partial column.
+        const int64_t r1 = row_off + 2 * y + 1, r2 = r1 + 1;
+        if (in_plane(r1)) {
+            s2_row_taps<T, Masked, false>(scol + r1 * src_w, mk, d);
+            acc = P::add(acc, s2_sum<V, P>(w, 1, d));
+        }
+        V next = b;
+        if (in_plane(r2)) {
+            s2_row_taps<T, Masked, false>(scol + r2 * src_w, mk, d);
+            acc = P::add(acc, s2_sum<V, P>(w, 2, d));
+            if (y + 1 < out_h) next = s2_chain<V, P>(w, 0, d, b);
+        }
+        if (partial)
+            P::store(out + y * out_w, mo, P::ordered(acc));
+        else
+            P::storeu(out + y * out_w, P::ordered(acc));
+        acc = next;
+    }
+}
+
+// A stride-2 vector column at lanes [i0, i0 + L) of rows out_w wide (depthwise_column3_s2's
+// masks): *mo the lanes inside the row, mk[4] the lanes of its four loads inside the source
+// row, [*rlo, *rhi] the source rows whose loads all stay inside the plane. Returns whether
+// any load leaves the row.
+template <typename T>
+bool column3_s2_taps(int64_t i0, int64_t out_w, int64_t src_h, int64_t src_w, int64_t col_off,
+                     typename PhaseLanes<T>::M* mo, typename PhaseLanes<T>::M* mk, int64_t* rlo,
+                     int64_t* rhi) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    const int64_t c0 = 2 * i0 + col_off;  // the loads read columns [c0, c0 + 2L]
+    *mo = P::range(0, out_w - i0);
+    for (int i = 0; i < 4; ++i) {
+        const int64_t c = c0 + (i & 1) * L + (i >> 1);
+        mk[i] = P::range(-c, src_w - c);
+    }
+    *rlo = 0, *rhi = src_h - 1;
+    while (*rlo * src_w + c0 < 0) ++*rlo;
+    for (int64_t over = c0 + 2 * L + 1 - src_w; over > 0; over -= src_w) --*rhi;
+    return c0 < 0 || c0 + 2 * L + 1 > src_w;
+}
+
+// The 3x3 depthwise plane at stride 2 straight from the source plane, one vector column
+// of output lanes at a time (depthwise_column3_s2); a last column past the row's end moves
+// back to end with it, as in depthwise_plane.
+template <typename T>
+void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w,
+                           int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w, T* out,
+                           T bias) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    typename P::V wv[9];
+    for (int t = 0; t < 9; ++t) wv[t] = P::set1(w[t]);
+    const typename P::V b = P::set1(bias);
+    for (int64_t i0 = 0; i0 < out_w; i0 += L) {
+        const int64_t c = i0 + L > out_w && out_w >= L ? out_w - L : i0;
+        typename P::M mo, mk[4];
+        int64_t rlo, rhi;
+        const bool masked = column3_s2_taps<T>(c, out_w, src_h, src_w, col_off, &mo, mk, &rlo, &rhi);
+        const T* scol = src + 2 * c + col_off;
+        if (masked)
+            depthwise_column3_s2<T, true>(scol, src_h, src_w, wv, row_off, mk, mo, c + L > out_w,
+                                          rlo, rhi, out_h, out_w, out + c, b);
+        else
+            depthwise_column3_s2<T, false>(scol, src_h, src_w, wv, row_off, mk, mo, c + L > out_w,
+                                           rlo, rhi, out_h, out_w, out + c, b);
     }
 }
 
