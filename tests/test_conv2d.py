@@ -615,6 +615,7 @@ GUARDED_CASES = [
     Case("depthwise_3x3_p2_w21", 1, 3, 9, 21, 3, 3, 3, padding=2, groups=3),
     Case("depthwise_3x3_p2x1_w16_m2", 2, 2, 7, 16, 4, 3, 3, padding=(2, 1), groups=2),
     Case("depthwise_3x3_s2_p2_w37", 1, 3, 9, 37, 3, 3, 3, stride=2, padding=2, groups=3),
+    Case("depthwise_3x3_s2_p1_w41", 1, 2, 10, 41, 2, 3, 3, stride=2, padding=1, groups=2),
 ]
 
 

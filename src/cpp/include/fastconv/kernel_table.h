@@ -156,10 +156,15 @@ struct KernelSet {
                                  T* dw) = nullptr;
     // The 3x3 depthwise plane at stride 2 (dilation 1), read in place the same way:
     //   depthwise3x3_s2_plane: out[o*out_w + i] = sum_{kh<3, kw<3} w[kh*3 + kw] *
-    //     S(2*o + row_off + kh, 2*i + col_off + kw) + bias, for o < out_h, i < out_w.
+    //     S(2*o + row_off + kh, 2*i + col_off + kw) + bias, for o < out_h, i < out_w;
+    //   depthwise3x3_s2_corr_plane: dw[kh*3 + kw] += sum_{o<OH, i<OW} dy[o*OW + i] *
+    //     X(2*o + row_off + kh, 2*i + col_off + kw), X the H x W plane x.
     void (*depthwise3x3_s2_plane)(const T* src, int64_t src_h, int64_t src_w, const T* w,
                                   int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w,
                                   T* out, T bias) = nullptr;
+    void (*depthwise3x3_s2_corr_plane)(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,
+                                       int64_t OW, int64_t row_off, int64_t col_off,
+                                       T* dw) = nullptr;
 
     // ReLU over [0, n) (kernels/eltwise/eltwise_driver.cpp splits arrays into blocks):
     //   relu_forward: y[i] = x[i] < 0 ? 0 : x[i] (NaN passes, as torch.relu);

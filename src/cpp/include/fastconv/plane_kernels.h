@@ -135,7 +135,10 @@ constexpr int kPooledMaxRows = 8;
     template <typename T>                                                                         \
     void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w,            \
                                int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w,    \
-                               T* out, T bias);
+                               T* out, T bias);                                                   \
+    template <typename T>                                                                         \
+    void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,    \
+                                    int64_t OW, int64_t row_off, int64_t col_off, T* dw);
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                     \
     template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*,   \
@@ -165,7 +168,9 @@ constexpr int kPooledMaxRows = 8;
                                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,   \
                                           T*);                                                    \
     template void depthwise3x3_s2_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,         \
-                                           int64_t, int64_t, int64_t, T*, T);
+                                           int64_t, int64_t, int64_t, T*, T);                     \
+    template void depthwise3x3_s2_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,    \
+                                                int64_t, int64_t, int64_t, T*);
 
 namespace fastconv {
 // Widest run / panel of the Winograd transforms: the widest NR of any micro-kernel.

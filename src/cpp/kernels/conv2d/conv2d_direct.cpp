@@ -605,8 +605,8 @@ bool depthwise_in_place(const Conv2dParams& p, ConvDirection dir) {
     return ks.depthwise_plane != nullptr && p.KW <= 16;
 }
 
-// Whether KernelSet::depthwise3x3_s2_plane takes this layer's forward (3x3, stride 2,
-// dilation 1): read in place, as the stride-1 kernels.
+// Whether KernelSet::depthwise3x3_s2_plane / depthwise3x3_s2_corr_plane take this layer
+// (3x3, stride 2, dilation 1; forward and backward_weight): read in place, as at stride 1.
 template <typename T>
 bool depthwise_s2_in_place(const Conv2dParams& p) {
     return kernel_set<T>().depthwise3x3_s2_plane != nullptr && p.KH == 3 && p.KW == 3 &&
@@ -737,6 +737,19 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
                     ks.depthwise_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
                                             dy + (n * p.K + k) * OHW, p.OH, p.OW, p.KH, p.KW,
                                             -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, dwk);
+            }
+        });
+        return;
+    }
+    if (depthwise_s2_in_place<T>(p)) {
+        parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
+            for (int64_t k = k0; k < k1; ++k) {
+                T* dwk = dw + k * KK;
+                std::fill(dwk, dwk + KK, T(0));
+                for (int64_t n = 0; n < p.N; ++n)
+                    ks.depthwise3x3_s2_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
+                                                  dy + (n * p.K + k) * OHW, p.OH, p.OW,
+                                                  -p.pad_top, -p.pad_left, dwk);
             }
         });
         return;

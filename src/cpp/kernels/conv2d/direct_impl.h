@@ -536,10 +536,12 @@ struct PhaseLanes<float> {
     static V odds(V a, V b) { return perm(a, odd(), b); }
     static V zip(V a, V b) { return perm(a, interleave(), b); }
     // evens / odds with their lanes in one fixed order for both, and ordered(v), which puts
-    // lanes in that order back in order: here the order itself (one permute either way).
+    // lanes in that order back in order, unordered(v) the other way: here the order itself
+    // (one permute either way).
     static V evens_unordered(V a, V b) { return evens(a, b); }
     static V odds_unordered(V a, V b) { return odds(a, b); }
     static V ordered(V v) { return v; }
+    static V unordered(V v) { return v; }
 };
 template <>
 struct PhaseLanes<double> {
@@ -569,6 +571,7 @@ struct PhaseLanes<double> {
     static V evens_unordered(V a, V b) { return evens(a, b); }
     static V odds_unordered(V a, V b) { return odds(a, b); }
     static V ordered(V v) { return v; }
+    static V unordered(V v) { return v; }
 };
 #else
 }  // namespace
@@ -611,6 +614,7 @@ struct PhaseLanes : Lanes256<T> {
     static V evens_unordered(V a, V b) { return evens_in_lanes(a, b); }
     static V odds_unordered(V a, V b) { return odds_in_lanes(a, b); }
     static V ordered(V v) { return in_pair_order(v); }
+    static V unordered(V v) { return in_pair_order(v); }  // its own inverse
 };
 #endif
 }  // namespace
@@ -1139,7 +1143,7 @@ template <typename V, typename P>
 // row is loaded once (rows 2y + 2 feed two outputs) and two accumulators are live.
 //     y = ((b + first row's taps) + middle row's taps) + last row's taps
 // (a row outside the plane adds nothing), the order of depthwise_column3. partial: the
-// column runs past the output row (stores through mo, every step tested).
+// column runs past the output row (stores through mo).
 template <typename T, bool Masked>
 void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
                           const typename PhaseLanes<T>::V* wv, int64_t row_off,
@@ -1164,7 +1168,12 @@ void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
     int64_t ya = 0, yb = out_h;
     while (ya < yb && row_off + 2 * ya + 1 < rlo) ++ya;
     while (yb > ya && row_off + 2 * yb > rhi) --yb;
-    if (partial) ya = yb = out_h;
+    auto store = [&](T* o, V v) __attribute__((always_inline)) {
+        if (partial)
+            P::store(o, mo, P::ordered(v));
+        else
+            P::storeu(o, P::ordered(v));
+    };
     for (int64_t y = 0; y < out_h; ++y) {
         if (y == ya && ya < yb) {
             const T* s = scol + (row_off + 2 * ya + 1) * src_w;
@@ -1174,7 +1183,7 @@ void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
                 acc = P::add(acc, s2_sum<V, P>(w, 1, d));
                 s2_row_taps<T, Masked, true>(s + src_w, mk, d);
                 const V next = s2_chain<V, P>(w, 0, d, b);
-                P::storeu(o, P::ordered(P::add(acc, s2_sum<V, P>(w, 2, d))));
+                store(o, P::add(acc, s2_sum<V, P>(w, 2, d)));
                 acc = next;
             }
             --y;
@@ -1192,10 +1201,7 @@ void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
             acc = P::add(acc, s2_sum<V, P>(w, 2, d));
             if (y + 1 < out_h) next = s2_chain<V, P>(w, 0, d, b);
         }
-        if (partial)
-            P::store(out + y * out_w, mo, P::ordered(acc));
-        else
-            P::storeu(out + y * out_w, P::ordered(acc));
+        store(out + y * out_w, acc);
         acc = next;
     }
 }
@@ -1247,6 +1253,106 @@ void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* 
             depthwise_column3_s2<T, false>(scol, src_h, src_w, wv, row_off, mk, mo, c + L > out_w,
                                            rlo, rhi, out_h, out_w, out + c, b);
     }
+}
+
+// backward_weight of a 3x3 plane pair at stride 2, one vector column (lanes [i0, i0 + L)
+// of the dy rows) at a time, streamed down the x rows like depthwise_column3_s2: x row
+// row_off + t meets dy row t/2 (tap kh = 0) and t/2 - 1 (kh = 2) for even t, (t - 1)/2
+// (kh = 1) for odd t. Its tap vectors are loaded once, each dy vector once and put in their
+// lane order (P::unordered); one accumulator per tap, summed over a column's rows, then
+// column after column. Partial: the column runs past the dy row; dy loads through md, and
+// the masks mk keep only the x lanes of outputs inside the row (0 times an Inf past the
+// row would be a NaN).
+template <typename T, bool Masked, bool Partial>
+void depthwise_corr_column3_s2(const T* xcol, int64_t H, int64_t W, const T* dcol, int64_t OH,
+                               int64_t OW, int64_t row_off, const typename PhaseLanes<T>::M* mkp,
+                               typename PhaseLanes<T>::M md, int64_t rlo, int64_t rhi,
+                               typename PhaseLanes<T>::V (&accp)[9]) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    V acc[9];  // in locals (see depthwise_column3)
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) acc[i] = accp[i];
+    typename P::M mk[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    auto dy_row = [&](int64_t o) __attribute__((always_inline)) {
+        const T* p = dcol + o * OW;
+        return P::unordered(Partial ? P::load(md, p) : P::loadu(p));
+    };
+    auto add = [&](int kh, const V(&d)[3], V dv) __attribute__((always_inline)) {
+#pragma GCC unroll 3
+        for (int kw = 0; kw < 3; ++kw) acc[kh * 3 + kw] = P::fmadd(dv, d[kw], acc[kh * 3 + kw]);
+    };
+    auto in_plane = [&](int64_t r) { return r >= 0 && r < H; };
+    V d[3], dcur = dy_row(0);  // dy row o
+    if (in_plane(row_off)) {
+        s2_row_taps<T, Masked, false>(xcol + row_off * W, mk, d);
+        add(0, d, dcur);
+    }
+    // dy rows [ya, yb): the x rows they meet last, row_off + 2o + 1 and + 2, in [rlo, rhi],
+    // and a next dy row.
+    int64_t ya = 0, yb = OH - 1;
+    while (ya < yb && row_off + 2 * ya + 1 < rlo) ++ya;
+    while (yb > ya && row_off + 2 * yb > rhi) --yb;
+    for (int64_t o = 0; o < OH; ++o) {
+        if (o == ya && ya < yb) {
+            const T* s = xcol + (row_off + 2 * ya + 1) * W;
+            for (; o < yb; ++o, s += 2 * W) {
+                s2_row_taps<T, Masked, true>(s, mk, d);
+                add(1, d, dcur);
+                s2_row_taps<T, Masked, true>(s + W, mk, d);
+                add(2, d, dcur);
+                dcur = dy_row(o + 1);
+                add(0, d, dcur);
+            }
+            --o;
+            continue;
+        }
+        // With every test: x rows outside the plane, the last dy row.
+        const int64_t r1 = row_off + 2 * o + 1, r2 = r1 + 1;
+        if (in_plane(r1)) {
+            s2_row_taps<T, Masked, false>(xcol + r1 * W, mk, d);
+            add(1, d, dcur);
+        }
+        const bool next = o + 1 < OH;
+        if (in_plane(r2)) {
+            s2_row_taps<T, Masked, false>(xcol + r2 * W, mk, d);
+            add(2, d, dcur);
+            if (next) add(0, d, dy_row(o + 1));
+        }
+        if (next) dcur = dy_row(o + 1);
+    }
+#pragma GCC unroll 9
+    for (int i = 0; i < 9; ++i) accp[i] = acc[i];
+}
+
+template <typename T>
+void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,
+                                int64_t OW, int64_t row_off, int64_t col_off, T* dw) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    typename P::V acc[9];
+    for (int t = 0; t < 9; ++t) acc[t] = P::zero();
+    for (int64_t i0 = 0; i0 < OW; i0 += L) {
+        typename P::M md, mk[4];
+        int64_t rlo, rhi;
+        bool masked = column3_s2_taps<T>(i0, OW, H, W, col_off, &md, mk, &rlo, &rhi);
+        const T* xcol = x + 2 * i0 + col_off;
+        if (i0 + L > OW) {
+            // Load i reads lanes q of outputs (q + (i & 1) * L) / 2: keep those < OW - i0.
+            for (int i = 0; i < 4; ++i)
+                mk[i] = mk[i] & P::range(-(i & 1) * L, 2 * (OW - i0) - (i & 1) * L);
+            depthwise_corr_column3_s2<T, true, true>(xcol, H, W, dy + i0, OH, OW, row_off, mk, md,
+                                                     rlo, rhi, acc);
+        } else if (masked)
+            depthwise_corr_column3_s2<T, true, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk,
+                                                      md, rlo, rhi, acc);
+        else
+            depthwise_corr_column3_s2<T, false, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk,
+                                                       md, rlo, rhi, acc);
+    }
+    for (int t = 0; t < 9; ++t) dw[t] += P::sum(acc[t]);
 }
 
 // dw of one (x, dy) plane pair: one vector accumulator per tap over every output row and
