@@ -63,6 +63,17 @@ inline __m256 zip(__m256 a, __m256 b) {
 inline __m256d zip(__m256d a, __m256d b) {
     return _mm256_permute2f128_pd(_mm256_unpacklo_pd(a, b), _mm256_unpackhi_pd(a, b), 0x20);
 }
+// All of a and b interleaved, as two vectors: lo = zip(a, b), hi the second halves'.
+inline void zip2(__m256 a, __m256 b, __m256* lo, __m256* hi) {
+    const __m256 u = _mm256_unpacklo_ps(a, b), v = _mm256_unpackhi_ps(a, b);
+    *lo = _mm256_permute2f128_ps(u, v, 0x20);
+    *hi = _mm256_permute2f128_ps(u, v, 0x31);
+}
+inline void zip2(__m256d a, __m256d b, __m256d* lo, __m256d* hi) {
+    const __m256d u = _mm256_unpacklo_pd(a, b), v = _mm256_unpackhi_pd(a, b);
+    *lo = _mm256_permute2f128_pd(u, v, 0x20);
+    *hi = _mm256_permute2f128_pd(u, v, 0x31);
+}
 
 // The 4x4 transpose within each 128-bit lane: a[i] lane g element e <- a[e] lane g element i.
 inline void transpose_in_lanes(__m256 (&a)[4]) {

@@ -159,12 +159,18 @@ struct KernelSet {
     //     S(2*o + row_off + kh, 2*i + col_off + kw) + bias, for o < out_h, i < out_w;
     //   depthwise3x3_s2_corr_plane: dw[kh*3 + kw] += sum_{o<OH, i<OW} dy[o*OW + i] *
     //     X(2*o + row_off + kh, 2*i + col_off + kw), X the H x W plane x.
+    //   depthwise3x3_s2_transposed_plane: dx[ih*W + iw] (+)= sum of w[kh*3 + kw] *
+    //     dy[oh*OW + ow] over 2*oh + kh = ih + pad_top, 2*ow + kw = iw + pad_left
+    //     (0 <= oh < OH, 0 <= ow < OW), for ih < H, iw < W (+= when accumulate).
     void (*depthwise3x3_s2_plane)(const T* src, int64_t src_h, int64_t src_w, const T* w,
                                   int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w,
                                   T* out, T bias) = nullptr;
     void (*depthwise3x3_s2_corr_plane)(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,
                                        int64_t OW, int64_t row_off, int64_t col_off,
                                        T* dw) = nullptr;
+    void (*depthwise3x3_s2_transposed_plane)(const T* dy, int64_t OH, int64_t OW, const T* w,
+                                             int64_t pad_top, int64_t pad_left, int64_t H,
+                                             int64_t W, T* dx, bool accumulate) = nullptr;
 
     // ReLU over [0, n) (kernels/eltwise/eltwise_driver.cpp splits arrays into blocks):
     //   relu_forward: y[i] = x[i] < 0 ? 0 : x[i] (NaN passes, as torch.relu);

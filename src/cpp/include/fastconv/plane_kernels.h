@@ -138,7 +138,11 @@ constexpr int kPooledMaxRows = 8;
                                T* out, T bias);                                                   \
     template <typename T>                                                                         \
     void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,    \
-                                    int64_t OW, int64_t row_off, int64_t col_off, T* dw);
+                                    int64_t OW, int64_t row_off, int64_t col_off, T* dw);         \
+    template <typename T>                                                                         \
+    void depthwise3x3_s2_transposed_plane(const T* dy, int64_t OH, int64_t OW, const T* w,        \
+                                          int64_t pad_top, int64_t pad_left, int64_t H,           \
+                                          int64_t W, T* dx, bool accumulate);
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                     \
     template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*,   \
@@ -170,7 +174,10 @@ constexpr int kPooledMaxRows = 8;
     template void depthwise3x3_s2_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,         \
                                            int64_t, int64_t, int64_t, T*, T);                     \
     template void depthwise3x3_s2_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,    \
-                                                int64_t, int64_t, int64_t, T*);
+                                                int64_t, int64_t, int64_t, T*);                   \
+    template void depthwise3x3_s2_transposed_plane<T>(const T*, int64_t, int64_t, const T*,       \
+                                                      int64_t, int64_t, int64_t, int64_t, T*,     \
+                                                      bool);
 
 namespace fastconv {
 // Widest run / panel of the Winograd transforms: the widest NR of any micro-kernel.

@@ -605,8 +605,8 @@ bool depthwise_in_place(const Conv2dParams& p, ConvDirection dir) {
     return ks.depthwise_plane != nullptr && p.KW <= 16;
 }
 
-// Whether KernelSet::depthwise3x3_s2_plane / depthwise3x3_s2_corr_plane take this layer
-// (3x3, stride 2, dilation 1; forward and backward_weight): read in place, as at stride 1.
+// Whether KernelSet::depthwise3x3_s2_plane, _corr_plane and _transposed_plane take this
+// layer (3x3, stride 2, dilation 1): read in place, as at stride 1.
 template <typename T>
 bool depthwise_s2_in_place(const Conv2dParams& p) {
     return kernel_set<T>().depthwise3x3_s2_plane != nullptr && p.KH == 3 && p.KW == 3 &&
@@ -678,6 +678,20 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
                     ks.depthwise_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW, w + k * KK, p.KH, p.KW,
                                        p.pad_top, -p.dil_h, p.pad_left, -p.dil_w, p.H, p.W,
                                        dx + t * HW, m > 0, T(0));
+                }
+            }
+        });
+        return;
+    }
+    if (depthwise_s2_in_place<T>(p)) {
+        parallel_ranges(p.N * p.C, threads_for(p.N * p.C), [&](int64_t t0, int64_t t1) {
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t n = t / p.C, c = t % p.C;
+                for (int64_t m = 0; m < mult; ++m) {
+                    const int64_t k = c * mult + m;
+                    ks.depthwise3x3_s2_transposed_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW,
+                                                        w + k * KK, p.pad_top, p.pad_left, p.H,
+                                                        p.W, dx + t * HW, m > 0);
                 }
             }
         });

@@ -532,9 +532,16 @@ struct PhaseLanes<float> {
     static __m512i interleave() {  // a[0], b[0], a[1], b[1], ..., a[7], b[7]
         return _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     }
+    static __m512i interleave_hi() {  // a[8], b[8], ..., a[15], b[15]
+        return _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    }
     static V evens(V a, V b) { return perm(a, even(), b); }  // a[0], a[2], .., b[0], b[2], ..
     static V odds(V a, V b) { return perm(a, odd(), b); }
     static V zip(V a, V b) { return perm(a, interleave(), b); }
+    static void zip2(V a, V b, V* lo, V* hi) {  // all of a and b interleaved, in two vectors
+        *lo = zip(a, b);
+        *hi = perm(a, interleave_hi(), b);
+    }
     // evens / odds with their lanes in one fixed order for both, and ordered(v), which puts
     // lanes in that order back in order, unordered(v) the other way: here the order itself
     // (one permute either way).
@@ -565,9 +572,14 @@ struct PhaseLanes<double> {
     static __m512i even() { return _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14); }
     static __m512i odd() { return _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15); }
     static __m512i interleave() { return _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11); }
+    static __m512i interleave_hi() { return _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15); }
     static V evens(V a, V b) { return perm(a, even(), b); }
     static V odds(V a, V b) { return perm(a, odd(), b); }
     static V zip(V a, V b) { return perm(a, interleave(), b); }
+    static void zip2(V a, V b, V* lo, V* hi) {  // all of a and b interleaved, in two vectors
+        *lo = zip(a, b);
+        *hi = perm(a, interleave_hi(), b);
+    }
     static V evens_unordered(V a, V b) { return evens(a, b); }
     static V odds_unordered(V a, V b) { return odds(a, b); }
     static V ordered(V v) { return v; }
@@ -609,6 +621,7 @@ struct PhaseLanes : Lanes256<T> {
     static V evens(V a, V b) { return ::fastconv::evens(a, b); }             // a0 a2 .. b0 b2 ..
     static V odds(V a, V b) { return ::fastconv::odds(a, b); }
     static V zip(V a, V b) { return ::fastconv::zip(a, b); }  // a0 b0 a1 b1 ..
+    static void zip2(V a, V b, V* lo, V* hi) { ::fastconv::zip2(a, b, lo, hi); }
     // One shuffle each, lanes in the order of evens_in_lanes (the same for both); ordered
     // puts them in order (a permute: evens = ordered(evens_unordered)).
     static V evens_unordered(V a, V b) { return evens_in_lanes(a, b); }
@@ -1252,6 +1265,141 @@ void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* 
         else
             depthwise_column3_s2<T, false>(scol, src_h, src_w, wv, row_off, mk, mo, c + L > out_w,
                                            rlo, rhi, out_h, out_w, out + c, b);
+    }
+}
+
+// backward_data of a 3x3 plane at stride 2 (the transposed convolution), 2L columns of dx
+// (from L of dy) at a time, streamed down the dy rows: dx[ih][iw] takes the taps
+// 2*oh + kh = ih + pad_top, 2*ow + kw = iw + pad_left. Along a row, the dx columns of one
+// parity of iw + pad_left take taps kw = 0 and 2 (dy columns ow and ow - 1), the others
+// tap 1: with P0 = dy lanes [b, b + L) and P1 = [b + 1, b + 1 + L) of a dy row (b =
+// floor((iw0 + pad_left - 1) / 2)), they are X = w[kh][0]*P1 + w[kh][2]*P0 and
+// Y = w[kh][1]*(Odd ? P0 : P1), interleaved (Y first when iw0 + pad_left is odd). Down
+// the plane, dy row oh is loaded once and feeds dx rows u = 2oh (kh = 0; finished),
+// 2oh + 1 (kh = 1; whole) and 2oh + 2 (kh = 2; started), u = ih + pad_top:
+//     dx = [dx +] (kh = 2 taps of dy row oh - 1) + (kh = 0 taps of dy row oh)
+// per dx row u even, each sum in kw order 0, 2 (X) or alone (Y). The phase-plane path
+// padded dy, ran one shifted_taps pass per phase and merged the phases into dx.
+// Masked: a lane of P0 or P1 leaves the dy row (masks mk[2]); dy rows in [rlo, rhi] load
+// plainly inside the plane and mask after the load. Columns past the dx row store their
+// first n lanes; accumulate adds to dx (a channel multiplier > 1).
+template <typename T, bool Odd, bool Masked>
+void depthwise_column3_s2_transposed(const T* dcol, int64_t OH, int64_t OW,
+                                     const typename PhaseLanes<T>::V* wv, int64_t pad_top,
+                                     const typename PhaseLanes<T>::M* mkp, int64_t rlo,
+                                     int64_t rhi, int64_t H, int64_t W, int64_t n, T* out,
+                                     bool accumulate) {
+    using P = PhaseLanes<T>;
+    using V = typename P::V;
+    constexpr int64_t L = P::L;
+    V w[9];  // in locals (see depthwise_column3)
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) w[t] = wv[t];
+    typename P::M mk[2];
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    // dx row u = ih + pad_top from its two phases x (X), y (Y).
+    auto store = [&](int64_t u, V x, V y) __attribute__((always_inline)) {
+        const int64_t ih = u - pad_top;
+        if (ih < 0 || ih >= H) return;
+        T* o = out + ih * W;
+        V lo, hi;
+        if (Odd)
+            P::zip2(y, x, &lo, &hi);
+        else
+            P::zip2(x, y, &lo, &hi);
+        if (n >= 2 * L) {
+            if (accumulate) lo = P::add(P::loadu(o), lo), hi = P::add(P::loadu(o + L), hi);
+            P::storeu(o, lo);
+            P::storeu(o + L, hi);
+            return;
+        }
+        const typename P::M m0 = P::range(0, n), m1 = P::range(0, n - L);
+        if (accumulate) lo = P::add(P::load(m0, o), lo);
+        P::store(o, m0, lo);
+        if (n > L) {
+            if (accumulate) hi = P::add(P::load(m1, o + L), hi);
+            P::store(o + L, m1, hi);
+        }
+    };
+    auto row = [&](int64_t oh, V* p0, V* p1, auto plain) __attribute__((always_inline)) {
+        const T* s = dcol + oh * OW;
+        if (!Masked) {
+            *p0 = P::loadu(s), *p1 = P::loadu(s + 1);
+        } else if (decltype(plain)::value) {
+            *p0 = P::keep(mk[0], P::loadu(s)), *p1 = P::keep(mk[1], P::loadu(s + 1));
+        } else {
+            *p0 = P::load(mk[0], s), *p1 = P::load(mk[1], s + 1);
+        }
+    };
+    auto x_of = [&](int kh, V p0, V p1) __attribute__((always_inline)) {
+        return P::fmadd(w[kh * 3 + 2], p0, P::mul(w[kh * 3], p1));
+    };
+    auto y_of = [&](int kh, V p0, V p1) __attribute__((always_inline)) {
+        return P::mul(w[kh * 3 + 1], Odd ? p0 : p1);
+    };
+    const V z = P::zero();
+    V xe = z, ye = z;  // dx row u = 2oh: the kh = 2 taps of dy row oh - 1
+    // dy rows [ya, yb) = [rlo, rhi + 1): plain loads (store tests its row either way).
+    const int64_t ya = rlo, yb = rhi + 1;
+    for (int64_t oh = 0; oh < OH; ++oh) {
+        V p0, p1;
+        if (oh == ya && ya < yb) {
+            for (; oh < yb; ++oh) {
+                row(oh, &p0, &p1, std::true_type{});
+                store(2 * oh, P::add(xe, x_of(0, p0, p1)), P::add(ye, y_of(0, p0, p1)));
+                store(2 * oh + 1, x_of(1, p0, p1), y_of(1, p0, p1));
+                xe = x_of(2, p0, p1), ye = y_of(2, p0, p1);
+            }
+            --oh;
+            continue;
+        }
+        row(oh, &p0, &p1, std::false_type{});
+        store(2 * oh, P::add(xe, x_of(0, p0, p1)), P::add(ye, y_of(0, p0, p1)));
+        store(2 * oh + 1, x_of(1, p0, p1), y_of(1, p0, p1));
+        xe = x_of(2, p0, p1), ye = y_of(2, p0, p1);
+    }
+    store(2 * OH, xe, ye);
+    // dx rows below every tap's reach: 0 (or left as they are).
+    if (!accumulate)
+        for (int64_t u = 2 * OH + 1; u < H + pad_top; ++u) store(u, z, z);
+}
+
+// dx of one (image, channel) plane from one dy plane at stride 2, 3x3, dilation 1
+// (depthwise_column3_s2_transposed, 2L dx columns at a time); accumulate adds to dx. A last
+// column past the row's end moves back to end with it unless accumulating.
+template <typename T>
+void depthwise3x3_s2_transposed_plane(const T* dy, int64_t OH, int64_t OW, const T* w,
+                                      int64_t pad_top, int64_t pad_left, int64_t H, int64_t W,
+                                      T* dx, bool accumulate) {
+    using P = PhaseLanes<T>;
+    constexpr int64_t L = P::L;
+    typename P::V wv[9];
+    for (int t = 0; t < 9; ++t) wv[t] = P::set1(w[t]);
+    for (int64_t i0 = 0; i0 < W; i0 += 2 * L) {
+        const int64_t c = !accumulate && i0 + 2 * L > W && W >= 2 * L ? W - 2 * L : i0;
+        const int64_t v = c + pad_left, b = (v - 1) >> 1;  // floor((v - 1) / 2)
+        typename P::M mk[2];
+        mk[0] = P::range(-b, OW - b);
+        mk[1] = P::range(-b - 1, OW - b - 1);
+        const bool masked = b < 0 || b + 1 + L > OW;
+        // dy rows whose loads [b, b + L] stay inside the dy plane.
+        int64_t rlo = 0, rhi = OH - 1;
+        while (rlo * OW + b < 0) ++rlo;
+        for (int64_t over = b + L + 1 - OW; over > 0; over -= OW) --rhi;
+        auto go = [&](auto odd, auto msk) {
+            depthwise_column3_s2_transposed<T, decltype(odd)::value, decltype(msk)::value>(
+                dy + b, OH, OW, wv, pad_top, mk, rlo, rhi, H, W, W - c, dx + c, accumulate);
+        };
+        const bool odd = v & 1;
+        if (odd && masked)
+            go(std::true_type{}, std::true_type{});
+        else if (odd)
+            go(std::true_type{}, std::false_type{});
+        else if (masked)
+            go(std::false_type{}, std::true_type{});
+        else
+            go(std::false_type{}, std::false_type{});
     }
 }
 
