@@ -38,15 +38,25 @@ inline __m256i lanes64(int64_t a, int64_t b) {
 // Elements 0, 2, 4, .. and 1, 3, 5, .. of the 16 floats lo:hi within 128-bit lanes, one
 // shufps each: lo0 lo2 hi0 hi2 | lo4 lo6 hi4 hi6 (the lane order (0 1 4 5 2 3 6 7) of the
 // result); in_pair_order puts the 64-bit pairs, and so the lanes, in order.
-inline __m256 evens_in_lanes(__m256 lo, __m256 hi) { return _mm256_shuffle_ps(lo, hi, 0x88); }
-inline __m256 odds_in_lanes(__m256 lo, __m256 hi) { return _mm256_shuffle_ps(lo, hi, 0xDD); }
+inline __m256 evens_in_lanes(__m256 lo, __m256 hi) {
+    return _mm256_shuffle_ps(lo, hi, 0x88);
+}
+inline __m256 odds_in_lanes(__m256 lo, __m256 hi) {
+    return _mm256_shuffle_ps(lo, hi, 0xDD);
+}
 inline __m256 in_pair_order(__m256 v) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
 }
 // The same for the 8 doubles lo:hi (unpacklo: lo0 hi0 | lo2 hi2, lane order (0 2 1 3)).
-inline __m256d evens_in_lanes(__m256d lo, __m256d hi) { return _mm256_unpacklo_pd(lo, hi); }
-inline __m256d odds_in_lanes(__m256d lo, __m256d hi) { return _mm256_unpackhi_pd(lo, hi); }
-inline __m256d in_pair_order(__m256d v) { return _mm256_permute4x64_pd(v, 0xD8); }
+inline __m256d evens_in_lanes(__m256d lo, __m256d hi) {
+    return _mm256_unpacklo_pd(lo, hi);
+}
+inline __m256d odds_in_lanes(__m256d lo, __m256d hi) {
+    return _mm256_unpackhi_pd(lo, hi);
+}
+inline __m256d in_pair_order(__m256d v) {
+    return _mm256_permute4x64_pd(v, 0xD8);
+}
 // Elements 0, 2, 4, .. (evens) and 1, 3, 5, .. (odds) of lo:hi, in order.
 template <typename V>
 inline V evens(V lo, V hi) {

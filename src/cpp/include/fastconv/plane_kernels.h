@@ -95,54 +95,54 @@ constexpr int kPooledMaxRows = 8;
     void gemm_small_m(int64_t M, int64_t j0, int64_t j1, int64_t K, T alpha, const T* a,    \
                       const T* B, int64_t rs, int64_t cs, T beta, T* C, int64_t ldc);
 
-#define FASTCONV_DECLARE_DIRECT_KERNELS                                                           \
-    template <typename T>                                                                         \
-    void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n, int mr, \
-                      T* c, int64_t ldc, bool accumulate);                                        \
-    template <typename T>                                                                         \
-    void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,   \
-                      T* out, int64_t ldo);                                                       \
-    template <typename T>                                                                         \
-    void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);        \
-    template <typename T>                                                                         \
-    int64_t pooled_corr(int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,      \
-                        int64_t nrows, const T* base, int64_t ld, int64_t n, T* acc,              \
-                        int64_t ldacc);                                                           \
-    template <typename T>                                                                         \
-    int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,            \
-                             const int64_t* poff, const T* base, const int64_t* roff, int nr,     \
-                             int64_t len, int64_t ldacc, T* acc);                                 \
-    template <typename T>                                                                         \
-    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,    \
-                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                     \
-    template <typename T>                                                                         \
-    void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,  \
-                        int64_t Wq, T* even, T* odd, int64_t dst_stride);                         \
-    template <typename T>                                                                         \
-    void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,              \
-                        int64_t nrows, int64_t pad, int64_t W, T* dst, int64_t dst_stride);       \
-    template <typename T>                                                                         \
-    ::fastconv::DirectTiles direct_tiles();                                                       \
-    template <typename T>                                                                         \
-    void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t KH,      \
-                         int64_t KW, int64_t row_off, int64_t row_step, int64_t col_off,          \
-                         int64_t col_step, int64_t out_h, int64_t out_w, T* out, bool accumulate, \
-                         T bias);                                                                 \
-    template <typename T>                                                                         \
-    void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,          \
-                              int64_t OW, int64_t KH, int64_t KW, int64_t row_off,                \
-                              int64_t row_step, int64_t col_off, int64_t col_step, T* dw);        \
-    template <typename T>                                                                         \
-    void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w,            \
-                               int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w,    \
-                               T* out, T bias);                                                   \
-    template <typename T>                                                                         \
-    void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,    \
-                                    int64_t OW, int64_t row_off, int64_t col_off, T* dw);         \
-    template <typename T>                                                                         \
-    void depthwise3x3_s2_transposed_plane(const T* dy, int64_t OH, int64_t OW, const T* w,        \
-                                          int64_t pad_top, int64_t pad_left, int64_t H,           \
-                                          int64_t W, T* dx, bool accumulate);
+#define FASTCONV_DECLARE_DIRECT_KERNELS                                                            \
+    template <typename T>                                                                          \
+    void shifted_gemm(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n, int mr,  \
+                      T* c, int64_t ldc, bool accumulate);                                         \
+    template <typename T>                                                                          \
+    void shifted_corr(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,    \
+                      T* out, int64_t ldo);                                                        \
+    template <typename T>                                                                          \
+    void shifted_taps(int64_t n, const T* w, int64_t ntaps, const T* const* rows, T* out);         \
+    template <typename T>                                                                          \
+    int64_t pooled_corr(int64_t nk, int64_t nq, const T* g, const int64_t* idx, int64_t ldq,       \
+                        int64_t nrows, const T* base, int64_t ld, int64_t n, T* acc,               \
+                        int64_t ldacc);                                                            \
+    template <typename T>                                                                          \
+    int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npos,             \
+                             const int64_t* poff, const T* base, const int64_t* roff, int nr,      \
+                             int64_t len, int64_t ldacc, T* acc);                                  \
+    template <typename T>                                                                          \
+    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,     \
+                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                      \
+    template <typename T>                                                                          \
+    void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,   \
+                        int64_t Wq, T* even, T* odd, int64_t dst_stride);                          \
+    template <typename T>                                                                          \
+    void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,               \
+                        int64_t nrows, int64_t pad, int64_t W, T* dst, int64_t dst_stride);        \
+    template <typename T>                                                                          \
+    ::fastconv::DirectTiles direct_tiles();                                                        \
+    template <typename T>                                                                          \
+    void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t KH,       \
+                         int64_t KW, int64_t row_off, int64_t row_step, int64_t col_off,           \
+                         int64_t col_step, int64_t out_h, int64_t out_w, T* out, bool accumulate,  \
+                         T bias);                                                                  \
+    template <typename T>                                                                          \
+    void depthwise_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,           \
+                              int64_t OW, int64_t KH, int64_t KW, int64_t row_off,                 \
+                              int64_t row_step, int64_t col_off, int64_t col_step, T* dw);         \
+    template <typename T>                                                                          \
+    void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w,             \
+                               int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w,     \
+                               T* out, T bias);                                                    \
+    template <typename T>                                                                          \
+    void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, int64_t OH,     \
+                                    int64_t OW, int64_t row_off, int64_t col_off, T* dw);          \
+    template <typename T>                                                                          \
+    void depthwise3x3_s2_transposed_plane(const T* dy, int64_t OH, int64_t OW, const T* w,         \
+                                          int64_t pad_top, int64_t pad_left, int64_t H, int64_t W, \
+                                          T* dx, bool accumulate);
 
 #define FASTCONV_INSTANTIATE_DIRECT_KERNELS(T)                                                     \
     template void shifted_gemm<T>(int64_t, const T*, const T* const*, int64_t, int64_t, int, T*,   \
@@ -164,20 +164,19 @@ constexpr int kPooledMaxRows = 8;
     template ::fastconv::DirectTiles direct_tiles<T>();
 
 // The depthwise plane kernels exist on AVX2 and AVX-512 (null slots in the baseline build).
-#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                 \
-    template void depthwise_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t,      \
-                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*,    \
-                                     bool, T);                                                    \
-    template void depthwise_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t, \
-                                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,   \
-                                          T*);                                                    \
-    template void depthwise3x3_s2_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,         \
-                                           int64_t, int64_t, int64_t, T*, T);                     \
-    template void depthwise3x3_s2_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,    \
-                                                int64_t, int64_t, int64_t, T*);                   \
-    template void depthwise3x3_s2_transposed_plane<T>(const T*, int64_t, int64_t, const T*,       \
-                                                      int64_t, int64_t, int64_t, int64_t, T*,     \
-                                                      bool);
+#define FASTCONV_INSTANTIATE_DEPTHWISE_KERNELS(T)                                                  \
+    template void depthwise_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t,       \
+                                     int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, T*,     \
+                                     bool, T);                                                     \
+    template void depthwise_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t,  \
+                                          int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,    \
+                                          T*);                                                     \
+    template void depthwise3x3_s2_plane<T>(const T*, int64_t, int64_t, const T*, int64_t, int64_t, \
+                                           int64_t, int64_t, T*, T);                               \
+    template void depthwise3x3_s2_corr_plane<T>(const T*, int64_t, int64_t, const T*, int64_t,     \
+                                                int64_t, int64_t, int64_t, T*);                    \
+    template void depthwise3x3_s2_transposed_plane<T>(                                             \
+        const T*, int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int64_t, T*, bool);
 
 namespace fastconv {
 // Widest run / panel of the Winograd transforms: the widest NR of any micro-kernel.

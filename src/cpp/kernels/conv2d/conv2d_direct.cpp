@@ -690,8 +690,8 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
                 for (int64_t m = 0; m < mult; ++m) {
                     const int64_t k = c * mult + m;
                     ks.depthwise3x3_s2_transposed_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW,
-                                                        w + k * KK, p.pad_top, p.pad_left, p.H,
-                                                        p.W, dx + t * HW, m > 0);
+                                                        w + k * KK, p.pad_top, p.pad_left, p.H, p.W,
+                                                        dx + t * HW, m > 0);
                 }
             }
         });
@@ -762,8 +762,8 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
                 std::fill(dwk, dwk + KK, T(0));
                 for (int64_t n = 0; n < p.N; ++n)
                     ks.depthwise3x3_s2_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
-                                                  dy + (n * p.K + k) * OHW, p.OH, p.OW,
-                                                  -p.pad_top, -p.pad_left, dwk);
+                                                  dy + (n * p.K + k) * OHW, p.OH, p.OW, -p.pad_top,
+                                                  -p.pad_left, dwk);
             }
         });
         return;

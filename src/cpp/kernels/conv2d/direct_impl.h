@@ -1126,7 +1126,7 @@ void depthwise_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int
 // the load, the others load through the masks.
 template <typename T, bool Masked, bool Plain>
 [[gnu::always_inline]] inline void s2_row_taps(const T* s, const typename PhaseLanes<T>::M* mk,
-                                              typename PhaseLanes<T>::V (&d)[3]) {
+                                               typename PhaseLanes<T>::V (&d)[3]) {
     using P = PhaseLanes<T>;
     using V = typename P::V;
     constexpr int64_t L = P::L;
@@ -1144,7 +1144,8 @@ template <typename T, bool Masked, bool Plain>
 // depthwise_column3 for the order).
 template <typename V, typename P>
 [[gnu::always_inline]] inline V s2_chain(const V (&w)[9], int kh, const V (&d)[3], V acc) {
-    return P::fmadd(w[kh * 3 + 2], d[2], P::fmadd(w[kh * 3 + 1], d[1], P::fmadd(w[kh * 3], d[0], acc)));
+    return P::fmadd(w[kh * 3 + 2], d[2],
+                    P::fmadd(w[kh * 3 + 1], d[1], P::fmadd(w[kh * 3], d[0], acc)));
 }
 template <typename V, typename P>
 [[gnu::always_inline]] inline V s2_sum(const V (&w)[9], int kh, const V (&d)[3]) {
@@ -1245,9 +1246,8 @@ bool column3_s2_taps(int64_t i0, int64_t out_w, int64_t src_h, int64_t src_w, in
 // of output lanes at a time (depthwise_column3_s2); a last column past the row's end moves
 // back to end with it, as in depthwise_plane.
 template <typename T>
-void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w,
-                           int64_t row_off, int64_t col_off, int64_t out_h, int64_t out_w, T* out,
-                           T bias) {
+void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* w, int64_t row_off,
+                           int64_t col_off, int64_t out_h, int64_t out_w, T* out, T bias) {
     using P = PhaseLanes<T>;
     constexpr int64_t L = P::L;
     typename P::V wv[9];
@@ -1257,7 +1257,8 @@ void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* 
         const int64_t c = i0 + L > out_w && out_w >= L ? out_w - L : i0;
         typename P::M mo, mk[4];
         int64_t rlo, rhi;
-        const bool masked = column3_s2_taps<T>(c, out_w, src_h, src_w, col_off, &mo, mk, &rlo, &rhi);
+        const bool masked =
+            column3_s2_taps<T>(c, out_w, src_h, src_w, col_off, &mo, mk, &rlo, &rhi);
         const T* scol = src + 2 * c + col_off;
         if (masked)
             depthwise_column3_s2<T, true>(scol, src_h, src_w, wv, row_off, mk, mo, c + L > out_w,
@@ -1286,9 +1287,8 @@ void depthwise3x3_s2_plane(const T* src, int64_t src_h, int64_t src_w, const T* 
 template <typename T, bool Odd, bool Masked>
 void depthwise_column3_s2_transposed(const T* dcol, int64_t OH, int64_t OW,
                                      const typename PhaseLanes<T>::V* wv, int64_t pad_top,
-                                     const typename PhaseLanes<T>::M* mkp, int64_t rlo,
-                                     int64_t rhi, int64_t H, int64_t W, int64_t n, T* out,
-                                     bool accumulate) {
+                                     const typename PhaseLanes<T>::M* mkp, int64_t rlo, int64_t rhi,
+                                     int64_t H, int64_t W, int64_t n, T* out, bool accumulate) {
     using P = PhaseLanes<T>;
     using V = typename P::V;
     constexpr int64_t L = P::L;
@@ -1335,9 +1335,8 @@ void depthwise_column3_s2_transposed(const T* dcol, int64_t OH, int64_t OW,
     auto x_of = [&](int kh, V p0, V p1) __attribute__((always_inline)) {
         return P::fmadd(w[kh * 3 + 2], p0, P::mul(w[kh * 3], p1));
     };
-    auto y_of = [&](int kh, V p0, V p1) __attribute__((always_inline)) {
-        return P::mul(w[kh * 3 + 1], Odd ? p0 : p1);
-    };
+    auto y_of = [&](int kh, V p0, V p1)
+                    __attribute__((always_inline)) { return P::mul(w[kh * 3 + 1], Odd ? p0 : p1); };
     const V z = P::zero();
     V xe = z, ye = z;  // dx row u = 2oh: the kh = 2 taps of dy row oh - 1
     // dy rows [ya, yb) = [rlo, rhi + 1): plain loads (store tests its row either way).
@@ -1494,11 +1493,11 @@ void depthwise3x3_s2_corr_plane(const T* x, int64_t H, int64_t W, const T* dy, i
             depthwise_corr_column3_s2<T, true, true>(xcol, H, W, dy + i0, OH, OW, row_off, mk, md,
                                                      rlo, rhi, acc);
         } else if (masked)
-            depthwise_corr_column3_s2<T, true, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk,
-                                                      md, rlo, rhi, acc);
+            depthwise_corr_column3_s2<T, true, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk, md,
+                                                      rlo, rhi, acc);
         else
-            depthwise_corr_column3_s2<T, false, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk,
-                                                       md, rlo, rhi, acc);
+            depthwise_corr_column3_s2<T, false, false>(xcol, H, W, dy + i0, OH, OW, row_off, mk, md,
+                                                       rlo, rhi, acc);
     }
     for (int t = 0; t < 9; ++t) dw[t] += P::sum(acc[t]);
 }
