@@ -618,24 +618,19 @@ void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
                               T* y) {
     const KernelSet<T>& ks = kernel_set<T>();
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
-    if (depthwise_in_place<T>(p, ConvDirection::forward)) {
+    const bool s2 = depthwise_s2_in_place<T>(p);
+    if (s2 || depthwise_in_place<T>(p, ConvDirection::forward)) {
         parallel_ranges(p.N * p.K, threads_for(p.N * p.K), [&](int64_t t0, int64_t t1) {
             for (int64_t t = t0; t < t1; ++t) {
                 const int64_t n = t / p.K, k = t % p.K;
-                ks.depthwise_plane(x + (n * p.C + k / mult) * HW, p.H, p.W, w + k * KK, p.KH, p.KW,
-                                   -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, p.OH, p.OW,
-                                   y + t * OHW, false, bias ? bias[k] : T(0));
-            }
-        });
-        return;
-    }
-    if (depthwise_s2_in_place<T>(p)) {
-        parallel_ranges(p.N * p.K, threads_for(p.N * p.K), [&](int64_t t0, int64_t t1) {
-            for (int64_t t = t0; t < t1; ++t) {
-                const int64_t n = t / p.K, k = t % p.K;
-                ks.depthwise3x3_s2_plane(x + (n * p.C + k / mult) * HW, p.H, p.W, w + k * KK,
-                                         -p.pad_top, -p.pad_left, p.OH, p.OW, y + t * OHW,
-                                         bias ? bias[k] : T(0));
+                const T* xc = x + (n * p.C + k / mult) * HW;
+                const T b = bias ? bias[k] : T(0);
+                if (s2)
+                    ks.depthwise3x3_s2_plane(xc, p.H, p.W, w + k * KK, -p.pad_top, -p.pad_left,
+                                             p.OH, p.OW, y + t * OHW, b);
+                else
+                    ks.depthwise_plane(xc, p.H, p.W, w + k * KK, p.KH, p.KW, -p.pad_top, p.dil_h,
+                                       -p.pad_left, p.dil_w, p.OH, p.OW, y + t * OHW, false, b);
             }
         });
         return;
@@ -667,31 +662,25 @@ template <typename T>
 void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const KernelSet<T>& ks = kernel_set<T>();
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
-    if (depthwise_in_place<T>(p, ConvDirection::backward_data)) {
+    const bool s2 = depthwise_s2_in_place<T>(p);
+    if (s2 || depthwise_in_place<T>(p, ConvDirection::backward_data)) {
         // dx[ih][iw] = sum over m, kh, kw of w[k][kh][kw] * dy[k][ih + pad_top - kh*dil_h]
-        // [iw + pad_left - kw*dil_w], k = c*mult + m: the plane kernel with negative steps.
+        // [iw + pad_left - kw*dil_w], k = c*mult + m: at stride 1 the plane kernel with
+        // negative steps, at stride 2 the transposed one; each adds to dx for m > 0.
         parallel_ranges(p.N * p.C, threads_for(p.N * p.C), [&](int64_t t0, int64_t t1) {
             for (int64_t t = t0; t < t1; ++t) {
                 const int64_t n = t / p.C, c = t % p.C;
                 for (int64_t m = 0; m < mult; ++m) {
                     const int64_t k = c * mult + m;
-                    ks.depthwise_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW, w + k * KK, p.KH, p.KW,
-                                       p.pad_top, -p.dil_h, p.pad_left, -p.dil_w, p.H, p.W,
-                                       dx + t * HW, m > 0, T(0));
-                }
-            }
-        });
-        return;
-    }
-    if (depthwise_s2_in_place<T>(p)) {
-        parallel_ranges(p.N * p.C, threads_for(p.N * p.C), [&](int64_t t0, int64_t t1) {
-            for (int64_t t = t0; t < t1; ++t) {
-                const int64_t n = t / p.C, c = t % p.C;
-                for (int64_t m = 0; m < mult; ++m) {
-                    const int64_t k = c * mult + m;
-                    ks.depthwise3x3_s2_transposed_plane(dy + (n * p.K + k) * OHW, p.OH, p.OW,
-                                                        w + k * KK, p.pad_top, p.pad_left, p.H, p.W,
-                                                        dx + t * HW, m > 0);
+                    const T* dyk = dy + (n * p.K + k) * OHW;
+                    if (s2)
+                        ks.depthwise3x3_s2_transposed_plane(dyk, p.OH, p.OW, w + k * KK, p.pad_top,
+                                                            p.pad_left, p.H, p.W, dx + t * HW,
+                                                            m > 0);
+                    else
+                        ks.depthwise_plane(dyk, p.OH, p.OW, w + k * KK, p.KH, p.KW, p.pad_top,
+                                           -p.dil_h, p.pad_left, -p.dil_w, p.H, p.W, dx + t * HW,
+                                           m > 0, T(0));
                 }
             }
         });
@@ -741,29 +730,23 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
-    if (depthwise_in_place<T>(p, ConvDirection::backward_weight)) {
+    const bool s2 = depthwise_s2_in_place<T>(p);
+    if (s2 || depthwise_in_place<T>(p, ConvDirection::backward_weight)) {
         // Per output channel, images in order (bitwise identical for any thread count).
         parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
             for (int64_t k = k0; k < k1; ++k) {
                 T* dwk = dw + k * KK;
                 std::fill(dwk, dwk + KK, T(0));
-                for (int64_t n = 0; n < p.N; ++n)
-                    ks.depthwise_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
-                                            dy + (n * p.K + k) * OHW, p.OH, p.OW, p.KH, p.KW,
-                                            -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, dwk);
-            }
-        });
-        return;
-    }
-    if (depthwise_s2_in_place<T>(p)) {
-        parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
-            for (int64_t k = k0; k < k1; ++k) {
-                T* dwk = dw + k * KK;
-                std::fill(dwk, dwk + KK, T(0));
-                for (int64_t n = 0; n < p.N; ++n)
-                    ks.depthwise3x3_s2_corr_plane(x + (n * p.C + k / mult) * HW, p.H, p.W,
-                                                  dy + (n * p.K + k) * OHW, p.OH, p.OW, -p.pad_top,
-                                                  -p.pad_left, dwk);
+                for (int64_t n = 0; n < p.N; ++n) {
+                    const T* xc = x + (n * p.C + k / mult) * HW;
+                    const T* dyk = dy + (n * p.K + k) * OHW;
+                    if (s2)
+                        ks.depthwise3x3_s2_corr_plane(xc, p.H, p.W, dyk, p.OH, p.OW, -p.pad_top,
+                                                      -p.pad_left, dwk);
+                    else
+                        ks.depthwise_corr_plane(xc, p.H, p.W, dyk, p.OH, p.OW, p.KH, p.KW,
+                                                -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, dwk);
+                }
             }
         });
         return;

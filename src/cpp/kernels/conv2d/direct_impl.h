@@ -1152,7 +1152,16 @@ template <typename V, typename P>
     return P::fmadd(w[kh * 3 + 2], d[2], P::fmadd(w[kh * 3 + 1], d[1], P::mul(w[kh * 3], d[0])));
 }
 
-// One vector column of depthwise_plane_s2, streamed down the source rows: output y adds
+// Outputs [*ya, *yb) of [0, n) of a stride-2 column whose last two source rows,
+// row_off + 2y + 1 and + 2, lie in [rlo, rhi] (no division: this runs per column).
+inline void s2_steady_outputs(int64_t row_off, int64_t rlo, int64_t rhi, int64_t n, int64_t* ya,
+                              int64_t* yb) {
+    *ya = 0, *yb = n;
+    while (*ya < *yb && row_off + 2 * *ya + 1 < rlo) ++*ya;
+    while (*yb > *ya && row_off + 2 * *yb > rhi) --*yb;
+}
+
+// One vector column of depthwise3x3_s2_plane, streamed down the source rows: output y adds
 // rows row_off + 2y + {0, 1, 2}; the last of them is also the next output's first, so each
 // row is loaded once (rows 2y + 2 feed two outputs) and two accumulators are live.
 //     y = ((b + first row's taps) + middle row's taps) + last row's taps
@@ -1171,17 +1180,15 @@ void depthwise_column3_s2(const T* scol, int64_t src_h, int64_t src_w,
     for (int t = 0; t < 9; ++t) w[t] = wv[t];
     typename P::M mk[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    for (int i = 0; i < 4; ++i) mk[i] = mkp[i];
     auto in_plane = [&](int64_t r) { return r >= 0 && r < src_h; };
     V d[3], acc = b;
     if (in_plane(row_off)) {
         s2_row_taps<T, Masked, false>(scol + row_off * src_w, mk, d);
         acc = s2_chain<V, P>(w, 0, d, b);
     }
-    // Outputs [ya, yb): both rows they load, row_off + 2y + 1 and + 2, in [rlo, rhi].
-    int64_t ya = 0, yb = out_h;
-    while (ya < yb && row_off + 2 * ya + 1 < rlo) ++ya;
-    while (yb > ya && row_off + 2 * yb > rhi) --yb;
+    int64_t ya, yb;  // outputs with both rows they load plain
+    s2_steady_outputs(row_off, rlo, rhi, out_h, &ya, &yb);
     auto store = [&](T* o, V v) __attribute__((always_inline)) {
         if (partial)
             P::store(o, mo, P::ordered(v));
@@ -1297,7 +1304,7 @@ void depthwise_column3_s2_transposed(const T* dcol, int64_t OH, int64_t OW,
     for (int t = 0; t < 9; ++t) w[t] = wv[t];
     typename P::M mk[2];
 #pragma GCC unroll 2
-    for (int i = 0; i < 2; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    for (int i = 0; i < 2; ++i) mk[i] = mkp[i];
     // dx row u = ih + pad_top from its two phases x (X), y (Y).
     auto store = [&](int64_t u, V x, V y) __attribute__((always_inline)) {
         const int64_t ih = u - pad_top;
@@ -1339,25 +1346,19 @@ void depthwise_column3_s2_transposed(const T* dcol, int64_t OH, int64_t OW,
                     __attribute__((always_inline)) { return P::mul(w[kh * 3 + 1], Odd ? p0 : p1); };
     const V z = P::zero();
     V xe = z, ye = z;  // dx row u = 2oh: the kh = 2 taps of dy row oh - 1
-    // dy rows [ya, yb) = [rlo, rhi + 1): plain loads (store tests its row either way).
-    const int64_t ya = rlo, yb = rhi + 1;
-    for (int64_t oh = 0; oh < OH; ++oh) {
+    auto step = [&](int64_t oh, auto plain) __attribute__((always_inline)) {
         V p0, p1;
-        if (oh == ya && ya < yb) {
-            for (; oh < yb; ++oh) {
-                row(oh, &p0, &p1, std::true_type{});
-                store(2 * oh, P::add(xe, x_of(0, p0, p1)), P::add(ye, y_of(0, p0, p1)));
-                store(2 * oh + 1, x_of(1, p0, p1), y_of(1, p0, p1));
-                xe = x_of(2, p0, p1), ye = y_of(2, p0, p1);
-            }
-            --oh;
-            continue;
-        }
-        row(oh, &p0, &p1, std::false_type{});
+        row(oh, &p0, &p1, plain);
         store(2 * oh, P::add(xe, x_of(0, p0, p1)), P::add(ye, y_of(0, p0, p1)));
         store(2 * oh + 1, x_of(1, p0, p1), y_of(1, p0, p1));
         xe = x_of(2, p0, p1), ye = y_of(2, p0, p1);
-    }
+    };
+    // dy rows [rlo, rhi] load plainly (store tests its dx row either way).
+    const int64_t ya = rlo < OH ? rlo : OH, yb = rhi + 1 > ya ? rhi + 1 : ya;
+    int64_t oh = 0;
+    for (; oh < ya; ++oh) step(oh, std::false_type{});
+    for (; oh < yb; ++oh) step(oh, std::true_type{});
+    for (; oh < OH; ++oh) step(oh, std::false_type{});
     store(2 * OH, xe, ye);
     // dx rows below every tap's reach: 0 (or left as they are).
     if (!accumulate)
@@ -1422,7 +1423,7 @@ void depthwise_corr_column3_s2(const T* xcol, int64_t H, int64_t W, const T* dco
     for (int i = 0; i < 9; ++i) acc[i] = accp[i];
     typename P::M mk[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < 4; ++i) mk[i] = Masked ? mkp[i] : typename P::M{};
+    for (int i = 0; i < 4; ++i) mk[i] = mkp[i];
     auto dy_row = [&](int64_t o) __attribute__((always_inline)) {
         const T* p = dcol + o * OW;
         return P::unordered(Partial ? P::load(md, p) : P::loadu(p));
@@ -1437,11 +1438,8 @@ void depthwise_corr_column3_s2(const T* xcol, int64_t H, int64_t W, const T* dco
         s2_row_taps<T, Masked, false>(xcol + row_off * W, mk, d);
         add(0, d, dcur);
     }
-    // dy rows [ya, yb): the x rows they meet last, row_off + 2o + 1 and + 2, in [rlo, rhi],
-    // and a next dy row.
-    int64_t ya = 0, yb = OH - 1;
-    while (ya < yb && row_off + 2 * ya + 1 < rlo) ++ya;
-    while (yb > ya && row_off + 2 * yb > rhi) --yb;
+    int64_t ya, yb;  // dy rows with both x rows they meet last plain, and a next dy row
+    s2_steady_outputs(row_off, rlo, rhi, OH - 1, &ya, &yb);
     for (int64_t o = 0; o < OH; ++o) {
         if (o == ya && ya < yb) {
             const T* s = xcol + (row_off + 2 * ya + 1) * W;
