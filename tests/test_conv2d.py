@@ -636,32 +636,47 @@ def test_conv2d_inputs_next_to_unmapped_pages(isa, case, at_end, dtype):
                                 f"algo={algo}")
 
 
-# Stride 2 without padding leaves the last input row and column of an even-sized plane
-# unread by every window, while vector columns load them for lanes past the output row. A
-# NaN there must reach no result; torch's results are those of the input without it.
+# Inputs no window reads: the last rows / columns of a strided layer whose windows stop
+# short, the gaps of a dilated layer whose output is narrower than the dilation. Kernels
+# may still load them (vector lanes past an output row, phase planes copied whole); a NaN
+# there must reach no result, since torch's results are those of the input without it.
 UNREAD_CASES = [
     Case("depthwise_3x3_s2_p0_10x10", 2, 3, 10, 10, 3, 3, 3, stride=2, groups=3),
     Case("depthwise_3x3_s2_p0_12x40_m2", 1, 2, 12, 40, 4, 3, 3, stride=2, groups=2),
+    Case("depthwise_5x5_s2_p0_13x16", 2, 4, 13, 16, 4, 5, 5, stride=2, groups=4),
+    Case("depthwise_3x3_d4_10x11", 1, 3, 10, 11, 3, 3, 3, dilation=4, groups=3),
+    Case("conv_3x3_s2_p0_9x12", 2, 3, 9, 12, 5, 3, 3, stride=2),
+    Case("conv_3x5_s3x2_d2_p1_14x19", 2, 2, 14, 19, 3, 3, 5, stride=(3, 2), padding=1,
+         dilation=2),
+    Case("conv_2x3_d3_8x9_g2", 1, 4, 8, 9, 4, 2, 3, dilation=(3, 4), groups=2),
 ]
 
 
-@pytest.mark.parametrize("algo", ["auto", "im2col", "ref", "direct", "depthwise"])
-@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("case", UNREAD_CASES, ids=[c.id for c in UNREAD_CASES])
-def test_conv2d_unread_inputs_reach_no_result(request, isa, case, dtype, algo):
-    """NaN in the input's last row and column, which no window of the layer reads."""
-    if isa == "ref" and algo not in ("im2col", "ref"):
-        # Known bug (issue 6 notes, session 30): the phase-plane backward_weight multiplies
-        # the zero columns of the padded dy planes by every input value, unread ones too
-        # (0 * NaN). The in-place stride-2 kernels of AVX2 / AVX-512 do not.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="phase-plane bw: 0 * NaN"))
-    x, w, b, dy, ref = _case_data(case, dtype)
+def unread_mask(case: Case) -> np.ndarray:
+    """[H, W] bool: True where no window of the layer reads the input (from the definition
+    of the windows, independent of every kernel)."""
+    top, _, left, _ = case.pads
+    (sh, sw), (dh, dw) = _pair(case.stride), _pair(case.dilation)
     oh, ow = case.out_hw
-    assert 2 * (oh - 1) + case.kh < case.H
-    assert 2 * (ow - 1) + case.kw < case.W
+    rows = {o * sh - top + k * dh for o in range(oh) for k in range(case.kh)}
+    cols = {o * sw - left + k * dw for o in range(ow) for k in range(case.kw)}
+    read_rows = np.isin(np.arange(case.H), sorted(rows))
+    read_cols = np.isin(np.arange(case.W), sorted(cols))
+    return ~(read_rows[:, None] & read_cols[None, :])
+
+
+UNREAD_RUNS = [(c, a) for c in UNREAD_CASES for a in c.algorithms()]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("case", "algo"), UNREAD_RUNS, ids=[f"{c.id}-{a}" for c, a in UNREAD_RUNS])
+def test_conv2d_unread_inputs_reach_no_result(isa, case, dtype, algo):
+    """NaN at every input position no window of the layer reads."""
+    x, w, b, dy, ref = _case_data(case, dtype)
+    unread = unread_mask(case)
+    assert unread.any(), f"{case.id}: every input is read"
     xn = np.array(x, copy=True)
-    xn[..., -1, :] = np.nan
-    xn[..., :, -1] = np.nan
+    xn[:, :, unread] = np.nan
     run_all_directions(xn, w, b, dy, ref, stride=case.stride, padding=case.padding,
                        dilation=case.dilation, groups=case.groups, algorithm=algo,
                        what=f"conv2d[{case.id}] NaN unread isa={isa} algo={algo}", tol_x=x)

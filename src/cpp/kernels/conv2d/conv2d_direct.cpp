@@ -20,8 +20,9 @@
 //
 // Padding columns of dy are zero, so they add nothing. The price is (Wq - OW) / Wq extra
 // work (7x7 maps with a 3x3 kernel: 22 %, 56x56: 3 %), paid instead of building im2col.
-// Caveat: an Inf/NaN in an input position that no output reads can reach the weight
-// gradient through 0 * Inf (a padding column times that value).
+// Phase-plane positions that no tap of their phase reads (inputs no window reads: the last
+// row / column of a strided layer, the gaps of a dilated one) are zeroed, not copied: a
+// padding column of dy times an Inf/NaN there would reach dw (0 * Inf = NaN).
 //
 // Workspace per thread: one chunk of planes, sized to at most one image's im2col matrix
 // (at least one image). Threads: forward and backward_data run whole chunks per thread
@@ -68,6 +69,8 @@ struct DirectPlan {
     std::vector<int64_t> ph_y, ph_x;
     std::vector<int64_t> tap_phase, tap_off;  // per tap t = kh*KW + kw
     std::vector<std::vector<int64_t>> phase_taps;  // taps t of each phase, in order
+    // Per phase, the [lo, hi) runs of rows / columns no tap of the phase reads.
+    std::vector<std::vector<std::array<int64_t, 2>>> unread_rows, unread_cols;
     int64_t off_max = 0;
     int64_t nb = 1;     // images per chunk
     int64_t L = 0;      // positions per chunk: nb*S rounded up
@@ -76,6 +79,23 @@ struct DirectPlan {
     int64_t ds = 0;     // stride of one channel's dy / y plane
     int64_t nchunks(int64_t N) const { return (N + nb - 1) / nb; }
 };
+
+// The [lo, hi) runs of zeros in `read`.
+std::vector<std::array<int64_t, 2>> unread_runs(const std::vector<char>& read) {
+    std::vector<std::array<int64_t, 2>> runs;
+    const auto n = static_cast<int64_t>(read.size());
+    for (int64_t i = 0; i < n;) {
+        if (read[static_cast<size_t>(i)]) {
+            ++i;
+            continue;
+        }
+        int64_t j = i;
+        while (j < n && !read[static_cast<size_t>(j)]) ++j;
+        runs.push_back({i, j});
+        i = j;
+    }
+    return runs;
+}
 
 DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
     DirectPlan d;
@@ -99,6 +119,16 @@ DirectPlan make_plan(const Conv2dParams& p, bool one_image = false) {
             d.tap_off.push_back(ah / sh * d.Wq + aw / sw);
             d.off_max = std::max(d.off_max, d.tap_off.back());
         }
+    for (int64_t ph = 0; ph < d.nph; ++ph) {
+        std::vector<char> row_read(static_cast<size_t>(d.Hq)), col_read(static_cast<size_t>(d.Wq));
+        for (const int64_t t : d.phase_taps[static_cast<size_t>(ph)]) {
+            const int64_t r = t / p.KW * p.dil_h / sh, q = t % p.KW * p.dil_w / sw;
+            std::fill_n(row_read.begin() + r, p.OH, 1);
+            std::fill_n(col_read.begin() + q, p.OW, 1);
+        }
+        d.unread_rows.push_back(unread_runs(row_read));
+        d.unread_cols.push_back(unread_runs(col_read));
+    }
     // Chunk: as many images as fit in one image's im2col matrix, at least one.
     const int64_t per_image = (p.C * d.nph + p.K) * d.S;
     const int64_t budget = p.groups * p.col_rows() * p.OH * p.OW;
@@ -128,10 +158,22 @@ void phase_rows(const Conv2dParams& p, const DirectPlan& d, int64_t ph_y, int64_
     valid_output_range(d.Hq, p.stride_h, ph_y - p.pad_top, p.H, r0, r1);
 }
 
+// Zeroes the positions of phase plane `ph` (one image's S positions) that no tap of the
+// phase reads.
+template <typename T>
+void zero_unread(const DirectPlan& d, int64_t ph, T* plane) {
+    const auto& rows = d.unread_rows[static_cast<size_t>(ph)];
+    const auto& cols = d.unread_cols[static_cast<size_t>(ph)];
+    for (const auto& [lo, hi] : rows) std::fill(plane + lo * d.Wq, plane + hi * d.Wq, T(0));
+    if (cols.empty()) return;
+    for (int64_t r = 0; r < d.Hq; ++r)
+        for (const auto& [lo, hi] : cols) zero_row(plane + r * d.Wq + lo, hi - lo);
+}
+
 // Phase planes of one channel over images [0, nb) (xc: the first image's plane, img_stride
-// elements between images) into `planes` (nph planes, xs apart); everything past the
-// images' nb*S positions is zeroed. At stride_w 2 each input row is split into both column
-// phases at once (KernelSet::phase_split_s2).
+// elements between images) into `planes` (nph planes, xs apart); positions no tap reads
+// and everything past the images' nb*S positions are zeroed. At stride_w 2 each input row
+// is split into both column phases at once (KernelSet::phase_split_s2).
 template <typename T>
 void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int64_t nb,
                     int64_t img_stride, T* planes) {
@@ -162,8 +204,12 @@ void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int
                           p.stride_h * p.W, p.W, p.pad_left, r1 - r0, d.Wq,
                           even ? even + n * d.S + r0 * d.Wq : nullptr,
                           odd ? odd + n * d.S + r0 * d.Wq : nullptr, d.Wq);
-            for (T* plane : {even, odd})
-                if (plane) std::fill(plane + nb * d.S, plane + d.xs, T(0));
+            for (const int64_t ph : {pe, po}) {
+                if (ph < 0) continue;
+                T* plane = planes + ph * d.xs;
+                for (int64_t n = 0; n < nb; ++n) zero_unread(d, ph, plane + n * d.S);
+                std::fill(plane + nb * d.S, plane + d.xs, T(0));
+            }
         }
         return;
     }
@@ -190,6 +236,7 @@ void fill_x_channel(const Conv2dParams& p, const DirectPlan& d, const T* xc, int
                     for (int64_t q = lo; q < hi; ++q) dst[q] = src[q * p.stride_w];
                 zero_row(dst + hi, d.Wq - hi);
             }
+            zero_unread(d, ph, plane + n * d.S);
         }
         std::fill(plane + nb * d.S, plane + d.xs, T(0));
     }
