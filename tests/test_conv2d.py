@@ -300,6 +300,12 @@ def run_all_directions(x, w, b, dy, ref, *, stride, padding, dilation, groups, a
     oh, ow = y_ref.shape[2:]
     tol_f, tol_d, tol_w, tol_b = _tolerances(dtype, x if tol_x is None else tol_x, w, b, dy,
                                              groups, oh * ow)
+    if algorithm == "winograd4" and min(w.shape[0] // groups, w.shape[1]) < 16:
+        # F(4x4)'s transform error does not shrink with the channels, this bound does:
+        # under 16 channels per group the layer is outside winograd4's documented bound
+        # (docs/performance.md; auto never picks it there). N(0,1) data measured up to
+        # 1.2x the allowance (a depthwise layer), so 2x here.
+        tol_f, tol_d = 2 * tol_f, 2 * tol_d
     hyper = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
 
     _poison_heap(y_ref.shape, dtype)
@@ -612,8 +618,10 @@ def test_conv2d_misaligned_inputs(isa, dtype):
 
 # Depthwise 3x3 at stride 1 and 2 loads a vector whose lanes leave the row plainly (masking them
 # after the load) only where the load stays inside the plane; padding 2 brings the masked
-# columns to the first and last rows of the plane, next to unmapped memory here.
+# columns to the first and last rows of the plane, next to unmapped memory here. At padding
+# 1 a row's partial last column meets the last dy row in the backward_weight's plain steps.
 GUARDED_CASES = [
+    Case("depthwise_3x3_p1_w13", 1, 3, 6, 13, 3, 3, 3, padding=1, groups=3),
     Case("depthwise_3x3_p2_w21", 1, 3, 9, 21, 3, 3, 3, padding=2, groups=3),
     Case("depthwise_3x3_p2x1_w16_m2", 2, 2, 7, 16, 4, 3, 3, padding=(2, 1), groups=2),
     Case("depthwise_3x3_s2_p2_w37", 1, 3, 9, 37, 3, 3, 3, stride=2, padding=2, groups=3),
