@@ -1,7 +1,7 @@
 """Type stub for the compiled core (src/cpp/bindings). Arrays are float32/float64 NCHW."""
 
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Literal, TypeAlias, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -43,10 +43,16 @@ def conv2d_backward_data(
     grad_output: _Array, weight: _Array, input_shape: Sequence[int], stride: _Pair,
     padding: _Pad4, dilation: _Pair, groups: int, algorithm: str = "auto",
 ) -> _Array: ...
+@overload
 def conv2d_backward_weight(
     grad_output: _Array, input: _Array, kernel_size: _Pair, stride: _Pair, padding: _Pad4,
-    dilation: _Pair, groups: int, algorithm: str = "auto",
+    dilation: _Pair, groups: int, algorithm: str = "auto", with_bias: Literal[False] = False,
 ) -> _Array: ...
+@overload
+def conv2d_backward_weight(
+    grad_output: _Array, input: _Array, kernel_size: _Pair, stride: _Pair, padding: _Pad4,
+    dilation: _Pair, groups: int, algorithm: str, with_bias: Literal[True],
+) -> tuple[_Array, _Array]: ...
 def conv2d_backward_bias(grad_output: _Array) -> _Array: ...
 def conv2d_backward_weight_pooled(
     pooled_grad: _Array, indices: _Array, input: _Array, kernel_size: _Pair, stride: _Pair,

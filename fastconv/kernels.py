@@ -309,19 +309,32 @@ def conv2d_backward_data(
 def conv2d_backward_weight(
     grad_output: np.ndarray, input: np.ndarray, weight_shape: Sequence[int],
     stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1, groups: int = 1,
-    *, algorithm: str = "auto",
-) -> np.ndarray:
-    """Gradient of :func:`conv2d` with respect to its weight (cuDNN: wgrad).
+    *, algorithm: str = "auto", with_bias: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Gradient of :func:`conv2d` with respect to its weight (cuDNN: wgrad), and optionally
+    its bias.
 
     Parameters
     ----------
     grad_output : ndarray, shape (N, K, OH, OW)
     input : ndarray, shape (N, C, H, W), the forward input
     weight_shape : (K, C/groups, KH, KW)
+    with_bias : bool
+        Also return the bias gradient, bitwise :func:`conv2d_backward_bias`'s result (as
+        torch's ``convolution_backward`` with output_mask ``[False, True, True]``). The
+        depthwise kernels add each grad_output plane to it while the plane is in cache,
+        instead of a second pass over grad_output.
 
     Returns
     -------
-    ndarray, shape (K, C/groups, KH, KW) — as ``torch.nn.grad.conv2d_weight``.
+    ndarray, shape (K, C/groups, KH, KW) — as ``torch.nn.grad.conv2d_weight``; with
+    ``with_bias``, the tuple (that, ndarray of shape (K,)).
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`conv2d` for a bad argument or shape; TypeError if ``with_bias`` is not a
+        bool.
 
     Notes
     -----
@@ -333,14 +346,19 @@ def conv2d_backward_weight(
     whose result is the same for any thread count.
     """
     op = "conv2d_backward_weight"
+    if not isinstance(with_bias, (bool, np.bool_)):
+        msg = f"{op}: with_bias must be a bool, got {type(with_bias).__name__}"
+        raise TypeError(msg)
     weight_shape = _weight_shape(weight_shape, "(K, C/groups, KH, KW)", op)
     args = conv2d_args(weight_shape, stride, padding, dilation, groups, op)
-    dw = _core.conv2d_backward_weight(grad_output, input, weight_shape[2:], *args, algorithm)
+    out = _core.conv2d_backward_weight(grad_output, input, weight_shape[2:], *args, algorithm,
+                                       bool(with_bias))
+    dw = out[0] if with_bias else out
     if tuple(dw.shape) != weight_shape:
         msg = (f"{op}: weight_shape {tuple(weight_shape)!r} does not match grad_output and "
                f"input, which give {tuple(dw.shape)}")
         raise ValueError(msg)
-    return dw
+    return out
 
 
 def conv2d_backward_bias(grad_output: np.ndarray) -> np.ndarray:

@@ -328,6 +328,13 @@ def run_all_directions(x, w, b, dy, ref, *, stride, padding, dilation, groups, a
         db = K.conv2d_backward_bias(dy)
         assert db.dtype == dtype, f"{what} backward_bias: dtype {db.dtype}"
         assert_close(db, db_ref, tol_b, what=f"{what} backward_bias")
+        # Weight and bias gradients in one call: the same bits as the two calls.
+        _poison_heap(dw_ref.shape, dtype)
+        dw2, db2 = K.conv2d_backward_weight(dy, x, w.shape, algorithm=algorithm,
+                                            with_bias=True, **hyper)
+        np.testing.assert_array_equal(dw2, dw, err_msg=f"{what} backward_weight with_bias: dw")
+        np.testing.assert_array_equal(db2, db, err_msg=f"{what} backward_weight with_bias: db")
+        assert db2.dtype == dtype, f"{what} backward_weight with_bias: db dtype {db2.dtype}"
 
     for a, a0 in zip(inputs, before):
         np.testing.assert_array_equal(a, a0, err_msg=f"{what}: an input was modified")
@@ -1243,6 +1250,11 @@ CONV_ERRORS = [
     ("bw-unknown-algorithm",
      lambda: K.conv2d_backward_weight(_DY, _X, _W.shape, algorithm="fft"), ValueError,
      r"algorithm 'fft'"),
+    ("bw-with_bias-str", lambda: K.conv2d_backward_weight(_DY, _X, _W.shape, with_bias="yes"),
+     TypeError, r"\bwith_bias\b must be a bool"),
+    ("bw-with_bias-mismatch",
+     lambda: K.conv2d_backward_weight(_DY, _X, (6, 3, 3, 3), with_bias=True), ValueError,
+     r"\bweight_shape\b"),
     # backward_bias
     ("bb-list", lambda: K.conv2d_backward_bias(_DY.tolist()), TypeError,
      r"\bgrad_output\b.*numpy\.ndarray"),

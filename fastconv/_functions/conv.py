@@ -30,9 +30,10 @@ def _forward(ctx: Context, x, w, args: tuple):
     return x
 
 
-def _backward(ctx: Context, g, backward_data, backward_weight):
+def _backward(ctx: Context, g, backward_data, backward_weight, fused_bias: bool = False):
     """(dx, dw, db) of a (transposed) convolution, running only the kernels whose input
-    needs a gradient; ``ctx.args`` are the hyperparameters in the ``_core`` order."""
+    needs a gradient; ``ctx.args`` are the hyperparameters in the ``_core`` order.
+    fused_bias: backward_weight takes ``with_bias`` (conv2d's)."""
     x, w = ctx.saved
     need_x, need_w, need_b, _ = ctx.needs_input_grad
     if ctx.unbatched:
@@ -40,14 +41,17 @@ def _backward(ctx: Context, g, backward_data, backward_weight):
     dx = dw = db = None
     # The bias gradient first, while g is still in cache from the op that wrote it: after
     # the other two kernels it took 3.6 % of CifarNet's b64 step in perf (1.1 ms; 0.3 ms
-    # on a g in cache).
-    if need_b:
+    # on a g in cache). With the weight gradient too, one call: it sums g first, or plane
+    # by plane as its depthwise kernels read g (the same bits).
+    if need_w and need_b and fused_bias:
+        dw, db = backward_weight(g, x, ctx.w_shape[2:], *ctx.args, "auto", True)
+    elif need_b:
         db = _core.conv2d_backward_bias(g)
     if need_x:
         dx = backward_data(g, w, ctx.x_shape, *ctx.args, "auto")
         if ctx.unbatched:
             dx = dx[0]
-    if need_w:
+    if need_w and dw is None:
         dw = backward_weight(g, x, ctx.w_shape[2:], *ctx.args, "auto")
     return dx, dw, db, None
 
@@ -79,7 +83,8 @@ class Conv2d(Function):
     def backward(ctx: Context, g):
         if not hasattr(g, "indices"):  # an array (any LazyGrad but PooledGrad: densified)
             g = g.dense() if isinstance(g, LazyGrad) else g
-            return _backward(ctx, g, _core.conv2d_backward_data, _core.conv2d_backward_weight)
+            return _backward(ctx, g, _core.conv2d_backward_data, _core.conv2d_backward_weight,
+                             fused_bias=True)
         x, w = ctx.saved
         need_x, need_w, need_b, _ = ctx.needs_input_grad
         dx = dw = db = None

@@ -252,8 +252,8 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
     ours = {
         "forward": lambda: K.conv2d(x, w, b, **kw),
         "backward_data": lambda: K.conv2d_backward_data(dy, w, layer.x_shape, **kw),
-        "backward_weight": lambda: (K.conv2d_backward_weight(dy, x, layer.w_shape, **kw),
-                                    K.conv2d_backward_bias(dy))[0],
+        "backward_weight": lambda: K.conv2d_backward_weight(dy, x, layer.w_shape, **kw,
+                                                            with_bias=True)[0],
     }[direction]
     peer = None
     if torch is not None:

@@ -323,7 +323,7 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
                                           Pair kernel_size, Pair stride,
                                           std::tuple<int64_t, int64_t, int64_t, int64_t> padding,
                                           Pair dilation, int64_t groups,
-                                          const std::string& algorithm) {
+                                          const std::string& algorithm, bool with_bias) {
     const char* op = "conv2d_backward_weight";
     ConvArrays r = check_arrays(op, "grad_output", dy_obj, "input", x_obj, py::none());
     const ConvAlgo algo = algo_arg(op, algorithm);
@@ -334,6 +334,18 @@ py::object conv2d_backward_weight_binding(const py::object& dy_obj, const py::ob
     check_output_grad(op, dy, p.N, p.K, p.OH, p.OW);
     return dispatch(r.dtype, [&](auto tag) -> py::object {
         using T = decltype(tag);
+        if (with_bias) {
+            auto dyc = contiguous<T>(dy);
+            auto xc = contiguous<T>(x);
+            auto dw = new_array<T>({p.K, p.C / p.groups, p.KH, p.KW});
+            auto db = new_array<T>({p.K});
+            {
+                py::gil_scoped_release release;
+                conv2d_backward_weight<T>(p, dw.mutable_data(), dyc.data(), xc.data(), resolved,
+                                          db.mutable_data());
+            }
+            return py::make_tuple(dw, db);
+        }
         return call_released<T>(
             {p.K, p.C / p.groups, p.KH, p.KW},
             [&](T* out, const T* dyd, const T* xd) {
@@ -582,7 +594,11 @@ never written to memory.)doc");
     m.def(
         "conv2d_backward_weight", &conv2d_backward_weight_binding, "grad_output"_a, "input"_a,
         "kernel_size"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a, "algorithm"_a = "auto",
-        "dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).");
+        "with_bias"_a = false,
+        R"doc(dL/dweight (K, C/groups, KH, KW) from grad_output (N, K, OH, OW) and input (N, C, H, W).
+
+with_bias: return (dL/dweight, dL/dbias), dL/dbias (K,) bitwise conv2d_backward_bias's
+(the depthwise kernels add each grad_output plane while it is in cache).)doc");
     m.def("conv2d_backward_bias", &conv2d_backward_bias_binding, "grad_output"_a,
           "dL/dbias (K,): grad_output (N, K, OH, OW) summed over N, OH, OW.");
     m.def(

@@ -77,8 +77,11 @@ template <typename T>
 void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w, ConvAlgo algo);
 // dw[K][C/g][KH][KW] = sum over n of dy (x) x  (cuDNN: wgrad). Deterministic for a given
 // thread count: images are split into fixed chunks, partial sums added in thread order.
+// db, if not null: conv2d_backward_bias's db, bitwise (the depthwise kernels add each dy
+// plane to it while the plane is in cache; the others run conv2d_backward_bias first).
 template <typename T>
-void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo);
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo,
+                            T* db = nullptr);
 // db[K] = sum over N, OH, OW of dy.
 template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy);

@@ -38,9 +38,10 @@
 #include <vector>
 
 #include "common/aligned_buffer.h"
-#include "common/row_copy.h"
 #include "common/parallel.h"
+#include "common/row_copy.h"
 #include "fastconv/kernel_table.h"
+#include "kernels/conv2d/bias_sum.h"
 #include "kernels/conv2d/im2col.h"
 
 namespace fastconv {
@@ -773,17 +774,21 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
 // Per output channel, images in order: each dw entry is summed by one thread in a fixed
 // order (bitwise identical for any thread count).
 template <typename T>
-void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
+void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x,
+                                      T* db) {
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
     const int64_t mult = p.K / p.C, KK = p.KH * p.KW, HW = p.H * p.W, OHW = p.OH * p.OW;
     const bool s2 = depthwise_s2_in_place<T>(p);
     if (s2 || depthwise_in_place<T>(p, ConvDirection::backward_weight)) {
-        // Per output channel, images in order (bitwise identical for any thread count).
+        // Per output channel, images in order (bitwise identical for any thread count);
+        // db adds each dy plane right after its kernel read it, in conv2d_backward_bias's
+        // order (MobileNet's depthwise weight + bias gradients: 1.03-1.06x over two calls).
         parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
             for (int64_t k = k0; k < k1; ++k) {
                 T* dwk = dw + k * KK;
                 std::fill(dwk, dwk + KK, T(0));
+                double bias_acc = 0;
                 for (int64_t n = 0; n < p.N; ++n) {
                     const T* xc = x + (n * p.C + k / mult) * HW;
                     const T* dyk = dy + (n * p.K + k) * OHW;
@@ -793,11 +798,14 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
                     else
                         ks.depthwise_corr_plane(xc, p.H, p.W, dyk, p.OH, p.OW, p.KH, p.KW,
                                                 -p.pad_top, p.dil_h, -p.pad_left, p.dil_w, dwk);
+                    if (db) add_plane_sum(dyk, OHW, bias_acc);
                 }
+                if (db) db[k] = T(bias_acc);
             }
         });
         return;
     }
+    if (db) conv2d_backward_bias(p, db, dy);
     const DirectPlan d = make_plan(p, true);
     const int64_t len = round_up(p.OH * d.Wq, tl.vec);
     const int nt = threads_for(p.K);
@@ -829,8 +837,8 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
     template void direct_depthwise_forward<T>(const Conv2dParams&, const T*, const T*, const T*,   \
                                               T*);                                                 \
     template void direct_depthwise_backward_data<T>(const Conv2dParams&, T*, const T*, const T*);  \
-    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*,           \
-                                                      const T*);                                   \
+    template void direct_depthwise_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*, \
+                                                      T*);                                         \
     template void direct_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*);        \
     template void direct_rows_forward_pooled<T>(const Conv2dParams&, const Pool2dParams&,          \
                                                 const T*, const T*, const T*, T*, int64_t*, bool); \

@@ -36,7 +36,9 @@ template <typename T>
 void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
 template <typename T>
 void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w);
+// db, if not null: conv2d_backward_bias's db, bitwise (added plane by plane in the in-place
+// kernels' loop, else by conv2d_backward_bias first).
 template <typename T>
-void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x);
+void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, T* db);
 
 }  // namespace fastconv

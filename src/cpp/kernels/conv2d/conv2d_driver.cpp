@@ -22,6 +22,7 @@
 #include "fastconv/kernel_table.h"
 #include "fastconv/ops.h"
 #include "fastconv/plane_kernels.h"
+#include "kernels/conv2d/bias_sum.h"
 #include "kernels/conv2d/conv2d_direct.h"
 #include "kernels/conv2d/conv2d_ref.h"
 #include "kernels/conv2d/im2col.h"
@@ -542,15 +543,18 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
 }
 
 template <typename T>
-void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo) {
-    switch (resolve_conv_algo(p, algo, ConvDirection::backward_weight)) {
+void conv2d_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* x, ConvAlgo algo,
+                            T* db) {
+    const ConvAlgo a = resolve_conv_algo(p, algo, ConvDirection::backward_weight);
+    if (a == ConvAlgo::depthwise || (a == ConvAlgo::direct && is_depthwise(p)))
+        return direct_depthwise_backward_weight(p, dw, dy, x, db);
+    // The other kernels take dy in their own order: db first, while dy is in cache.
+    if (db) conv2d_backward_bias(p, db, dy);
+    switch (a) {
         case ConvAlgo::ref:
             return conv2d_backward_weight_ref(p, dw, dy, x);
         case ConvAlgo::direct:
-            return is_depthwise(p) ? direct_depthwise_backward_weight(p, dw, dy, x)
-                                   : direct_backward_weight(p, dw, dy, x);
-        case ConvAlgo::depthwise:
-            return direct_depthwise_backward_weight(p, dw, dy, x);
+            return direct_backward_weight(p, dw, dy, x);
         case ConvAlgo::direct_1x1:
             return backward_weight_gemm(p, dw, dy, x, true);
         case ConvAlgo::winograd:
@@ -565,31 +569,20 @@ template <typename T>
 void conv2d_backward_bias(const Conv2dParams& p, T* db, const T* dy) {
     const int64_t OHW = p.OH * p.OW;
     // Each channel summed by one thread, images in order: deterministic, no reduction across
-    // threads. Sixteen independent partial sums in T (vector lanes; a single scalar chain is
-    // bound by the add latency: 2 ms for a 64x32x32x32 dy, as long as that layer's
-    // convolution), flushed to a double accumulator every 4096 elements. Images outer and a
-    // block of channels inner, so dy is read in address order: channel by channel, it was
-    // read one plane per image 128 KiB apart (CifarNet conv1's 8 MB dy from memory: 855 ->
-    // 301 us; NumPy's sum over those axes takes 406 us).
-    constexpr int64_t kLanes = 16, kFlush = 4096, kBlock = 256;
-    auto add_plane = [&](const T* g, double& acc) {
-        int64_t i = 0;
-        while (i + kLanes <= OHW) {
-            T part[kLanes] = {};
-            const int64_t end = std::min(OHW, i + kFlush) / kLanes * kLanes;
-            for (; i < end; i += kLanes)
-                for (int64_t j = 0; j < kLanes; ++j) part[j] += g[i + j];
-            for (int64_t j = 0; j < kLanes; ++j) acc += part[j];
-        }
-        for (; i < OHW; ++i) acc += g[i];
-    };
+    // threads. Sixteen independent partial sums per plane (add_plane_sum; a single scalar
+    // chain is bound by the add latency: 2 ms for a 64x32x32x32 dy, as long as that layer's
+    // convolution). Images outer and a block of channels inner, so dy is read in address
+    // order: channel by channel, it was read one plane per image 128 KiB apart (CifarNet
+    // conv1's 8 MB dy from memory: 855 -> 301 us; NumPy's sum over those axes takes 406 us).
+    constexpr int64_t kBlock = 256;
     // Threads claim ranges of channels (whole channels: the order of each sum is fixed).
     parallel_ranges(p.K, threads_for(p.K), [&](int64_t k0, int64_t k1) {
         for (int64_t kb = k0; kb < k1; kb += kBlock) {
             const int64_t ke = std::min(k1, kb + kBlock);
             double acc[kBlock] = {};
             for (int64_t n = 0; n < p.N; ++n)
-                for (int64_t k = kb; k < ke; ++k) add_plane(dy + (n * p.K + k) * OHW, acc[k - kb]);
+                for (int64_t k = kb; k < ke; ++k)
+                    add_plane_sum(dy + (n * p.K + k) * OHW, OHW, acc[k - kb]);
             for (int64_t k = kb; k < ke; ++k) db[k] = T(acc[k - kb]);
         }
     });
@@ -814,8 +807,8 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     template void conv2d_forward<T>(const Conv2dParams&, const T*, const T*, const T*, T*,         \
                                     ConvAlgo);                                                     \
     template void conv2d_backward_data<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo);  \
-    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*,           \
-                                            ConvAlgo);                                             \
+    template void conv2d_backward_weight<T>(const Conv2dParams&, T*, const T*, const T*, ConvAlgo, \
+                                            T*);                                                   \
     template void conv2d_backward_bias<T>(const Conv2dParams&, T*, const T*);                      \
     template int64_t conv2d_backward_weight_pooled<T>(const Conv2dParams&, int64_t, int64_t, T*,   \
                                                       T*, const T*, const int64_t*, const T*);     \
