@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import DTYPES, assert_close, tolerance, torch64
+from conftest import DTYPES, GUARD_PAGES, assert_close, guarded, tolerance, torch64
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -207,6 +207,56 @@ def test_max_pool2d_2x2_stride2_nan_inf_ties(shape, isa, dtype, rng):
     x[0, 0, 0:2, 0:2] = -np.inf
     _run_max(x, 2, 2, 0, 1, False, rng, isa)
     _run_max(x, 2, 2, 0, 1, True, rng, isa)
+
+
+# 3x3 windows at stride 2: the row-scan kernel (pool2d_impl.h, max_pool3x3s2). Its first
+# and last blocks of a row read one or two columns of the neighbouring rows (or planes) and
+# mask them as -inf; only row 0 of the first plane and row H - 1 of the last are copied.
+# (H, W): one to several blocks of every vector width, odd and even sizes, ResNet-18's 112.
+POOL3X3S2_PLANES = [(3, 9), (4, 8), (5, 16), (7, 17), (8, 32), (9, 33), (12, 40), (13, 13),
+                    (6, 71), (5, 112)]
+
+
+def _edge_columns(x, left, right):
+    """Every row's first and last columns set to left / right (above the 0..3 of the
+    rest): a neighbouring row's column read in place of a padding tap would win."""
+    x[..., 0] = left
+    x[..., -1] = right
+    return x
+
+
+@pytest.mark.parametrize("ceil", [False, True], ids=["floor", "ceil"])
+@pytest.mark.parametrize("pad", [(0, 0), (1, 1), (0, 1), (1, 0)], ids=str)
+@pytest.mark.parametrize("hw", POOL3X3S2_PLANES, ids=str)
+def test_max_pool2d_3x3_stride2_rows(hw, pad, ceil, isa, dtype, rng):
+    """Values and indices exactly torch's on ties, NaN, +-inf, and edge columns that would
+    betray a read of the neighbouring row (both orders); windows of output column 0 that
+    hold -inf only report their first in-bounds tap."""
+    shape = (2, 3, *hw)
+    x = rng.integers(0, 4, size=shape).astype(dtype)
+    u = rng.random(shape)
+    x[u < 0.1] = -np.inf
+    x[u < 0.03] = np.nan
+    x[u > 0.98] = np.inf
+    _run_max(x, 3, 2, pad, 1, ceil, rng, isa)
+    for left, right in ((7.0, 9.0), (9.0, 7.0)):
+        _run_max(_edge_columns(rng.integers(0, 4, size=shape).astype(dtype), left, right),
+                 3, 2, pad, 1, ceil, rng, isa)
+    x = rng.integers(0, 4, size=shape).astype(dtype)
+    x[..., :2] = -np.inf  # output column 0: -inf in every real tap
+    x[0, 1] = -np.inf  # and a whole plane
+    _run_max(x, 3, 2, pad, 1, ceil, rng, isa)
+
+
+@pytest.mark.skipif(not GUARD_PAGES, reason="needs mprotect (Linux)")
+@pytest.mark.parametrize("at_end", [False, True], ids=["start", "end"])
+def test_max_pool2d_3x3_stride2_next_to_unmapped_pages(at_end, isa, dtype, rng):
+    """x starts (ends) on a page boundary: the edge blocks read no column before the first
+    row or past the last one (they take those rows from -inf-padded copies)."""
+    for hw, pad, ceil in [((13, 13), 1, False), ((8, 33), 1, True), ((6, 71), (0, 1), True),
+                          ((7, 16), (1, 0), True), ((5, 9), 0, True)]:
+        x = guarded(_data(rng, (2, 3, *hw), dtype), at_end)
+        _run_max(x, 3, 2, pad, 1, ceil, rng, isa)
 
 
 def test_max_pool2d_window_without_input_tap(isa, dtype):

@@ -428,6 +428,240 @@ bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices
     }
 }
 
+// ---- 3x3 windows at stride 2 (ResNet-18's pool; the 3x3/2 pools of the benchmarks) -----
+//
+// Output row oh's windows span input rows a = 2oh - ph, a + 1, a + 2, and row a + 2 is
+// output row oh + 1's first: so each input row is scanned horizontally once, giving per
+// output column the row's (max, index) over its three taps in PyTorch's order, and an
+// output row combines its (up to) three row scans in order (the associative combine of
+// max_block). The last row's scan is kept for the next output row (the carry): two row
+// scans per output row, where max_block does three. A row scan of V outputs reads the
+// 2V + 1 columns of their windows in four loads and three in-lane shuffles (InLane): taps
+// 0 and 1 are the even and odd columns from the first tap, tap 2 the odd ones from the
+// second; max_block loads twice and shuffles across lanes for each tap. The shuffles leave
+// the outputs in one fixed lane order for every tap, from which y and the indices are put
+// back once, at the store (the carry keeps that order).
+//
+// Left padding and ceil_mode windows past the right edge: the first and last blocks of a
+// row read one or two columns of the neighbouring rows, which count as -inf (per-tap lane
+// masks, fix_first / fix_last), except in row 0 of the first plane and row H - 1 of the
+// last, where they may lie outside the input: those are read from copies padded with -inf. Rows outside the plane are skipped (the
+// combine starts at the first row inside). A -inf tap never beats a real value (take is
+// v > max or v is NaN), so values and indices are the unpadded scan's, except where
+// output 0's window holds -inf only: its padding tap, first in the scan, then keeps its
+// index, where PyTorch reports the first in-bounds tap; that output is recomputed by
+// max_one.
+
+// Even / odd elements of two vectors a:b within each 128-bit lane (one shufps or unpcklpd
+// each, where tap<T, V, 2>'s ordered deinterleave is two permutes and a blend on AVX2):
+// lane q holds output out_of(q); ordered() puts the lanes back in order.
+template <typename T, int V>
+struct InLane {
+    using VT = typename PoolVec<T, V>::type;
+    using M = typename PoolVec<T, V>::mask;
+    static constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 128-bit lane
+    static constexpr int out_of(int q) {
+        return q / E * (E / 2) + (q % E < E / 2 ? q % E : V / 2 + q % E - E / 2);
+    }
+    static M pick(int odd) {  // lane q <- element 2 * out_of(q) + odd of a:b
+        M m;
+        for (int q = 0; q < V; ++q)
+            m[q] = (q % E < E / 2 ? 0 : V) + q / E * E + 2 * (q % (E / 2)) + odd;
+        return m;
+    }
+    static VT evens(VT a, VT b) { return __builtin_shuffle(a, b, pick(0)); }
+    static VT odds(VT a, VT b) { return __builtin_shuffle(a, b, pick(1)); }
+    template <typename W>
+    static W ordered(W v) {
+        M m;
+        for (int q = 0; q < V; ++q) m[out_of(q)] = q;
+        return __builtin_shuffle(v, m);
+    }
+};
+
+// The row scan, combine and store of max_pool3x3s2 for V outputs (lanes in InLane's
+// order). M: same-size integer lanes, the masks and the flat indices (int32 for float).
+template <typename T, int V, bool kIdx>
+struct Pool3x3s2 {
+    using L = InLane<T, V>;
+    using VT = typename L::VT;
+    using M = typename L::M;
+    using I = __typeof__(M{}[0]);
+    using WI = typename PoolVec<T, V>::wide;
+
+    // (m, rel) <- (v, rv) where v > m or v is NaN: PyTorch's rule, v later in its scan.
+    static void combine(VT v, M rv, VT* m, M* rel) {
+        const M take = (v > *m) | (v != v);
+        *m = take ? v : *m;
+        if constexpr (kIdx) *rel = take ? rv : *rel;
+    }
+    // The outputs whose first taps are s[0], s[2], ..: their three taps in order, and
+    // rel = base + tap. fix (or null): per tap, the lanes outside the row, taken as -inf.
+    static void row(const T* s, const M* fix, I base, VT* m, M* rel) {
+        const VT a = vload<VT>(s), b = vload<VT>(s + V);
+        const VT c = vload<VT>(s + 1), d = vload<VT>(s + 1 + V);
+        VT t0 = L::evens(a, b), t1 = L::odds(a, b), t2 = L::odds(c, d);
+        if (fix) {
+            const VT ninf = VT{} + neg_inf<T>();
+            t0 = fix[0] ? ninf : t0;
+            t1 = fix[1] ? ninf : t1;
+            t2 = fix[2] ? ninf : t2;
+        }
+        *m = t0;
+        if constexpr (kIdx) *rel = M{} + base;
+        combine(t1, M{} + static_cast<I>(base + 1), m, rel);
+        combine(t2, M{} + static_cast<I>(base + 2), m, rel);
+    }
+    // y[0, V) and index[0, V) in order; col0 is the input column of output 0's first tap.
+    static void store(VT m, M rel, int64_t col0, T* y, int64_t* index) {
+        *reinterpret_cast<VT*>(y) = L::ordered(m);
+        if constexpr (kIdx) {
+            WI lane;
+            for (int k = 0; k < V; ++k) lane[k] = 2 * k;
+            *reinterpret_cast<WI*>(index) =
+                __builtin_convertvector(L::ordered(rel), WI) + lane + col0;
+        }
+    }
+};
+
+// nplanes planes of 3x3 / stride 2 max pooling (dilation 1) as above; false, with nothing
+// written, where it does not apply: other windows, rows of fewer than 16 bytes of outputs
+// or over kMaxRow, or float indices past int32.
+template <typename T, bool kIdx>
+bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, int64_t* is) {
+    constexpr int64_t kMaxRow = 2048;
+    if (p.KH != 3 || p.KW != 3 || p.stride_h != 2 || p.stride_w != 2 || p.dil_h != 1 ||
+        p.dil_w != 1 || p.pad_h > 1 || p.pad_w > 1)
+        return false;
+    const int64_t Wp = 2 * p.OW + 1;  // columns the windows span, from input column -pw
+    if (Wp > kMaxRow || (kIdx && sizeof(T) == 4 && p.H * p.W > INT32_MAX)) return false;
+    const bool edges = p.pad_w > 0 || Wp - p.pad_w > p.W;  // windows reach past the row
+    const T ninf = neg_inf<T>();
+    return with_block_width<T, 2>(0, p.OW, [&](auto lanes) {
+        constexpr int V = decltype(lanes)::value;
+        using K = Pool3x3s2<T, V, kIdx>;
+        using VT = typename K::VT;
+        using M = typename K::M;
+        using I = typename K::I;
+        const int64_t nb = (p.OW + V - 1) / V;  // blocks, the last one shifted to end at OW
+        auto block_at = [&](int64_t b) { return lmin(b * V, p.OW - V); };
+        // Per tap, the lanes of a block outside the row (only the first and last blocks
+        // have any); any: whether there is one.
+        auto outside = [&](int64_t ow0, M* fix) {
+            bool any = false;
+            for (int t = 0; t < 3; ++t) {
+                for (int q = 0; q < V; ++q) {
+                    const int64_t col = 2 * (ow0 + K::L::out_of(q)) - p.pad_w + t;
+                    fix[t][q] = col < 0 || col >= p.W ? -1 : 0;
+                    any = any || col < 0 || col >= p.W;
+                }
+            }
+            return any;
+        };
+        M fix_first[3], fix_last[3];
+        const bool any_first = outside(block_at(0), fix_first);
+        const bool any_last = outside(block_at(nb - 1), fix_last);
+        auto fix_of = [&](int64_t b) -> const M* {
+            return b == 0 && any_first ? fix_first : b == nb - 1 && any_last ? fix_last : nullptr;
+        };
+        // One carry slot per block (lanes in InLane's order: the overlapping last block
+        // must not share its columns with the one before).
+        alignas(64) T carry[kMaxRow];
+        alignas(64) I carry_rel[kIdx ? kMaxRow : 1];
+        auto slot = [&](int64_t b, M** rel) {
+            if constexpr (kIdx) *rel = reinterpret_cast<M*>(carry_rel + b * V);
+            return reinterpret_cast<VT*>(carry + b * V);
+        };
+        alignas(64) T padded[2][kMaxRow];  // rows 0 and H - 1, from input column -pw
+        const int64_t ncopy = lmin(p.W, Wp - p.pad_w);
+        for (auto& row : padded) {
+            for (int64_t w = 0; w < p.pad_w; ++w) row[w] = ninf;
+            for (int64_t w = p.pad_w + ncopy; w < Wp; ++w) row[w] = ninf;
+        }
+        for (int64_t pl = 0; pl < nplanes; ++pl) {
+            const T* x = xs + pl * p.H * p.W;
+            T* y = ys + pl * p.OH * p.OW;
+            int64_t* indices = kIdx ? is + pl * p.OH * p.OW : nullptr;
+            // The first and last rows of the planes: their edge columns may lie outside.
+            const bool copy_first = edges && pl == 0, copy_last = edges && pl == nplanes - 1;
+            if (copy_first)
+                for (int64_t w = 0; w < ncopy; ++w) padded[0][p.pad_w + w] = x[w];
+            if (copy_last)
+                for (int64_t w = 0; w < ncopy; ++w)
+                    padded[1][p.pad_w + w] = x[(p.H - 1) * p.W + w];
+            // Row r from input column -pw; *fix: whether its edge blocks read past the row.
+            auto source = [&](int64_t r, bool* fix) -> const T* {
+                if (copy_first && r == 0) return *fix = false, padded[0];
+                if (copy_last && r == p.H - 1) return *fix = false, padded[1];
+                *fix = edges;
+                return x + r * p.W - p.pad_w;
+            };
+            for (int64_t oh = 0; oh < p.OH; ++oh) {
+                const int64_t a = 2 * oh - p.pad_h;  // the window's first row (< H)
+                const int64_t r0 = lmax(a, 0), r1 = lmin(a + 3, p.H);
+                const bool from_carry = a >= 0 && oh > 0, to_carry = a + 3 <= p.H;
+                T* yr = y + oh * p.OW;
+                int64_t* ir = kIdx ? indices + oh * p.OW : nullptr;
+                if (from_carry && to_carry) {  // the carried row a, then rows a + 1, a + 2
+                    bool f1, f2;
+                    const T* s1 = source(a + 1, &f1);
+                    const T* s2 = source(a + 2, &f2);
+                    const I base1 = static_cast<I>((a + 1) * p.W);
+                    const I base2 = static_cast<I>((a + 2) * p.W);
+                    for (int64_t b = 0; b < nb; ++b) {
+                        const int64_t ow0 = block_at(b);
+                        const M* fix = fix_of(b);
+                        M* crel = nullptr;
+                        VT* cv = slot(b, &crel);
+                        VT m = *cv, v;
+                        M rel, rv;
+                        if constexpr (kIdx) rel = *crel;
+                        K::row(s1 + 2 * ow0, f1 ? fix : nullptr, base1, &v, &rv);
+                        K::combine(v, rv, &m, &rel);
+                        K::row(s2 + 2 * ow0, f2 ? fix : nullptr, base2, &v, &rv);
+                        *cv = v;
+                        if constexpr (kIdx) *crel = rv;
+                        K::combine(v, rv, &m, &rel);
+                        K::store(m, rel, 2 * ow0 - p.pad_w, yr + ow0, kIdx ? ir + ow0 : nullptr);
+                    }
+                } else {  // the first and last output rows: rows [r0, r1), row a carried
+                    for (int64_t b = 0; b < nb; ++b) {
+                        const int64_t ow0 = block_at(b);
+                        M* crel = nullptr;
+                        VT* cv = slot(b, &crel);
+                        VT m, v;
+                        M rel, rv;
+                        for (int64_t r = r0; r < r1; ++r) {
+                            if (r == a && from_carry) {
+                                v = *cv;
+                                if constexpr (kIdx) rv = *crel;
+                            } else {
+                                bool f;
+                                const T* s = source(r, &f);
+                                K::row(s + 2 * ow0, f ? fix_of(b) : nullptr,
+                                       static_cast<I>(r * p.W), &v, &rv);
+                                if (r == a + 2) {
+                                    *cv = v;
+                                    if constexpr (kIdx) *crel = rv;
+                                }
+                            }
+                            if (r == r0) {
+                                m = v;
+                                if constexpr (kIdx) rel = rv;
+                            } else {
+                                K::combine(v, rv, &m, &rel);
+                            }
+                        }
+                        K::store(m, rel, 2 * ow0 - p.pad_w, yr + ow0, kIdx ? ir + ow0 : nullptr);
+                    }
+                }
+                if (kIdx && p.pad_w > 0 && yr[0] == ninf)
+                    max_one(x, p.W, r0, r1, 1, 0, lmin(3 - p.pad_w, p.W), 1, yr, ir);
+            }
+        }
+    });
+}
+
 // kIdx false: indices is null and only y is written (inference needs no argmax).
 // nplanes consecutive planes, set up once: on small planes the per-plane call and setup
 // mattered: LeNet-5 pool2 (10x10, b64, 1024 planes) 82 -> 78 us with indices, 60 -> 49
@@ -442,6 +676,9 @@ void max_pool2d_forward_impl(const Pool2dParams& p, int64_t nplanes, const T* xs
     const bool border = lo > 0 || hi < p.OW || p.pad_h > 0 ||
                         (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1 > p.H;
     const bool rel32 = p.H * p.W <= INT32_MAX;
+    if constexpr (S == 2) {
+        if (max_pool3x3s2<T, kIdx>(p, nplanes, xs, ys, is)) return;
+    }
     const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     for (int64_t pl = 0; pl < nplanes; ++pl) {
         const T* x = xs + pl * in_size;
