@@ -33,6 +33,7 @@
 
 #include <cassert>
 #include <cstdint>
+#include <type_traits>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
@@ -527,24 +528,32 @@ struct Pool3x3s2 {
 // nplanes planes of 3x3 / stride 2 max pooling (dilation 1) as above; false, with nothing
 // written, where it does not apply: other windows, rows of fewer than 16 bytes of outputs
 // or over kMaxRow, or float indices past int32.
+//
+// Rows of OW in [V/2, V) outputs take one block of V (wide; OW = 5 and 7 on AVX2 were two
+// overlapping blocks of V/2): its lanes past OW read up to 2(V - OW) + 1 columns past the
+// row (inside the plane or the next one while W > V; the last plane's last row is copied)
+// and store their junk at the start of the next output row, which overwrites it; the
+// batch's last output row is stored through a buffer.
 template <typename T, bool kIdx>
 bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, int64_t* is) {
     constexpr int64_t kMaxRow = 2048;
     if (p.KH != 3 || p.KW != 3 || p.stride_h != 2 || p.stride_w != 2 || p.dil_h != 1 ||
         p.dil_w != 1 || p.pad_h > 1 || p.pad_w > 1)
         return false;
-    const int64_t Wp = 2 * p.OW + 1;  // columns the windows span, from input column -pw
-    if (Wp > kMaxRow || (kIdx && sizeof(T) == 4 && p.H * p.W > INT32_MAX)) return false;
-    const bool edges = p.pad_w > 0 || Wp - p.pad_w > p.W;  // windows reach past the row
+    if (2 * p.OW + 1 > kMaxRow || (kIdx && sizeof(T) == 4 && p.H * p.W > INT32_MAX))
+        return false;
     const T ninf = neg_inf<T>();
-    return with_block_width<T, 2>(0, p.OW, [&](auto lanes) {
+    auto run = [&](auto lanes) {
         constexpr int V = decltype(lanes)::value;
         using K = Pool3x3s2<T, V, kIdx>;
         using VT = typename K::VT;
         using M = typename K::M;
         using I = typename K::I;
+        const bool wide = p.OW < V;
+        const int64_t Wp = 2 * (wide ? V : p.OW) + 1;  // columns read, from column -pw
+        const bool edges = p.pad_w > 0 || Wp - p.pad_w > p.W;  // reads past the row
         const int64_t nb = (p.OW + V - 1) / V;  // blocks, the last one shifted to end at OW
-        auto block_at = [&](int64_t b) { return lmin(b * V, p.OW - V); };
+        auto block_at = [&](int64_t b) { return lmax(lmin(b * V, p.OW - V), 0); };
         // Per tap, the lanes of a block outside the row (only the first and last blocks
         // have any); any: whether there is one.
         auto outside = [&](int64_t ow0, M* fix) {
@@ -578,6 +587,8 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
             for (int64_t w = 0; w < p.pad_w; ++w) row[w] = ninf;
             for (int64_t w = p.pad_w + ncopy; w < Wp; ++w) row[w] = ninf;
         }
+        alignas(64) T y_last[V];  // a wide block's last output row
+        alignas(64) int64_t i_last[V];
         for (int64_t pl = 0; pl < nplanes; ++pl) {
             const T* x = xs + pl * p.H * p.W;
             T* y = ys + pl * p.OH * p.OW;
@@ -600,52 +611,43 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
                 const int64_t a = 2 * oh - p.pad_h;  // the window's first row (< H)
                 const int64_t r0 = lmax(a, 0), r1 = lmin(a + 3, p.H);
                 const bool from_carry = a >= 0 && oh > 0, to_carry = a + 3 <= p.H;
-                T* yr = y + oh * p.OW;
-                int64_t* ir = kIdx ? indices + oh * p.OW : nullptr;
-                if (from_carry && to_carry) {  // the carried row a, then rows a + 1, a + 2
-                    bool f1, f2;
-                    const T* s1 = source(a + 1, &f1);
-                    const T* s2 = source(a + 2, &f2);
-                    const I base1 = static_cast<I>((a + 1) * p.W);
-                    const I base2 = static_cast<I>((a + 2) * p.W);
+                const bool last = wide && pl == nplanes - 1 && oh == p.OH - 1;
+                T* yr = last ? y_last : y + oh * p.OW;
+                int64_t* ir = kIdx ? (last ? i_last : indices + oh * p.OW) : nullptr;
+                // Rows [r0, r1), row a from the carry when kFromCarry, row a + 2 to it when
+                // kToCarry: kNew = r1 - r0 - kFromCarry rows scanned (the common cases
+                // unrolled; the first output row has no carry, the last may lack rows).
+                auto blocks = [&](auto from_carry_c, auto to_carry_c, auto nnew_c) {
+                    constexpr bool kFromCarry = decltype(from_carry_c)::value;
+                    constexpr bool kToCarry = decltype(to_carry_c)::value;
+                    constexpr int kNew = decltype(nnew_c)::value;
+                    const T* src[3];
+                    bool fixed[3];
+                    I base[3];
+                    for (int k = 0; k < kNew; ++k) {
+                        const int64_t r = r0 + kFromCarry + k;
+                        src[k] = source(r, &fixed[k]);
+                        base[k] = static_cast<I>(r * p.W);
+                    }
                     for (int64_t b = 0; b < nb; ++b) {
                         const int64_t ow0 = block_at(b);
                         const M* fix = fix_of(b);
                         M* crel = nullptr;
                         VT* cv = slot(b, &crel);
-                        VT m = *cv, v;
-                        M rel, rv;
-                        if constexpr (kIdx) rel = *crel;
-                        K::row(s1 + 2 * ow0, f1 ? fix : nullptr, base1, &v, &rv);
-                        K::combine(v, rv, &m, &rel);
-                        K::row(s2 + 2 * ow0, f2 ? fix : nullptr, base2, &v, &rv);
-                        *cv = v;
-                        if constexpr (kIdx) *crel = rv;
-                        K::combine(v, rv, &m, &rel);
-                        K::store(m, rel, 2 * ow0 - p.pad_w, yr + ow0, kIdx ? ir + ow0 : nullptr);
-                    }
-                } else {  // the first and last output rows: rows [r0, r1), row a carried
-                    for (int64_t b = 0; b < nb; ++b) {
-                        const int64_t ow0 = block_at(b);
-                        M* crel = nullptr;
-                        VT* cv = slot(b, &crel);
                         VT m, v;
                         M rel, rv;
-                        for (int64_t r = r0; r < r1; ++r) {
-                            if (r == a && from_carry) {
-                                v = *cv;
-                                if constexpr (kIdx) rv = *crel;
-                            } else {
-                                bool f;
-                                const T* s = source(r, &f);
-                                K::row(s + 2 * ow0, f ? fix_of(b) : nullptr,
-                                       static_cast<I>(r * p.W), &v, &rv);
-                                if (r == a + 2) {
-                                    *cv = v;
-                                    if constexpr (kIdx) *crel = rv;
-                                }
+                        if constexpr (kFromCarry) {
+                            m = *cv;
+                            if constexpr (kIdx) rel = *crel;
+                        }
+#pragma GCC unroll 3
+                        for (int k = 0; k < kNew; ++k) {
+                            K::row(src[k] + 2 * ow0, fixed[k] ? fix : nullptr, base[k], &v, &rv);
+                            if (kToCarry && k == kNew - 1) {
+                                *cv = v;
+                                if constexpr (kIdx) *crel = rv;
                             }
-                            if (r == r0) {
+                            if (!kFromCarry && k == 0) {
                                 m = v;
                                 if constexpr (kIdx) rel = rv;
                             } else {
@@ -654,12 +656,48 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
                         }
                         K::store(m, rel, 2 * ow0 - p.pad_w, yr + ow0, kIdx ? ir + ow0 : nullptr);
                     }
-                }
+                };
+                using Yes = std::true_type;
+                using No = std::false_type;
+                using std::integral_constant;
+                const int64_t n = r1 - r0;
+                if (from_carry && to_carry)  // the steady state
+                    blocks(Yes{}, Yes{}, integral_constant<int, 2>{});
+                else if (!from_carry && to_carry)  // the first output row
+                    n == 3 ? blocks(No{}, Yes{}, integral_constant<int, 3>{})
+                           : blocks(No{}, Yes{}, integral_constant<int, 2>{});
+                else if (from_carry)  // the last output rows, at the bottom edge
+                    n == 2 ? blocks(Yes{}, No{}, integral_constant<int, 1>{})
+                           : blocks(Yes{}, No{}, integral_constant<int, 0>{});
+                else  // H < 3: rows [r0, r1) only
+                    n == 2 ? blocks(No{}, No{}, integral_constant<int, 2>{})
+                           : blocks(No{}, No{}, integral_constant<int, 1>{});
                 if (kIdx && p.pad_w > 0 && yr[0] == ninf)
                     max_one(x, p.W, r0, r1, 1, 0, lmin(3 - p.pad_w, p.W), 1, yr, ir);
+                if (last) {
+                    for (int64_t ow = 0; ow < p.OW; ++ow) y[oh * p.OW + ow] = y_last[ow];
+                    if constexpr (kIdx)
+                        for (int64_t ow = 0; ow < p.OW; ++ow)
+                            indices[oh * p.OW + ow] = i_last[ow];
+                }
             }
         }
-    });
+    };
+    // Widths as with_block_width's, and a row of OW in [V/2, V) as one wide block of V
+    // when W > V keeps its reads past the row inside the plane (see above).
+    constexpr int V1 = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
+    constexpr int V2 = V1 / 2 >= 16 / static_cast<int>(sizeof(T)) ? V1 / 2 : 0;
+    if (p.OW < V1 && 2 * p.OW >= V1 && p.W > V1) {
+        run(Lanes<V1>{});
+        return true;
+    }
+    if constexpr (V2 > 0) {
+        if (p.OW < V2 && 2 * p.OW >= V2 && p.W > V2) {
+            run(Lanes<V2>{});
+            return true;
+        }
+    }
+    return with_block_width<T, 2>(0, p.OW, run);
 }
 
 // kIdx false: indices is null and only y is written (inference needs no argmax).
