@@ -310,6 +310,18 @@ AVG_CASES = {
     "row_chunks_s1": ((1, 1, 3, 1500), (2, 5), 1, (1, 2), False, None),
     "row_chunks_s3": ((1, 1, 2, 3500), (1, 5), (1, 3), (0, 2), True, None),
     "kernel_wider_than_row_buffer": ((1, 2, 2, 700), (1, 300), (1, 7), 0, False, None),
+    # 2x2 windows at stride 2 inside the plane: output rows over all planes in one pass,
+    # rows of OW in [V/2, V) as one block of V whose lanes past OW read the next row
+    # (OW = 5, 6 for 8 float lanes; 2, 3 for 4; 1 for 2 double lanes), the batch's last
+    # row from a copy; divisors that are powers of two multiply by their exact reciprocal
+    "2x2s2_10x10": ((3, 5, 10, 10), 2, None, 0, False, None),
+    "2x2s2_13x13": ((2, 3, 13, 13), 2, None, 0, False, None),
+    "2x2s2_ow2_ow3": ((2, 3, 5, 6), 2, None, 0, False, None),
+    "2x2s2_ow1": ((2, 3, 4, 3), 2, None, 0, True, None),
+    "2x2s2_ow16_odd_h": ((1, 3, 11, 33), 2, None, 0, True, None),
+    "2x2s2_divisor_3": ((2, 3, 10, 10), 2, None, 0, False, 3),
+    "2x2s2_divisor_8": ((2, 3, 12, 14), 2, None, 0, False, 8),
+    "2x2s2_divisor_neg4": ((1, 2, 8, 20), 2, None, 0, False, -4),
 }
 
 
@@ -506,6 +518,16 @@ def test_max_pool2d_random_configs(cfg, seed, special, isa, dtype):
         _check_values_only(f"max_pool2d[{isa}] {cfg}", x, k, s, p, d, ceil, y_ref)
         return
     _run_max(x, k, s, p, d, ceil, rng, isa)
+
+
+@pytest.mark.skipif(not GUARD_PAGES, reason="needs mprotect (Linux)")
+@pytest.mark.parametrize("at_end", [False, True], ids=["start", "end"])
+def test_avg_pool2d_2x2_stride2_next_to_unmapped_pages(at_end, isa, dtype, rng):
+    """x starts (ends) on a page boundary: the blocks wider than a row read no column past
+    the last row (the batch's last output row comes from a copy)."""
+    for shape in [(2, 3, 10, 10), (2, 3, 5, 6), (1, 2, 8, 20), (2, 1, 4, 3), (1, 1, 2, 14)]:
+        x = guarded(_data(rng, shape, dtype), at_end)
+        _run_avg(x, 2, 2, 0, False, True, None, rng, isa)
 
 
 @pytest.mark.parametrize("shape", [(1, 2, 4, 40), (1, 2, 5, 9)], ids=["wide", "narrow"])

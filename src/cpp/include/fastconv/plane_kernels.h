@@ -52,7 +52,8 @@ constexpr int kPooledMaxRows = 8;
     int64_t max_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy,       \
                                       const int64_t* indices);                                     \
     template <typename T>                                                                          \
-    void avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);            \
+    void avg_pool2d_forward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes, const T* x, \
+                                   T* y);                                                          \
     template <typename T>                                                                          \
     void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);         \
     template <typename T>                                                                          \
@@ -81,7 +82,8 @@ constexpr int kPooledMaxRows = 8;
                                                T*, int64_t*);                                      \
     template int64_t max_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*,   \
                                                   const int64_t*);                                 \
-    template void avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*, T*);      \
+    template void avg_pool2d_forward_planes<T>(const ::fastconv::Pool2dParams&, int64_t, const T*, \
+                                               T*);                                                \
     template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);     \
     template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*,  \
                                                        T*);                                        \

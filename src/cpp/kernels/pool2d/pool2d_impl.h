@@ -244,6 +244,34 @@ inline typename PoolVec<T, V>::type tap(const T* r) {
     }
 }
 
+// Even / odd elements of two vectors a:b within each 128-bit lane (one shufps or unpcklpd
+// each, where tap<T, V, 2>'s ordered deinterleave is two permutes and a blend on AVX2):
+// lane q holds column pair out_of(q); ordered() puts the lanes back in order. Kernels that
+// combine several such vectors lane by lane put the result in order once, at the store.
+template <typename T, int V>
+struct InLane {
+    using VT = typename PoolVec<T, V>::type;
+    using M = typename PoolVec<T, V>::mask;
+    static constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 128-bit lane
+    static constexpr int out_of(int q) {
+        return q / E * (E / 2) + (q % E < E / 2 ? q % E : V / 2 + q % E - E / 2);
+    }
+    static M pick(int odd) {  // lane q <- element 2 * out_of(q) + odd of a:b
+        M m;
+        for (int q = 0; q < V; ++q)
+            m[q] = (q % E < E / 2 ? 0 : V) + q / E * E + 2 * (q % (E / 2)) + odd;
+        return m;
+    }
+    static VT evens(VT a, VT b) { return __builtin_shuffle(a, b, pick(0)); }
+    static VT odds(VT a, VT b) { return __builtin_shuffle(a, b, pick(1)); }
+    template <typename W>
+    static W ordered(W v) {
+        M m;
+        for (int q = 0; q < V; ++q) m[out_of(q)] = q;
+        return __builtin_shuffle(v, m);
+    }
+};
+
 // Outputs [ow0, ow0 + V) of one output row (interior columns) over nrows window rows.
 // Tap (r, j) of output ow0 is src[r * ld + ow0 * S + j * dw]: src is the input at the
 // first window row, column -pw, and ld = dh * W (dh * Wp in a padded copy of the plane).
@@ -308,24 +336,25 @@ inline void avg_block(const T* __restrict x, int64_t W, int64_t ih0, int64_t ih1
 
 // The same for 2x2 windows at stride 2 over two rows r0, r1 (at output ow0's first tap):
 // two loads per row give 2V columns, summed from 0 as columns 2k, 2k + 1 of r0, then r1's:
-// PyTorch's order (so its sign of zero too), in 4 loads and 4 two-source shuffles, where
-// two taps<T, V, 2> per row take 8 loads (1.3-1.4x faster on the 2x2/2 bench planes).
-template <typename T, int V>
-inline void avg2x2_block(const T* __restrict r0, const T* __restrict r1, T div, T* __restrict y) {
-    using VT = typename PoolVec<T, V>::type;
-    using M = typename PoolVec<T, V>::mask;
-    M even, odd;
-    for (int k = 0; k < V; ++k) {
-        even[k] = 2 * k;
-        odd[k] = 2 * k + 1;
-    }
+// PyTorch's order (so its sign of zero too), in 4 loads and 4 in-lane shuffles (InLane),
+// where two taps<T, V, 2> per row took 8 loads. kExact: inv = 1 / div is a power of two,
+// and sum * inv is then sum / div exactly (a vector division takes 10-13 cycles on Zen 3).
+template <typename T, int V, bool kExact>
+inline void avg2x2_block(const T* __restrict r0, const T* __restrict r1, T div, T inv,
+                         T* __restrict y) {
+    using L = InLane<T, V>;
+    using VT = typename L::VT;
     const VT a0 = vload<VT>(r0), b0 = vload<VT>(r0 + V);
     const VT a1 = vload<VT>(r1), b1 = vload<VT>(r1 + V);
-    VT sum = VT{} + __builtin_shuffle(a0, b0, even);
-    sum += __builtin_shuffle(a0, b0, odd);
-    sum += __builtin_shuffle(a1, b1, even);
-    sum += __builtin_shuffle(a1, b1, odd);
-    *reinterpret_cast<VT*>(y) = sum / div;
+    VT sum = VT{} + L::evens(a0, b0);
+    sum += L::odds(a0, b0);
+    sum += L::evens(a1, b1);
+    sum += L::odds(a1, b1);
+    if constexpr (kExact)
+        sum *= inv;
+    else
+        sum /= div;
+    *reinterpret_cast<VT*>(y) = L::ordered(sum);
 }
 
 // Blocks of V covering [lo, hi), the last one shifted to end at hi. Needs hi - lo >= V.
@@ -452,33 +481,6 @@ bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices
 // output 0's window holds -inf only: its padding tap, first in the scan, then keeps its
 // index, where PyTorch reports the first in-bounds tap; that output is recomputed by
 // max_one.
-
-// Even / odd elements of two vectors a:b within each 128-bit lane (one shufps or unpcklpd
-// each, where tap<T, V, 2>'s ordered deinterleave is two permutes and a blend on AVX2):
-// lane q holds output out_of(q); ordered() puts the lanes back in order.
-template <typename T, int V>
-struct InLane {
-    using VT = typename PoolVec<T, V>::type;
-    using M = typename PoolVec<T, V>::mask;
-    static constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 128-bit lane
-    static constexpr int out_of(int q) {
-        return q / E * (E / 2) + (q % E < E / 2 ? q % E : V / 2 + q % E - E / 2);
-    }
-    static M pick(int odd) {  // lane q <- element 2 * out_of(q) + odd of a:b
-        M m;
-        for (int q = 0; q < V; ++q)
-            m[q] = (q % E < E / 2 ? 0 : V) + q / E * E + 2 * (q % (E / 2)) + odd;
-        return m;
-    }
-    static VT evens(VT a, VT b) { return __builtin_shuffle(a, b, pick(0)); }
-    static VT odds(VT a, VT b) { return __builtin_shuffle(a, b, pick(1)); }
-    template <typename W>
-    static W ordered(W v) {
-        M m;
-        for (int q = 0; q < V; ++q) m[out_of(q)] = q;
-        return __builtin_shuffle(v, m);
-    }
-};
 
 // The row scan, combine and store of max_pool3x3s2 for V outputs (lanes in InLane's
 // order). M: same-size integer lanes, the masks and the flat indices (int32 for float).
@@ -995,6 +997,14 @@ inline void avg_cols(const Pool2dParams& p, int64_t ow, int64_t* iw0, int64_t* i
     *iw1 = lmin(w1, p.W);
 }
 
+// 1 / d when |d| is a power of two (x * (1 / d) is then x / d exactly: both round the
+// same real number), else 0.
+template <typename T>
+inline T exact_reciprocal(int64_t d) {
+    const uint64_t a = d < 0 ? 0 - static_cast<uint64_t>(d) : static_cast<uint64_t>(d);
+    return a > 0 && (a & (a - 1)) == 0 ? T(1) / T(d) : T(0);
+}
+
 inline int64_t avg_divisor(const Pool2dParams& p, int64_t padded_h, int64_t padded_w,
                            int64_t clipped_h, int64_t clipped_w) {
     if (p.divisor_override != 0) return p.divisor_override;
@@ -1029,14 +1039,23 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
         for (int64_t ow = 0; ow < lo; ++ow) border(ow);
         for (int64_t ow = hi; ow < p.OW; ++ow) border(ow);
         if (lo < hi) {
-            const T div = T(avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW));
+            const int64_t divisor = avg_divisor(p, ph, p.KW, ih1 - ih0, p.KW);
+            const T div = T(divisor), inv = exact_reciprocal<T>(divisor);
             const bool blocked = with_block_width<T, S>(lo, hi, [&](auto lanes) {
                 constexpr int V = decltype(lanes)::value;
                 if (S == 2 && p.KW == 2 && ih1 - ih0 == 2) {
                     const T* r0 = x + ih0 * p.W - p.pad_w;
-                    for_blocks<V>(lo, hi, [&](int64_t ow0) {
-                        avg2x2_block<T, V>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, yr + ow0);
-                    });
+                    if (inv != T(0)) {
+                        for_blocks<V>(lo, hi, [&](int64_t ow0) {
+                            avg2x2_block<T, V, true>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, inv,
+                                                     yr + ow0);
+                        });
+                    } else {
+                        for_blocks<V>(lo, hi, [&](int64_t ow0) {
+                            avg2x2_block<T, V, false>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, inv,
+                                                      yr + ow0);
+                        });
+                    }
                     return;
                 }
                 for_blocks<V>(lo, hi, [&](int64_t ow0) {
@@ -1049,6 +1068,73 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
             }
         }
     }
+}
+
+// 2x2 windows at stride 2 inside the plane (no padding, 2*OH <= H, 2*OW <= W; so the
+// divisor is 4 or divisor_override), nplanes planes: output rows of avg2x2_block, with no
+// per-row clipping, border or divisor work. A row of OW in [V/2, V) outputs is one block
+// of V (the per-plane path ran two overlapping blocks of V/2 and set each row up: on 10x10
+// and 13x13 planes it took 60-70 ns a plane): its lanes past OW read up to 2V - W columns
+// past each window row, inside the plane or the next one (W >= 2 * OW >= V), and store
+// their junk at the start of the next output row, which overwrites it; the batch's last
+// output row is computed from a zero-padded copy of its two rows and stored through a
+// buffer. false, with nothing written, where this does not apply.
+template <typename T>
+bool avg_pool2x2_planes(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys) {
+    if (p.KH != 2 || p.KW != 2 || p.stride_h != 2 || p.stride_w != 2 || p.pad_h != 0 ||
+        p.pad_w != 0 || 2 * p.OH > p.H || 2 * p.OW > p.W)
+        return false;
+    const int64_t divisor = p.divisor_override != 0 ? p.divisor_override : 4;
+    const T div = T(divisor), inv = exact_reciprocal<T>(divisor);
+    auto run = [&](auto lanes, auto exact) {
+        constexpr int V = decltype(lanes)::value;
+        constexpr bool kExact = decltype(exact)::value;
+        const int64_t in_size = p.H * p.W, W = p.W, OW = p.OW;
+        if (OW >= V) {
+            for (int64_t pl = 0; pl < nplanes; ++pl) {
+                for (int64_t oh = 0; oh < p.OH; ++oh) {
+                    const T* r0 = xs + pl * in_size + 2 * oh * W;
+                    T* yr = ys + (pl * p.OH + oh) * OW;
+                    for_blocks<V>(0, OW, [&](int64_t ow0) {
+                        avg2x2_block<T, V, kExact>(r0 + 2 * ow0, r0 + W + 2 * ow0, div, inv,
+                                                   yr + ow0);
+                    });
+                }
+            }
+            return;
+        }
+        const int64_t rows = nplanes * p.OH;
+        if (rows == 0) return;
+        for (int64_t row = 0; row + 1 < rows; ++row) {
+            const int64_t pl = row / p.OH, oh = row - pl * p.OH;
+            const T* r0 = xs + pl * in_size + 2 * oh * W;
+            avg2x2_block<T, V, kExact>(r0, r0 + W, div, inv, ys + row * OW);
+        }
+        alignas(64) T copy[2][2 * V] = {};
+        alignas(64) T last[V];
+        const T* r0 = xs + (nplanes - 1) * in_size + 2 * (p.OH - 1) * W;
+        for (int64_t w = 0; w < 2 * OW; ++w) {
+            copy[0][w] = r0[w];
+            copy[1][w] = r0[W + w];
+        }
+        avg2x2_block<T, V, kExact>(copy[0], copy[1], div, inv, last);
+        for (int64_t ow = 0; ow < OW; ++ow) ys[(rows - 1) * OW + ow] = last[ow];
+    };
+    // The widest vector V with OW >= V / 2 (a 16-byte vector at least).
+    constexpr int V1 = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
+    constexpr int kMin = 16 / static_cast<int>(sizeof(T));
+    constexpr int V2 = V1 / 2 > kMin ? V1 / 2 : kMin, V4 = V1 / 4 > kMin ? V1 / 4 : kMin;
+    auto with_exact = [&](auto lanes) {
+        if (inv != T(0))
+            run(lanes, std::true_type{});
+        else
+            run(lanes, std::false_type{});
+        return true;
+    };
+    if (2 * p.OW >= V1) return with_exact(Lanes<V1>{});
+    if (2 * p.OW >= V2) return with_exact(Lanes<V2>{});
+    if (2 * p.OW >= V4) return with_exact(Lanes<V4>{});
+    return false;
 }
 
 // Interior columns [lo, hi) of output row oh, whose windows cover input rows [ih0, ih1):
@@ -1272,15 +1358,19 @@ int64_t max_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy,
 }
 
 template <typename T>
-void avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) {
+void avg_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* x, T* y) {
     assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
     using namespace pool2d_detail;
-    if (p.stride_w == 1)
-        avg_pool2d_forward_impl<T, 1>(p, x, y);
-    else if (p.stride_w == 2)
-        avg_pool2d_forward_impl<T, 2>(p, x, y);
-    else
-        avg_pool2d_forward_impl<T, 0>(p, x, y);
+    if (avg_pool2x2_planes(p, nplanes, x, y)) return;
+    const int64_t in = p.H * p.W, out = p.OH * p.OW;
+    for (int64_t i = 0; i < nplanes; ++i) {
+        if (p.stride_w == 1)
+            avg_pool2d_forward_impl<T, 1>(p, x + i * in, y + i * out);
+        else if (p.stride_w == 2)
+            avg_pool2d_forward_impl<T, 2>(p, x + i * in, y + i * out);
+        else
+            avg_pool2d_forward_impl<T, 0>(p, x + i * in, y + i * out);
+    }
 }
 
 template <typename T>

@@ -119,6 +119,12 @@ void avg_pool2d_forward_plane(const Pool2dParams& p, const T* x, T* y) {
 }
 
 template <typename T>
+void avg_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* x, T* y) {
+    const int64_t in = p.H * p.W, out = p.OH * p.OW;
+    for (int64_t i = 0; i < nplanes; ++i) avg_pool2d_forward_plane(p, x + i * in, y + i * out);
+}
+
+template <typename T>
 void avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy) {
     for (int64_t i = 0; i < p.H * p.W; ++i) dx[i] = T(0);
     for (int64_t oh = 0; oh < p.OH; ++oh) {
