@@ -475,12 +475,12 @@ bool max_pool2d_padded(const Pool2dParams& p, const T* x, T* y, int64_t* indices
 // Left padding and ceil_mode windows past the right edge: the first and last blocks of a
 // row read one or two columns of the neighbouring rows, which count as -inf (per-tap lane
 // masks, fix_first / fix_last), except in row 0 of the first plane and row H - 1 of the
-// last, where they may lie outside the input: those are read from copies padded with -inf. Rows outside the plane are skipped (the
-// combine starts at the first row inside). A -inf tap never beats a real value (take is
-// v > max or v is NaN), so values and indices are the unpadded scan's, except where
-// output 0's window holds -inf only: its padding tap, first in the scan, then keeps its
-// index, where PyTorch reports the first in-bounds tap; that output is recomputed by
-// max_one.
+// last, where they may lie outside the input: those are read from copies padded with
+// -inf. Rows outside the plane are skipped (the combine starts at the first row inside).
+// A -inf tap never beats a real value (take is v > max or v is NaN), so values and
+// indices are the unpadded scan's, except where output 0's window holds -inf only: its
+// padding tap, first in the scan, then keeps its index, where PyTorch reports the first
+// in-bounds tap; that output is recomputed by max_one.
 
 // The row scan, combine and store of max_pool3x3s2 for V outputs (lanes in InLane's
 // order). M: same-size integer lanes, the masks and the flat indices (int32 for float).
@@ -542,8 +542,7 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
     if (p.KH != 3 || p.KW != 3 || p.stride_h != 2 || p.stride_w != 2 || p.dil_h != 1 ||
         p.dil_w != 1 || p.pad_h > 1 || p.pad_w > 1)
         return false;
-    if (2 * p.OW + 1 > kMaxRow || (kIdx && sizeof(T) == 4 && p.H * p.W > INT32_MAX))
-        return false;
+    if (2 * p.OW + 1 > kMaxRow || (kIdx && sizeof(T) == 4 && p.H * p.W > INT32_MAX)) return false;
     const T ninf = neg_inf<T>();
     auto run = [&](auto lanes) {
         constexpr int V = decltype(lanes)::value;
@@ -552,7 +551,7 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
         using M = typename K::M;
         using I = typename K::I;
         const bool wide = p.OW < V;
-        const int64_t Wp = 2 * (wide ? V : p.OW) + 1;  // columns read, from column -pw
+        const int64_t Wp = 2 * (wide ? V : p.OW) + 1;          // columns read, from column -pw
         const bool edges = p.pad_w > 0 || Wp - p.pad_w > p.W;  // reads past the row
         const int64_t nb = (p.OW + V - 1) / V;  // blocks, the last one shifted to end at OW
         auto block_at = [&](int64_t b) { return lmax(lmin(b * V, p.OW - V), 0); };
@@ -600,8 +599,7 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
             if (copy_first)
                 for (int64_t w = 0; w < ncopy; ++w) padded[0][p.pad_w + w] = x[w];
             if (copy_last)
-                for (int64_t w = 0; w < ncopy; ++w)
-                    padded[1][p.pad_w + w] = x[(p.H - 1) * p.W + w];
+                for (int64_t w = 0; w < ncopy; ++w) padded[1][p.pad_w + w] = x[(p.H - 1) * p.W + w];
             // Row r from input column -pw; *fix: whether its edge blocks read past the row.
             auto source = [&](int64_t r, bool* fix) -> const T* {
                 if (copy_first && r == 0) return *fix = false, padded[0];
@@ -679,8 +677,7 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
                 if (last) {
                     for (int64_t ow = 0; ow < p.OW; ++ow) y[oh * p.OW + ow] = y_last[ow];
                     if constexpr (kIdx)
-                        for (int64_t ow = 0; ow < p.OW; ++ow)
-                            indices[oh * p.OW + ow] = i_last[ow];
+                        for (int64_t ow = 0; ow < p.OW; ++ow) indices[oh * p.OW + ow] = i_last[ow];
                 }
             }
         }
