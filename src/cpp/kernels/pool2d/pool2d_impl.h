@@ -374,28 +374,45 @@ struct Lanes {
     static constexpr int value = V;
 };
 
-// The widest vector of T (FASTCONV_VEC_BYTES, then halves down to 16 bytes) that fits
-// [lo, hi): calls run(Lanes<V>{}) and returns true, or returns false when none fits (a row
-// of fewer than 16 bytes of outputs) or the stride is not 1 or 2.
+// The widest vector V of T (FASTCONV_VEC_BYTES, then halves down to 16 bytes) for a row of
+// n outputs: n >= V, or n in [V/2, V) where wide(V) allows it (the kernel then runs the row
+// as one block of V whose lanes past n are junk: max_pool3x3s2, avg_pool2x2_planes). Calls
+// run(Lanes<V>{}) and returns true, or returns false when none fits.
+template <typename T, typename Wide, typename F>
+inline bool with_row_block_width(int64_t n, Wide&& wide, F&& run) {
+    constexpr int V = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
+    constexpr int kMin = 16 / static_cast<int>(sizeof(T));
+    constexpr int V2 = V / 2 > kMin ? V / 2 : kMin, V4 = V / 4 > kMin ? V / 4 : kMin;
+    auto fits = [&](int v) { return n >= v || (2 * n >= v && wide(v)); };
+    if (fits(V))
+        run(Lanes<V>{});
+    else if (fits(V2))
+        run(Lanes<V2>{});
+    else if (fits(V4))
+        run(Lanes<V4>{});
+    else
+        return false;
+    return true;
+}
+
+// The widest vector that fits [lo, hi) (with_row_block_width without wide blocks), or
+// false also when the stride is not 1 or 2.
 template <typename T, int S, typename F>
 inline bool with_block_width(int64_t lo, int64_t hi, F&& run) {
-    if constexpr (S != 1 && S != 2) {
+    if constexpr (S != 1 && S != 2)
         return false;
-    } else {
-        constexpr int V = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
-        constexpr int kMin = 16 / static_cast<int>(sizeof(T));
-        constexpr int V2 = V / 2 > kMin ? V / 2 : kMin, V4 = V / 4 > kMin ? V / 4 : kMin;
-        const int64_t n = hi - lo;
-        if (n >= V)
-            run(Lanes<V>{});
-        else if (n >= V2)
-            run(Lanes<V2>{});
-        else if (n >= V4)
-            run(Lanes<V4>{});
-        else
-            return false;
-        return true;
-    }
+    else
+        return with_row_block_width<T>(hi - lo, [](int) { return false; }, run);
+}
+
+// Calls run(std::true_type{}) when inv (exact_reciprocal's) is not 0: multiply by it; else
+// run(std::false_type{}): divide.
+template <typename T, typename F>
+inline void with_exact_reciprocal(T inv, F&& run) {
+    if (inv != T(0))
+        run(std::true_type{});
+    else
+        run(std::false_type{});
 }
 
 // Max pooling of a small plane with border windows (padding, or ceil_mode windows past the
@@ -682,21 +699,9 @@ bool max_pool3x3s2(const Pool2dParams& p, int64_t nplanes, const T* xs, T* ys, i
             }
         }
     };
-    // Widths as with_block_width's, and a row of OW in [V/2, V) as one wide block of V
-    // when W > V keeps its reads past the row inside the plane (see above).
-    constexpr int V1 = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
-    constexpr int V2 = V1 / 2 >= 16 / static_cast<int>(sizeof(T)) ? V1 / 2 : 0;
-    if (p.OW < V1 && 2 * p.OW >= V1 && p.W > V1) {
-        run(Lanes<V1>{});
-        return true;
-    }
-    if constexpr (V2 > 0) {
-        if (p.OW < V2 && 2 * p.OW >= V2 && p.W > V2) {
-            run(Lanes<V2>{});
-            return true;
-        }
-    }
-    return with_block_width<T, 2>(0, p.OW, run);
+    // A row of OW in [V/2, V) is one wide block of V when W > V keeps its reads past the
+    // row inside the plane (see above).
+    return with_row_block_width<T>(p.OW, [&](int v) { return p.W > v; }, run);
 }
 
 // kIdx false: indices is null and only y is written (inference needs no argmax).
@@ -1042,17 +1047,13 @@ void avg_pool2d_forward_impl(const Pool2dParams& p, const T* x, T* y) {
                 constexpr int V = decltype(lanes)::value;
                 if (S == 2 && p.KW == 2 && ih1 - ih0 == 2) {
                     const T* r0 = x + ih0 * p.W - p.pad_w;
-                    if (inv != T(0)) {
+                    with_exact_reciprocal(inv, [&](auto exact) {
+                        constexpr bool kExact = decltype(exact)::value;
                         for_blocks<V>(lo, hi, [&](int64_t ow0) {
-                            avg2x2_block<T, V, true>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, inv,
-                                                     yr + ow0);
+                            avg2x2_block<T, V, kExact>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, inv,
+                                                       yr + ow0);
                         });
-                    } else {
-                        for_blocks<V>(lo, hi, [&](int64_t ow0) {
-                            avg2x2_block<T, V, false>(r0 + 2 * ow0, r0 + p.W + 2 * ow0, div, inv,
-                                                      yr + ow0);
-                        });
-                    }
+                    });
                     return;
                 }
                 for_blocks<V>(lo, hi, [&](int64_t ow0) {
@@ -1117,21 +1118,10 @@ bool avg_pool2x2_planes(const Pool2dParams& p, int64_t nplanes, const T* xs, T* 
         avg2x2_block<T, V, kExact>(copy[0], copy[1], div, inv, last);
         for (int64_t ow = 0; ow < OW; ++ow) ys[(rows - 1) * OW + ow] = last[ow];
     };
-    // The widest vector V with OW >= V / 2 (a 16-byte vector at least).
-    constexpr int V1 = FASTCONV_VEC_BYTES / static_cast<int>(sizeof(T));
-    constexpr int kMin = 16 / static_cast<int>(sizeof(T));
-    constexpr int V2 = V1 / 2 > kMin ? V1 / 2 : kMin, V4 = V1 / 4 > kMin ? V1 / 4 : kMin;
-    auto with_exact = [&](auto lanes) {
-        if (inv != T(0))
-            run(lanes, std::true_type{});
-        else
-            run(lanes, std::false_type{});
-        return true;
-    };
-    if (2 * p.OW >= V1) return with_exact(Lanes<V1>{});
-    if (2 * p.OW >= V2) return with_exact(Lanes<V2>{});
-    if (2 * p.OW >= V4) return with_exact(Lanes<V4>{});
-    return false;
+    // Any row of OW >= V / 2 (W >= 2 * OW keeps the wide block's reads in the plane).
+    return with_row_block_width<T>(
+        p.OW, [](int) { return true; },
+        [&](auto lanes) { with_exact_reciprocal(inv, [&](auto exact) { run(lanes, exact); }); });
 }
 
 // Interior columns [lo, hi) of output row oh, whose windows cover input rows [ih0, ih1):
@@ -1280,10 +1270,7 @@ bool avg_backward_2x2(const Pool2dParams& p, T* __restrict dx, const T* __restri
         for (int64_t i = 2 * p.OH * p.W; i < p.H * p.W; ++i) dx[i] = T(0);
     };
     return with_block_width<T, 2>(0, p.OW, [&](auto lanes) {
-        if (inv != T(0))
-            run(lanes, std::true_type{});
-        else
-            run(lanes, std::false_type{});
+        with_exact_reciprocal(inv, [&](auto exact) { run(lanes, exact); });
     });
 }
 
