@@ -1621,6 +1621,16 @@ inline void outputs4_ymm(const float* m, int64_t xi_stride, int count, float bia
     }
 }
 
+// The 128-bit halves g of a and b as one vector: (a.lo, b.lo) for g = 0, (a.hi, b.hi) for
+// g = 1. The selector is spelled as an immediate on each branch: a variable one compiles
+// only where inlining makes it a constant (-O3), and -O0 / -O2 builds were rejected.
+inline __m256 half_pair(__m256 a, __m256 b, int g) {
+    return g == 0 ? _mm256_permute2f128_ps(a, b, 0x20) : _mm256_permute2f128_ps(a, b, 0x31);
+}
+inline __m256i half_pair(__m256i a, __m256i b, int g) {
+    return g == 0 ? _mm256_permute2x128_si256(a, b, 0x20) : _mm256_permute2x128_si256(a, b, 0x31);
+}
+
 // Each output row of a group's 4 tiles: 16 columns from two stores, cut at OW.
 inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, float bias, float* yk,
                         int64_t OH, int64_t OW, int64_t oh0, int64_t ow0) {
@@ -1636,11 +1646,9 @@ inline void output4_ymm(const float* m, int64_t xi_stride, int len, int rows, fl
             for (int g = 0; g < 2; ++g) {
                 const int64_t oh = gr.row[g] + a, c = gr.col[g];
                 if (!gr.live[g] || oh >= OH || c >= OW) continue;
-                const int sel = g == 0 ? 0x20 : 0x31;
                 float* dst = yk + oh * OW + c;
-                store_first(dst, _mm256_permute2f128_ps(q[0], q[1], sel), OW - c);
-                if (OW - c > 8)
-                    store_first(dst + 8, _mm256_permute2f128_ps(q[2], q[3], sel), OW - c - 8);
+                store_first(dst, half_pair(q[0], q[1], g), OW - c);
+                if (OW - c > 8) store_first(dst + 8, half_pair(q[2], q[3], g), OW - c - 8);
             }
         }
     }
@@ -1677,13 +1685,11 @@ inline void output4_pool_ymm(const float* m, int64_t xi_stride, int len, int row
             for (int g = 0; g < 2; ++g) {
                 const int64_t ph = gr.row[g] / 2 + a, pw = gr.col[g] / 2;
                 if (!gr.live[g] || ph >= PH || pw >= PW) continue;
-                const int sel = g == 0 ? 0x20 : 0x31;
                 const int64_t at = ph * PW + pw, n = PW - pw < 8 ? PW - pw : 8;
-                store_first(yk + at, _mm256_permute2f128_ps(lo, hi, sel), n);
+                store_first(yk + at, half_pair(lo, hi, g), n);
                 if (!ik) continue;
                 // The group's first window: its corner at flat position 2ph * OW + 2pw.
-                store_indices(ik + at, _mm256_permute2x128_si256(ilo, ihi, sel),
-                              2 * ph * OW + 2 * pw, n);
+                store_indices(ik + at, half_pair(ilo, ihi, g), 2 * ph * OW + 2 * pw, n);
             }
         }
     }
