@@ -602,7 +602,7 @@ void direct_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T* 
     const int nt = threads_for(ntiles);
     for (int64_t n0 = 0; n0 < p.N; n0 += d.nb) {
         const int64_t nb = std::min(d.nb, p.N - n0);
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team_for(nt))
         {
             const int team = team_size(), tid = thread_id();
             int64_t a, b;
@@ -687,7 +687,7 @@ void direct_depthwise_forward(const Conv2dParams& p, const T* x, const T* w, con
     const int64_t len = round_up(p.OH * d.Wq, kRound), planes = p.N * p.C;
     const int nt = threads_for(planes);
     RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(team_for(nt))
     for (int64_t t = 0; t < planes; ++t)
         errors.run([&] {
             const int64_t n = t / p.C, c = t % p.C;
@@ -742,7 +742,7 @@ void direct_depthwise_backward_data(const Conv2dParams& p, T* dx, const T* dy, c
     const auto pairs = merge ? phase_pairs(p, d) : std::vector<std::array<int64_t, 2>>{};
     const int nt = threads_for(planes);
     RegionErrors errors;
-#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, dynamic_chunk(planes, nt)) num_threads(team_for(nt))
     for (int64_t t = 0; t < planes; ++t)
         errors.run([&] {
             const int64_t n = t / p.C, c = t % p.C;
@@ -810,7 +810,7 @@ void direct_depthwise_backward_weight(const Conv2dParams& p, T* dw, const T* dy,
     const int64_t len = round_up(p.OH * d.Wq, tl.vec);
     const int nt = threads_for(p.K);
     RegionErrors errors;
-#pragma omp parallel for schedule(dynamic) num_threads(nt)
+#pragma omp parallel for schedule(dynamic) num_threads(team_for(nt))
     for (int64_t k = 0; k < p.K; ++k)
         errors.run([&] {
             const int64_t c = k / mult;

@@ -9,7 +9,7 @@ namespace fastconv {
 template <typename T>
 void conv2d_forward_ref(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
     const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
-#pragma omp parallel for collapse(2) num_threads(threads_for(p.N* p.K))
+#pragma omp parallel for collapse(2) num_threads(team_for(threads_for(p.N* p.K)))
     for (int64_t n = 0; n < p.N; ++n)
         for (int64_t k = 0; k < p.K; ++k) {
             const int64_t g = k / Kg;
@@ -37,7 +37,7 @@ void conv2d_forward_ref(const Conv2dParams& p, const T* x, const T* w, const T* 
 template <typename T>
 void conv2d_backward_data_ref(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
     const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
-#pragma omp parallel for collapse(2) num_threads(threads_for(p.N* p.C))
+#pragma omp parallel for collapse(2) num_threads(team_for(threads_for(p.N* p.C)))
     for (int64_t n = 0; n < p.N; ++n)
         for (int64_t c = 0; c < p.C; ++c) {
             const int64_t g = c / Cg, cg = c % Cg;
@@ -68,7 +68,7 @@ void conv2d_backward_data_ref(const Conv2dParams& p, T* dx, const T* dy, const T
 template <typename T>
 void conv2d_backward_weight_ref(const Conv2dParams& p, T* dw, const T* dy, const T* x) {
     const int64_t Cg = p.c_per_group(), Kg = p.k_per_group();
-#pragma omp parallel for collapse(2) num_threads(threads_for(p.K* Cg))
+#pragma omp parallel for collapse(2) num_threads(team_for(threads_for(p.K* Cg)))
     for (int64_t k = 0; k < p.K; ++k)
         for (int64_t c = 0; c < Cg; ++c) {
             const int64_t g = k / Kg;

@@ -41,7 +41,7 @@ void im2col_row(const Conv2dParams& p, const T* xc, int64_t kh, int64_t kw, T* d
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* col, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c)
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw)
@@ -139,7 +139,7 @@ template <typename T>
 void im2col_pack_block(const Conv2dParams& p, const Im2colPlan& plan, const T* xp,
                        const GemmPacking<T>& pk, int64_t pc, int64_t kc, T* out, int nthreads) {
     const int64_t npanels = (plan.ncols + pk.nr - 1) / pk.nr;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel for schedule(static) num_threads(team_for(nthreads)) if (nthreads > 1)
     for (int64_t jp = 0; jp < npanels; ++jp)
         pack_panel_rows(p, plan, xp, pk, jp, pc, kc, out + jp * kc * pk.nr);
 }
@@ -157,7 +157,7 @@ void im2col_pack_transposed(const Conv2dParams& p, const Im2colPlan& plan, const
     // scalar copy of the last columns (27 taps in a panel of 32: a fifth of Keras conv1's
     // weight gradient).
     const std::vector<T> zeros(sw == 1 && nr % kRows == 0 ? static_cast<size_t>(p.OW) : 0);
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1)
+#pragma omp parallel for schedule(static) num_threads(team_for(nthreads)) if (nthreads > 1)
     for (int64_t jp = 0; jp < npanels; ++jp) {
         const int64_t cols = std::min<int64_t>(nr, CKK - jp * nr);
         const int64_t* roff = plan.row_off.data() + jp * nr;
@@ -207,14 +207,14 @@ void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
     if (p.stride_w == 1 && p.KH * p.KW <= kCol2imMaxTaps) {
         const auto planes = kernel_set<T>().col2im_planes;
         const int64_t nchunks = nthreads > 1 ? std::min<int64_t>(Cg, 4 * int64_t{nthreads}) : 1;
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nchunks > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(team_for(nthreads)) if (nchunks > 1)
         for (int64_t i = 0; i < nchunks; ++i) {
             const int64_t c0 = Cg * i / nchunks, c1 = Cg * (i + 1) / nchunks;
             planes(p, col + c0 * p.KH * p.KW * OHW, c1 - c0, dx + c0 * p.H * p.W);
         }
         return;
     }
-#pragma omp parallel for schedule(dynamic) num_threads(nthreads) if (nthreads > 1 && Cg > 1)
+#pragma omp parallel for schedule(dynamic) num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c) {
         std::fill(dx + c * p.H * p.W, dx + (c + 1) * p.H * p.W, T(0));
         for (int64_t kh = 0; kh < p.KH; ++kh)

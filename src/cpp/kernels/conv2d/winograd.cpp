@@ -672,10 +672,11 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     T* dU = thread_scratch<T, kWinoGradUTag>(static_cast<size_t>(usize));
     T* V = thread_scratch<T, kWinoGradVTag>(static_cast<size_t>(kXi * v_xi));
     T* Z = thread_scratch<T, kWinoGradZTag>(static_cast<size_t>(kXi * z_xi));
-    T* packs = thread_scratch<T, kWinoPackTag>(static_cast<size_t>(nt * (pa_size + pb_size)));
+    const int team = team_for(nt);  // thread_id() < team
+    T* packs = thread_scratch<T, kWinoPackTag>(static_cast<size_t>(team * (pa_size + pb_size)));
     const int64_t tchunk = dynamic_chunk(C + K, nt);
     // Nothing in the region allocates or throws: every thread reaches every barrier.
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team)
     {
         T* pa = packs + thread_id() * (pa_size + pb_size);
         for (int64_t b = 0; b < nblocks; ++b) {

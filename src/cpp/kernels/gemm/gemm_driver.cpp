@@ -300,8 +300,9 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     // Scratch for the whole team, allocated before it starts: an allocation failure inside
     // the parallel region could not be reported (and would strand the barriers).
     T* pb = thread_scratch<T, 0>(static_cast<size_t>(nc_max * kc_max));
+    const int team = team_for(nt);  // tid < team; threads past the tiles claim nothing
     T* pa_all =
-        a_in_place ? nullptr : thread_scratch<T, 1>(static_cast<size_t>(nt * mc_max * kc_max));
+        a_in_place ? nullptr : thread_scratch<T, 1>(static_cast<size_t>(team * mc_max * kc_max));
 
     // Claim counter of the current (jc, pc) step. Thread 0 resets it between the step-end
     // barrier (every claim of the last step done) and the packB barrier (no claim yet).
@@ -360,7 +361,7 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
     if (nt == 1) {
         run(0, 1, [] {});
     } else {
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(team)
         {
 #ifdef _OPENMP
             const int tid = omp_get_thread_num(), nthr = omp_get_num_threads();
