@@ -10,8 +10,8 @@ megabyte buffer mapped afresh each step would fault about 256 pages per step.
 
 from __future__ import annotations
 
-import os
 import resource
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -126,11 +126,14 @@ def test_steady_state_training_step_faults_no_new_pages(net):
     assert _core.workspace_stats()["held_bytes"] == held
 
 
+_TASKS = Path("/proc/self/task")
+
+
 def _thread_ids():
-    return set(os.listdir("/proc/self/task"))
+    return {t.name for t in _TASKS.iterdir()}
 
 
-@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+@pytest.mark.skipif(not _TASKS.is_dir(), reason="needs Linux's /proc")
 def test_regions_of_every_size_keep_the_thread_pool():
     """A LeNet-5 training step at 8 threads runs regions of many sizes (6 output channels,
     16, the batch, tiles...). GNU OpenMP ends the pool's surplus threads whenever a region

@@ -793,7 +793,7 @@ void conv_transpose2d_forward(const Conv2dParams& p, const T* x, const T* w, con
     conv2d_backward_data(p, y, x, w, algo);
     if (!bias) return;
     const int64_t HW = p.H * p.W;
-#pragma omp parallel for schedule(dynamic) num_threads(team_for(threads_for(p.N * p.C)))
+#pragma omp parallel for schedule(dynamic) num_threads(team_for(threads_for(p.N* p.C)))
     for (int64_t t = 0; t < p.N * p.C; ++t) {
         const T b = bias[t % p.C];
         T* yc = y + t * HW;

@@ -41,7 +41,8 @@ void im2col_row(const Conv2dParams& p, const T* xc, int64_t kh, int64_t kw, T* d
 template <typename T>
 void im2col(const Conv2dParams& p, const T* x, T* col, int nthreads) {
     const int64_t Cg = p.c_per_group(), OHW = p.OH * p.OW;
-#pragma omp parallel for schedule(dynamic) num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
+#pragma omp parallel for schedule(dynamic) \
+    num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c)
         for (int64_t kh = 0; kh < p.KH; ++kh)
             for (int64_t kw = 0; kw < p.KW; ++kw)
@@ -214,7 +215,8 @@ void col2im(const Conv2dParams& p, const T* col, T* dx, int nthreads) {
         }
         return;
     }
-#pragma omp parallel for schedule(dynamic) num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
+#pragma omp parallel for schedule(dynamic) \
+    num_threads(team_for(nthreads)) if (nthreads > 1 && Cg > 1)
     for (int64_t c = 0; c < Cg; ++c) {
         std::fill(dx + c * p.H * p.W, dx + (c + 1) * p.H * p.W, T(0));
         for (int64_t kh = 0; kh < p.KH; ++kh)
