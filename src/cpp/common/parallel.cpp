@@ -180,20 +180,25 @@ int requested_threads() {
     return g_requested.load(std::memory_order_relaxed);
 }
 
-int num_threads() {
+int current_threads() {
     const int n = requested_threads();
     if (n == 1 || g_forked_single.load(std::memory_order_relaxed)) return 1;
     int cap = g_forced_cap.load(std::memory_order_relaxed);
-    if (cap == 0) {
-        if (g_load_aware.load(std::memory_order_relaxed)) {
-            if (steady_ns() >= g_next_sample_ns.load(std::memory_order_relaxed)) sample_load();
-            cap = g_cap.load(std::memory_order_relaxed);
-        } else {
-            cap = n;
-        }
-    }
-    if (cap < n) g_capped.fetch_add(1, std::memory_order_relaxed);
-    const int threads = cap < n ? cap : n;
+    if (cap == 0)
+        cap = g_load_aware.load(std::memory_order_relaxed) ? g_cap.load(std::memory_order_relaxed)
+                                                           : n;
+    return cap < n ? cap : n;
+}
+
+int num_threads() {
+    const int n = requested_threads();
+    if (n == 1 || g_forked_single.load(std::memory_order_relaxed)) return 1;
+    if (g_forced_cap.load(std::memory_order_relaxed) == 0 &&
+        g_load_aware.load(std::memory_order_relaxed) &&
+        steady_ns() >= g_next_sample_ns.load(std::memory_order_relaxed))
+        sample_load();
+    const int threads = current_threads();
+    if (threads < n) g_capped.fetch_add(1, std::memory_order_relaxed);
     if (threads > 1 && !g_pool_started.load(std::memory_order_relaxed))
         g_pool_started.store(true, std::memory_order_relaxed);
     return threads;

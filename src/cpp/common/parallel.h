@@ -25,6 +25,9 @@ constexpr int kMaxThreads = 1024;
 // CifarNet step 1.2x). Results never depend on it: work whose result depends on how it
 // is split (the reductions of for_each_slice) splits by requested_threads().
 int num_threads();
+// num_threads()'s answer from the last load sample: takes no sample and counts no capped
+// decision (team_for asks it once per region, after the caller's num_threads()).
+int current_threads();
 
 // Whether this process was forked after OpenMP's threads started: its kernels then run on
 // one thread (GNU OpenMP cannot restart its pool in a forked child).
@@ -71,7 +74,7 @@ inline int threads_for(int64_t items) {
 // threads created in 10 steps; 163 page faults a step on a 16-core Xeon, 0.3 at 2 threads).
 // Regions of nt <= 1 are not started (their `if` clauses) and leave the pool alone.
 inline int team_for(int nt) {
-    const int n = num_threads();
+    const int n = current_threads();
     return nt <= 1 ? 1 : (nt > n ? nt : n);
 }
 
