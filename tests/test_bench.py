@@ -7,10 +7,12 @@ Timing figures themselves are never asserted (STYLE §7: speed lives in benchmar
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import sys
+import time
 
 import jsonschema
 import numpy as np
@@ -198,6 +200,31 @@ def test_time_alternating_gives_each_side_reps_samples_in_turn(threads, monkeypa
     assert calls[:2] == ["o", "p"]
     assert calls[2:2 + 2 * (b + 1)] == ["o"] * (b + 1) + ["p"] * (b + 1)
     assert len(calls) == 2 + 2 * (12 + -(-12 // b))
+
+
+def test_time_alternating_warms_each_side_for_warm_s_after_the_settle(monkeypatch):
+    """After the settle sleep, each block's timed calls start WARM_S after its first untimed
+    call (the clock ramp), and one untimed call still precedes them when a call is slow."""
+    monkeypatch.setitem(harness.SETTLE_S, "torch", 0.001)
+    monkeypatch.setattr(harness, "WARM_S", 0.02)
+    calls = []
+    samples = harness.time_alternating(lambda: calls.append(("o", time.perf_counter())),
+                                       lambda: calls.append(("p", time.perf_counter())),
+                                       reps=10, warmup=1, threads=2)
+    assert [len(s) for s in samples] == [10, 10]
+    runs = [list(g) for _, g in itertools.groupby(calls, key=lambda c: c[0])]
+    assert [r[0][0] for r in runs] == ["o", "p"] * 2  # 10 reps: two blocks of BLOCK a side
+    for run in runs:
+        first_timed = run[-harness.BLOCK]
+        assert len(run) > harness.BLOCK + 1  # many untimed calls: each takes microseconds
+        assert first_timed[1] - run[0][1] >= 0.02
+    calls.clear()
+
+    def slow(side):  # one call takes longer than WARM_S
+        return lambda: (calls.append(side), time.sleep(0.03))
+
+    harness.time_alternating(slow("o"), slow("p"), reps=3, warmup=1, threads=2)
+    assert calls == ["o"] * (1 + 3) + ["p"] * (1 + 3)
 
 
 def test_time_alternating_without_peer_times_one_hot_block():

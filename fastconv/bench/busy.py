@@ -17,7 +17,16 @@ import sys
 import time
 
 import fastconv as fc
-from fastconv.bench.harness import BLOCK, SETTLE_S, Case, _summary, _time_once, try_import
+from fastconv.bench.harness import (
+    BLOCK,
+    SETTLE_S,
+    WARM_S,
+    Case,
+    _summary,
+    _time_once,
+    _warm,
+    try_import,
+)
 
 BOUND = 1.5  # issue 6: a 2-thread call under a busy core <= 1.5x its 1-thread time
 SPIN = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile True: pass\n"
@@ -77,9 +86,10 @@ def run_case(c: Case, threads: int, reps: int, warmup: int) -> dict:
 def time_case(c: Case, threads: int, reps: int, warmup: int) -> dict:
     """One row: each side's median ms at 1 and at `threads` threads and their ratio.
 
-    Blocks of ``BLOCK`` timed calls after one untimed call, cycling ours at 1 thread, ours
+    Blocks of ``BLOCK`` timed calls after untimed ones, cycling ours at 1 thread, ours
     at `threads`, the peer at 1, the peer at `threads`, with ``SETTLE_S`` of sleep before
-    each peer block and after it (its idle workers spin that long)."""
+    each peer block and after it (its idle workers spin that long). Untimed calls: one, or
+    ``WARM_S`` of them after a sleep (the cores' clock ramp, harness.time_alternating)."""
     sides = [("ours", c.ours)] + ([("peer", c.peer)] if c.peer is not None else [])
     configs = [(side, fn, n, _setter(side, c.peer_name)) for side, fn in sides
                for n in (1, threads)]
@@ -91,15 +101,21 @@ def time_case(c: Case, threads: int, reps: int, warmup: int) -> dict:
             set_threads(n)
             for _ in range(max(warmup, 1)):
                 fn()
+        slept = False
         while len(samples[("ours", 1)]) < reps:
             for side, fn, n, set_threads in configs:
                 set_threads(n)
                 if side == "peer":
                     time.sleep(settle)
-                fn()
+                    slept = True
+                if slept:
+                    _warm(fn, WARM_S)
+                else:
+                    fn()
                 k = min(BLOCK, reps - len(samples[(side, n)]))
                 samples[(side, n)].extend(_time_once(fn) for _ in range(k))
-                if side == "peer":
+                slept = side == "peer"
+                if slept:
                     time.sleep(settle)
     finally:
         for _side, _fn, _n, set_threads in configs:

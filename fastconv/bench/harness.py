@@ -154,6 +154,22 @@ def _time_once(fn) -> float:
 # waits this long between the two sides.
 SETTLE_S = {"numpy": 0.15, "torch": 0.03, "torch-cl": 0.03}
 BLOCK = 5  # timed calls per block when multi-threaded
+# The sleep has its own cost: the cores come back from it slow and take 5-10 ms of work to
+# reach their steady speed again (clock ramp; measured here on CifarNet b1 inference at 2
+# threads, the k-th call after 30 ms of sleep: 0.68, 0.28, 0.27, 0.25, 0.24 ... 0.19 ms,
+# against 0.15-0.16 in a busy loop). A single untimed call is not enough when a call takes
+# well under a millisecond: the timed calls of the faster side would land on the ramp, the
+# slower side's mostly after it. So after a sleep each side runs untimed calls for WARM_S
+# (at least one) before its block: with 10 ms, the block's calls were 0.155-0.159 ms.
+WARM_S = 0.010
+
+
+def _warm(fn, seconds: float) -> None:
+    """Untimed calls of `fn`: at least one, and more until `seconds` have passed."""
+    end = time.perf_counter() + seconds
+    fn()
+    while time.perf_counter() < end:
+        fn()
 
 
 def time_alternating(ours, peer, reps: int, warmup: int, threads: int = 1,
@@ -168,8 +184,9 @@ def time_alternating(ours, peer, reps: int, warmup: int, threads: int = 1,
 
     One thread: blocks of one timed call, which spreads a noisy neighbour over both sides.
     Several threads: blocks of ``BLOCK`` timed calls, with ``SETTLE_S[peer_name]`` of sleep
-    before each block so the other side's spinning workers are idle again. No peer: one
-    block of `reps` calls.
+    before each block so the other side's spinning workers are idle again, and the block's
+    untimed calls repeated for ``WARM_S`` after that sleep (the cores' clock ramp). No peer:
+    one block of `reps` calls.
     """
     t_ours: list[float] = []
     t_peer: list[float] = []
@@ -187,7 +204,9 @@ def time_alternating(ours, peer, reps: int, warmup: int, threads: int = 1,
         for fn, samples in sides:
             if settle:
                 time.sleep(settle)
-            fn()
+                _warm(fn, WARM_S)
+            else:
+                fn()
             samples.extend(_time_once(fn) for _ in range(n))
     return t_ours, t_peer
 
