@@ -713,6 +713,9 @@ THREAD_CASES = [
     # last chunk (9 = 8 + 1 or 4 + 4 + 1 images).
     Case("t_N9_7x7_images_per_gemm", 9, 16, 7, 7, 24, 3, 3, padding=1),
     Case("t_N7_5x5_g2_images_per_gemm", 7, 8, 10, 10, 6, 3, 3, stride=2, padding=1, groups=2),
+    # Winograd with fewer blocks of tiles than threads (one panel): the (group, MR block of
+    # output channels) pairs are split over the threads too.
+    Case("t_N1_g2_winograd_channel_split", 1, 8, 6, 6, 40, 3, 3, padding=1, groups=2),
 ]
 THREAD_PARAMS = [
     pytest.param(case, algo, id=f"{case.id}-{algo}") for case in THREAD_CASES
@@ -736,12 +739,13 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape", [(3, 16, 16, 16, 24), (9, 8, 16, 16, 8), (2, 16, 14, 22, 24),
-                                   (5, 32, 30, 30, 16)], ids=str)
+                                   (5, 32, 30, 30, 16), (1, 16, 8, 8, 40)], ids=str)
 @pytest.mark.usefixtures("isa")
 def test_winograd4_same_bits_for_any_thread_count(shape, dtype, rng):
     """F(4x4, 3x3)'s forward, backward_data and fused max pool: every output is written by
     one thread in a fixed order, so 1, 2 and 3 threads give the same bits (blocks of tiles
-    that cut a panel or end in a half-width one, rows padded to groups of 4, gathered)."""
+    that cut a panel or end in a half-width one, rows padded to groups of 4, gathered; one
+    panel of 8 tiles, its output channels split over the threads)."""
     N, C, H, W, K_ = shape
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((K_, C, 3, 3)).astype(dtype)

@@ -461,68 +461,84 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     const int nt = num_threads();
     if (nt > 1) bp = std::max<int64_t>(1, std::min(bp, panels_total / (4 * nt)));
     const int64_t nblocks = (panels_total + bp - 1) / bp;
+    // Fewer blocks than threads (a small map at batch 1: CifarNet conv2 b1 is one panel of
+    // 16 tiles): a block's (group, MR block of output channels) pairs are split over ksplit
+    // items too, each item transforming the block's input itself, about a tenth of its
+    // GEMMs' multiply-adds there. Every output is still computed by the same operations:
+    // the result does not depend on the split.
+    const int64_t nkb = G * nkp;
+    const int64_t ksplit = nblocks >= nt ? 1 : std::min<int64_t>(nkb, (nt + nblocks - 1) / nblocks);
 
-    parallel_ranges(nblocks, nt, [&](int64_t b0, int64_t b1) {
-        const int64_t bcols = bp * nr;  // ldc of the M tile, lanes per block
+    parallel_ranges(nblocks * ksplit, nt, [&](int64_t i0, int64_t i1) {
+        const int64_t bcols = bp * nr;                // ldc of the M tile, lanes per block
         const int64_t m_xi = mr * bcols + kXiPad<T>;  // M's plane stride
         T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(nxi * (C * bcols + kXiPad<T>)));
         T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(nxi * m_xi));
-        for (int64_t b = b0; b < b1; ++b) {
+        int64_t v_block = -1;  // the block whose V this thread holds
+        std::vector<Run> runs;
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t b = i / ksplit;
+            int64_t q0, q1;  // this item's (group, MR block) pairs
+            split_range(nkb, ksplit, i % ksplit, &q0, &q1);
             const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
             const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
-            const std::vector<Run> runs = block_runs(TW, TT, t0, t1, nr);
             const bool half_tail = 2 * (t1 - t0 - (np - 1) * nr) <= nr;
             // V_xi of block b: [xi][g][panel][c][nr]; xi stride G*np*Cg*nr + kXiPad. Lanes past the
             // last tile are zero (their columns of M are never stored).
             const int64_t xi_stride = G * np * Cg * nr + kXiPad<T>;
-            if (t1 - t0 < np * nr) {
-                const int64_t jp = np - 1, l0 = (t1 - t0) % nr;
-                for (int xi = 0; xi < nxi; ++xi)
-                    for (int64_t c = 0; c < C; ++c)
-                        std::fill_n(V + xi * xi_stride + ((c / Cg * np + jp) * Cg + c % Cg) * nr + l0,
-                                    nr - l0, T(0));
-            }
-            for (int64_t c = 0; c < C; ++c) {
-                const int64_t g = c / Cg, cg = c % Cg;
-                for (const Run& r : runs)
-                    input_run(x + (r.n * C + c) * HW, p.H, p.W, tile * r.th - p.pad_top,
-                              tile * r.tw0 - p.pad_left, r.len, r.rows,
-                              V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0, xi_stride);
+            if (b != v_block) {
+                v_block = b;
+                runs = block_runs(TW, TT, t0, t1, nr);
+                if (t1 - t0 < np * nr) {
+                    const int64_t jp = np - 1, l0 = (t1 - t0) % nr;
+                    for (int xi = 0; xi < nxi; ++xi)
+                        for (int64_t c = 0; c < C; ++c)
+                            std::fill_n(
+                                V + xi * xi_stride + ((c / Cg * np + jp) * Cg + c % Cg) * nr + l0,
+                                nr - l0, T(0));
+                }
+                for (int64_t c = 0; c < C; ++c) {
+                    const int64_t g = c / Cg, cg = c % Cg;
+                    for (const Run& r : runs)
+                        input_run(x + (r.n * C + c) * HW, p.H, p.W, tile * r.th - p.pad_top,
+                                  tile * r.tw0 - p.pad_left, r.len, r.rows,
+                                  V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0, xi_stride);
+                }
             }
             // Per group and MR block of output channels: nxi GEMMs into M, then A^T M A.
-            for (int64_t g = 0; g < G; ++g)
-                for (int64_t ip = 0; ip < nkp; ++ip) {
-                    for (int xi = 0; xi < nxi; ++xi) {
-                        const T* a = U + ((g * nxi + xi) * nkp + ip) * upanel;
-                        const T* vb = V + xi * xi_stride + g * np * Cg * nr;
-                        T* m = M + xi * m_xi;
-                        for (int64_t jp = 0; jp < np; ++jp)
-                            // A last panel of at most NR/2 tiles: the half-width tile, half
-                            // the FMAs (M's columns past the tiles are never read).
-                            (jp == np - 1 && half_tail ? ks.gemm_ukernel_half : ks.gemm_ukernel)(
-                                Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1), T(0));
-                    }
-                    const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-                    for (int i = 0; i < rows; ++i) {
-                        const int64_t k = g * Kg + ip * mr + i;
-                        const T bk = bias ? bias[k] : T(0);
-                        const T* mi = M + i * bcols;
-                        if (pool) {
-                            for (const Run& r : runs) {
-                                const int64_t at = (r.n * p.K + k) * PHW;
-                                output_pool_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
-                                                pool->pooled + at,
-                                                pool->indices ? pool->indices + at : nullptr,
-                                                pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
-                            }
-                            continue;
-                        }
-                        for (const Run& r : runs)
-                            output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
-                                       y + (r.n * p.K + k) * OHW, p.OH, p.OW, tile * r.th,
-                                       tile * r.tw0);
-                    }
+            for (int64_t q = q0; q < q1; ++q) {
+                const int64_t g = q / nkp, ip = q % nkp;
+                for (int xi = 0; xi < nxi; ++xi) {
+                    const T* a = U + ((g * nxi + xi) * nkp + ip) * upanel;
+                    const T* vb = V + xi * xi_stride + g * np * Cg * nr;
+                    T* m = M + xi * m_xi;
+                    for (int64_t jp = 0; jp < np; ++jp)
+                        // A last panel of at most NR/2 tiles: the half-width tile, half
+                        // the FMAs (M's columns past the tiles are never read).
+                        (jp == np - 1 && half_tail ? ks.gemm_ukernel_half : ks.gemm_ukernel)(
+                            Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1), T(0));
                 }
+                const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+                for (int i = 0; i < rows; ++i) {
+                    const int64_t k = g * Kg + ip * mr + i;
+                    const T bk = bias ? bias[k] : T(0);
+                    const T* mi = M + i * bcols;
+                    if (pool) {
+                        for (const Run& r : runs) {
+                            const int64_t at = (r.n * p.K + k) * PHW;
+                            output_pool_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                                            pool->pooled + at,
+                                            pool->indices ? pool->indices + at : nullptr,
+                                            pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
+                        }
+                        continue;
+                    }
+                    for (const Run& r : runs)
+                        output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                                   y + (r.n * p.K + k) * OHW, p.OH, p.OW, tile * r.th,
+                                   tile * r.tw0);
+                }
+            }
         }
     });
 }
@@ -565,8 +581,7 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     std::vector<Run> runs;  // the runs of block b: [first[b], first[b + 1])
     std::vector<size_t> first{0};
     for (int64_t b = 0; b < nblocks; ++b) {
-        const std::vector<Run> r =
-            block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
+        const std::vector<Run> r = block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
         runs.insert(runs.end(), r.begin(), r.end());
         first.push_back(runs.size());
     }
