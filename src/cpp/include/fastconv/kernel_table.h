@@ -237,9 +237,10 @@ struct KernelSet {
     // Pooling on one (image, channel) plane: x/dx [H][W], y/dy/indices [OH][OW].
     // Indices are flat positions h*W + w within the plane (PyTorch's convention).
     // Forward kernels overwrite y (and indices); backward kernels overwrite dx (zero it,
-    // then scatter-add dy), so overlapping windows add up. max_pool2d_forward_planes and
-    // avg_pool2d_forward_planes run nplanes consecutive planes (x, y and indices advance by
-    // a plane each); the max pool takes indices == nullptr for values only (inference).
+    // then scatter-add dy), so overlapping windows add up. max_pool2d_forward_planes,
+    // avg_pool2d_forward_planes and avg_pool2d_backward_planes run nplanes consecutive planes
+    // (x/dx, y/dy and indices advance by a plane each); the max pool takes indices ==
+    // nullptr for values only (inference).
     void (*max_pool2d_forward_planes)(const Pool2dParams& p, int64_t nplanes, const T* x, T* y,
                                       int64_t* indices) = nullptr;
     // max_pool2d_backward_plane checks every index before its write: it returns the first
@@ -248,7 +249,8 @@ struct KernelSet {
                                          const int64_t* indices) = nullptr;
     void (*avg_pool2d_forward_planes)(const Pool2dParams& p, int64_t nplanes, const T* x,
                                       T* y) = nullptr;
-    void (*avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;
+    void (*avg_pool2d_backward_planes)(const Pool2dParams& p, int64_t nplanes, T* dx,
+                                       const T* dy) = nullptr;
     // Adaptive pooling: only N, C, H, W, OH, OW of p are used.
     void (*adaptive_avg_pool2d_forward_plane)(const Pool2dParams& p, const T* x, T* y) = nullptr;
     void (*adaptive_avg_pool2d_backward_plane)(const Pool2dParams& p, T* dx, const T* dy) = nullptr;

@@ -55,7 +55,8 @@ constexpr int kPooledMaxRows = 8;
     void avg_pool2d_forward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes, const T* x, \
                                    T* y);                                                          \
     template <typename T>                                                                          \
-    void avg_pool2d_backward_plane(const ::fastconv::Pool2dParams& p, T* dx, const T* dy);         \
+    void avg_pool2d_backward_planes(const ::fastconv::Pool2dParams& p, int64_t nplanes, T* dx,     \
+                                    const T* dy);                                                  \
     template <typename T>                                                                          \
     void adaptive_avg_pool2d_forward_plane(const ::fastconv::Pool2dParams& p, const T* x, T* y);   \
     template <typename T>                                                                          \
@@ -84,7 +85,8 @@ constexpr int kPooledMaxRows = 8;
                                                   const int64_t*);                                 \
     template void avg_pool2d_forward_planes<T>(const ::fastconv::Pool2dParams&, int64_t, const T*, \
                                                T*);                                                \
-    template void avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*, const T*);     \
+    template void avg_pool2d_backward_planes<T>(const ::fastconv::Pool2dParams&, int64_t, T*,      \
+                                                const T*);                                         \
     template void adaptive_avg_pool2d_forward_plane<T>(const ::fastconv::Pool2dParams&, const T*,  \
                                                        T*);                                        \
     template void adaptive_avg_pool2d_backward_plane<T>(const ::fastconv::Pool2dParams&, T*,       \

@@ -93,8 +93,11 @@ void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
 template <typename T>
 void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     assert_pool_params(p);
-    const auto kernel = kernel_set<T>().avg_pool2d_backward_plane;
-    for_each_plane(p, [&](int64_t xo, int64_t yo) { kernel(p, dx + xo, dy + yo); });
+    const auto kernel = kernel_set<T>().avg_pool2d_backward_planes;
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
+    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
+        kernel(p, i1 - i0, dx + i0 * in_size, dy + i0 * out_size);
+    });
 }
 
 template <typename T>

@@ -1229,15 +1229,20 @@ void avg_backward_tiled(const Pool2dParams& p, T* __restrict dx, const T* __rest
     for (int64_t i = p.OH * p.KH * p.W; i < p.H * p.W; ++i) dx[i] = T(0);
 }
 
-// avg_backward_tiled for 2x2 windows at stride 2 in vectors: V values of dy, scaled once
-// (by the exact reciprocal of a power-of-two divisor, else divided), each written to its
-// window's four inputs by one zip with itself per row (two stores of V per dx row). The
-// per-output scalar loop and the row copy took 75-85 ns per 10x10 plane. false where no
-// vector fits a row (OW below a 16-byte vector).
+// avg_backward_tiled for 2x2 windows at stride 2 in vectors, nplanes consecutive planes:
+// V values of dy, scaled once (by the exact reciprocal of a power-of-two divisor, else
+// divided), each written to its window's four inputs by one zip with itself per row (two
+// stores of V per dx row). The per-output scalar loop and the row copy took 75-85 ns per
+// 10x10 plane. Set up once per call, and an odd plane's last row zeroed by vector stores:
+// one plane per call, with a memset call for that row, took 35-40 ns per 10x10 or 12x12
+// plane and 75-80 ns per 13x13 one (Keras pool2) on Zen 3. false where no vector fits a row
+// (OW below a 16-byte vector).
 template <typename T>
-bool avg_backward_2x2(const Pool2dParams& p, T* __restrict dx, const T* __restrict dy) {
+bool avg_backward_2x2(const Pool2dParams& p, int64_t nplanes, T* __restrict dx,
+                      const T* __restrict dy) {
     const int64_t divisor = avg_divisor(p, 2, 2, 2, 2);
     const T div = T(divisor), inv = exact_reciprocal<T>(divisor);
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
     auto run = [&](auto lanes, auto exact) {
         constexpr int V = decltype(lanes)::value;
         constexpr bool kExact = decltype(exact)::value;
@@ -1248,26 +1253,39 @@ bool avg_backward_2x2(const Pool2dParams& p, T* __restrict dx, const T* __restri
             lo[k] = k / 2;
             hi[k] = V / 2 + k / 2;
         }
-        for (int64_t oh = 0; oh < p.OH; ++oh) {
-            const T* g = dy + oh * p.OW;
-            T* d0 = dx + 2 * oh * p.W;
-            T* d1 = d0 + p.W;
-            for_blocks<V>(0, p.OW, [&](int64_t ow0) {
-                const VT gv = vload<VT>(g + ow0);
-                VT v;
-                if constexpr (kExact)
-                    v = VT{} + gv * inv;  // 0 + g / div
-                else
-                    v = VT{} + gv / div;
-                const VT a = __builtin_shuffle(v, lo), b = __builtin_shuffle(v, hi);
-                *reinterpret_cast<VT*>(d0 + 2 * ow0) = a;
-                *reinterpret_cast<VT*>(d0 + 2 * ow0 + V) = b;
-                *reinterpret_cast<VT*>(d1 + 2 * ow0) = a;
-                *reinterpret_cast<VT*>(d1 + 2 * ow0 + V) = b;
-            });
-            for (int64_t iw = 2 * p.OW; iw < p.W; ++iw) d0[iw] = d1[iw] = T(0);
+        for (int64_t pl = 0; pl < nplanes; ++pl) {
+            T* dxp = dx + pl * in_size;
+            const T* dyp = dy + pl * out_size;
+            for (int64_t oh = 0; oh < p.OH; ++oh) {
+                const T* g = dyp + oh * p.OW;
+                T* d0 = dxp + 2 * oh * p.W;
+                T* d1 = d0 + p.W;
+                // Columns past the last window (W odd) first, by vectors ending at W whose
+                // other lanes the blocks then overwrite (W >= 2 * OW >= 2 * V): scalar
+                // stores after the blocks took twice the time of a 12-wide plane.
+                for (int64_t iw = p.W; iw > 2 * p.OW; iw -= V)
+                    *reinterpret_cast<VT*>(d0 + iw - V) = *reinterpret_cast<VT*>(d1 + iw - V) =
+                        VT{};
+                for_blocks<V>(0, p.OW, [&](int64_t ow0) {
+                    const VT gv = vload<VT>(g + ow0);
+                    VT v;
+                    if constexpr (kExact)
+                        v = VT{} + gv * inv;  // 0 + g / div
+                    else
+                        v = VT{} + gv / div;
+                    const VT a = __builtin_shuffle(v, lo), b = __builtin_shuffle(v, hi);
+                    *reinterpret_cast<VT*>(d0 + 2 * ow0) = a;
+                    *reinterpret_cast<VT*>(d0 + 2 * ow0 + V) = b;
+                    *reinterpret_cast<VT*>(d1 + 2 * ow0) = a;
+                    *reinterpret_cast<VT*>(d1 + 2 * ow0 + V) = b;
+                });
+            }
+            // Rows past the last window (H odd).
+            for (int64_t ih = 2 * p.OH; ih < p.H; ++ih)
+                for_blocks<V>(0, p.W, [&](int64_t iw0) {
+                    *reinterpret_cast<VT*>(dxp + ih * p.W + iw0) = VT{};
+                });
         }
-        for (int64_t i = 2 * p.OH * p.W; i < p.H * p.W; ++i) dx[i] = T(0);
     };
     return with_block_width<T, 2>(0, p.OW, [&](auto lanes) {
         with_exact_reciprocal(inv, [&](auto exact) { run(lanes, exact); });
@@ -1406,21 +1424,28 @@ void avg_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* 
 }
 
 template <typename T>
-void avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy) {
+void avg_pool2d_backward_planes(const Pool2dParams& p, int64_t nplanes, T* dx, const T* dy) {
     assert(p.KH >= 1 && p.KW >= 1 && p.stride_h >= 1 && p.stride_w >= 1);
     using namespace pool2d_detail;
-    if (avg_windows_tile(p)) {
-        if (p.KH == 2 && p.KW == 2 && avg_backward_2x2(p, dx, dy)) return;
-        if (p.KW == 2)
-            avg_backward_tiled<T, 2>(p, dx, dy);
-        else
-            avg_backward_tiled<T, 0>(p, dx, dy);
-    } else if (p.stride_w == 1)
-        avg_pool2d_backward_impl<T, 1>(p, dx, dy);
-    else if (p.stride_w == 2)
-        avg_pool2d_backward_impl<T, 2>(p, dx, dy);
-    else
-        avg_pool2d_backward_impl<T, 0>(p, dx, dy);
+    const bool tile = avg_windows_tile(p);
+    if (tile && p.KH == 2 && p.KW == 2 && avg_backward_2x2(p, nplanes, dx, dy)) return;
+    const int64_t in = p.H * p.W, out = p.OH * p.OW;
+    for (int64_t i = 0; i < nplanes; ++i) {
+        T* dxp = dx + i * in;
+        const T* dyp = dy + i * out;
+        if (tile) {
+            if (p.KW == 2)
+                avg_backward_tiled<T, 2>(p, dxp, dyp);
+            else
+                avg_backward_tiled<T, 0>(p, dxp, dyp);
+        } else if (p.stride_w == 1) {
+            avg_pool2d_backward_impl<T, 1>(p, dxp, dyp);
+        } else if (p.stride_w == 2) {
+            avg_pool2d_backward_impl<T, 2>(p, dxp, dyp);
+        } else {
+            avg_pool2d_backward_impl<T, 0>(p, dxp, dyp);
+        }
+    }
 }
 
 template <typename T>

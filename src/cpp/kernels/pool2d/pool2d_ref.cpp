@@ -138,6 +138,12 @@ void avg_pool2d_backward_plane(const Pool2dParams& p, T* dx, const T* dy) {
     }
 }
 
+template <typename T>
+void avg_pool2d_backward_planes(const Pool2dParams& p, int64_t nplanes, T* dx, const T* dy) {
+    const int64_t in = p.H * p.W, out = p.OH * p.OW;
+    for (int64_t i = 0; i < nplanes; ++i) avg_pool2d_backward_plane(p, dx + i * in, dy + i * out);
+}
+
 // Adaptive windows [adaptive_start, adaptive_end) per axis (params.h); output may be
 // larger than input (windows then overlap and repeat).
 template <typename T>
