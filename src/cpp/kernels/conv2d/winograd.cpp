@@ -581,7 +581,8 @@ void winograd_backward_weight(const Conv2dParams& p, T* dw, const T* dy, const T
     std::vector<Run> runs;  // the runs of block b: [first[b], first[b + 1])
     std::vector<size_t> first{0};
     for (int64_t b = 0; b < nblocks; ++b) {
-        const std::vector<Run> r = block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
+        const std::vector<Run> r =
+            block_runs(TW, TT, b * tb, std::min(P, (b + 1) * tb), kMaxLanes);
         runs.insert(runs.end(), r.begin(), r.end());
         first.push_back(runs.size());
     }
