@@ -194,6 +194,27 @@ def test_max_pool2d_ties_keep_first(isa, dtype, rng):
         _run_max(x, k, s, p, d, ceil, rng, isa)
 
 
+@pytest.mark.parametrize("shape", [(2, 9, 10, 10), (1, 16, 13, 13), (3, 3, 7, 9), (2, 5, 5, 14)],
+                         ids=str)
+def test_max_pool2d_narrow_maps_nan_inf_ties(shape, isa, dtype, rng):
+    """Maps whose output rows are narrower than a vector, eight planes and more (AVX2 float
+    runs them with planes as lanes, the rest of the planes by rows), on many ties, NaN (one,
+    two in a window, a whole window), -inf windows and constant planes: torch's values,
+    indices and gradient for windows with padding, dilation, ceil_mode and asymmetry."""
+    x = rng.integers(0, 3, size=shape).astype(dtype)
+    n, c = shape[0] - 1, shape[1] - 1
+    x[0, 0, 1, 1] = np.nan
+    x[0, 1, 2:4, 2:4] = np.nan
+    x[n, c, 0, 0] = x[n, c, 1, 1] = np.nan
+    x[0, 2, 0:3, 0:3] = -np.inf
+    x[n, 0] = 1.0
+    x[n, 1, :, -1] = np.inf
+    for k, s, p, d, ceil in [(3, 2, 1, 1, False), (3, 1, 1, 1, False), (3, 2, 1, 1, True),
+                             (3, 3, 0, 1, False), (3, 1, 1, 2, False), ((2, 3), (1, 2), (1, 1), 1,
+                                                                        True), (2, 1, 0, 1, False)]:
+        _run_max(x, k, s, p, d, ceil, rng, isa)
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 10, 10), (1, 2, 12, 32), (2, 2, 6, 2), (1, 3, 7, 37),
                                    (2, 2, 9, 13)], ids=str)
 def test_max_pool2d_2x2_stride2_nan_inf_ties(shape, isa, dtype, rng):

@@ -1,7 +1,7 @@
 // Lane helpers shared by the AVX2 kernel files: lane-range masks (for vmaskmovps loads),
-// even / odd / interleaved lanes of two vectors, 4x4 transposes within 128-bit lanes,
-// stores of a vector's first n lanes by 16-, 8- and 4-byte pieces, and all of them as
-// traits of float and double (Lanes256): AVX2's
+// even / odd / interleaved lanes of two vectors, 4x4 transposes within 128-bit lanes and
+// 8x8 ones, stores of a vector's first n lanes by 16-, 8- and 4-byte pieces, and all of
+// them as traits of float and double (Lanes256): AVX2's
 // masked stores (vmaskmovps/pd) are microcoded on AMD (Zen 3: 60 % of the F(2x2) input transform
 // with rows of 7 tiles). Include only from files compiled with AVX2 and without AVX-512; the
 // anonymous namespace gives each file its own copy, never merged with another ISA's build of it.
@@ -99,6 +99,18 @@ inline void transpose_in_lanes(__m256 (&a)[4]) {
     a[1] = hi(u0, u2);
     a[2] = lo(u1, u3);
     a[3] = hi(u1, u3);
+}
+
+// The 8x8 transpose: a[i] element e <- a[e] element i (4x4 blocks within the 128-bit
+// lanes, then the lanes exchanged).
+inline void transpose8x8(__m256 (&a)[8]) {
+    __m256 lo[4] = {a[0], a[1], a[2], a[3]}, hi[4] = {a[4], a[5], a[6], a[7]};
+    transpose_in_lanes(lo);
+    transpose_in_lanes(hi);
+    for (int i = 0; i < 4; ++i) {
+        a[i] = _mm256_permute2f128_ps(lo[i], hi[i], 0x20);
+        a[i + 4] = _mm256_permute2f128_ps(lo[i], hi[i], 0x31);
+    }
 }
 
 // Lanes [0, n) of v to p: all 8 for n >= 8.
