@@ -194,13 +194,14 @@ def test_max_pool2d_ties_keep_first(isa, dtype, rng):
         _run_max(x, k, s, p, d, ceil, rng, isa)
 
 
-@pytest.mark.parametrize("shape", [(2, 9, 10, 10), (1, 16, 13, 13), (3, 3, 7, 9), (2, 5, 5, 14)],
-                         ids=str)
+@pytest.mark.parametrize("shape", [(2, 9, 10, 10), (1, 16, 13, 13), (3, 3, 7, 9), (2, 5, 5, 14),
+                                   (1, 9, 16, 15), (2, 4, 8, 8)], ids=str)
 def test_max_pool2d_narrow_maps_nan_inf_ties(shape, isa, dtype, rng):
-    """Maps whose output rows are narrower than a vector, eight planes and more (AVX2 float
-    runs them with planes as lanes, the rest of the planes by rows), on many ties, NaN (one,
-    two in a window, a whole window), -inf windows and constant planes: torch's values,
-    indices and gradient for windows with padding, dilation, ceil_mode and asymmetry."""
+    """Maps whose output rows are at most a vector wide, eight planes and more (AVX2 float
+    runs them with planes as lanes, the planes left over by rows; 16x15 at 3x3/2 fills the
+    kernel's buffers exactly), on many ties, NaN (one, two in a window, a whole window),
+    -inf windows and constant planes: torch's values, indices and gradient for windows
+    with padding, dilation, ceil_mode and asymmetry."""
     x = rng.integers(0, 3, size=shape).astype(dtype)
     n, c = shape[0] - 1, shape[1] - 1
     x[0, 0, 1, 1] = np.nan

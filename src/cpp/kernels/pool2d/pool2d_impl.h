@@ -957,9 +957,9 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
     }
 }
 
-// Maps whose output rows are narrower than a vector (OW < 8: LeNet-5's and Keras's pool2
-// maps), float, any window: eight planes at a time, one per lane, so that every vector
-// operation is whole and no row, column or plane edge needs a mask. The group's planes are
+// Maps whose output rows are at most a vector wide (OW <= 8: LeNet-5's, Keras's and
+// CifarNet's pool2 maps), float, any window: eight planes at a time, one per lane, so that every
+// vector operation is whole and no row, column or plane edge needs a mask. The group's planes are
 // transposed in (8x8 blocks), each input row's windows reduced over their in-bounds
 // columns, then each output's window over its in-bounds rows, then transposed out. Row
 // then column is PyTorch's row-major scan (take v when v > max or v is NaN; indices h*W +
@@ -967,16 +967,16 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
 // The row kernels spent most of their time on per-row setup and masked lanes there. Zen 3,
 // 1 thread, in-process A/B with indices: 3x3/2 padding 1 on 64x16x10x10 101-106 -> 50-54
 // us, on 64x32x13x13 284-290 -> 190-193 us, 3x3/1 padding 1 on 8x16x7x7 4.2x, 3x3/3 on
-// 8x16x12x12 5.0x (the 2x2/2 kernel is kept for its windows: this measured 0.88-1.15x of
-// it on 10x10 and 13x13 maps). Returns the planes done (a multiple of 8; 0 where it does
-// not apply: wider rows, planes or windows past the buffers, or a window with no
-// in-bounds row or column, which ceil_mode can give).
+// 8x16x12x12 5.0x, on 64x64x16x16 (rows of 8) 638 -> 546 us (the 2x2/2 kernel is kept for
+// its windows: this measured 0.88-1.15x of it on 10x10 and 13x13 maps). Returns the planes done (a
+// multiple of 8; 0 where it does not apply: wider rows, planes or windows past the buffers, or a
+// window with no in-bounds row or column, which ceil_mode can give).
 template <bool kIdx>
 int64_t max_pool_plane_lanes(const Pool2dParams& p, int64_t nplanes, const float* x, float* y,
                              int64_t* indices) {
     constexpr int kHW = 256, kRowOuts = 128, kOuts = 64, kTaps = 64;
     const int64_t H = p.H, W = p.W, OH = p.OH, OW = p.OW, HW = H * W, OHW = OH * OW;
-    if (OW >= 8 || nplanes < 8 || HW > kHW || H * OW > kRowOuts || OHW > kOuts) return 0;
+    if (OW > 8 || nplanes < 8 || HW > kHW || H * OW > kRowOuts || OHW > kOuts) return 0;
     // The in-bounds columns of each output column's window, and rows of each output row's,
     // in scan order: [first[o], first[o + 1]) of taps.
     int col_first[9], row_first[kOuts + 1], cols[kTaps], rows[kTaps];
@@ -1502,8 +1502,8 @@ void max_pool2d_forward_planes(const Pool2dParams& p, int64_t nplanes, const T* 
                                                                        p.OW, x, y, indices);
             return;
         }
-        // Other windows on rows narrower than a vector: planes as lanes (the 2x2 kernel
-        // above measured 0.88-1.15x of that on 10x10 and 13x13 maps, so it stays there).
+        // Other windows on rows at most a vector wide: planes as lanes (on the 2x2 windows
+        // above that measured 0.88-1.15x of max_pool2x2_ymm, which stays there).
         const int64_t done = (indices ? max_pool_plane_lanes<true>
                                       : max_pool_plane_lanes<false>)(p, nplanes, x, y, indices);
         if (done > 0) {
