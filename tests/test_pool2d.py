@@ -210,9 +210,9 @@ def test_max_pool2d_narrow_maps_nan_inf_ties(shape, isa, dtype, rng):
     x[0, 2, 0:3, 0:3] = -np.inf
     x[n, 0] = 1.0
     x[n, 1, :, -1] = np.inf
-    for k, s, p, d, ceil in [(3, 2, 1, 1, False), (3, 1, 1, 1, False), (3, 2, 1, 1, True),
-                             (3, 3, 0, 1, False), (3, 1, 1, 2, False), ((2, 3), (1, 2), (1, 1), 1,
-                                                                        True), (2, 1, 0, 1, False)]:
+    windows = [(3, 2, 1, 1, False), (3, 1, 1, 1, False), (3, 2, 1, 1, True), (3, 3, 0, 1, False),
+               (3, 1, 1, 2, False), ((2, 3), (1, 2), (1, 1), 1, True), (2, 1, 0, 1, False)]
+    for k, s, p, d, ceil in windows:
         _run_max(x, k, s, p, d, ceil, rng, isa)
 
 

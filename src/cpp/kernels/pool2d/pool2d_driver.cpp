@@ -50,17 +50,24 @@ void for_each_plane(const Pool2dParams& p, F&& plane) {
     });
 }
 
+// Runs block(nplanes, x_off, y_off) once per claimed range of planes, with the offsets of
+// its first input and output planes: for the kernels that take a range of planes and set
+// up once per call, not per plane.
+template <typename F>
+void for_plane_blocks(const Pool2dParams& p, F&& block) {
+    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
+    for_plane_ranges(p,
+                     [&](int64_t i0, int64_t i1) { block(i1 - i0, i0 * in_size, i0 * out_size); });
+}
+
 }  // namespace
 
 template <typename T>
 void max_pool2d_forward(const Pool2dParams& p, const T* x, T* y, int64_t* indices) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().max_pool2d_forward_planes;
-    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
-    // Planes [i0, i1) per kernel call: the kernel sets up once per call, not per plane.
-    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
-        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size,
-               indices ? indices + i0 * out_size : nullptr);
+    for_plane_blocks(p, [&](int64_t n, int64_t xo, int64_t yo) {
+        kernel(p, n, x + xo, y + yo, indices ? indices + yo : nullptr);
     });
 }
 
@@ -84,20 +91,14 @@ template <typename T>
 void avg_pool2d_forward(const Pool2dParams& p, const T* x, T* y) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().avg_pool2d_forward_planes;
-    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
-    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
-        kernel(p, i1 - i0, x + i0 * in_size, y + i0 * out_size);
-    });
+    for_plane_blocks(p, [&](int64_t n, int64_t xo, int64_t yo) { kernel(p, n, x + xo, y + yo); });
 }
 
 template <typename T>
 void avg_pool2d_backward(const Pool2dParams& p, T* dx, const T* dy) {
     assert_pool_params(p);
     const auto kernel = kernel_set<T>().avg_pool2d_backward_planes;
-    const int64_t in_size = p.H * p.W, out_size = p.OH * p.OW;
-    for_plane_ranges(p, [&](int64_t i0, int64_t i1) {
-        kernel(p, i1 - i0, dx + i0 * in_size, dy + i0 * out_size);
-    });
+    for_plane_blocks(p, [&](int64_t n, int64_t xo, int64_t yo) { kernel(p, n, dx + xo, dy + yo); });
 }
 
 template <typename T>

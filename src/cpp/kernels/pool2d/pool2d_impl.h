@@ -958,19 +958,20 @@ void max_pool2x2_ymm(int64_t nplanes, int64_t H, int64_t W, int64_t OH, int64_t 
 }
 
 // Maps whose output rows are at most a vector wide (OW <= 8: LeNet-5's, Keras's and
-// CifarNet's pool2 maps), float, any window: eight planes at a time, one per lane, so that every
-// vector operation is whole and no row, column or plane edge needs a mask. The group's planes are
-// transposed in (8x8 blocks), each input row's windows reduced over their in-bounds
-// columns, then each output's window over its in-bounds rows, then transposed out. Row
-// then column is PyTorch's row-major scan (take v when v > max or v is NaN; indices h*W +
-// w): the first maximum of the first row holding the window's maximum, or the last NaN.
-// The row kernels spent most of their time on per-row setup and masked lanes there. Zen 3,
-// 1 thread, in-process A/B with indices: 3x3/2 padding 1 on 64x16x10x10 101-106 -> 50-54
-// us, on 64x32x13x13 284-290 -> 190-193 us, 3x3/1 padding 1 on 8x16x7x7 4.2x, 3x3/3 on
-// 8x16x12x12 5.0x, on 64x64x16x16 (rows of 8) 638 -> 546 us (the 2x2/2 kernel is kept for
-// its windows: this measured 0.88-1.15x of it on 10x10 and 13x13 maps). Returns the planes done (a
-// multiple of 8; 0 where it does not apply: wider rows, planes or windows past the buffers, or a
-// window with no in-bounds row or column, which ceil_mode can give).
+// CifarNet's pool2 maps), float, any window: eight planes at a time, one per lane, so that
+// every vector operation is whole and no row, column or plane edge needs a mask. The
+// group's planes are transposed in (8x8 blocks), each input row's windows reduced over
+// their in-bounds columns, then each output's window over its in-bounds rows, then
+// transposed out. Row then column is PyTorch's row-major scan (take v when v > max or v
+// is NaN; indices h*W + w): the first maximum of the first row holding the window's
+// maximum, or the last NaN. The row kernels spent most of their time on per-row setup and
+// masked lanes there. Zen 3, 1 thread, in-process A/B with indices: 3x3/2 padding 1 on
+// 64x16x10x10 101-106 -> 50-54 us, on 64x32x13x13 284-290 -> 190-193 us, on 64x64x16x16
+// (rows of 8) 638 -> 546 us; 3x3/1 padding 1 on 8x16x7x7 4.2x, 3x3/3 on 8x16x12x12 5.0x
+// (the 2x2/2 kernel is kept for its windows: this measured 0.88-1.15x of it on 10x10 and
+// 13x13 maps). Returns the planes done (a multiple of 8; 0 where it does not apply: wider
+// rows, planes or windows past the buffers, or a window with no in-bounds row or column,
+// which ceil_mode can give).
 template <bool kIdx>
 int64_t max_pool_plane_lanes(const Pool2dParams& p, int64_t nplanes, const float* x, float* y,
                              int64_t* indices) {
@@ -1004,6 +1005,15 @@ int64_t max_pool_plane_lanes(const Pool2dParams& p, int64_t nplanes, const float
     alignas(32) float hi[kRowOuts * 8];  // its flat index, int32 bits
     alignas(32) float yt[kOuts * 8];     // [oh*OW + ow][plane]
     alignas(32) float it[kOuts * 8];     // its flat index, int32 bits
+    // (m, rel) <- (v, rv) where v > m or v is NaN: PyTorch's rule, v later in its scan.
+    auto combine = [](__m256 v, __m256 rv, __m256* m, __m256* rel) {
+        const __m256 take = max_take8(v, *m);
+        *m = _mm256_blendv_ps(*m, v, take);
+        if constexpr (kIdx) *rel = _mm256_blendv_ps(*rel, rv, take);
+    };
+    auto flat = [](int64_t i) {
+        return _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(i)));
+    };
     const int64_t ngroups = nplanes / 8;
     for (int64_t gi = 0; gi < ngroups; ++gi) {
         const float* xg = x + gi * 8 * HW;
@@ -1020,33 +1030,20 @@ int64_t max_pool_plane_lanes(const Pool2dParams& p, int64_t nplanes, const float
             for (int64_t ow = 0; ow < OW; ++ow) {
                 const float* xr = xt + h * W * 8;
                 int t = col_first[ow];
-                __m256 m = _mm256_load_ps(xr + cols[t] * 8);
-                __m256 rel =
-                    _mm256_castsi256_ps(_mm256_set1_epi32(static_cast<int>(h * W) + cols[t]));
-                for (++t; t < col_first[ow + 1]; ++t) {
-                    const __m256 v = _mm256_load_ps(xr + cols[t] * 8), take = max_take8(v, m);
-                    m = _mm256_blendv_ps(m, v, take);
-                    if constexpr (kIdx)
-                        rel = _mm256_blendv_ps(rel,
-                                               _mm256_castsi256_ps(_mm256_set1_epi32(
-                                                   static_cast<int>(h * W) + cols[t])),
-                                               take);
-                }
+                __m256 m = _mm256_load_ps(xr + cols[t] * 8), rel = flat(h * W + cols[t]);
+                for (++t; t < col_first[ow + 1]; ++t)
+                    combine(_mm256_load_ps(xr + cols[t] * 8), flat(h * W + cols[t]), &m, &rel);
                 _mm256_store_ps(hm + (h * OW + ow) * 8, m);
                 if constexpr (kIdx) _mm256_store_ps(hi + (h * OW + ow) * 8, rel);
             }
         for (int64_t oh = 0; oh < OH; ++oh)
             for (int64_t ow = 0; ow < OW; ++ow) {
                 int t = row_first[oh];
-                __m256 m = _mm256_load_ps(hm + (rows[t] * OW + ow) * 8);
-                __m256 rel = kIdx ? _mm256_load_ps(hi + (rows[t] * OW + ow) * 8) : m;
+                const int64_t at = (rows[t] * OW + ow) * 8;
+                __m256 m = _mm256_load_ps(hm + at), rel = kIdx ? _mm256_load_ps(hi + at) : m;
                 for (++t; t < row_first[oh + 1]; ++t) {
-                    const __m256 v = _mm256_load_ps(hm + (rows[t] * OW + ow) * 8);
-                    const __m256 take = max_take8(v, m);
-                    m = _mm256_blendv_ps(m, v, take);
-                    if constexpr (kIdx)
-                        rel = _mm256_blendv_ps(rel, _mm256_load_ps(hi + (rows[t] * OW + ow) * 8),
-                                               take);
+                    const int64_t r = (rows[t] * OW + ow) * 8;
+                    combine(_mm256_load_ps(hm + r), kIdx ? _mm256_load_ps(hi + r) : m, &m, &rel);
                 }
                 _mm256_store_ps(yt + (oh * OW + ow) * 8, m);
                 if constexpr (kIdx) _mm256_store_ps(it + (oh * OW + ow) * 8, rel);
@@ -1211,7 +1208,7 @@ bool avg_pool2x2_planes(const Pool2dParams& p, int64_t nplanes, const T* xs, T* 
     if (p.KH != 2 || p.KW != 2 || p.stride_h != 2 || p.stride_w != 2 || p.pad_h != 0 ||
         p.pad_w != 0 || 2 * p.OH > p.H || 2 * p.OW > p.W)
         return false;
-    const int64_t divisor = p.divisor_override != 0 ? p.divisor_override : 4;
+    const int64_t divisor = avg_divisor(p, 2, 2, 2, 2);  // windows inside: 4, or the override
     const T div = T(divisor), inv = exact_reciprocal<T>(divisor);
     auto run = [&](auto lanes, auto exact) {
         constexpr int V = decltype(lanes)::value;
