@@ -248,6 +248,12 @@ CASES = [
     Case("winograd_dilated_2x3", 1, 4, 10, 12, 6, 3, 3, padding=(0, 3), dilation=(2, 3),
          bias=False),
     Case("winograd_auto_dilated", 2, 64, 16, 16, 64, 3, 3, padding=2, dilation=2),
+    # Over 256 tiles, so U is not cached: with V of all the tiles within 4 MiB, each (group,
+    # MR block of 35 output channels: a part-filled last one) transforms its U right before
+    # its GEMMs (F(2x2) 867 tiles, F(4x4) 324); with more V (8 MB, 5 MB in float), U is
+    # transformed whole first and the tiles go in blocks.
+    Case("winograd_fused_u_groups", 3, 16, 34, 34, 70, 3, 3, padding=1, groups=2),
+    Case("winograd_whole_u_large_v", 1, 96, 72, 72, 8, 3, 3, padding=1),
 ]
 
 ALGO_PARAMS = [
@@ -389,15 +395,17 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("k5", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "forward", "im2col"),
         # backward_data: never direct (the GEMM path with W^T packed once is faster);
         # Winograd on 3x3 layers with enough channels and tiles, as the forward (7x7 maps:
-        # 77 % of the tiles' outputs used, enough with >= 64 channels and >= 128 tiles).
+        # 77 % of the tiles' outputs used, enough with >= 64 channels; one image's 16 tiles
+        # fill AVX2's and the baseline's 16-column NR panel, half of AVX-512's).
         (Case("l", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "winograd"),
-        (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data", "im2col"),
+        (Case("m", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_data",
+         {"avx512": "im2col", "other": "winograd"}),
         (Case("n", 8, 64, 56, 56, 64, 3, 3, padding=1), "backward_data", "winograd4"),
         # forward: Winograd F(2x2, 3x3) for 3x3/stride 1 with >= 16 channels per group in
         # and out, rows of >= 4 tiles and >= 85 % of the outputs it computes used (odd
-        # sizes drop part of the edge tiles, a last panel of 32 tiles can be part-empty:
+        # sizes drop part of the edge tiles, a last panel of NR tiles can be part-empty:
         # 13x13 b64 86 %, 13x13 b1 66 %), or >= 75 % with >= 64 channels (7x7 b2/b4/b8
-        # 77 %, b3 57 %; 14x14 b1 77 %). The weight gradient also needs >= 128 tiles, and
+        # 77 %, b3 77 % with NR = 16 and 57 % with AVX-512's 32; 14x14 b1 77 %). The weight gradient also needs >= 128 tiles, and
         # its small-dU mode (32 -> 64) every tile output used, or >= 85 % with >= 1024
         # tiles (13x13 b64 86 % with 3136 tiles, b8 with 392).
         (Case("w1", 64, 32, 16, 16, 64, 3, 3, padding=1), "forward", "winograd4"),
@@ -413,7 +421,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("w5d", 8, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "winograd"),
         (Case("w5e", 8, 32, 7, 7, 32, 3, 3, padding=1), "forward", "im2col"),
         (Case("w5f", 4, 512, 7, 7, 512, 3, 3, padding=1), "forward", "winograd"),
-        (Case("w5g", 3, 512, 7, 7, 512, 3, 3, padding=1), "forward", "im2col"),
+        (Case("w5g", 3, 512, 7, 7, 512, 3, 3, padding=1), "forward",
+         {"avx512": "im2col", "other": "winograd"}),
         # F(2x2) turns Keras conv2 b1 down (66 % used); AVX2 takes F(4x4) there, whose own
         # rule holds (16 tiles, 66 %, 32 x 64 channels).
         (Case("w5h", 1, 32, 15, 15, 64, 3, 3), "forward",
@@ -737,15 +746,19 @@ def test_conv2d_threads(isa, threads, case, algorithm, dtype):
         assert np.array_equal(again, dw), f"{what}: backward_weight not bitwise reproducible"
 
 
+@pytest.mark.parametrize("algorithm", ["winograd4", "winograd"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("shape", [(3, 16, 16, 16, 24), (9, 8, 16, 16, 8), (2, 16, 14, 22, 24),
-                                   (5, 32, 30, 30, 16), (1, 16, 8, 8, 40)], ids=str)
+                                   (5, 32, 30, 30, 16), (1, 16, 8, 8, 40), (1, 96, 72, 72, 8)],
+                         ids=str)
 @pytest.mark.usefixtures("isa")
-def test_winograd4_same_bits_for_any_thread_count(shape, dtype, rng):
-    """F(4x4, 3x3)'s forward, backward_data and fused max pool: every output is written by
-    one thread in a fixed order, so 1, 2 and 3 threads give the same bits (blocks of tiles
-    that cut a panel or end in a half-width one, rows padded to groups of 4, gathered; one
-    panel of 8 tiles, its output channels split over the threads)."""
+def test_winograd_same_bits_for_any_thread_count(shape, dtype, algorithm, rng):
+    """F(4x4, 3x3)'s and F(2x2, 3x3)'s forward, backward_data and fused max pool: every
+    output is written by one thread in a fixed order, so 1, 2 and 3 threads give the same
+    bits (blocks of tiles that cut a panel or end in a half-width one, rows padded to groups
+    of 4, gathered; one panel of 8 tiles, its output channels split over the threads; over
+    256 tiles, U transformed inside the GEMM loop, one block whose input channels and then
+    (group, MR block) pairs are split over the threads; with over 4 MiB of V, in blocks)."""
     N, C, H, W, K_ = shape
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((K_, C, 3, 3)).astype(dtype)
@@ -756,10 +769,10 @@ def test_winograd4_same_bits_for_any_thread_count(shape, dtype, rng):
         got = []
         for n in (1, 2, 3):
             fc.set_num_threads(n)
-            y = _core.conv2d_forward(x, w, b, *conv, "winograd4")
-            dx = _core.conv2d_backward_data(y, w, x.shape, *conv, "winograd4")
+            y = _core.conv2d_forward(x, w, b, *conv, algorithm)
+            dx = _core.conv2d_backward_data(y, w, x.shape, *conv, algorithm)
             p, i = _core.conv2d_max_pool2d_forward(x, w, b, *conv, (2, 2), (2, 2), (0, 0), (1, 1),
-                                                   False, True, True, "winograd4")
+                                                   False, True, True, algorithm)
             got.append((y, dx, p, i))
     finally:
         fc.set_num_threads(old)
@@ -983,6 +996,11 @@ FUSED_POOL_CASES = {
     "winograd4_odd_small": ((3, 5, 7, 9), (3, 5, 3, 3), 1, "winograd4", 2, 2, 0, False),
     "winograd4_groups2": ((2, 32, 16, 16), (32, 16, 3, 3), 1, "winograd4", 2, 2, 0, False, 2),
     "winograd4_ceil": ((2, 16, 15, 13), (8, 16, 3, 3), 1, "winograd4", 2, 2, 0, True),
+    # Over 256 tiles: U transformed per (group, MR block) inside the GEMM loop (F(2x2) and
+    # F(4x4)), or whole first with over 4 MiB of V (F(2x2), float64)
+    "winograd_fused_u": ((3, 32, 34, 34), (40, 16, 3, 3), 1, "winograd", 2, 2, 0, False, 2),
+    "winograd4_fused_u": ((3, 16, 34, 34), (40, 16, 3, 3), 1, "winograd4", 2, 2, 0, False),
+    "winograd_whole_u": ((1, 96, 72, 72), (8, 96, 3, 3), 1, "winograd", 2, 2, 0, False),
 }
 
 

@@ -111,6 +111,17 @@ UCacheEntry<T>* cached_u(const T* w, int64_t wsize, const std::array<int64_t, 8>
     *hit = false;
     return e;
 }
+// A call whose U is not cached and whose V of all its tiles is at most kFusedVBytes (a deep
+// layer on a small map) transforms U inside its GEMM loop, one MR block at a time into an
+// L2-resident panel, instead of writing the whole U to memory to read each panel back once
+// per block: the weight transform was half of ResNet-18 7x7x512 b1's F(2x2) forward (16.8 MB
+// of U for 16 tiles). All its tiles go in one block, its V transformed once and read once
+// per MR block. Zen 3, 1 thread, alternated, bitwise equal: 7x7x512 b1 1.77-1.83x, b2
+// 1.49x, b4 1.26x, b8 (4 MiB of V) 1.24-1.27x; 14x14x256 b1 1.07-1.09x, b4 1.05x;
+// 28x28x128 b1-b2 1.05x; 56x56x64 b1 1.01-1.05x; 2 threads 1.01-1.86x. With more V it
+// loses (28x28x128 b8, 12.8 MB: 0.89x).
+constexpr int64_t kFusedVBytes = 4 * 1024 * 1024;
+
 // The 16 planes xi of V, M, dZ are a whole number of 4 KiB pages apart without padding, so a
 // tile's 16 values map to one L1 set (8 ways on Zen 4) and evict each other as the
 // transforms store (V, dZ) or load (M) them; a cache line between planes spreads them over
@@ -248,10 +259,12 @@ int64_t winograd_fill_pct(const Conv2dParams& p) {
 }
 
 // Percent of the outputs computed that are used: the tiles' fill as above, and the GEMMs'
-// last panel of kWinogradMaxLanes tiles part-empty (49 tiles run as 64).
+// last panel of NR tiles part-empty (AVX-512, NR = 32: 49 tiles run as 64; AVX2, NR = 16:
+// the 16 tiles of a 7x7 map fill one panel).
 int64_t winograd_used_pct(const Conv2dParams& p) {
     const int64_t th = (p.OH + 1) / 2, tw = (p.OW + 1) / 2, tiles = p.N * th * tw;
-    const int64_t lanes = (tiles + kMaxLanes - 1) / kMaxLanes * kMaxLanes;
+    const int64_t nr = kernel_set<float>().gemm_nr;
+    const int64_t lanes = (tiles + nr - 1) / nr * nr;
     return lanes == 0 ? 0 : 100 * p.N * p.OH * p.OW / (4 * lanes);
 }
 
@@ -426,11 +439,17 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
     // U, packed: [g][xi][ip][c][mr] with rows k >= Kg zero.
     const int64_t nkp = (Kg + mr - 1) / mr, upanel = Cg * mr;
     const int64_t usize = G * nxi * nkp * upanel, wsize = G * Kg * Cg * 9;
+    const int64_t panels_total = (P + nr - 1) / nr;
+    const int64_t v_panel_bytes = nxi * C * nr * static_cast<int64_t>(sizeof(T));
+    const bool cacheable = P <= kUCacheMaxTiles &&
+                           (usize + wsize) * static_cast<int64_t>(sizeof(T)) <= kUCacheMaxBytes;
+    // fused: U is never stored whole (kFusedVBytes); each item transforms the U of its (group,
+    // MR block) pairs right before their GEMMs, into a per-thread panel read from L2.
+    const bool fused = !cacheable && panels_total * v_panel_bytes <= kFusedVBytes;
     bool hit = false;
     UCacheEntry<T>* entry = nullptr;
-    T* U;
-    if (P <= kUCacheMaxTiles &&
-        (usize + wsize) * static_cast<int64_t>(sizeof(T)) <= kUCacheMaxBytes) {
+    T* U = nullptr;
+    if (cacheable) {
         const std::array<int64_t, 8> key{
             G,           Kg,
             Cg,          wv.k_stride,
@@ -438,107 +457,151 @@ void winograd_forward(const Conv2dParams& p, const T* x, const T* w, WinogradWei
             mr,          static_cast<int64_t>(reinterpret_cast<uintptr_t>(weight_panel))};
         entry = cached_u(w, wsize, key, &hit);
         U = entry->u.get(static_cast<size_t>(usize));  // a hit: the same size, kept
-    } else {
+    } else if (!fused) {
         U = thread_scratch<T, kWinoUTag>(static_cast<size_t>(usize));
     }
-    // One MR block of output channels per call (KernelSet::winograd_weight_panel).
-    if (!hit)
+    // The U panels of MR block ip of group g, xi_stride apart (KernelSet::winograd_weight_panel).
+    auto transform_u = [&](int64_t g, int64_t ip, T* dst, int64_t xi_stride) {
+        const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+        weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride, wv.c_stride,
+                     wv.flipped, rows, Cg, mr, dst, xi_stride);
+    };
+    if (U && !hit)
         parallel_ranges(G * nkp, num_threads(), [&](int64_t r0, int64_t r1) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const int64_t g = r / nkp, ip = r % nkp;
-                const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-                weight_panel(w + g * Kg * Cg * 9 + ip * mr * wv.k_stride, wv.k_stride, wv.c_stride,
-                             wv.flipped, rows, Cg, mr, U + (g * nxi * nkp + ip) * upanel,
-                             nkp * upanel);
-            }
+            for (int64_t r = r0; r < r1; ++r)
+                transform_u(r / nkp, r % nkp, U + (r / nkp * nxi * nkp + r % nkp) * upanel,
+                            nkp * upanel);
         });
     if (entry) entry->w = w;  // U is complete: the entry now answers for these weights
 
-    // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share.
-    const int64_t panels_total = (P + nr - 1) / nr;
-    const int64_t v_panel_bytes = nxi * C * nr * static_cast<int64_t>(sizeof(T));
+    // Tiles per block: whole panels, V within kBlockBytes, and enough blocks to share; fused,
+    // one block (each block would transform U anew).
     int64_t bp = std::max<int64_t>(1, kBlockBytes / v_panel_bytes);
     const int nt = num_threads();
     if (nt > 1) bp = std::max<int64_t>(1, std::min(bp, panels_total / (4 * nt)));
+    if (fused) bp = panels_total;
     const int64_t nblocks = (panels_total + bp - 1) / bp;
-    // Fewer blocks than threads (a small map at batch 1: CifarNet conv2 b1 is one panel of
-    // 16 tiles): a block's (group, MR block of output channels) pairs are split over ksplit
-    // items too, each item transforming the block's input itself, about a tenth of its
-    // GEMMs' multiply-adds there. Every output is still computed by the same operations:
-    // the result does not depend on the split.
-    const int64_t nkb = G * nkp;
-    const int64_t ksplit = nblocks >= nt ? 1 : std::min<int64_t>(nkb, (nt + nblocks - 1) / nblocks);
+    const int64_t nkb = G * nkp;                  // (group, MR block of output channels) pairs
+    const int64_t bcols = bp * nr;                // ldc of the M tile, lanes per block
+    const int64_t m_xi = mr * bcols + kXiPad<T>;  // M's plane stride
+    const size_t v_size = static_cast<size_t>(nxi * (C * bcols + kXiPad<T>));
+    const size_t m_size = static_cast<size_t>(nxi * m_xi);
 
-    parallel_ranges(nblocks * ksplit, nt, [&](int64_t i0, int64_t i1) {
-        const int64_t bcols = bp * nr;                // ldc of the M tile, lanes per block
-        const int64_t m_xi = mr * bcols + kXiPad<T>;  // M's plane stride
-        T* V = thread_scratch<T, kWinoVTag>(static_cast<size_t>(nxi * (C * bcols + kXiPad<T>)));
-        T* M = thread_scratch<T, kWinoMTag>(static_cast<size_t>(nxi * m_xi));
-        int64_t v_block = -1;  // the block whose V this thread holds
+    // Block b: panels [b * bp, b * bp + np), tiles [t0, t1); V_xi of the block is
+    // [xi][g][panel][c][nr], xi_stride apart.
+    struct Block {
+        int64_t np, t0, t1, xi_stride;
+        bool half_tail;  // a last panel of at most NR/2 tiles
         std::vector<Run> runs;
+    };
+    auto block = [&](int64_t b) {
+        Block k;
+        const int64_t jp0 = b * bp;
+        k.np = std::min(bp, panels_total - jp0);
+        k.t0 = jp0 * nr;
+        k.t1 = std::min(P, k.t0 + k.np * nr);
+        k.xi_stride = G * k.np * Cg * nr + kXiPad<T>;
+        k.half_tail = 2 * (k.t1 - k.t0 - (k.np - 1) * nr) <= nr;
+        k.runs = block_runs(TW, TT, k.t0, k.t1, nr);
+        return k;
+    };
+    // V of the block's input channels [c0, c1). Lanes past the last tile are zero (their
+    // columns of M are never stored).
+    auto transform_v = [&](const Block& k, int64_t c0, int64_t c1, T* V) {
+        if (k.t1 - k.t0 < k.np * nr) {
+            const int64_t jp = k.np - 1, l0 = (k.t1 - k.t0) % nr;
+            for (int xi = 0; xi < nxi; ++xi)
+                for (int64_t c = c0; c < c1; ++c)
+                    std::fill_n(
+                        V + xi * k.xi_stride + ((c / Cg * k.np + jp) * Cg + c % Cg) * nr + l0,
+                        nr - l0, T(0));
+        }
+        for (int64_t c = c0; c < c1; ++c) {
+            const int64_t g = c / Cg, cg = c % Cg;
+            for (const Run& r : k.runs)
+                input_run(x + (r.n * C + c) * HW, p.H, p.W, tile * r.th - p.pad_top,
+                          tile * r.tw0 - p.pad_left, r.len, r.rows,
+                          V + ((g * k.np + r.jp) * Cg + cg) * nr + r.lane0, k.xi_stride);
+        }
+    };
+    // Pairs [q0, q1) of the block, each: nxi GEMMs into M, then A^T M A into y (or the pool).
+    auto compute_pairs = [&](const Block& k, const T* V, int64_t q0, int64_t q1, T* M) {
+        for (int64_t q = q0; q < q1; ++q) {
+            const int64_t g = q / nkp, ip = q % nkp;
+            const T* uq;  // the pair's xi = 0 panel of U, its xi panels uq_xi apart
+            int64_t uq_xi;
+            if (fused) {
+                // Panels kXiPad apart: whole pages apart, the 16 stores per input channel
+                // would share one L1 set (the transform ran 2.5x slower).
+                uq_xi = upanel + kXiPad<T>;
+                T* u = thread_scratch<T, kWinoUTag>(static_cast<size_t>(nxi * uq_xi));
+                transform_u(g, ip, u, uq_xi);
+                uq = u;
+            } else {
+                uq = U + (g * nxi * nkp + ip) * upanel;
+                uq_xi = nkp * upanel;
+            }
+            for (int xi = 0; xi < nxi; ++xi) {
+                const T* a = uq + xi * uq_xi;
+                const T* vb = V + xi * k.xi_stride + g * k.np * Cg * nr;
+                T* m = M + xi * m_xi;
+                for (int64_t jp = 0; jp < k.np; ++jp)
+                    // The half-width tile on a half-empty last panel: half the FMAs (M's
+                    // columns past the tiles are never read).
+                    (jp == k.np - 1 && k.half_tail ? ks.gemm_ukernel_half : ks.gemm_ukernel)(
+                        Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1), T(0));
+            }
+            const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
+            for (int i = 0; i < rows; ++i) {
+                const int64_t kk = g * Kg + ip * mr + i;
+                const T bk = bias ? bias[kk] : T(0);
+                const T* mi = M + i * bcols;
+                if (pool) {
+                    for (const Run& r : k.runs) {
+                        const int64_t at = (r.n * p.K + kk) * PHW;
+                        output_pool_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                                        pool->pooled + at,
+                                        pool->indices ? pool->indices + at : nullptr, pool->relu,
+                                        pool->PH, pool->PW, p.OW, r.th, r.tw0);
+                    }
+                    continue;
+                }
+                for (const Run& r : k.runs)
+                    output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
+                               y + (r.n * p.K + kk) * OHW, p.OH, p.OW, tile * r.th, tile * r.tw0);
+            }
+        }
+    };
+
+    if (fused) {  // one block: its V transformed once, its channels split over the threads
+        const Block k = block(0);
+        T* V = thread_scratch<T, kWinoVTag>(v_size);
+        parallel_ranges(C, nt, [&](int64_t c0, int64_t c1) { transform_v(k, c0, c1, V); });
+        parallel_ranges(nkb, nt, [&](int64_t q0, int64_t q1) {
+            compute_pairs(k, V, q0, q1, thread_scratch<T, kWinoMTag>(m_size));
+        });
+        return;
+    }
+    // Fewer blocks than threads (a small map at batch 1: CifarNet conv2 b1 is one panel of
+    // 16 tiles): a block's pairs are split over ksplit items too, each item transforming the
+    // block's input itself, about a tenth of its GEMMs' multiply-adds there. Every output is
+    // still computed by the same operations: the result does not depend on the split.
+    const int64_t ksplit = nblocks >= nt ? 1 : std::min<int64_t>(nkb, (nt + nblocks - 1) / nblocks);
+    parallel_ranges(nblocks * ksplit, nt, [&](int64_t i0, int64_t i1) {
+        T* V = thread_scratch<T, kWinoVTag>(v_size);
+        T* M = thread_scratch<T, kWinoMTag>(m_size);
+        int64_t v_block = -1;  // the block whose V this thread holds
+        Block k;
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t b = i / ksplit;
-            int64_t q0, q1;  // this item's (group, MR block) pairs
-            split_range(nkb, ksplit, i % ksplit, &q0, &q1);
-            const int64_t jp0 = b * bp, np = std::min(bp, panels_total - jp0);
-            const int64_t t0 = jp0 * nr, t1 = std::min(P, t0 + np * nr);
-            const bool half_tail = 2 * (t1 - t0 - (np - 1) * nr) <= nr;
-            // V_xi of block b: [xi][g][panel][c][nr]; xi stride G*np*Cg*nr + kXiPad. Lanes past the
-            // last tile are zero (their columns of M are never stored).
-            const int64_t xi_stride = G * np * Cg * nr + kXiPad<T>;
             if (b != v_block) {
                 v_block = b;
-                runs = block_runs(TW, TT, t0, t1, nr);
-                if (t1 - t0 < np * nr) {
-                    const int64_t jp = np - 1, l0 = (t1 - t0) % nr;
-                    for (int xi = 0; xi < nxi; ++xi)
-                        for (int64_t c = 0; c < C; ++c)
-                            std::fill_n(
-                                V + xi * xi_stride + ((c / Cg * np + jp) * Cg + c % Cg) * nr + l0,
-                                nr - l0, T(0));
-                }
-                for (int64_t c = 0; c < C; ++c) {
-                    const int64_t g = c / Cg, cg = c % Cg;
-                    for (const Run& r : runs)
-                        input_run(x + (r.n * C + c) * HW, p.H, p.W, tile * r.th - p.pad_top,
-                                  tile * r.tw0 - p.pad_left, r.len, r.rows,
-                                  V + ((g * np + r.jp) * Cg + cg) * nr + r.lane0, xi_stride);
-                }
+                k = block(b);
+                transform_v(k, 0, C, V);
             }
-            // Per group and MR block of output channels: nxi GEMMs into M, then A^T M A.
-            for (int64_t q = q0; q < q1; ++q) {
-                const int64_t g = q / nkp, ip = q % nkp;
-                for (int xi = 0; xi < nxi; ++xi) {
-                    const T* a = U + ((g * nxi + xi) * nkp + ip) * upanel;
-                    const T* vb = V + xi * xi_stride + g * np * Cg * nr;
-                    T* m = M + xi * m_xi;
-                    for (int64_t jp = 0; jp < np; ++jp)
-                        // A last panel of at most NR/2 tiles: the half-width tile, half
-                        // the FMAs (M's columns past the tiles are never read).
-                        (jp == np - 1 && half_tail ? ks.gemm_ukernel_half : ks.gemm_ukernel)(
-                            Cg, a, vb + jp * Cg * nr, m + jp * nr, bcols, T(1), T(0));
-                }
-                const int rows = static_cast<int>(std::min<int64_t>(mr, Kg - ip * mr));
-                for (int i = 0; i < rows; ++i) {
-                    const int64_t k = g * Kg + ip * mr + i;
-                    const T bk = bias ? bias[k] : T(0);
-                    const T* mi = M + i * bcols;
-                    if (pool) {
-                        for (const Run& r : runs) {
-                            const int64_t at = (r.n * p.K + k) * PHW;
-                            output_pool_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
-                                            pool->pooled + at,
-                                            pool->indices ? pool->indices + at : nullptr,
-                                            pool->relu, pool->PH, pool->PW, p.OW, r.th, r.tw0);
-                        }
-                        continue;
-                    }
-                    for (const Run& r : runs)
-                        output_run(mi + r.jp * nr + r.lane0, m_xi, r.len, r.rows, bk,
-                                   y + (r.n * p.K + k) * OHW, p.OH, p.OW, tile * r.th,
-                                   tile * r.tw0);
-                }
-            }
+            int64_t q0, q1;  // this item's pairs
+            split_range(nkb, ksplit, i % ksplit, &q0, &q1);
+            compute_pairs(k, V, q0, q1, M);
         }
     });
 }

@@ -692,13 +692,14 @@ void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool fli
     const __m256 h = _mm256_set1_ps(0.5f);
     for (int64_t c = 0; c < cg; ++c) {
         __m256 r[8];
-        alignas(32) float tap8[8] = {};
+        float tap8[6] = {};
         for (int i = 0; i < 8; ++i) {
             if (i >= rows || i >= 6) {
                 r[i] = _mm256_setzero_ps();
                 continue;
             }
             const float* src = w + i * k_stride + c * c_stride;
+            _mm_prefetch(reinterpret_cast<const char*>(src + 16 * c_stride), _MM_HINT_T0);
             // Tap t is src[t], or src[8 - t] flipped: taps 0-7 are src[1..8] reversed.
             r[i] = flipped ? _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 1), reverse)
                            : _mm256_loadu_ps(src);
@@ -712,7 +713,7 @@ void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool fli
             g[j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x20);
             g[4 + j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x31);
         }
-        g[8] = _mm256_load_ps(tap8);
+        g[8] = _mm256_setr_ps(tap8[0], tap8[1], tap8[2], tap8[3], tap8[4], tap8[5], 0.f, 0.f);
         __m256 gg[4][3];  // G g
         for (int j = 0; j < 3; ++j) {
             gg[0][j] = g[j];
