@@ -345,15 +345,21 @@ int64_t winograd4_row_tiles(int64_t OW) {
 //   L2) F(4x4) wins from there: CifarNet conv2 b1 (16 tiles) 1.58x / 1.59x, b2 1.75x,
 //   64 -> 64 on 16x16 b1 1.55x; 128 -> 128 on 16x16 b1 loses (0.70x: its 2.4 MB U read
 //   for 16 tiles), as do 8 tiles (64 -> 64 on 8x8: 0.89x).
+// - Since the AVX2 weight transform (weight4_panel_6: 40 -> ~10 ns per kernel) and U
+//   transformed inside the GEMM loop where it is not cached (kFusedVBytes), the channel
+//   limits are gone there: F(4x4) against F(2x2), forward, 1 thread: 14x14x256 b1 1.12x,
+//   b2 1.22x, b4 1.31x, b8 1.18x; 28x28x128 b1 1.38x, b2 1.56x, b8 1.51x; 128 -> 128 on
+//   14x14 / 16x16 b1 1.24x / 1.16x; 14x14x512 b1 1.04x; VGG 56x56x256 b1 1.33x
+//   (backward_data: 14x14x256 b1 1.10x, b4 1.23x; 28x28x128 b1 1.38x; 14x14x512 1.03x).
 bool winograd4_preferred(const Conv2dParams& p) {
     if (p.dil_h != 1 || p.dil_w != 1) return false;  // winograd_preferred(p): the caller's
     const int64_t th = (p.OH + 3) / 4, tw = winograd4_row_tiles(p.OW);
     const int64_t ck = p.c_per_group() * p.k_per_group();
-    const bool avx2 = kernels().isa == Isa::avx2;
-    const int64_t min_used = avx2 ? 60 : 80;  // percent
-    const int64_t min_tiles = avx2 && ck <= 64 * 64 ? 16 : 128;
-    return p.N * th * tw >= min_tiles && 100 * p.OH * p.OW >= min_used * 16 * th * tw &&
-           ck <= 128 * 128;
+    const int64_t tiles = p.N * th * tw;
+    // Whether >= pct percent of the outputs computed (16 a tile, padded tiles too) are used.
+    auto used = [&](int64_t pct) { return 100 * p.OH * p.OW >= pct * 16 * th * tw; };
+    if (kernels().isa == Isa::avx2) return tiles >= 16 && used(60);
+    return tiles >= 128 && used(80) && ck <= 128 * 128;
 }
 
 // With AVX2, F(4x4) is also taken for a forward that winograd_preferred turns down, for its

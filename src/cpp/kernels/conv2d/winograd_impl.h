@@ -678,42 +678,49 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
     }
 }
 #elif defined(__AVX2__)
-// MR = 6, float: weight_panel_scalar's arithmetic with the block's rows as lanes. Each
-// kernel's taps 0-7 are one load (reversed when flipped); an 8x8 transpose (two 4x4 ones
-// within the lanes, transpose_in_lanes, then lane permutes) turns them into one vector per
-// tap over the rows (rows past `rows` are 0); G g G^T runs as vector adds and halvings in
-// the scalar order (U is bitwise the scalar path's), and each xi's 6 rows are stored by
-// pieces. The scalar path took 22 % of ResNet-18 14x14x256 b1's backward_data, whose 4 MB
-// of U is transformed anew every call. (Gathers and masked stores were slower than the
-// scalar path on Zen 3.)
+// MR = 6, float: weight_panel_scalar's arithmetic with the block's rows as lanes (taps_6);
+// G g G^T runs as vector adds and halvings in the scalar order (U is bitwise the scalar
+// path's), and each xi's 6 rows are stored by pieces. The scalar path took 22 % of ResNet-18
+// 14x14x256 b1's backward_data, whose 4 MB of U is transformed anew every call. (Gathers and masked
+// stores were slower than the scalar path on Zen 3.) g[t] lane i: tap t of the 3x3 kernel at w + i
+// * k_stride + c * c_stride (rotated 180 degrees when flipped) for rows i < min(rows, 6), zero in
+// the other lanes. Each kernel's taps 0-7 are one load (reversed when flipped); an 8x8 transpose
+// (two 4x4 ones within the lanes, transpose_in_lanes, then lane permutes) turns them into one
+// vector per tap. The rows are prefetched 16 channels ahead: read from memory they stalled the
+// transform.
+[[gnu::always_inline]] inline void taps_6(const float* w, int64_t k_stride, int64_t c_stride,
+                                          bool flipped, int rows, int64_t c, __m256 (&g)[9]) {
+    const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
+    __m256 r[8];
+    float tap8[6] = {};  // set into g[8] lane by lane: a vector load of scalar stores stalls
+    for (int i = 0; i < 8; ++i) {
+        if (i >= rows || i >= 6) {
+            r[i] = _mm256_setzero_ps();
+            continue;
+        }
+        const float* src = w + i * k_stride + c * c_stride;
+        _mm_prefetch(reinterpret_cast<const char*>(src + 16 * c_stride), _MM_HINT_T0);
+        // Tap t is src[t], or src[8 - t] flipped: taps 0-7 are src[1..8] reversed.
+        r[i] = flipped ? _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 1), reverse)
+                       : _mm256_loadu_ps(src);
+        tap8[i] = src[flipped ? 0 : 8];
+    }
+    __m256 lo[4] = {r[0], r[1], r[2], r[3]}, hi[4] = {r[4], r[5], r[6], r[7]};
+    transpose_in_lanes(lo);  // lo[j] lane 0: tap j of rows 0-3, lane 1: tap 4 + j
+    transpose_in_lanes(hi);  // the same for rows 4-7
+    for (int j = 0; j < 4; ++j) {
+        g[j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x20);
+        g[4 + j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x31);
+    }
+    g[8] = _mm256_setr_ps(tap8[0], tap8[1], tap8[2], tap8[3], tap8[4], tap8[5], 0.f, 0.f);
+}
+
 void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
                     int64_t cg, float* dst, int64_t xi_stride) {
-    const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
     const __m256 h = _mm256_set1_ps(0.5f);
     for (int64_t c = 0; c < cg; ++c) {
-        __m256 r[8];
-        float tap8[6] = {};
-        for (int i = 0; i < 8; ++i) {
-            if (i >= rows || i >= 6) {
-                r[i] = _mm256_setzero_ps();
-                continue;
-            }
-            const float* src = w + i * k_stride + c * c_stride;
-            _mm_prefetch(reinterpret_cast<const char*>(src + 16 * c_stride), _MM_HINT_T0);
-            // Tap t is src[t], or src[8 - t] flipped: taps 0-7 are src[1..8] reversed.
-            r[i] = flipped ? _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 1), reverse)
-                           : _mm256_loadu_ps(src);
-            tap8[i] = src[flipped ? 0 : 8];
-        }
-        __m256 lo[4] = {r[0], r[1], r[2], r[3]}, hi[4] = {r[4], r[5], r[6], r[7]};
-        transpose_in_lanes(lo);  // lo[j] lane 0: tap j of rows 0-3, lane 1: tap 4 + j
-        transpose_in_lanes(hi);  // the same for rows 4-7
-        __m256 g[9];             // g[t] lane i: tap t of row i
-        for (int j = 0; j < 4; ++j) {
-            g[j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x20);
-            g[4 + j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x31);
-        }
-        g[8] = _mm256_setr_ps(tap8[0], tap8[1], tap8[2], tap8[3], tap8[4], tap8[5], 0.f, 0.f);
+        __m256 g[9];  // g[t] lane i: tap t of row i
+        taps_6(w, k_stride, c_stride, flipped, rows, c, g);
         __m256 gg[4][3];  // G g
         for (int j = 0; j < 3; ++j) {
             gg[0][j] = g[j];
@@ -1062,9 +1069,68 @@ void input4_loops(const T* xc, int64_t H, int64_t W, int64_t ih0, int64_t iw0, i
 
 // U = G g G^T, written as winograd_weight_panel writes U of F(2x2, 3x3). Computed in double
 // and rounded once: the entries 1/6, 1/12, 1/24 are inexact in binary.
+#if defined(__AVX2__) && !defined(__AVX512F__)
+namespace {
+// G v of one column v = (v0, v1, v2) of 3 values (or, transposed, one row), in double:
+// G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], its
+// rows 1-2 and 3-4 formed as the even part plus and minus the odd one.
+[[gnu::always_inline]] inline void g6(__m256d v0, __m256d v1, __m256d v2, __m256d (&o)[6]) {
+    const __m256d e = _mm256_mul_pd(_mm256_add_pd(v0, v2), _mm256_set1_pd(-1.0 / 6));
+    const __m256d q = _mm256_mul_pd(v1, _mm256_set1_pd(1.0 / 6));
+    const __m256d r =
+        _mm256_fmadd_pd(v0, _mm256_set1_pd(1.0 / 24), _mm256_mul_pd(v2, _mm256_set1_pd(1.0 / 6)));
+    const __m256d s = _mm256_mul_pd(v1, _mm256_set1_pd(1.0 / 12));
+    o[0] = _mm256_mul_pd(v0, _mm256_set1_pd(0.25));
+    o[1] = _mm256_sub_pd(e, q);
+    o[2] = _mm256_add_pd(e, q);
+    o[3] = _mm256_add_pd(r, s);
+    o[4] = _mm256_sub_pd(r, s);
+    o[5] = v2;
+}
+
+// MR = 6, float: U = G g G^T of F(4x4, 3x3) in double with the block's rows as lanes, rows
+// 0-3 and 4-5 in two vectors (taps_6, then widened), rounded to float once. The generic
+// loop took 66 % of ResNet-18 14x14x256 b1's F(4x4) forward (40 ns per kernel).
+void weight4_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
+                     int64_t cg, float* dst, int64_t xi_stride) {
+    for (int64_t c = 0; c < cg; ++c) {
+        __m256 g[9];
+        taps_6(w, k_stride, c_stride, flipped, rows, c, g);
+        for (int half = 0; half < 2; ++half) {  // rows 0-3, then 4-5 (and two zero lanes)
+            __m256d gd[9];
+            for (int t = 0; t < 9; ++t)
+                gd[t] = _mm256_cvtps_pd(half ? _mm256_extractf128_ps(g[t], 1)
+                                             : _mm256_castps256_ps128(g[t]));
+            __m256d t[3][6];  // t[b][a] = (G g)[a][b]: G applied to column b of the kernel
+            for (int b = 0; b < 3; ++b) g6(gd[b], gd[3 + b], gd[6 + b], t[b]);
+            float* d = dst + c * 6 + half * 4;
+            for (int a = 0; a < 6; ++a) {  // row a of (G g) G^T = G applied to row a of G g
+                __m256d u[6];
+                g6(t[0][a], t[1][a], t[2][a], u);
+                for (int b = 0; b < 6; ++b) {
+                    const __m128 f = _mm256_cvtpd_ps(u[b]);
+                    float* o = d + (a * 6 + b) * xi_stride;
+                    if (half)
+                        _mm_storel_pi(reinterpret_cast<__m64*>(o), f);
+                    else
+                        _mm_storeu_ps(o, f);
+                }
+            }
+        }
+    }
+}
+}  // namespace
+#endif
+
 template <typename T>
 void winograd4_weight_panel(const T* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
                             int64_t cg, int mr, T* dst, int64_t xi_stride) {
+#if defined(__AVX2__) && !defined(__AVX512F__)
+    if constexpr (sizeof(T) == 4) {
+        if (mr == 6)
+            return weight4_panel_6(w, k_stride, c_stride, flipped, rows, cg, dst, xi_stride);
+    }
+#endif
     static constexpr double G[6][3] = {{1.0 / 4, 0, 0},
                                        {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                        {-1.0 / 6, 1.0 / 6, -1.0 / 6},
