@@ -343,9 +343,9 @@ int64_t winograd4_row_tiles(int64_t OW) {
 //   lose (0.72x);
 // - 16 tiles fill the 6x16 micro-kernel's NR panel, and with <= 64 x 64 channels (U in
 //   L2) F(4x4) wins from there: CifarNet conv2 b1 (16 tiles) 1.58x / 1.59x, b2 1.75x,
-//   64 -> 64 on 16x16 b1 1.55x; 128 -> 128 on 16x16 b1 loses (0.70x: its 2.4 MB U read
-//   for 16 tiles), as do 8 tiles (64 -> 64 on 8x8: 0.89x).
-// - Since the AVX2 weight transform (weight4_panel_6: 40 -> ~10 ns per kernel) and U
+//   64 -> 64 on 16x16 b1 1.55x; 8 tiles lose (64 -> 64 on 8x8: 0.89x). 128 -> 128 on
+//   16x16 b1 lost then (0.70x: its 2.4 MB U read for 16 tiles), but
+// - since the AVX2 weight transform (weight4_panel_6: 40 -> ~10 ns per kernel) and U
 //   transformed inside the GEMM loop where it is not cached (kFusedVBytes), the channel
 //   limits are gone there: F(4x4) against F(2x2), forward, 1 thread: 14x14x256 b1 1.12x,
 //   b2 1.22x, b4 1.31x, b8 1.18x; 28x28x128 b1 1.38x, b2 1.56x, b8 1.51x; 128 -> 128 on
