@@ -678,16 +678,10 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
     }
 }
 #elif defined(__AVX2__)
-// MR = 6, float: weight_panel_scalar's arithmetic with the block's rows as lanes (taps_6);
-// G g G^T runs as vector adds and halvings in the scalar order (U is bitwise the scalar
-// path's), and each xi's 6 rows are stored by pieces. The scalar path took 22 % of ResNet-18
-// 14x14x256 b1's backward_data, whose 4 MB of U is transformed anew every call. (Gathers and masked
-// stores were slower than the scalar path on Zen 3.) g[t] lane i: tap t of the 3x3 kernel at w + i
-// * k_stride + c * c_stride (rotated 180 degrees when flipped) for rows i < min(rows, 6), zero in
-// the other lanes. Each kernel's taps 0-7 are one load (reversed when flipped); an 8x8 transpose
-// (two 4x4 ones within the lanes, transpose_in_lanes, then lane permutes) turns them into one
-// vector per tap. The rows are prefetched 16 channels ahead: read from memory they stalled the
-// transform.
+// g[t] lane i: tap t of the 3x3 kernel at w + i * k_stride + c * c_stride (rotated 180
+// degrees when flipped) for rows i < min(rows, 6), zero in the other lanes. Each kernel's
+// taps 0-7 are one load (reversed when flipped); an 8x8 transpose (two 4x4 ones within the
+// lanes, transpose_in_lanes, then lane permutes) turns them into one vector per tap.
 [[gnu::always_inline]] inline void taps_6(const float* w, int64_t k_stride, int64_t c_stride,
                                           bool flipped, int rows, int64_t c, __m256 (&g)[9]) {
     const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
@@ -699,7 +693,6 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
             continue;
         }
         const float* src = w + i * k_stride + c * c_stride;
-        _mm_prefetch(reinterpret_cast<const char*>(src + 16 * c_stride), _MM_HINT_T0);
         // Tap t is src[t], or src[8 - t] flipped: taps 0-7 are src[1..8] reversed.
         r[i] = flipped ? _mm256_permutevar8x32_ps(_mm256_loadu_ps(src + 1), reverse)
                        : _mm256_loadu_ps(src);
@@ -715,6 +708,11 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
     g[8] = _mm256_setr_ps(tap8[0], tap8[1], tap8[2], tap8[3], tap8[4], tap8[5], 0.f, 0.f);
 }
 
+// MR = 6, float: weight_panel_scalar's arithmetic with the block's rows as lanes (taps_6);
+// G g G^T runs as vector adds and halvings in the scalar order (U is bitwise the scalar
+// path's), and each xi's 6 rows are stored by pieces. The scalar path took 22 % of
+// ResNet-18 14x14x256 b1's backward_data, whose 4 MB of U was transformed anew every call.
+// (Gathers and masked stores were slower than the scalar path on Zen 3.)
 void weight_panel_6(const float* w, int64_t k_stride, int64_t c_stride, bool flipped, int rows,
                     int64_t cg, float* dst, int64_t xi_stride) {
     const __m256 h = _mm256_set1_ps(0.5f);
