@@ -680,8 +680,8 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
 #elif defined(__AVX2__)
 // g[t] lane i: tap t of the 3x3 kernel at w + i * k_stride + c * c_stride (rotated 180
 // degrees when flipped) for rows i < min(rows, 6), zero in the other lanes. Each kernel's
-// taps 0-7 are one load (reversed when flipped); an 8x8 transpose (two 4x4 ones within the
-// lanes, transpose_in_lanes, then lane permutes) turns them into one vector per tap.
+// taps 0-7 are one load (reversed when flipped); an 8x8 transpose (transpose8x8) turns
+// them into one vector per tap.
 [[gnu::always_inline]] inline void taps_6(const float* w, int64_t k_stride, int64_t c_stride,
                                           bool flipped, int rows, int64_t c, __m256 (&g)[9]) {
     const __m256i reverse = _mm256_setr_epi32(7, 6, 5, 4, 3, 2, 1, 0);
@@ -698,13 +698,8 @@ void weight_panel_8(const float* w, int64_t k_stride, int64_t c_stride, bool fli
                        : _mm256_loadu_ps(src);
         tap8[i] = src[flipped ? 0 : 8];
     }
-    __m256 lo[4] = {r[0], r[1], r[2], r[3]}, hi[4] = {r[4], r[5], r[6], r[7]};
-    transpose_in_lanes(lo);  // lo[j] lane 0: tap j of rows 0-3, lane 1: tap 4 + j
-    transpose_in_lanes(hi);  // the same for rows 4-7
-    for (int j = 0; j < 4; ++j) {
-        g[j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x20);
-        g[4 + j] = _mm256_permute2f128_ps(lo[j], hi[j], 0x31);
-    }
+    transpose8x8(r);  // r[t] lane i: tap t of row i
+    for (int t = 0; t < 8; ++t) g[t] = r[t];
     g[8] = _mm256_setr_ps(tap8[0], tap8[1], tap8[2], tap8[3], tap8[4], tap8[5], 0.f, 0.f);
 }
 
