@@ -140,6 +140,13 @@ CASES = [
     # direct's forward by output rows on every ISA: two column tiles (the last partial),
     # a last channel block of 1 (12 + 1 on AVX-512), padding and dilation per axis.
     Case("direct_rows_wide", 2, 3, 9, 40, 13, 3, 3, padding=(1, 2), dilation=(1, 2)),
+    # ... at stride > 1 through the column-phase copies: the 7x7/2 stem's form (34 columns,
+    # the split's plain and masked vectors), stride 3 across the row with a dilation of 2
+    # (phases 0 and 2 only: kw*d % s), an 11x11/4 layer (phase planes past the input row).
+    Case("direct_rows_stem_s2", 2, 3, 11, 67, 13, 7, 7, stride=2, padding=3),
+    Case("direct_rows_s1x3_dil2", 1, 4, 8, 100, 7, 3, 3, stride=(1, 3), padding=(0, 2),
+         dilation=(1, 2), bias=False),
+    Case("direct_rows_k11_s4", 2, 2, 15, 139, 5, 11, 11, stride=4, padding=2),
     Case("resnet_3x3_p1", 2, 16, 14, 14, 32, 3, 3, padding=1),
     Case("stride2_p1", 2, 3, 9, 9, 4, 3, 3, stride=2, padding=1),
     Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
@@ -382,13 +389,15 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("q", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_weight", "direct"),
         (Case("i", 1, 512, 7, 7, 512, 3, 3, padding=1), "backward_weight", "im2col"),
         (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
-        # forward: direct by output rows for first layers (<= 4 input channels, stride 1,
-        # ungrouped, rows of >= 16 columns); im2col with more channels, stride 2 or narrow
+        # forward: direct by output rows for first layers (<= 4 input channels, any
+        # stride, ungrouped, rows of >= 16 columns); im2col with more channels or narrow
         # maps.
         (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "direct"),
         (Case("k1", 1, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
         (Case("k2", 64, 5, 32, 32, 32, 3, 3, padding=1), "forward", "im2col"),
-        (Case("k3", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "forward", "im2col"),
+        (Case("k3", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "forward", "direct"),
+        (Case("k3b", 1, 3, 224, 224, 64, 11, 11, stride=4, padding=2), "forward", "direct"),
+        (Case("k3c", 8, 16, 32, 32, 32, 3, 3, stride=2, padding=1), "forward", "im2col"),
         # Rows "wide enough" means >= half a row tile of the ISA (32 columns with AVX-512,
         # 16 with AVX2, 8 in the baseline build): 13 columns are on AVX2 and the baseline.
         (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", {"avx512": "im2col", "other": "direct"}),
@@ -491,7 +500,7 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64",
-         "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-13-columns", "fw-groups2",
+         "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-alexnet1", "fw-C16-stride2", "fw-13-columns", "fw-groups2",
          "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "bw-odd-13x13", "bw-odd-13x13-b8", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",

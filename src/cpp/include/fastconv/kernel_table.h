@@ -91,11 +91,11 @@ struct KernelSet {
     //   shifted_taps: out[i] = sum_{t<ntaps} w[t] * rows[t][i] for i < n, n a multiple of the
     //                 vector width (one output plane of a depthwise convolution).
     // Reads run to the end of the last vector: callers pad planes with zeros.
-    //   direct_row: one output row of stride-1 convolution, vectorised over its columns:
-    //     y[k*ystride + i] = bias[k] + sum_{r<nrows, kw<KW} wp[(r*KW + kw)*kb + k] *
-    //                                                       rows[r][i + kw*dil]
+    //   direct_row: one output row of a convolution, vectorised over its columns, each
+    //     tap t a contiguous stream at base + offs[t] (column-phase planes at stride > 1):
+    //     y[k*ystride + i] = bias[k] + sum_{t<ntaps} wp[t*kb + k] * base[offs[t] + i]
     //     for k < kb <= direct_tiles().row_kb and i < n <= direct_tiles().row_cols (bias
-    //     null: 0). Reads rows[r][0, row_cols + (KW-1)*dil); stores only i < n.
+    //     null: 0). Reads base[offs[t] + [0, row_cols)); stores only i < n.
     void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
                          int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
     void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
@@ -122,8 +122,8 @@ struct KernelSet {
     int64_t (*pooled_corr_rows)(int64_t nq, const T* g, const int64_t* idx, int64_t npos,
                                 const int64_t* poff, const T* base, const int64_t* roff, int nr,
                                 int64_t len, int64_t ldacc, T* acc) = nullptr;
-    void (*direct_row)(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,
-                       int kb, const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
+    void (*direct_row)(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,
+                       const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
     // Stride-2 column phases of feature-map rows (the direct paths' phase planes). With
     // P_r[u] = src[r*src_stride + u - pad] for 0 <= u - pad < W and 0 elsewhere:

@@ -117,8 +117,8 @@ constexpr int kPooledMaxRows = 8;
                              const int64_t* poff, const T* base, const int64_t* roff, int nr,      \
                              int64_t len, int64_t ldacc, T* acc);                                  \
     template <typename T>                                                                          \
-    void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp,     \
-                    int kb, const T* bias, int64_t n, T* y, int64_t ystride);                      \
+    void direct_row(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,        \
+                    const T* bias, int64_t n, T* y, int64_t ystride);                              \
     template <typename T>                                                                          \
     void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,   \
                         int64_t Wq, T* even, T* odd, int64_t dst_stride);                          \
@@ -159,8 +159,8 @@ constexpr int kPooledMaxRows = 8;
     template int64_t pooled_corr_rows<T>(int64_t, const T*, const int64_t*, int64_t,               \
                                          const int64_t*, const T*, const int64_t*, int, int64_t,   \
                                          int64_t, T*);                                             \
-    template void direct_row<T>(int64_t, int64_t, int64_t, const T* const*, const T*, int,         \
-                                const T*, int64_t, T*, int64_t);                                   \
+    template void direct_row<T>(int64_t, const T*, const int64_t*, const T*, int, const T*,        \
+                                int64_t, T*, int64_t);                                             \
     template void phase_split_s2<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*, T*, \
                                     int64_t);                                                      \
     template void phase_merge_s2<T>(const T*, const T*, int64_t, int64_t, int64_t, int64_t,        \

@@ -370,12 +370,12 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
 
 }  // namespace
 
-// The forward by output rows: stride 1, ungrouped, and rows wide enough to fill half of
+// The forward by output rows: ungrouped (any stride), and rows wide enough to fill half of
 // a float32 tile's columns (LeNet-5's conv2, 10 columns of 32: 0.6x of the shifted
 // planes). float64 uses the same test, so both dtypes take the same path for a shape.
 bool direct_rows_forward_applies(const Conv2dParams& p) {
     const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
-    return p.stride_h == 1 && p.stride_w == 1 && p.groups == 1 && 2 * p.OW >= cols;
+    return p.groups == 1 && 2 * p.OW >= cols;
 }
 
 bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
@@ -400,6 +400,8 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
             // Zen 4, 1 thread, vs im2col: LeNet-5 conv1 1.9x (b1 and b64), the tutorial's
             // conv1 1.9x, CifarNet conv1 1.4x (b1) / 1.7x (b64), Keras conv1 1.2x. With more
             // channels the GEMM wins or ties (ResNet-18 56x56x64 0.95x, 14x14x256 0.48x).
+            // Strided first layers too (Zen 3, 1 and 2 threads: the 7x7/2 stem 1.09-1.16x,
+            // 3x3/2 on 224x224 1.36-1.49x, 11x11/4 1.09x, 5x5/2 on 28-32 maps 1.4-1.8x).
             return p.c_per_group() <= 4 && direct_rows_forward_applies(p);
         default:
             // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
@@ -410,62 +412,87 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
     }
 }
 
-// ---- stride-1 forward by output rows ---------------------------------------------------
-// Each image's channels are copied zero-padded to Hp = OH + (KH-1)*dil_h rows of
-// Wr = round_up(OW, row_cols) + (KW-1)*dil_w columns (column j holds input column
-// j - pad_left). The tile of output row oh, columns [ow0, ow0 + row_cols), channels
-// [k0, k0 + row_kb) then reads row oh + kh*dil_h of every channel at column ow0 + kw*dil_w
-// (direct_row): no plane positions past OH x OW are computed (the shifted planes compute
-// Hq x Wq per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias
-// starts the accumulators and the tile is stored straight into y. With q, each image's
-// output goes to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled
-// from there into pooled / indices (then, with relu, the ReLU of its pooled planes while in
-// cache); y is not written.
+// ---- forward by output rows ------------------------------------------------------------
+// Each image's channels are copied zero-padded, each padded row split into its s = stride_w
+// column phases: X[c][r][ph][j] = x[c][r - pad_top][j*s + ph - pad_left] (0 outside x), for
+// r < Hp = (OH-1)*stride_h + (KH-1)*dil_h + 1 and j < Wr = round_up(OW, row_cols) +
+// (KW-1)*dil_w / s. Tap (c, kh, kw) of output (oh, ow) then reads
+//   X[c][oh*stride_h + kh*dil_h][(kw*dil_w) % s][ow + (kw*dil_w) / s],
+// a fixed offset from the tile's base (oh, ow0): every tap is one contiguous stream, at any
+// stride (direct_row). The tile, output row oh x columns [ow0, ow0 + row_cols) x channels
+// [k0, k0 + row_kb), computes no position past OH x OW (the shifted planes compute Hq x Wq
+// per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias starts the
+// accumulators and the tile is stored straight into y. With q, each image's output goes to a
+// per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled from there into
+// pooled / indices (then, with relu, the ReLU of its pooled planes while in cache); y is not
+// written.
 template <typename T>
 void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                          const Pool2dParams* q = nullptr, T* pooled = nullptr,
                          int64_t* indices = nullptr, bool relu = false) {
     const KernelSet<T>& ks = kernel_set<T>();
     const DirectTiles tl = ks.direct_tiles();
-    const int64_t CKK = p.col_rows(), HW = p.H * p.W, OHW = p.OH * p.OW;
-    const int64_t Hp = p.OH + (p.KH - 1) * p.dil_h;  // = H + pad_top + pad_bottom
-    const int64_t Wr = round_up(p.OW, tl.row_cols) + (p.KW - 1) * p.dil_w, plane = Hp * Wr;
-    // packA once per call: per block of row_kb channels, wp[(c*KH + kh)*KW + kw][k - k0].
+    const int64_t CKK = p.col_rows(), HW = p.H * p.W, OHW = p.OH * p.OW, s = p.stride_w;
+    const int64_t Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
+    const int64_t Wr = round_up(p.OW, tl.row_cols) + (p.KW - 1) * p.dil_w / s;
+    const int64_t rstride = s * Wr, plane = Hp * rstride;
+    // packA once per call: per block of row_kb channels, wp[(c*KH + kh)*KW + kw][k - k0];
+    // offs[t] the tap's offset from the tile's base.
     T* wp = thread_scratch<T, kPackTag>(static_cast<size_t>(p.K * CKK));
     for (int64_t k = 0; k < p.K; ++k) {
         const int64_t k0 = k / tl.row_kb * tl.row_kb;
         const int64_t kb = std::min<int64_t>(tl.row_kb, p.K - k0);
-        for (int64_t q = 0; q < CKK; ++q) wp[k0 * CKK + q * kb + (k - k0)] = w[k * CKK + q];
+        for (int64_t t = 0; t < CKK; ++t) wp[k0 * CKK + t * kb + (k - k0)] = w[k * CKK + t];
     }
+    std::vector<int64_t> offs(static_cast<size_t>(CKK));
+    for (int64_t c = 0; c < p.C; ++c)
+        for (int64_t kh = 0; kh < p.KH; ++kh)
+            for (int64_t kw = 0; kw < p.KW; ++kw)
+                offs[static_cast<size_t>((c * p.KH + kh) * p.KW + kw)] =
+                    c * plane + kh * p.dil_h * rstride + (kw * p.dil_w % s) * Wr + kw * p.dil_w / s;
     auto out_rows = [&](const T* xr, T* yn, int64_t oh0, int64_t oh1) {
-        const T** rows = thread_scratch<const T*, kRowsTag>(static_cast<size_t>(p.C * p.KH));
         for (int64_t oh = oh0; oh < oh1; ++oh)
             for (int64_t ow0 = 0; ow0 < p.OW; ow0 += tl.row_cols) {
-                for (int64_t c = 0; c < p.C; ++c)
-                    for (int64_t kh = 0; kh < p.KH; ++kh)
-                        rows[c * p.KH + kh] = xr + c * plane + (oh + kh * p.dil_h) * Wr + ow0;
+                const T* base = xr + oh * p.stride_h * rstride + ow0;
                 const int64_t n = std::min<int64_t>(tl.row_cols, p.OW - ow0);
                 for (int64_t k0 = 0; k0 < p.K; k0 += tl.row_kb)
-                    ks.direct_row(p.C * p.KH, p.KW, p.dil_w, rows, wp + k0 * CKK,
+                    ks.direct_row(CKK, base, offs.data(), wp + k0 * CKK,
                                   static_cast<int>(std::min<int64_t>(tl.row_kb, p.K - k0)),
                                   bias ? bias + k0 : nullptr, n, yn + k0 * OHW + oh * p.OW + ow0,
                                   OHW);
             }
     };
+    // Rows [r0, r1) of the padded copy hold input rows (the rest are zero).
+    const int64_t r0 = std::min(p.pad_top, Hp), r1 = std::clamp(p.pad_top + p.H, r0, Hp);
     for_each_task(p.N, [&](int64_t n, int tile_threads) {
         T* xr = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * plane));
-        for (int64_t c = 0; c < p.C; ++c)
-            for (int64_t r = 0; r < Hp; ++r) {
-                T* dst = xr + c * plane + r * Wr;
-                const int64_t ih = r - p.pad_top;
-                if (ih < 0 || ih >= p.H) {
-                    zero_row(dst, Wr);
+        for (int64_t c = 0; c < p.C; ++c) {
+            T* xc = xr + c * plane;
+            const T* src = x + (n * p.C + c) * HW + (r0 - p.pad_top) * p.W;
+            std::fill(xc, xc + r0 * rstride, T(0));
+            std::fill(xc + r1 * rstride, xc + plane, T(0));
+            if (s == 2) {
+                ks.phase_split_s2(src, p.W, p.W, p.pad_left, r1 - r0, Wr, xc + r0 * rstride,
+                                  xc + r0 * rstride + Wr, rstride);
+                continue;
+            }
+            for (int64_t r = r0; r < r1; ++r, src += p.W) {
+                T* dst = xc + r * rstride;
+                if (s == 1) {
+                    const int64_t lo = std::min(p.pad_left, Wr);
+                    const int64_t hi = std::clamp(p.pad_left + p.W, lo, Wr);
+                    zero_row(dst, lo);
+                    copy_row(dst + lo, src + lo - p.pad_left, hi - lo);
+                    zero_row(dst + hi, Wr - hi);
                     continue;
                 }
-                zero_row(dst, p.pad_left);
-                copy_row(dst + p.pad_left, x + (n * p.C + c) * HW + ih * p.W, p.W);
-                zero_row(dst + p.pad_left + p.W, Wr - p.pad_left - p.W);
+                for (int64_t ph = 0; ph < s; ++ph)
+                    for (int64_t j = 0; j < Wr; ++j) {
+                        const int64_t iw = j * s + ph - p.pad_left;
+                        dst[ph * Wr + j] = iw >= 0 && iw < p.W ? src[iw] : T(0);
+                    }
             }
+        }
         T* yn = q ? thread_scratch<T, kYnTag>(static_cast<size_t>(p.K * OHW)) : y + n * p.K * OHW;
         parallel_ranges(p.OH, tile_threads,
                         [&](int64_t a, int64_t b) { out_rows(xr, yn, a, b); });

@@ -186,7 +186,7 @@ inline void store_part(T* dst, typename Vec<T>::type v, int64_t n) {
 
 // One output-row tile of KB channels x kRowNV vectors of columns (direct_row's contract).
 template <typename T, int KB>
-void row_tile(int64_t nrows, int64_t KW, int64_t dil, const T* const* __restrict rows,
+void row_tile(int64_t ntaps, const T* __restrict base, const int64_t* __restrict offs,
               const T* __restrict wp, const T* __restrict bias, int64_t n, T* __restrict y,
               int64_t ystride) {
     using V = typename Vec<T>::type;
@@ -198,18 +198,16 @@ void row_tile(int64_t nrows, int64_t KW, int64_t dil, const T* const* __restrict
 #pragma GCC unroll 4
         for (int j = 0; j < kRowNV; ++j) acc[k][j] = b;
     }
-    for (int64_t r = 0; r < nrows; ++r) {
-        const T* row = rows[r];
-        for (int64_t kw = 0; kw < KW; ++kw, wp += KB) {
-            V xv[kRowNV];
+    for (int64_t t = 0; t < ntaps; ++t, wp += KB) {
+        const T* x = base + offs[t];
+        V xv[kRowNV];
 #pragma GCC unroll 4
-            for (int j = 0; j < kRowNV; ++j) xv[j] = loadu(row + kw * dil + j * W);
+        for (int j = 0; j < kRowNV; ++j) xv[j] = loadu(x + j * W);
 #pragma GCC unroll 16
-            for (int k = 0; k < KB; ++k) {
-                const V wk = splat(wp[k]);
+        for (int k = 0; k < KB; ++k) {
+            const V wk = splat(wp[k]);
 #pragma GCC unroll 4
-                for (int j = 0; j < kRowNV; ++j) acc[k][j] += wk * xv[j];
-            }
+            for (int j = 0; j < kRowNV; ++j) acc[k][j] += wk * xv[j];
         }
     }
 #pragma GCC unroll 16
@@ -225,11 +223,11 @@ void row_tile(int64_t nrows, int64_t KW, int64_t dil, const T* const* __restrict
 }
 
 template <typename T, int KB>
-void row_dispatch(int kb, int64_t nrows, int64_t KW, int64_t dil, const T* const* rows,
-                  const T* wp, const T* bias, int64_t n, T* y, int64_t ystride) {
+void row_dispatch(int kb, int64_t ntaps, const T* base, const int64_t* offs, const T* wp,
+                  const T* bias, int64_t n, T* y, int64_t ystride) {
     if constexpr (KB >= 1) {
-        if (kb == KB) return row_tile<T, KB>(nrows, KW, dil, rows, wp, bias, n, y, ystride);
-        row_dispatch<T, KB - 1>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
+        if (kb == KB) return row_tile<T, KB>(ntaps, base, offs, wp, bias, n, y, ystride);
+        row_dispatch<T, KB - 1>(kb, ntaps, base, offs, wp, bias, n, y, ystride);
     }
 }
 
@@ -482,9 +480,9 @@ int64_t pooled_corr_rows(int64_t nq, const T* g, const int64_t* idx, int64_t npo
 }
 
 template <typename T>
-void direct_row(int64_t nrows, int64_t KW, int64_t dil, const T* const* rows, const T* wp, int kb,
+void direct_row(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,
                 const T* bias, int64_t n, T* y, int64_t ystride) {
-    row_dispatch<T, kRowKB>(kb, nrows, KW, dil, rows, wp, bias, n, y, ystride);
+    row_dispatch<T, kRowKB>(kb, ntaps, base, offs, wp, bias, n, y, ystride);
 }
 
 #if (FASTCONV_VEC_BYTES == 64 && defined(__AVX512F__)) || \
