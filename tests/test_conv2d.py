@@ -147,6 +147,14 @@ CASES = [
     Case("direct_rows_s1x3_dil2", 1, 4, 8, 100, 7, 3, 3, stride=(1, 3), padding=(0, 2),
          dilation=(1, 2), bias=False),
     Case("direct_rows_k11_s4", 2, 2, 15, 139, 5, 11, 11, stride=4, padding=2),
+    # ... with the output channels in the lanes (<= 16 in, 32 out: whole tiles on AVX2 and
+    # the baseline; AVX-512 takes the columns or the shifted planes): 15 columns in pieces
+    # (3 x 5 with the tile's 6), LeNet-5's conv2 form at stride 2 with a dilation, one
+    # column.
+    Case("direct_oc_15_columns", 2, 6, 9, 15, 32, 3, 3, padding=(0, 1)),
+    Case("direct_oc_s2_dil2", 2, 16, 17, 23, 32, 5, 5, stride=2, padding=2, dilation=(2, 1),
+         bias=False),
+    Case("direct_oc_one_column", 3, 5, 7, 3, 32, 3, 3, padding=(1, 0)),
     Case("resnet_3x3_p1", 2, 16, 14, 14, 32, 3, 3, padding=1),
     Case("stride2_p1", 2, 3, 9, 9, 4, 3, 3, stride=2, padding=1),
     Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
@@ -391,13 +399,25 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("j", 1, 1, 5, 5, 4, 3, 3), "backward_weight", "im2col"),
         # forward: direct by output rows for first layers (<= 4 input channels, any
         # stride, ungrouped, rows of >= 16 columns); im2col with more channels or narrow
-        # maps.
+        # maps, unless the output channels fill the lanes (k2; below).
         (Case("k", 64, 1, 32, 32, 6, 5, 5), "forward", "direct"),
         (Case("k1", 1, 3, 32, 32, 32, 3, 3, padding=1), "forward", "direct"),
-        (Case("k2", 64, 5, 32, 32, 32, 3, 3, padding=1), "forward", "im2col"),
+        (Case("k2", 64, 5, 32, 32, 32, 3, 3, padding=1), "forward",
+         {"avx512": "im2col", "other": "direct"}),
         (Case("k3", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "forward", "direct"),
         (Case("k3b", 1, 3, 224, 224, 64, 11, 11, stride=4, padding=2), "forward", "direct"),
-        (Case("k3c", 8, 16, 32, 32, 32, 3, 3, stride=2, padding=1), "forward", "im2col"),
+        (Case("k3c", 8, 32, 32, 32, 32, 3, 3, stride=2, padding=1), "forward", "im2col"),
+        # ... and, with the output channels in the lanes, <= 16 input and <= 32 output
+        # channels in whole tiles of the ISA (AVX2 16, baseline 8; not offered on
+        # AVX-512): LeNet-5's conv2, any map width (stride 2 too).
+        (Case("k3d", 64, 6, 14, 14, 16, 5, 5), "forward",
+         {"avx512": "im2col", "other": "direct"}),
+        (Case("k3e", 8, 16, 32, 32, 32, 3, 3, stride=2, padding=1), "forward",
+         {"avx512": "im2col", "other": "direct"}),
+        (Case("k3f", 64, 16, 6, 6, 32, 3, 3), "forward", {"avx512": "im2col", "other": "direct"}),
+        (Case("k3g", 64, 6, 14, 14, 24, 5, 5), "forward", {"ref": "direct", "other": "im2col"}),
+        (Case("k3h", 64, 6, 14, 14, 64, 5, 5), "forward", "im2col"),
+        (Case("k3i", 64, 17, 14, 14, 32, 5, 5), "forward", "im2col"),
         # Rows "wide enough" means >= half a row tile of the ISA (32 columns with AVX-512,
         # 16 with AVX2, 8 in the baseline build): 13 columns are on AVX2 and the baseline.
         (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", {"avx512": "im2col", "other": "direct"}),
@@ -500,7 +520,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
     ],
     ids=["1x1s1p0", "1x1s2", "1x1p1", "depthwise", "groups2", "C1", "bw-lenet1-b64",
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64",
-         "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-alexnet1", "fw-C16-stride2", "fw-13-columns", "fw-groups2",
+         "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-alexnet1", "fw-C32-stride2", "fw-lenet2-b64", "fw-C16-K32-stride2",
+         "fw-C16-4x4", "fw-K24", "fw-K64", "fw-C17", "fw-13-columns", "fw-groups2",
          "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "bw-odd-13x13", "bw-odd-13x13-b8", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",

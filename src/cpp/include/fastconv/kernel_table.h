@@ -96,6 +96,11 @@ struct KernelSet {
     //     y[k*ystride + i] = bias[k] + sum_{t<ntaps} wp[t*kb + k] * base[offs[t] + i]
     //     for k < kb <= direct_tiles().row_kb and i < n <= direct_tiles().row_cols (bias
     //     null: 0). Reads base[offs[t] + [0, row_cols)); stores only i < n.
+    //   direct_oc: the same sums with the output channels in the lanes and nj consecutive
+    //     positions of the row broadcast (oneDNN's direct convolution over nChw8c / nChw16c
+    //     blocks, here reading the input planes as they are):
+    //     out[k*ldo + j] = bias[k] + sum_{t<ntaps} wp[t*oc_kv + k] * base[offs[t] + j]
+    //     for j < nj <= direct_tiles().oc_mj and k < direct_tiles().oc_kv (bias null: 0).
     void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
                          int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
     void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,
@@ -124,6 +129,8 @@ struct KernelSet {
                                 int64_t len, int64_t ldacc, T* acc) = nullptr;
     void (*direct_row)(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,
                        const T* bias, int64_t n, T* y, int64_t ystride) = nullptr;
+    void (*direct_oc)(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, const T* bias,
+                      int nj, T* out, int64_t ldo) = nullptr;
     DirectTiles (*direct_tiles)() = nullptr;
     // Stride-2 column phases of feature-map rows (the direct paths' phase planes). With
     // P_r[u] = src[r*src_stride + u - pad] for 0 <= u - pad < W and 0 elsewhere:

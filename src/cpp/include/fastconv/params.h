@@ -46,9 +46,10 @@ struct Im2colRun {
 // Tile sizes of the direct-convolution micro-kernels of one ISA (KernelSet::direct_tiles):
 // shifted_gemm computes mr rows x cols positions; shifted_corr kb x tb sums, or kb2 x tb2
 // (the same accumulators the other way round); vec = lanes; direct_row row_kb output
-// channels x row_cols columns of one output row.
+// channels x row_cols columns of one output row; direct_oc oc_mj positions of one output
+// row x oc_kv output channels (in the lanes), both 0 where direct_oc is not offered.
 struct DirectTiles {
-    int mr, cols, kb, tb, vec, row_kb, row_cols, kb2, tb2;
+    int mr, cols, kb, tb, vec, row_kb, row_cols, kb2, tb2, oc_mj, oc_kv;
 };
 
 // Pooling over input[N][C][H][W] -> output[N][C][OH][OW] (PyTorch semantics).

@@ -120,6 +120,9 @@ constexpr int kPooledMaxRows = 8;
     void direct_row(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,        \
                     const T* bias, int64_t n, T* y, int64_t ystride);                              \
     template <typename T>                                                                          \
+    void direct_oc(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, const T* bias,  \
+                   int nj, T* out, int64_t ldo);                                                   \
+    template <typename T>                                                                          \
     void phase_split_s2(const T* src, int64_t src_stride, int64_t W, int64_t pad, int64_t nrows,   \
                         int64_t Wq, T* even, T* odd, int64_t dst_stride);                          \
     template <typename T>                                                                          \
@@ -161,6 +164,8 @@ constexpr int kPooledMaxRows = 8;
                                          int64_t, T*);                                             \
     template void direct_row<T>(int64_t, const T*, const int64_t*, const T*, int, const T*,        \
                                 int64_t, T*, int64_t);                                             \
+    template void direct_oc<T>(int64_t, const T*, const int64_t*, const T*, const T*, int, T*,     \
+                               int64_t);                                                           \
     template void phase_split_s2<T>(const T*, int64_t, int64_t, int64_t, int64_t, int64_t, T*, T*, \
                                     int64_t);                                                      \
     template void phase_merge_s2<T>(const T*, const T*, int64_t, int64_t, int64_t, int64_t,        \

@@ -370,12 +370,33 @@ int64_t corr_block(const Conv2dParams& p, const DirectPlan& d, int64_t kb, int64
 
 }  // namespace
 
-// The forward by output rows: ungrouped (any stride), and rows wide enough to fill half of
-// a float32 tile's columns (LeNet-5's conv2, 10 columns of 32: 0.6x of the shifted
-// planes). float64 uses the same test, so both dtypes take the same path for a shape.
+// The forward by output rows with the output channels in the lanes (direct_oc): ungrouped,
+// <= 16 input and <= 32 output channels, whole tiles of them. Zen 3, against im2col, 1 / 2
+// threads: LeNet-5's conv2 (6 -> 16, 5x5, 10x10 outputs) 1.27x at batch 64 (1 thread),
+// 1.13x at 1; 5 -> 32 3x3 on 32x32 b64 1.24x / 1.28x; 16 -> 32 on 16x16 b64 1.20x / 1.20x;
+// 6 -> 16..32 on 10x10 and 28x28 outputs 1.2-1.65x, 16 -> 16..32 1.14-1.44x (1 thread).
+// With 64 output channels the GEMM ties or wins (8 -> 64 on 13x13: 1.02-1.04x at 1
+// thread, 0.89x at 2), and with 32 or 64 input channels too (64 -> 64 on 4x4 outputs
+// 0.82x, 32 -> 32 on 5x5 0.94x): its packing is then cheap per multiply.
+bool direct_oc_applies(const Conv2dParams& p) {
+    const int kv = kernel_set<float>().direct_tiles().oc_kv;  // 0: not offered (AVX-512)
+    return kv > 0 && p.groups == 1 && p.C <= 16 && p.K <= 32 && p.K % kv == 0;
+}
+
+// Which of the two tiles direct_rows_forward takes: the columns in the lanes (direct_row)
+// for first layers (<= 4 input channels) whose rows fill a row tile, else the channels.
+bool direct_oc_preferred(const Conv2dParams& p) {
+    const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
+    return direct_oc_applies(p) && (p.c_per_group() > 4 || p.OW < cols);
+}
+
+// The forward by output rows: ungrouped (any stride), with the channels in the lanes or
+// rows wide enough to fill half of a float32 tile's columns (the columns in the lanes:
+// LeNet-5's conv2, 10 columns of 32, ran at 0.6x of the shifted planes). float64 uses the
+// same test, so both dtypes take the same path for a shape.
 bool direct_rows_forward_applies(const Conv2dParams& p) {
     const int64_t cols = kernel_set<float>().direct_tiles().row_cols;
-    return p.groups == 1 && 2 * p.OW >= cols;
+    return p.groups == 1 && (2 * p.OW >= cols || direct_oc_applies(p));
 }
 
 bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
@@ -402,7 +423,7 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
             // channels the GEMM wins or ties (ResNet-18 56x56x64 0.95x, 14x14x256 0.48x).
             // Strided first layers too (Zen 3, 1 and 2 threads: the 7x7/2 stem 1.09-1.16x,
             // 3x3/2 on 224x224 1.36-1.49x, 11x11/4 1.09x, 5x5/2 on 28-32 maps 1.4-1.8x).
-            return p.c_per_group() <= 4 && direct_rows_forward_applies(p);
+            return (p.c_per_group() <= 4 && direct_rows_forward_applies(p)) || direct_oc_applies(p);
         default:
             // shifted_gemm reaches 0.6-1.2x of the packed GEMM (unaligned, scattered B
             // rows): not chosen automatically. (backward_data on <= 7x7 maps with >= 256
@@ -419,11 +440,14 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
 // (KW-1)*dil_w / s. Tap (c, kh, kw) of output (oh, ow) then reads
 //   X[c][oh*stride_h + kh*dil_h][(kw*dil_w) % s][ow + (kw*dil_w) / s],
 // a fixed offset from the tile's base (oh, ow0): every tap is one contiguous stream, at any
-// stride (direct_row). The tile, output row oh x columns [ow0, ow0 + row_cols) x channels
-// [k0, k0 + row_kb), computes no position past OH x OW (the shifted planes compute Hq x Wq
-// per image, 51 % of it useful on LeNet-5's conv2, 77 % on its conv1), the bias starts the
-// accumulators and the tile is stored straight into y. With q, each image's output goes to a
-// per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled from there into
+// stride. The tile is output row oh x columns [ow0, ow0 + row_cols) x channels [k0, k0 +
+// row_kb), the columns in the lanes (direct_row), or, by direct_oc_preferred, columns
+// [ow0, ow0 + oc_mj) x channels [k0, k0 + oc_kv), the channels in the lanes (direct_oc:
+// narrow rows lose no lanes, and each tap's weights are one vector load). Neither computes
+// a position past OH x OW (the shifted planes compute Hq x Wq per image, 51 % of it useful
+// on LeNet-5's conv2, 77 % on its conv1); the bias starts the accumulators and the tile is
+// stored straight into y (direct_oc transposes it in registers). With q, each image's output goes
+// to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled from there into
 // pooled / indices (then, with relu, the ReLU of its pooled planes while in cache); y is not
 // written.
 template <typename T>
@@ -436,12 +460,14 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
     const int64_t Hp = (p.OH - 1) * p.stride_h + (p.KH - 1) * p.dil_h + 1;
     const int64_t Wr = round_up(p.OW, tl.row_cols) + (p.KW - 1) * p.dil_w / s;
     const int64_t rstride = s * Wr, plane = Hp * rstride;
-    // packA once per call: per block of row_kb channels, wp[(c*KH + kh)*KW + kw][k - k0];
-    // offs[t] the tap's offset from the tile's base.
+    // packA once per call: per block of kb channels (row_kb, the last block smaller; or
+    // oc_kv, which divides K), wp[(c*KH + kh)*KW + kw][k - k0]. offs[t] is the tap's
+    // offset from the tile's base.
+    const bool by_oc = direct_oc_preferred(p);
+    const int64_t kbm = by_oc ? tl.oc_kv : tl.row_kb;
     T* wp = thread_scratch<T, kPackTag>(static_cast<size_t>(p.K * CKK));
     for (int64_t k = 0; k < p.K; ++k) {
-        const int64_t k0 = k / tl.row_kb * tl.row_kb;
-        const int64_t kb = std::min<int64_t>(tl.row_kb, p.K - k0);
+        const int64_t k0 = k / kbm * kbm, kb = std::min<int64_t>(kbm, p.K - k0);
         for (int64_t t = 0; t < CKK; ++t) wp[k0 * CKK + t * kb + (k - k0)] = w[k * CKK + t];
     }
     std::vector<int64_t> offs(static_cast<size_t>(CKK));
@@ -450,7 +476,23 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
             for (int64_t kw = 0; kw < p.KW; ++kw)
                 offs[static_cast<size_t>((c * p.KH + kh) * p.KW + kw)] =
                     c * plane + kh * p.dil_h * rstride + (kw * p.dil_w % s) * Wr + kw * p.dil_w / s;
+    // By channels: each output row's positions in pieces of <= oc_mj, as even as they go
+    // (10 columns as 5 + 5).
+    std::vector<int64_t> pieces;
+    for (int64_t i = 0, np = (p.OW + tl.oc_mj - 1) / tl.oc_mj; by_oc && i <= np; ++i)
+        pieces.push_back(i * p.OW / np);
+    auto out_rows_oc = [&](const T* xr, T* yn, int64_t oh0, int64_t oh1) {
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+            for (size_t i = 0; i + 1 < pieces.size(); ++i) {
+                const int64_t ow0 = pieces[i], nj = pieces[i + 1] - ow0;
+                const T* base = xr + oh * p.stride_h * rstride + ow0;
+                for (int64_t k0 = 0; k0 < p.K; k0 += kbm)
+                    ks.direct_oc(CKK, base, offs.data(), wp + k0 * CKK, bias ? bias + k0 : nullptr,
+                                 static_cast<int>(nj), yn + k0 * OHW + oh * p.OW + ow0, OHW);
+            }
+    };
     auto out_rows = [&](const T* xr, T* yn, int64_t oh0, int64_t oh1) {
+        if (by_oc) return out_rows_oc(xr, yn, oh0, oh1);
         for (int64_t oh = oh0; oh < oh1; ++oh)
             for (int64_t ow0 = 0; ow0 < p.OW; ow0 += tl.row_cols) {
                 const T* base = xr + oh * p.stride_h * rstride + ow0;

@@ -40,13 +40,18 @@ constexpr int kGemmMR = 8, kGemmNV = 2;  // 16 accumulators, 2 B vectors, 1 broa
 constexpr int kCorrKB = 4, kCorrTB = 6;  // 24 accumulators, 6 x vectors, 1 dy vector
 constexpr int kCorrKB2 = 6, kCorrTB2 = 4;  // the same 24 the other way (6 output channels)
 constexpr int kRowKB = 12;               // 24 accumulators, 2 x vectors, 1 broadcast
+// direct_oc not offered (0): its tile would store 32 channels x 12 positions transposed
+// through memory, a scalar copy as long as a fifth of the tile's multiplies (unmeasured).
+constexpr int kOcMJ = 0;
 #else
 constexpr int kGemmMR = 6, kGemmNV = 2;  // 12 accumulators of 16 registers
 constexpr int kCorrKB = 3, kCorrTB = 4;  // 12 accumulators
 constexpr int kCorrKB2 = 4, kCorrTB2 = 3;
 constexpr int kRowKB = 6;                // 12 accumulators
+constexpr int kOcMJ = 6;                 // 12 accumulators
 #endif
 constexpr int kRowNV = 2;  // x vectors per output-row tile
+constexpr int kOcNV = 2;   // output-channel vectors per direct_oc tile
 
 template <typename T>
 struct Vec {
@@ -228,6 +233,64 @@ void row_dispatch(int kb, int64_t ntaps, const T* base, const int64_t* offs, con
     if constexpr (KB >= 1) {
         if (kb == KB) return row_tile<T, KB>(ntaps, base, offs, wp, bias, n, y, ystride);
         row_dispatch<T, KB - 1>(kb, ntaps, base, offs, wp, bias, n, y, ystride);
+    }
+}
+
+// nj = MJ positions x kOcNV vectors of output channels (direct_oc's contract).
+template <typename T, int MJ>
+void oc_tile(int64_t ntaps, const T* __restrict base, const int64_t* __restrict offs,
+             const T* __restrict wp, const T* __restrict bias, T* __restrict out, int64_t ldo) {
+    using V = typename Vec<T>::type;
+    constexpr int W = Vec<T>::width;
+    V acc[MJ][kOcNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kOcNV; ++v) {
+        const V b = bias ? loadu(bias + v * W) : splat(T(0));
+#pragma GCC unroll 16
+        for (int j = 0; j < MJ; ++j) acc[j][v] = b;
+    }
+    for (int64_t t = 0; t < ntaps; ++t, wp += kOcNV * W) {
+        const T* x = base + offs[t];
+        V wv[kOcNV];
+#pragma GCC unroll 4
+        for (int v = 0; v < kOcNV; ++v) wv[v] = loadu(wp + v * W);
+#pragma GCC unroll 16
+        for (int j = 0; j < MJ; ++j) {
+            const V xj = splat(x[j]);
+#pragma GCC unroll 4
+            for (int v = 0; v < kOcNV; ++v) acc[j][v] += xj * wv[v];
+        }
+    }
+    // Stored transposed, each channel's MJ positions contiguous in its output plane.
+#if FASTCONV_VEC_BYTES == 32 && defined(__AVX2__) && !defined(__AVX512F__)
+    if constexpr (std::is_same_v<T, float>) {
+#pragma GCC unroll 4
+        for (int v = 0; v < kOcNV; ++v) {
+            __m256 r[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; ++j) r[j] = j < MJ ? (__m256)acc[j][v] : _mm256_setzero_ps();
+            transpose8x8(r);
+#pragma GCC unroll 8
+            for (int c = 0; c < 8; ++c) store_first(out + (v * 8 + c) * ldo, r[c], MJ);
+        }
+        return;
+    }
+#endif
+    alignas(64) T tile[MJ][kOcNV * W];
+#pragma GCC unroll 16
+    for (int j = 0; j < MJ; ++j)
+#pragma GCC unroll 4
+        for (int v = 0; v < kOcNV; ++v) storeu(&tile[j][v * W], acc[j][v]);
+    for (int k = 0; k < kOcNV * W; ++k)
+        for (int j = 0; j < MJ; ++j) out[k * ldo + j] = tile[j][k];
+}
+
+template <typename T, int MJ>
+void oc_dispatch(int nj, int64_t ntaps, const T* base, const int64_t* offs, const T* wp,
+                 const T* bias, T* out, int64_t ldo) {
+    if constexpr (MJ >= 1) {
+        if (nj == MJ) return oc_tile<T, MJ>(ntaps, base, offs, wp, bias, out, ldo);
+        oc_dispatch<T, MJ - 1>(nj, ntaps, base, offs, wp, bias, out, ldo);
     }
 }
 
@@ -483,6 +546,12 @@ template <typename T>
 void direct_row(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, int kb,
                 const T* bias, int64_t n, T* y, int64_t ystride) {
     row_dispatch<T, kRowKB>(kb, ntaps, base, offs, wp, bias, n, y, ystride);
+}
+
+template <typename T>
+void direct_oc(int64_t ntaps, const T* base, const int64_t* offs, const T* wp, const T* bias,
+               int nj, T* out, int64_t ldo) {
+    oc_dispatch<T, kOcMJ>(nj, ntaps, base, offs, wp, bias, out, ldo);
 }
 
 #if (FASTCONV_VEC_BYTES == 64 && defined(__AVX512F__)) || \
@@ -1709,8 +1778,17 @@ void phase_merge_s2(const T* even, const T* odd, int64_t src_stride, int64_t Wq,
 
 template <typename T>
 DirectTiles direct_tiles() {
-    return {kGemmMR, kGemmNV * Vec<T>::width, kCorrKB,  kCorrTB, Vec<T>::width,
-            kRowKB,  kRowNV * Vec<T>::width,  kCorrKB2, kCorrTB2};
+    return {kGemmMR,
+            kGemmNV * Vec<T>::width,
+            kCorrKB,
+            kCorrTB,
+            Vec<T>::width,
+            kRowKB,
+            kRowNV * Vec<T>::width,
+            kCorrKB2,
+            kCorrTB2,
+            kOcMJ,
+            kOcMJ > 0 ? kOcNV * Vec<T>::width : 0};
 }
 
 FASTCONV_INSTANTIATE_DIRECT_KERNELS(float)
