@@ -100,7 +100,8 @@ struct KernelSet {
     //     positions of the row broadcast (oneDNN's direct convolution over nChw8c / nChw16c
     //     blocks, here reading the input planes as they are):
     //     out[k*ldo + j] = bias[k] + sum_{t<ntaps} wp[t*oc_kv + k] * base[offs[t] + j]
-    //     for j < nj <= direct_tiles().oc_mj and k < direct_tiles().oc_kv (bias null: 0).
+    //     for j < nj <= direct_tiles().oc_mj and k < direct_tiles().oc_kv (bias null: 0);
+    //     not to be called where oc_kv is 0 (not offered).
     void (*shifted_gemm)(int64_t P, const T* a, const T* const* rows, int64_t i0, int64_t n,
                          int mr, T* c, int64_t ldc, bool accumulate) = nullptr;
     void (*shifted_corr)(int64_t n, const T* d, int64_t ldd, int kb, const T* const* rows, int tb,

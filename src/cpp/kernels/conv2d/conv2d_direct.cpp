@@ -446,10 +446,10 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir) {
 // narrow rows lose no lanes, and each tap's weights are one vector load). Neither computes
 // a position past OH x OW (the shifted planes compute Hq x Wq per image, 51 % of it useful
 // on LeNet-5's conv2, 77 % on its conv1); the bias starts the accumulators and the tile is
-// stored straight into y (direct_oc transposes it in registers). With q, each image's output goes
-// to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled from there into
-// pooled / indices (then, with relu, the ReLU of its pooled planes while in cache); y is not
-// written.
+// stored straight into y (direct_oc transposes it in registers). With q, each image's
+// output goes to a per-thread buffer (in L2: CifarNet conv1's is 128 KB) and is max pooled
+// from there into pooled / indices (then, with relu, the ReLU of its pooled planes while in
+// cache); y is not written.
 template <typename T>
 void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y,
                          const Pool2dParams* q = nullptr, T* pooled = nullptr,

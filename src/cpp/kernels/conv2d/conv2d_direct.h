@@ -16,8 +16,8 @@ bool direct_preferred(const Conv2dParams& p, ConvDirection dir);
 template <typename T>
 void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y);
 
-// Whether direct_forward runs by output rows (ungrouped, rows wide enough; any stride, over
-// column-phase copies), one image at a time.
+// Whether direct_forward runs by output rows (ungrouped, rows wide enough or the output
+// channels in the lanes; any stride, over column-phase copies), one image at a time.
 bool direct_rows_forward_applies(const Conv2dParams& p);
 // direct_forward by output rows for direct_rows_forward_applies(p), each image's output
 // max pooled from a per-thread buffer instead of written: q is the pool over the OH x OW
