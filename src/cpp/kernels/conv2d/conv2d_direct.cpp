@@ -479,8 +479,9 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
     // By channels: each output row's positions in pieces of <= oc_mj, as even as they go
     // (10 columns as 5 + 5).
     std::vector<int64_t> pieces;
-    for (int64_t i = 0, np = (p.OW + tl.oc_mj - 1) / tl.oc_mj; by_oc && i <= np; ++i)
-        pieces.push_back(i * p.OW / np);
+    if (by_oc)
+        for (int64_t i = 0, np = (p.OW + tl.oc_mj - 1) / tl.oc_mj; i <= np; ++i)
+            pieces.push_back(i * p.OW / np);
     auto out_rows_oc = [&](const T* xr, T* yn, int64_t oh0, int64_t oh1) {
         for (int64_t oh = oh0; oh < oh1; ++oh)
             for (size_t i = 0; i + 1 < pieces.size(); ++i) {
@@ -505,7 +506,8 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
             }
     };
     // Rows [r0, r1) of the padded copy hold input rows (the rest are zero).
-    const int64_t r0 = std::min(p.pad_top, Hp), r1 = std::clamp(p.pad_top + p.H, r0, Hp);
+    int64_t r0, r1;
+    valid_output_range(Hp, 1, -p.pad_top, p.H, &r0, &r1);
     for_each_task(p.N, [&](int64_t n, int tile_threads) {
         T* xr = thread_scratch<T, kXqTag>(static_cast<size_t>(p.C * plane));
         for (int64_t c = 0; c < p.C; ++c) {
@@ -518,22 +520,19 @@ void direct_rows_forward(const Conv2dParams& p, const T* x, const T* w, const T*
                                   xc + r0 * rstride + Wr, rstride);
                 continue;
             }
-            for (int64_t r = r0; r < r1; ++r, src += p.W) {
-                T* dst = xc + r * rstride;
-                if (s == 1) {
-                    const int64_t lo = std::min(p.pad_left, Wr);
-                    const int64_t hi = std::clamp(p.pad_left + p.W, lo, Wr);
+            for (int64_t r = r0; r < r1; ++r, src += p.W)
+                for (int64_t ph = 0; ph < s; ++ph) {  // as fill_x_channel's phases
+                    T* dst = xc + r * rstride + ph * Wr;
+                    const T* sp = src + ph - p.pad_left;
+                    int64_t lo, hi;
+                    valid_output_range(Wr, s, ph - p.pad_left, p.W, &lo, &hi);
                     zero_row(dst, lo);
-                    copy_row(dst + lo, src + lo - p.pad_left, hi - lo);
+                    if (s == 1)
+                        copy_row(dst + lo, sp + lo, hi - lo);
+                    else
+                        for (int64_t q = lo; q < hi; ++q) dst[q] = sp[q * s];
                     zero_row(dst + hi, Wr - hi);
-                    continue;
                 }
-                for (int64_t ph = 0; ph < s; ++ph)
-                    for (int64_t j = 0; j < Wr; ++j) {
-                        const int64_t iw = j * s + ph - p.pad_left;
-                        dst[ph * Wr + j] = iw >= 0 && iw < p.W ? src[iw] : T(0);
-                    }
-            }
         }
         T* yn = q ? thread_scratch<T, kYnTag>(static_cast<size_t>(p.K * OHW)) : y + n * p.K * OHW;
         parallel_ranges(p.OH, tile_threads,
