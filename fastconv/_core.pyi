@@ -65,6 +65,9 @@ def conv2d_choose_algorithm(
 def conv2d_backward_data_as_forward(
     input: _Array, weight: _Array, stride: _Pair, padding: _Pad4, dilation: _Pair, groups: int,
 ) -> bool: ...
+def conv2d_backward_data_by_rows(
+    input: _Array, weight: _Array, stride: _Pair, padding: _Pad4, dilation: _Pair, groups: int,
+) -> bool: ...
 def conv_transpose2d_forward(
     input: _Array, weight: _Array, bias: _Array | None, stride: _Pair, padding: _Pair,
     output_padding: _Pair, dilation: _Pair, groups: int, algorithm: str = "auto",

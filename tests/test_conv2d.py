@@ -155,6 +155,11 @@ CASES = [
     Case("direct_oc_s2_dil2", 2, 16, 17, 23, 32, 5, 5, stride=2, padding=2, dilation=(2, 1),
          bias=False),
     Case("direct_oc_one_column", 3, 5, 7, 3, 32, 3, 3, padding=(1, 0)),
+    # direct's backward_data as the forward by rows of dy with the flipped weights (stride
+    # 1, padding <= dilation*(k - 1)): the flipped forward in the output-channel tile (32
+    # channels out of 5) with a dilation and padding per axis; the stride-1 cases above
+    # take its column tile, the strided ones and padding_gt_kernel_k2p3 the shifted planes.
+    Case("direct_rows_bd_oc", 2, 32, 7, 13, 5, 3, 3, padding=(1, 2), dilation=(1, 2)),
     Case("resnet_3x3_p1", 2, 16, 14, 14, 32, 3, 3, padding=1),
     Case("stride2_p1", 2, 3, 9, 9, 4, 3, 3, stride=2, padding=1),
     Case("stride2_floor", 2, 3, 10, 10, 4, 3, 3, stride=2),
@@ -422,7 +427,22 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         # 16 with AVX2, 8 in the baseline build): 13 columns are on AVX2 and the baseline.
         (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", {"avx512": "im2col", "other": "direct"}),
         (Case("k5", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "forward", "im2col"),
-        # backward_data: never direct (the GEMM path with W^T packed once is faster);
+        # backward_data: direct (the forward by rows of dy with the flipped weights) for
+        # stride-1 ungrouped layers of 3-6 input channels, or whose flipped forward takes
+        # the output-channel tile (16/32 channels in, <= 16 out; not on AVX-512; 3x3 layers
+        # go to Winograd first), when dx has at most 1.5x the positions of dy: the
+        # tutorial's and CifarNet's conv1, not LeNet-5's (1 channel) nor its conv2 (14x14
+        # from 10x10), not strided or grouped layers.
+        (Case("bd1", 64, 3, 32, 32, 6, 5, 5), "backward_data", "direct"),
+        (Case("bd2", 64, 3, 32, 32, 32, 3, 3, padding=1), "backward_data", "direct"),
+        (Case("bd3", 64, 1, 32, 32, 6, 5, 5), "backward_data", "im2col"),
+        (Case("bd4", 64, 6, 14, 14, 16, 5, 5), "backward_data", "im2col"),
+        (Case("bd5", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_data", "im2col"),
+        (Case("bd6", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "backward_data", "im2col"),
+        (Case("bd7", 64, 16, 12, 12, 16, 5, 5, padding=2), "backward_data",
+         {"avx512": "im2col", "other": "direct"}),
+        (Case("bd8", 64, 32, 6, 6, 16, 3, 3), "backward_data", "im2col"),
+        # Otherwise the GEMM path (W^T packed once);
         # Winograd on 3x3 layers with enough channels and tiles, as the forward (7x7 maps:
         # 77 % of the tiles' outputs used, enough with >= 64 channels; one image's 16 tiles
         # fill AVX2's and the baseline's 16-column NR panel, half of AVX-512's).
@@ -522,7 +542,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "bw-56x56", "bw-cifarnet1-b64", "bw-stem-b8", "bw-7x7x512", "bw-tiny", "fw-lenet1-b64",
          "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-alexnet1", "fw-C32-stride2", "fw-lenet2-b64", "fw-C16-K32-stride2",
          "fw-C16-4x4", "fw-K24", "fw-K64", "fw-C17", "fw-13-columns", "fw-groups2",
-         "bd-7x7x512-b8", "bd-7x7x512-b1",
+         "bd-tutorial1-b64", "bd-cifarnet1-b64", "bd-lenet1-b64", "bd-lenet2-b64", "bd-stem-b8",
+         "bd-groups2", "bd-16-16-5x5", "bd-32-16-6x6", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "bw-odd-13x13", "bw-odd-13x13-b8", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
          "fw-7x7x512-b4", "fw-7x7x512-b3", "fw-keras2-b1", "bd-keras2-b1", "fw-C8-keras2-b1",
@@ -571,6 +592,23 @@ def test_backward_data_as_forward_rule(case, expected):
     w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
     got = _core.conv2d_backward_data_as_forward(x, w, _pair(case.stride), case.pads,
                                                 _pair(case.dilation), case.groups)
+    assert got is expected
+
+
+@pytest.mark.parametrize(
+    ("case_id", "expected"),
+    [("lenet5_conv1", True), ("direct_rows_bd_oc", True), ("direct_rows_wide", True),
+     ("stride2_p1", False), ("padding_gt_kernel_k2p3", False), ("stride_1x2", False)],
+)
+def test_backward_data_by_rows_rule(case_id, expected):
+    """Which battery cases' direct backward_data runs as the forward by rows of dy with the
+    flipped weights (stride 1, ungrouped, padding <= dilation*(k - 1)) and which by shifted
+    streams: the battery must exercise both."""
+    case = next(c for c in CASES if c.id == case_id)
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    got = _core.conv2d_backward_data_by_rows(x, w, _pair(case.stride), case.pads,
+                                             _pair(case.dilation), case.groups)
     assert got is expected
 
 

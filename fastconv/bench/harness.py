@@ -294,6 +294,9 @@ def conv_case(layer: S.ConvShape, direction: str, rng, torch) -> Case:
     if (algo == "im2col" and direction == "backward_data"
             and fc._core.conv2d_backward_data_as_forward(x, w, *hyper)):
         label = "flip+im2col"  # the forward of dy with flipped weights, no col2im
+    if (algo == "direct" and direction == "backward_data"
+            and fc._core.conv2d_backward_data_by_rows(x, w, *hyper)):
+        label = "flip+direct"  # the forward by rows of dy with flipped weights
     return Case(layer.kind, layer.name, direction, ours, peer, "torch",
                 flops=layer.flops(direction), bytes=layer.bytes(direction),
                 algorithm=label, shape=layer.describe(),

@@ -662,6 +662,20 @@ Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(K
         "Whether im2col's backward_data runs, for these shapes, as the forward convolution of\n"
         "grad_output with the flipped weights (stride-1 'same' layers with >= 32 channels per\n"
         "group and N > 1) instead of GEMM + col2im. For benchmark labels and tests.");
+    m.def(
+        "conv2d_backward_data_by_rows",
+        [](const py::object& x_obj, const py::object& w_obj, Pair stride,
+           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
+            ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
+            const py::array& x = r.a;
+            return conv2d_backward_data_by_rows(
+                conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
+                            stride, pad4(padding), dilation, groups));
+        },
+        "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+        "Whether direct's backward_data runs, for these shapes, as the forward by output rows\n"
+        "of grad_output with the flipped weights (stride 1, ungrouped, padding <= dilation *\n"
+        "(kernel - 1)) instead of shifted streams. For benchmark labels and tests.");
 }
 
 }  // namespace fastconv

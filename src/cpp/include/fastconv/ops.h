@@ -27,8 +27,8 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, 
 //   im2col      im2col (packed straight into GEMM panels) + GEMM; col2im for backward_data
 //   direct_1x1  1x1 / stride 1 / no padding: the input is the GEMM operand itself
 //   depthwise   groups == C > 1: per-plane direct kernels
-//   direct      no im2col matrix: shifted streams over row-padded stride-phase planes
-//               (kernels/conv2d/conv2d_direct.cpp); any shape
+//   direct      no im2col matrix: shifted streams over row-padded stride-phase planes,
+//               or by output rows (kernels/conv2d/conv2d_direct.cpp); any shape
 //   winograd    Winograd F(2x2, 3x3) (kernels/conv2d/winograd.cpp): 3x3 / stride 1 /
 //               dilation 1, forward, backward_data (as the forward with flipped
 //               weights) and backward_weight
@@ -54,6 +54,13 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir);
 // weights (stride-1 'same' layers, >= 32 channels per group, N > 1) rather than GEMM +
 // col2im (pure function; conv2d_driver.cpp gives the measurements behind the rule).
 bool conv2d_backward_data_as_forward(const Conv2dParams& p);
+// Whether the direct backward_data runs as the forward by output rows of dy with the
+// flipped weights (stride 1, ungrouped, padding <= dilation*(kernel - 1), the flipped
+// forward's rows wide enough), else by shifted streams; and whether auto takes that path
+// (3-6 input channels, or the flipped forward in the output-channel tile;
+// conv2d_driver.cpp gives the measurements). Pure functions.
+bool conv2d_backward_data_by_rows(const Conv2dParams& p);
+bool conv2d_backward_data_rows_preferred(const Conv2dParams& p);
 // `algo` itself, or choose_conv_algo(p, dir) for automatic; std::invalid_argument if a
 // forced algorithm does not apply (direct_1x1 needs 1x1/stride 1/no padding, depthwise
 // groups == C, winograd 3x3/stride 1/dilation 1).

@@ -298,6 +298,18 @@ void backward_data_forward(const Conv2dParams& p, T* dx, const T* dy, const T* w
     forward_gemm(q, dy, wf, static_cast<const T*>(nullptr), dx, false);
 }
 
+// dx by the forward by output rows (direct_rows_forward) of dy with the flipped weights:
+// stride 1, ungrouped, padding <= dilation*(kernel - 1) (conv2d_backward_data_by_rows).
+// No column matrix and no col2im: GEMM + col2im's K is the layer's few output channels
+// (the tutorial's conv1: 6) and its col2im scatters C*KH*KW rows per image.
+template <typename T>
+void backward_data_rows(const Conv2dParams& p, T* dx, const T* dy, const T* w) {
+    Conv2dParams q;
+    const T* wf = flipped_weights_as_forward(p, w, &q);
+    assert(direct_rows_forward_applies(q));
+    direct_forward(q, dy, wf, static_cast<const T*>(nullptr), dx);
+}
+
 // dx by Winograd's forward: the flipped 3x3 kernel is again 3x3 / stride 1 / dilation 1,
 // for any padding (a negative forward padding only shifts the tiles' reads, which are
 // bounds-checked). Its weight transform reads w flipped and transposed where it lies
@@ -439,6 +451,8 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
     }
     if (dir == ConvDirection::backward_weight && winograd_grad_preferred(p))
         return ConvAlgo::winograd;
+    if (dir == ConvDirection::backward_data && conv2d_backward_data_rows_preferred(p))
+        return ConvAlgo::direct;
     return direct_preferred(p, dir) ? ConvAlgo::direct : ConvAlgo::im2col;
 }
 
@@ -458,6 +472,32 @@ bool conv2d_backward_data_as_forward(const Conv2dParams& p) {
     return p.N > 1 && p.stride_h == 1 && p.stride_w == 1 && p.OH == p.H && p.OW == p.W &&
            p.c_per_group() >= 32 && p.pad_top <= p.dil_h * (p.KH - 1) &&
            p.pad_left <= p.dil_w * (p.KW - 1);
+}
+
+bool conv2d_backward_data_by_rows(const Conv2dParams& p) {
+    return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
+           p.pad_top <= p.dil_h * (p.KH - 1) && p.pad_left <= p.dil_w * (p.KW - 1) &&
+           direct_rows_forward_applies(backward_data_as_forward_params(p));
+}
+
+// Auto's choice of the rows path for backward_data. Zen 3, AVX2, alternated with GEMM +
+// col2im (whose GEMM has K = the layer's output channels), 1 and 2 threads:
+// - only where dx has at most 1.5x the positions of dy (every tap of the full correlation
+//   is computed, over dy's zero padding too): LeNet-5's conv2 (14x14 from 10x10) ran at
+//   0.86x, 32 -> 16 3x3 on 6x6 (from 4x4) at 0.8x;
+// - 3-6 input channels (the forward's first layers; here the row tile's broadcast output
+//   channels): 3 -> 6 5x5 on 32x32 (the tutorial's conv1) 1.8x at b1 and b64, 4 -> 16 and
+//   6 -> 16 5x5 1.7-1.8x, 3 -> 32 3x3 (Keras/CifarNet conv1) 1.05-1.15x, 3..6 -> 64 3x3
+//   and 7x7 1.03-1.4x; batch 1 at 2 threads on 3x3 ties (0.9-0.95x). Not 1 input channel
+//   (one broadcast per tap: LeNet-5 conv1 0.9x) or 2 (0.86-1.36x);
+// - the flipped forward in direct_oc's tile (16 or 32 input channels, <= 16 outputs):
+//   16 -> 16 5x5 on 12x12 b64 1.5x (im2col was 0.77x torch there), 32 -> 16 5x5 on 28x28
+//   b8 1.05-1.13x; 3x3 1.05-1.35x, but Winograd takes most 3x3 layers first (F(4x4) ties
+//   with this or wins: 32 -> 16 on 30x30 b8 1.4x).
+// Not measured on AVX-512 (row tile 12 channels wide; no direct_oc there).
+bool conv2d_backward_data_rows_preferred(const Conv2dParams& p) {
+    if (!conv2d_backward_data_by_rows(p) || 2 * p.H * p.W > 3 * p.OH * p.OW) return false;
+    return (p.C >= 3 && p.C <= 6) || direct_oc_applies(backward_data_as_forward_params(p));
 }
 
 template <typename T>
@@ -526,8 +566,9 @@ void conv2d_backward_data(const Conv2dParams& p, T* dx, const T* dy, const T* w,
         case ConvAlgo::ref:
             return conv2d_backward_data_ref(p, dx, dy, w);
         case ConvAlgo::direct:
-            return is_depthwise(p) ? direct_depthwise_backward_data(p, dx, dy, w)
-                                   : direct_backward_data(p, dx, dy, w);
+            if (is_depthwise(p)) return direct_depthwise_backward_data(p, dx, dy, w);
+            return conv2d_backward_data_by_rows(p) ? backward_data_rows(p, dx, dy, w)
+                                                   : direct_backward_data(p, dx, dy, w);
         case ConvAlgo::depthwise:
             return direct_depthwise_backward_data(p, dx, dy, w);
         case ConvAlgo::direct_1x1:
