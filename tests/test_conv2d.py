@@ -428,20 +428,22 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
         (Case("k4", 64, 1, 17, 17, 6, 5, 5), "forward", {"avx512": "im2col", "other": "direct"}),
         (Case("k5", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "forward", "im2col"),
         # backward_data: direct (the forward by rows of dy with the flipped weights) for
-        # stride-1 ungrouped layers of 3-6 input channels, or whose flipped forward takes
-        # the output-channel tile (16/32 channels in, <= 16 out; not on AVX-512; 3x3 layers
-        # go to Winograd first), when dx has at most 1.5x the positions of dy: the
-        # tutorial's and CifarNet's conv1, not LeNet-5's (1 channel) nor its conv2 (14x14
-        # from 10x10), not strided or grouped layers.
+        # stride-1 ungrouped layers of <= 16 output and >= 3 input channels where dx has at
+        # most 1.5x the positions of dy and the flipped forward's rows fill a row tile
+        # (or, not on AVX-512, its output channels the channel tile): the tutorial's conv1,
+        # not LeNet-5's (1 channel), its conv2 (dx 14x14 from 10x10) or the 32-channel
+        # CifarNet conv1; not strided or grouped layers; Winograd's 3x3 layers first.
         (Case("bd1", 64, 3, 32, 32, 6, 5, 5), "backward_data", "direct"),
-        (Case("bd2", 64, 3, 32, 32, 32, 3, 3, padding=1), "backward_data", "direct"),
+        (Case("bd2", 64, 3, 32, 32, 32, 3, 3, padding=1), "backward_data", "im2col"),
         (Case("bd3", 64, 1, 32, 32, 6, 5, 5), "backward_data", "im2col"),
         (Case("bd4", 64, 6, 14, 14, 16, 5, 5), "backward_data", "im2col"),
-        (Case("bd5", 8, 3, 224, 224, 64, 7, 7, stride=2, padding=3), "backward_data", "im2col"),
+        (Case("bd5", 8, 3, 224, 224, 16, 7, 7, stride=2, padding=3), "backward_data", "im2col"),
         (Case("bd6", 64, 4, 32, 32, 8, 3, 3, padding=1, groups=2), "backward_data", "im2col"),
         (Case("bd7", 64, 16, 12, 12, 16, 5, 5, padding=2), "backward_data",
          {"avx512": "im2col", "other": "direct"}),
         (Case("bd8", 64, 32, 6, 6, 16, 3, 3), "backward_data", "im2col"),
+        (Case("bd9", 64, 128, 16, 16, 8, 3, 3), "backward_data", "direct"),
+        (Case("bd10", 8, 16, 16, 16, 16, 3, 3, padding=1), "backward_data", "winograd4"),
         # Otherwise the GEMM path (W^T packed once);
         # Winograd on 3x3 layers with enough channels and tiles, as the forward (7x7 maps:
         # 77 % of the tiles' outputs used, enough with >= 64 channels; one image's 16 tiles
@@ -543,7 +545,8 @@ def test_conv2d_battery(isa, case, algorithm, dtype):
          "fw-cifarnet1-b1", "fw-C5", "fw-stem-b8", "fw-alexnet1", "fw-C32-stride2", "fw-lenet2-b64", "fw-C16-K32-stride2",
          "fw-C16-4x4", "fw-K24", "fw-K64", "fw-C17", "fw-13-columns", "fw-groups2",
          "bd-tutorial1-b64", "bd-cifarnet1-b64", "bd-lenet1-b64", "bd-lenet2-b64", "bd-stem-b8",
-         "bd-groups2", "bd-16-16-5x5", "bd-32-16-6x6", "bd-7x7x512-b8", "bd-7x7x512-b1",
+         "bd-groups2", "bd-16-16-5x5", "bd-32-16-6x6", "bd-128-8",
+         "bd-16-16-3x3-b8", "bd-7x7x512-b8", "bd-7x7x512-b1",
          "bd-56x56-b8", "fw-cifarnet2-b64", "fw-56x56-b1", "fw-14x14x256-b1", "fw-C3",
          "fw-odd-13x13", "bw-odd-13x13", "bw-odd-13x13-b8", "fw-7x7x512-b8", "bw-7x7x512-b8", "fw-7x7x32-b8",
          "fw-7x7x512-b4", "fw-7x7x512-b3", "fw-keras2-b1", "bd-keras2-b1", "fw-C8-keras2-b1",

@@ -125,13 +125,12 @@ def test_allocation_failure_inside_threads_raises_memory_error():
         K.conv2d(np.ones((4, 1, 8, 8), np.float32), np.ones((1, 1, 3, 3), np.float32))  # team up
         w = np.ones((4, 256, 7, 7), np.float32)
         dy = np.ones((4, 4, 90, 90), np.float32)
-        # Unpadded, backward_data runs GEMM + col2im and needs a 256*49 x 90*90 column matrix
-        # (406 MB) per thread; cap the address space 200 MB above what is mapped now so that
-        # allocation fails.
+        # GEMM + col2im needs a 256*49 x 90*90 column matrix (406 MB) per thread; cap the
+        # address space 200 MB above what is mapped now so that allocation fails.
         vm = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         resource.setrlimit(resource.RLIMIT_AS, (vm + 200 * 2**20, resource.RLIM_INFINITY))
         try:
-            K.conv2d_backward_data(dy, w, (4, 256, 96, 96))
+            K.conv2d_backward_data(dy, w, (4, 256, 96, 96), algorithm="im2col")
         except MemoryError:
             print("memory error")
     """

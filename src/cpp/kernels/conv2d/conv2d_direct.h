@@ -19,8 +19,6 @@ void direct_forward(const Conv2dParams& p, const T* x, const T* w, const T* bias
 // Whether direct_forward runs by output rows (ungrouped, rows wide enough or the output
 // channels in the lanes; any stride, over column-phase copies), one image at a time.
 bool direct_rows_forward_applies(const Conv2dParams& p);
-// Whether the ISA's direct_oc tile (output channels in the lanes) takes this layer.
-bool direct_oc_applies(const Conv2dParams& p);
 // direct_forward by output rows for direct_rows_forward_applies(p), each image's output
 // max pooled from a per-thread buffer instead of written: q is the pool over the OH x OW
 // planes (its N and C unused), pooled [N][K][q.OH][q.OW], indices the same or null.

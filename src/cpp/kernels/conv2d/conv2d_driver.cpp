@@ -480,24 +480,23 @@ bool conv2d_backward_data_by_rows(const Conv2dParams& p) {
            direct_rows_forward_applies(backward_data_as_forward_params(p));
 }
 
-// Auto's choice of the rows path for backward_data. Zen 3, AVX2, alternated with GEMM +
-// col2im (whose GEMM has K = the layer's output channels), 1 and 2 threads:
-// - only where dx has at most 1.5x the positions of dy (every tap of the full correlation
-//   is computed, over dy's zero padding too): LeNet-5's conv2 (14x14 from 10x10) ran at
-//   0.86x, 32 -> 16 3x3 on 6x6 (from 4x4) at 0.8x;
-// - 3-6 input channels (the forward's first layers; here the row tile's broadcast output
-//   channels): 3 -> 6 5x5 on 32x32 (the tutorial's conv1) 1.8x at b1 and b64, 4 -> 16 and
-//   6 -> 16 5x5 1.7-1.8x, 3 -> 32 3x3 (Keras/CifarNet conv1) 1.05-1.15x, 3..6 -> 64 3x3
-//   and 7x7 1.03-1.4x; batch 1 at 2 threads on 3x3 ties (0.9-0.95x). Not 1 input channel
-//   (one broadcast per tap: LeNet-5 conv1 0.9x) or 2 (0.86-1.36x);
-// - the flipped forward in direct_oc's tile (16 or 32 input channels, <= 16 outputs):
-//   16 -> 16 5x5 on 12x12 b64 1.5x (im2col was 0.77x torch there), 32 -> 16 5x5 on 28x28
-//   b8 1.05-1.13x; 3x3 1.05-1.35x, but Winograd takes most 3x3 layers first (F(4x4) ties
-//   with this or wins: 32 -> 16 on 30x30 b8 1.4x).
-// Not measured on AVX-512 (row tile 12 channels wide; no direct_oc there).
+// Auto's choice of the rows path for backward_data: layers of <= 16 output channels, the
+// K of GEMM + col2im's GEMM (each C tile gets <= 16 multiply-adds per element, and col2im
+// scatters C*KH*KW rows per image whatever K is), >= 3 input channels (the row tile's
+// broadcast weights) and dx with at most 1.5x the positions of dy (every tap of the full
+// correlation is computed, over dy's zero padding too). Zen 3, AVX2, 1 thread, at full
+// speed, alternated with GEMM + col2im: 3 -> 6 5x5 on 32x32 (the tutorial's conv1) 1.76x,
+// 4..12 -> 6..16 3x3/5x5 on 32x32 1.4-3.8x, 16..24 -> 6..16 on 16x16 1.5-2.8x, 64..128
+// -> 8 3x3 1.6-1.8x, 64..128 -> 16 5x5 1.05-1.10x; 3x3 layers Winograd takes first stay
+// there (16 -> 16 on 16x16: F(4x4) 0.66 ms, this 0.98, GEMM 1.38). Not with more output
+// channels, where the GEMM is efficient: 3 -> 32 3x3 (Keras/CifarNet conv1) 0.84-1.01x,
+// 8 -> 32 3x3 0.92x (24..32 outputs on 5x5 still 1.2-1.5x: left out); not 1-2 input
+// channels (LeNet-5 conv1 0.9x, 2 -> 16 3x3 0.89x); not LeNet-5's conv2 (dx 14x14 from
+// 10x10: 0.86x), 32 -> 16 3x3 on 6x6 (from 4x4: 0.8x). Not measured on AVX-512 (row tile
+// 12 channels x 32 columns).
 bool conv2d_backward_data_rows_preferred(const Conv2dParams& p) {
-    if (!conv2d_backward_data_by_rows(p) || 2 * p.H * p.W > 3 * p.OH * p.OW) return false;
-    return (p.C >= 3 && p.C <= 6) || direct_oc_applies(backward_data_as_forward_params(p));
+    return p.K <= 16 && p.C >= 3 && 2 * p.H * p.W <= 3 * p.OH * p.OW &&
+           conv2d_backward_data_by_rows(p);
 }
 
 template <typename T>
