@@ -57,8 +57,8 @@ bool conv2d_backward_data_as_forward(const Conv2dParams& p);
 // Whether the direct backward_data runs as the forward by output rows of dy with the
 // flipped weights (stride 1, ungrouped, padding <= dilation*(kernel - 1), the flipped
 // forward's rows wide enough), else by shifted streams; and whether auto takes that path
-// (<= 16 output and >= 3 input channels; conv2d_driver.cpp gives the
-// measurements). Pure functions.
+// (<= 16 output and >= 3 input channels; conv2d_driver.cpp gives the measurements).
+// Pure functions.
 bool conv2d_backward_data_by_rows(const Conv2dParams& p);
 bool conv2d_backward_data_rows_preferred(const Conv2dParams& p);
 // `algo` itself, or choose_conv_algo(p, dir) for automatic; std::invalid_argument if a
