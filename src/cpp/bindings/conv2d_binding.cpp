@@ -562,6 +562,24 @@ py::object conv_transpose2d_backward_weight_binding(const py::object& dy_obj,
     });
 }
 
+// A pure rule over a convolution's shapes, bound as
+// name(input, weight, stride, padding, dilation, groups) -> bool.
+void def_conv_rule(py::module_& m, const char* name, bool (*rule)(const Conv2dParams&),
+                   const char* doc) {
+    using namespace pybind11::literals;
+    m.def(
+        name,
+        [rule](const py::object& x_obj, const py::object& w_obj, Pair stride,
+               std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation,
+               int64_t groups) {
+            ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
+            const py::array& x = r.a;
+            return rule(conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3),
+                                    WShape(r.b), stride, pad4(padding), dilation, groups));
+        },
+        "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a, doc);
+}
+
 }  // namespace
 
 void register_conv2d(py::module_& m) {
@@ -648,31 +666,13 @@ Returns (N, C_out, H_out, W_out), H_out = (H-1)*stride - 2*padding + dilation*(K
         "direction"_a = "forward",
         "The algorithm 'auto' picks for these shapes and direction (forward, backward_data,\n"
         "backward_weight): im2col, direct_1x1, depthwise or direct.");
-    m.def(
-        "conv2d_backward_data_as_forward",
-        [](const py::object& x_obj, const py::object& w_obj, Pair stride,
-           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
-            ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
-            const py::array& x = r.a;
-            return conv2d_backward_data_as_forward(
-                conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                            stride, pad4(padding), dilation, groups));
-        },
-        "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+    def_conv_rule(
+        m, "conv2d_backward_data_as_forward", conv2d_backward_data_as_forward,
         "Whether im2col's backward_data runs, for these shapes, as the forward convolution of\n"
         "grad_output with the flipped weights (stride-1 'same' layers with >= 32 channels per\n"
         "group and N > 1) instead of GEMM + col2im. For benchmark labels and tests.");
-    m.def(
-        "conv2d_backward_data_by_rows",
-        [](const py::object& x_obj, const py::object& w_obj, Pair stride,
-           std::tuple<int64_t, int64_t, int64_t, int64_t> padding, Pair dilation, int64_t groups) {
-            ConvArrays r = check_arrays("conv2d", "input", x_obj, "weight", w_obj, py::none());
-            const py::array& x = r.a;
-            return conv2d_backward_data_by_rows(
-                conv_params("conv2d", x.shape(0), x.shape(1), x.shape(2), x.shape(3), WShape(r.b),
-                            stride, pad4(padding), dilation, groups));
-        },
-        "input"_a, "weight"_a, "stride"_a, "padding"_a, "dilation"_a, "groups"_a,
+    def_conv_rule(
+        m, "conv2d_backward_data_by_rows", conv2d_backward_data_by_rows,
         "Whether direct's backward_data runs, for these shapes, as the forward by output rows\n"
         "of grad_output with the flipped weights (stride 1, ungrouped, padding <= dilation *\n"
         "(kernel - 1)) instead of shifted streams. For benchmark labels and tests.");
