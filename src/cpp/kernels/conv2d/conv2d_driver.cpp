@@ -271,6 +271,12 @@ Conv2dParams backward_data_as_forward_params(const Conv2dParams& p) {
     return q;
 }
 
+// Whether that forward exists: stride 1, and its padding d*(k-1) - pad is not negative.
+bool backward_data_as_forward_valid(const Conv2dParams& p) {
+    return p.stride_h == 1 && p.stride_w == 1 && p.pad_top <= p.dil_h * (p.KH - 1) &&
+           p.pad_left <= p.dil_w * (p.KW - 1);
+}
+
 // backward_data as a forward convolution (stride 1): dx is the forward convolution of dy
 // with the flipped, transposed weights W'[c][k][kh][kw] = W[k][c][KH-1-kh][KW-1-kw] (per
 // group), dilation kept and padding d*(KH-1) - pad. Writes W' to scratch and returns it;
@@ -469,14 +475,12 @@ ConvAlgo choose_conv_algo(const Conv2dParams& p, ConvDirection dir) {
 //   the rows (Keras conv2/conv3: 0.82x / 0.69x);
 // - not at batch 1, where the flipped weights are packed for one image (7x7x512: 0.66x).
 bool conv2d_backward_data_as_forward(const Conv2dParams& p) {
-    return p.N > 1 && p.stride_h == 1 && p.stride_w == 1 && p.OH == p.H && p.OW == p.W &&
-           p.c_per_group() >= 32 && p.pad_top <= p.dil_h * (p.KH - 1) &&
-           p.pad_left <= p.dil_w * (p.KW - 1);
+    return p.N > 1 && p.OH == p.H && p.OW == p.W && p.c_per_group() >= 32 &&
+           backward_data_as_forward_valid(p);
 }
 
 bool conv2d_backward_data_by_rows(const Conv2dParams& p) {
-    return p.groups == 1 && p.stride_h == 1 && p.stride_w == 1 &&
-           p.pad_top <= p.dil_h * (p.KH - 1) && p.pad_left <= p.dil_w * (p.KW - 1) &&
+    return p.groups == 1 && backward_data_as_forward_valid(p) &&
            direct_rows_forward_applies(backward_data_as_forward_params(p));
 }
 
