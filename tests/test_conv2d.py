@@ -54,6 +54,15 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else tuple(v)
 
 
+def _rule_args(case):
+    """(input, weight, stride, padding, dilation, groups) of `case` for the shape-rule
+    bindings (conv2d_choose_algorithm, conv2d_backward_data_as_forward / _by_rows): zero
+    arrays, as the rules read only shapes."""
+    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
+    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
+    return x, w, _pair(case.stride), case.pads, _pair(case.dilation), case.groups
+
+
 def _pads(padding, kh, kw, dilation):
     """(top, bottom, left, right) for int / pair / 'same' / 'valid' (torch semantics)."""
     dh, dw = _pair(dilation)
@@ -567,14 +576,11 @@ def test_auto_algorithm_choice(case, direction, expected):
     rest) where the choice depends on the ISA's tile sizes."""
     if isinstance(expected, dict):
         expected = expected.get(_core.current_isa(), expected["other"])
-    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
-    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
-    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
-                                        _pair(case.dilation), case.groups, direction)
+    args = _rule_args(case)
+    got = _core.conv2d_choose_algorithm(*args, direction)
     assert got == expected
     if direction == "forward":  # the default direction
-        assert _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
-                                             _pair(case.dilation), case.groups) == expected
+        assert _core.conv2d_choose_algorithm(*args) == expected
 
 
 @pytest.mark.parametrize(
@@ -591,10 +597,8 @@ def test_auto_algorithm_choice(case, direction, expected):
 def test_backward_data_as_forward_rule(case, expected):
     """Which layers' im2col backward_data runs as the forward of dy with flipped weights; the
     'same' battery cases are there to exercise that path, so they must take it."""
-    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
-    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
-    got = _core.conv2d_backward_data_as_forward(x, w, _pair(case.stride), case.pads,
-                                                _pair(case.dilation), case.groups)
+    args = _rule_args(case)
+    got = _core.conv2d_backward_data_as_forward(*args)
     assert got is expected
 
 
@@ -608,10 +612,8 @@ def test_backward_data_by_rows_rule(case_id, expected):
     flipped weights (stride 1, ungrouped, padding <= dilation*(k - 1)) and which by shifted
     streams: the battery must exercise both."""
     case = next(c for c in CASES if c.id == case_id)
-    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
-    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
-    got = _core.conv2d_backward_data_by_rows(x, w, _pair(case.stride), case.pads,
-                                             _pair(case.dilation), case.groups)
+    args = _rule_args(case)
+    got = _core.conv2d_backward_data_by_rows(*args)
     assert got is expected
 
 
@@ -1389,10 +1391,8 @@ def test_conv2d_backward_data_input_shape_must_agree(input_shape):
 def test_winograd_battery_cases_take_winograd_automatically(case, direction):
     """The battery's 'auto' runs of these cases must exercise Winograd, not im2col (F(2x2);
     with AVX2 F(4x4) for the unpadded case, 87 % of its 4x4 tiles' outputs used)."""
-    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
-    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
-    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
-                                        _pair(case.dilation), case.groups, direction)
+    args = _rule_args(case)
+    got = _core.conv2d_choose_algorithm(*args, direction)
     f4 = _core.current_isa() == "avx2" and case.id == "winograd_auto_valid"
     assert got == ("winograd4" if f4 else "winograd")
 
@@ -1402,10 +1402,8 @@ def test_winograd_battery_cases_take_winograd_automatically(case, direction):
 def test_winograd_wgrad_battery_case_takes_winograd_automatically(case_id):
     """The battery's 'auto' backward_weight of these cases must exercise Winograd."""
     case = next(c for c in CASES if c.id == case_id)
-    x = np.zeros((case.N, case.C, case.H, case.W), np.float32)
-    w = np.zeros((case.K, case.C // case.groups, case.kh, case.kw), np.float32)
-    got = _core.conv2d_choose_algorithm(x, w, _pair(case.stride), case.pads,
-                                        _pair(case.dilation), case.groups, "backward_weight")
+    args = _rule_args(case)
+    got = _core.conv2d_choose_algorithm(*args, "backward_weight")
     assert got == "winograd"
 
 
